@@ -1,0 +1,30 @@
+# Everything runs from a local virtualenv made from pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/watcher --config watcher.yaml poll --all
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check watcher tests benchmarks
+	$(BIN)/ruff format --check watcher tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) data/watcher.db* data/outbox

@@ -1,0 +1,3 @@
+"""watcher: a self-hosted news-feed monitoring and keyword-alert daemon."""
+
+__version__ = "0.1.0"

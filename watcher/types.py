@@ -1,0 +1,334 @@
+"""Frozen dataclasses passed between the stages of the pipeline.
+
+feed URL -> fetch (Fetched) -> parse (ParsedFeed, ParsedItem) -> store (StoredItem)
+-> match (MatchItem -> Match) -> alert rows (Alert) -> render (AlertMessage) -> deliver.
+
+No behaviour lives here beyond small derived properties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+# --- statuses stored as text -------------------------------------------------------------
+
+
+class FeedStatus(StrEnum):
+    OK = "ok"
+    NOT_MODIFIED = "not_modified"
+    ERROR = "error"
+    DISABLED = "disabled"
+
+
+class AlertStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+
+class FirstPollAlerts(StrEnum):
+    RECENT = "recent"
+    ALL = "all"
+    NONE = "none"
+
+
+SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
+
+# Fields a rule can look at, in the order SPEC §4 lists them.
+FIELDS: tuple[str, ...] = ("title", "summary", "content", "author", "link", "tags", "feed")
+DEFAULT_RULE_FIELDS: tuple[str, ...] = ("title", "summary", "content")
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedDefaults:
+    interval_s: int = 900
+    timeout_s: float = 20.0
+    first_poll_alerts: FirstPollAlerts = FirstPollAlerts.RECENT
+    max_age_s: int = 2 * 86400
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """A feed as the config file (or an OPML file it names) declares it."""
+
+    url: str  # an http(s) URL, or an absolute local path
+    name: str | None = None
+    title: str | None = None
+    tags: tuple[str, ...] = ()
+    interval_s: int = 900
+    timeout_s: float = 20.0
+    first_poll_alerts: FirstPollAlerts = FirstPollAlerts.RECENT
+    max_age_s: int = 2 * 86400
+    headers: Mapping[str, str] = field(default_factory=dict)
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    workers: int = 16
+    per_host: int = 2
+    max_bytes: int = 10 * 1024 * 1024
+    user_agent: str = "watcher"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    count: int
+    per_s: int
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One entry of ``channels:``; ``options`` holds the type's own keys, validated."""
+
+    name: str
+    type: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    min_severity: str = "info"
+    max_alerts: RateLimit | None = None
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    failing_after: int = 5
+    quiet_after_s: int = 7 * 86400
+    notify: tuple[str, ...] | None = None  # None: every channel
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    retry_initial_s: int = 30
+    retry_max_s: int = 3600
+    give_up_after_s: int = 86400
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A validated watcher.yaml; every path is absolute."""
+
+    path: Path
+    database: Path
+    rules: tuple[Path, ...]  # rule files (a folder in the config is expanded to its *.yaml)
+    defaults: FeedDefaults
+    display_timezone: str
+    poll: PollSettings
+    feeds: tuple[FeedConfig, ...]
+    channels: Mapping[str, ChannelConfig]
+    health: HealthSettings
+    delivery: DeliverySettings
+    retention_s: int = 180 * 86400
+    poll_log_retention_s: int = 30 * 86400
+
+
+# --- fetch and parse ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One HTTP response (or local file read). status 304 means not modified: no content."""
+
+    url: str  # the URL asked for
+    final_url: str  # after redirects
+    status: int
+    content: bytes = b""
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    permanent_redirect: str | None = None  # new URL when every redirect was permanent
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True)
+class ParsedItem:
+    guid: str  # the feed's id, or a stable fallback (link, else a hash of title+published)
+    title: str = ""  # plain text
+    link: str | None = None
+    summary: str = ""  # sanitised HTML
+    content: str = ""  # sanitised HTML
+    summary_text: str = ""  # plain text: what rules and search see
+    content_text: str = ""
+    author: str | None = None
+    tags: tuple[str, ...] = ()
+    published_at: datetime | None = None  # UTC-aware
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str | None
+    link: str | None
+    format: str  # "rss20", "atom10", "json11", ... as detected from the content
+    items: tuple[ParsedItem, ...]
+    warning: str | None = None  # a recoverable problem (ill-formed XML that still gave items)
+
+
+# --- storage -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """A row of the ``feeds`` table."""
+
+    id: int
+    url: str
+    name: str
+    title: str | None = None
+    tags: tuple[str, ...] = ()
+    source: str = "config"
+    interval_s: int = 900
+    etag: str | None = None
+    last_modified: str | None = None
+    last_polled_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_status: str | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    next_poll_at: datetime | None = None
+    disabled_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """A row of the ``items`` table after an upsert; ``change`` says what the upsert did."""
+
+    id: int
+    feed_id: int
+    guid: str
+    title: str
+    link: str | None
+    summary_text: str
+    content_text: str
+    author: str | None
+    tags: tuple[str, ...]
+    published_at: datetime | None
+    first_seen_at: datetime
+    content_hash: str
+    story_id: int
+    change: str  # "new" | "updated" | "unchanged"
+
+
+# --- rules and matching ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Threshold:
+    count: int
+    within_s: int
+    distinct: str | None = None  # None (count items) or "feed"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    file: str
+    line: int | None = None
+    description: str = ""
+    any: tuple[str, ...] = ()
+    all: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+    query: str | None = None
+    fields: tuple[str, ...] = DEFAULT_RULE_FIELDS
+    feeds: tuple[str, ...] = ()  # feed names or "tag:NAME"; empty: every feed
+    severity: str = "medium"
+    notify: tuple[str, ...] | None = None  # None: every channel
+    stem: str | None = None
+    enabled: bool = True
+    digest_s: int | None = None
+    max_alerts: RateLimit | None = None
+    threshold: Threshold | None = None
+
+
+@dataclass(frozen=True)
+class MatchItem:
+    """What the matcher sees of an item: each field is a tuple of plain-text values.
+
+    ``tags`` has one value per tag; ``feed`` holds the feed's name and title.
+    """
+
+    fields: Mapping[str, tuple[str, ...]]
+    feed_name: str = ""
+    feed_tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A matched span: tokens [start, end) of value ``index`` of ``field``."""
+
+    field: str
+    index: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Match:
+    rule_id: str
+    terms: tuple[str, ...]  # matched conditions, normalised, wildcards as written, rule order
+    hits: tuple[Hit, ...] = ()
+
+
+# --- alerts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A row of the ``alerts`` table."""
+
+    id: int
+    rule_id: str
+    channel: str
+    item_ids: tuple[int, ...]
+    status: AlertStatus
+    created_at: datetime
+    reason: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AlsoReported:
+    feed: str
+    link: str | None
+
+
+@dataclass(frozen=True)
+class AlertItem:
+    id: int
+    title: str
+    link: str | None
+    feed: str
+    published_at: datetime | None
+    terms: tuple[str, ...]
+    snippets: tuple[str, ...]  # text with the matched words as **bold**
+    also_reported_by: tuple[AlsoReported, ...] = ()
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """Everything a channel needs to render one alert; built from the database."""
+
+    alert_id: int
+    kind: str  # match | digest | threshold | health
+    created_at: datetime
+    rule_id: str
+    rule_description: str
+    severity: str
+    items: tuple[AlertItem, ...]
+    subject: str
+    display_timezone: str = "UTC"
