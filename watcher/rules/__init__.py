@@ -1,0 +1,1 @@
+"""The rule language: normalisation, query parsing, loading and matching; no I/O beyond loading."""

@@ -1,0 +1,133 @@
+"""Text normalisation and tokenisation shared by rules and items; knows nothing of rules.
+
+Normalisation (SPEC §4): delete the soft hyphen and zero-width characters, apply NFKC,
+case-fold, and strip accents from Latin letters only. A token is a maximal run of letters
+(L*), combining marks (M*) and decimal digits (Nd) of the normalised text.
+
+ASCII text takes a fast path (``str.lower`` and one small regex). Other text goes through
+C-level ``unicodedata`` calls on the whole string plus regexes whose character classes are
+built once, on first use, from the running Python's Unicode database.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+
+IGNORABLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+_DELETE_IGNORABLE = dict.fromkeys(map(ord, IGNORABLE))
+# Modifier letters that SPEC §4 counts as apostrophes, hence separators.
+APOSTROPHE_LETTERS = frozenset("\u02bc\u02bb")
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+# Vowel and trailing Hangul jamo compose with the preceding character under NFC.
+_JAMO_VT = "\u1160-\u11ff"
+
+
+@dataclass(frozen=True)
+class _Classes:
+    """Compiled regexes built from Unicode categories of this Python's ``unicodedata``."""
+
+    token: re.Pattern[str]  # one token of normalised text
+    latin_marks: re.Pattern[str]  # marks that follow a Latin letter (after NFD)
+    cluster: re.Pattern[str]  # a character with the marks and ignorables attached to it
+
+
+def _ranges(codes: list[int]) -> str:
+    """A regex character-class body for sorted code points, as ranges."""
+    parts: list[str] = []
+    start = prev = codes[0]
+    for code in codes[1:]:
+        if code != prev + 1:
+            parts.append(_range(start, prev))
+            start = code
+        prev = code
+    parts.append(_range(start, prev))
+    return "".join(parts)
+
+
+def _range(start: int, end: int) -> str:
+    if start == end:
+        return re.escape(chr(start))
+    return f"{re.escape(chr(start))}-{re.escape(chr(end))}"
+
+
+@cache
+def _classes() -> _Classes:
+    marks: list[int] = []
+    token: list[int] = []
+    latin: list[int] = []
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        category = unicodedata.category(char)
+        if category[0] == "M":
+            marks.append(code)
+        if (category[0] in "LM" or category == "Nd") and char not in APOSTROPHE_LETTERS:
+            token.append(code)
+        if category[0] == "L" and unicodedata.name(char, "").startswith("LATIN "):
+            latin.append(code)
+    mark_class = _ranges(marks)
+    return _Classes(
+        token=re.compile(f"[{_ranges(token)}]+"),
+        latin_marks=re.compile(f"(?<=[{_ranges(latin)}])[{mark_class}]+"),
+        cluster=re.compile(f"[{IGNORABLE}]|.[{mark_class}{IGNORABLE}{_JAMO_VT}]*", re.DOTALL),
+    )
+
+
+def normalize(text: str) -> str:
+    """Return ``text`` normalised as SPEC §4 says.
+
+    ``"Kur\\u00adsk Straße"`` -> ``"kursk strasse"``.
+    """
+    if text.isascii():
+        return text.lower()
+    text = text.translate(_DELETE_IGNORABLE)
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFD", text)
+    stripped = _classes().latin_marks.sub("", decomposed)
+    return unicodedata.normalize("NFKC", stripped)
+
+
+def tokens_of_normalized(text: str) -> list[str]:
+    """Split already-normalised text into tokens."""
+    if text.isascii():
+        return _ASCII_TOKEN.findall(text)
+    return _classes().token.findall(text)
+
+
+def tokenize(text: str) -> list[str]:
+    """Return the normalised tokens of ``text``: ``"Korea’s"`` -> ``["korea", "s"]``."""
+    return tokens_of_normalized(normalize(text))
+
+
+def tokenize_spans(text: str) -> list[tuple[str, int, int]]:
+    """Return ``tokenize(text)`` with each token's ``(start, end)`` offsets into ``text``.
+
+    When one original character normalises into several tokens (``½`` -> ``1 2``), each of
+    them gets that character's span.
+    """
+    if text.isascii():
+        lowered = text.lower()
+        return [(m.group(), m.start(), m.end()) for m in _ASCII_TOKEN.finditer(lowered)]
+    normalized, origin = _normalize_with_origin(text)
+    spans: list[tuple[str, int, int]] = []
+    for found in _classes().token.finditer(normalized):
+        first = origin[found.start()]
+        last = origin[found.end() - 1]
+        spans.append((found.group(), first[0], last[1]))
+    return spans
+
+
+def _normalize_with_origin(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """Normalise ``text`` cluster by cluster, recording each output character's source span."""
+    pieces: list[str] = []
+    origin: list[tuple[int, int]] = []
+    for found in _classes().cluster.finditer(text):
+        piece = normalize(found.group())
+        pieces.append(piece)
+        origin.extend([found.span()] * len(piece))
+    return "".join(pieces), origin
