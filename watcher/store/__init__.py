@@ -1,0 +1,815 @@
+"""The SQLite store: the only code that runs SQL; it decides nothing about rules or delivery.
+
+One ``Store`` wraps one connection (WAL, busy timeout, foreign keys on) and applies the
+migrations of :mod:`watcher.store.schema` when it opens. Every write method is atomic on
+its own; ``transaction()`` groups several into one ``BEGIN IMMEDIATE`` transaction (nested
+calls become savepoints). Times are passed in as ``now``; the store never reads the clock.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+from urllib.parse import urlsplit
+
+from sqlite_utils import Database
+
+from watcher.exceptions import StoreError
+from watcher.store import schema
+from watcher.store.rows import (
+    Row,
+    alert_from_row,
+    decode_json,
+    decode_list,
+    encode_json,
+    feed_from_row,
+    item_columns,
+    item_from_row,
+    required_time,
+    tags_json,
+    terms_from_text,
+    to_text,
+    to_text_or_none,
+)
+from watcher.stories import canonical_link, title_key
+from watcher.types import (
+    Alert,
+    AlertStatus,
+    FeedConfig,
+    FeedState,
+    FeedStatus,
+    Match,
+    ParsedItem,
+    StoredItem,
+)
+
+__all__ = ["Store", "StoreError"]
+
+BUSY_TIMEOUT_S = 30.0
+STORY_TITLE_WINDOW = timedelta(hours=48)
+REMOVED_FROM_CONFIG = "removed from the config file"
+DISABLED_IN_CONFIG = "disabled in the config file"
+REMOVED_BY_HAND = "removed with `watcher feeds remove`"
+CONFIG_REASONS = (REMOVED_FROM_CONFIG, DISABLED_IN_CONFIG)
+MAX_NAME_LENGTH = 60
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _wrap_errors(method: Callable[Concatenate[Store, P], T]) -> Callable[Concatenate[Store, P], T]:
+    """Turn a ``sqlite3.Error`` into ``StoreError`` once, at the store's boundary."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as e:
+            raise StoreError(f"database error: {self.path}: {type(e).__name__}: {e}") from e
+
+    return wrapper
+
+
+class Store:
+    """The watcher database: feeds, items, matches, alerts and polls."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+        self.path = Path(path)
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s)
+            self.db = Database(conn)
+            self._configure(busy_timeout_s)
+            self._migrate()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open the database: {self.path}: {e}") from e
+
+    def _configure(self, busy_timeout_s: float) -> None:
+        self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.enable_wal()
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            schema.MIGRATIONS.apply(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on error; a savepoint when nested."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.rollback()
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            self.db.rollback()
+            raise
+
+    # --- small helpers -----------------------------------------------------------------
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        return next(self.db.query(sql, list(params)), None)
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(self.db.query(sql, list(params)))
+
+    def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.db.execute(sql, list(params)).fetchone()
+        return None if row is None else row[0]
+
+    # --- feeds -------------------------------------------------------------------------
+
+    @_wrap_errors
+    def sync_config_feeds(self, feeds: Sequence[FeedConfig], now: datetime) -> list[FeedState]:
+        """Make the config-owned feeds match the file; return every feed that is not disabled.
+
+        New feeds are inserted with ``source='config'``; existing ones (by explicit name,
+        else by URL) get the file's url, tags, interval and title. A config feed no longer
+        in the file is disabled with the reason ``removed from the config file``; listing
+        it again re-enables it.
+        """
+        with self.transaction():
+            seen = [self._sync_config_feed(cfg) for cfg in feeds]
+            self.db.execute(
+                "UPDATE feeds SET last_status = 'disabled', disabled_reason = ?"
+                " WHERE source = 'config' AND disabled_reason IS NULL"
+                " AND id NOT IN (SELECT value FROM json_each(?))",
+                [REMOVED_FROM_CONFIG, encode_json(seen)],
+            )
+        return [f for f in self.list_feeds() if f.last_status != FeedStatus.DISABLED]
+
+    def _sync_config_feed(self, cfg: FeedConfig) -> int:
+        row = self._find_config_feed(cfg)
+        if row is None:
+            feed_id = self._insert_feed(
+                cfg.url, cfg.name, cfg.title, cfg.tags, cfg.interval_s, "config"
+            )
+        else:
+            feed_id = row["id"]
+            self._update_config_feed(row, cfg)
+        self.db.execute(
+            "INSERT INTO _feed_config (feed_id, url) VALUES (?, ?)"
+            " ON CONFLICT (feed_id) DO UPDATE SET url = excluded.url",
+            [feed_id, cfg.url],
+        )
+        self._set_config_enabled(feed_id, cfg.enabled)
+        return feed_id
+
+    def _find_config_feed(self, cfg: FeedConfig) -> Row | None:
+        """The stored feed a config entry stands for: by name, else by its URL."""
+        if cfg.name:
+            row = self._one("SELECT * FROM feeds WHERE name = ?", [cfg.name])
+            if row is not None:
+                return row
+        return self._one(
+            "SELECT feeds.* FROM feeds LEFT JOIN _feed_config c ON c.feed_id = feeds.id"
+            " WHERE c.url = ? OR (c.url IS NULL AND feeds.url = ?)"
+            " ORDER BY c.url IS NULL, feeds.id LIMIT 1",
+            [cfg.url, cfg.url],
+        )
+
+    def _update_config_feed(self, row: Row, cfg: FeedConfig) -> None:
+        config_url = self._scalar("SELECT url FROM _feed_config WHERE feed_id = ?", [row["id"]])
+        url = row["url"] if config_url == cfg.url else cfg.url  # keep a redirect's new URL
+        name = row["name"]
+        if cfg.name and cfg.name != name and self.feed_by_name(cfg.name) is None:
+            name = cfg.name
+        self.db.execute(
+            "UPDATE feeds SET url = ?, name = ?, tags = ?, interval_s = ?,"
+            " title = coalesce(?, title), source = 'config' WHERE id = ?",
+            [url, name, tags_json(cfg.tags), cfg.interval_s, cfg.title, row["id"]],
+        )
+
+    def _set_config_enabled(self, feed_id: int, enabled: bool) -> None:
+        """Apply ``enabled:`` from the file, never overriding another reason to disable."""
+        if enabled:
+            self.db.execute(
+                "UPDATE feeds SET last_status = NULL, disabled_reason = NULL"
+                " WHERE id = ? AND disabled_reason IN (?, ?)",
+                [feed_id, *CONFIG_REASONS],
+            )
+            return
+        self.db.execute(
+            "UPDATE feeds SET last_status = 'disabled', disabled_reason = ?"
+            " WHERE id = ? AND (disabled_reason IS NULL OR disabled_reason IN (?, ?))",
+            [DISABLED_IN_CONFIG, feed_id, *CONFIG_REASONS],
+        )
+
+    @_wrap_errors
+    def add_feed(
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        tags: Sequence[str] = (),
+        interval_s: int = 900,
+        source: str = "cli",
+        now: datetime,
+    ) -> FeedState:
+        """Add a feed; its name is ``name`` or a slug of host and path, fixed from now on.
+
+        Raises StoreError when the name or the URL is already taken by a live feed; a feed
+        removed earlier with the same URL comes back, with its items.
+        """
+        with self.transaction():
+            existing = self._one("SELECT * FROM feeds WHERE url = ? ORDER BY id LIMIT 1", [url])
+            if existing is not None:
+                return self._readd_feed(existing, url)
+            if name is not None and self.feed_by_name(name) is not None:
+                raise StoreError(f"a feed named {name!r} already exists")
+            feed_id = self._insert_feed(url, name, title, tags, interval_s, source)
+            return self.feed(feed_id)
+
+    def _readd_feed(self, row: Row, url: str) -> FeedState:
+        if row["disabled_reason"] != REMOVED_BY_HAND:
+            raise StoreError(f"{url} is already watched as feed {row['name']!r}")
+        self.db.execute(
+            "UPDATE feeds SET last_status = NULL, disabled_reason = NULL, source = 'cli'"
+            " WHERE id = ?",
+            [row["id"]],
+        )
+        return self.feed(row["id"])
+
+    def _insert_feed(
+        self,
+        url: str,
+        name: str | None,
+        title: str | None,
+        tags: Sequence[str],
+        interval_s: int,
+        source: str,
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO feeds (url, name, title, tags, source, interval_s)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                url,
+                name or self._free_name(slug_for_url(url)),
+                title,
+                tags_json(tags),
+                source,
+                interval_s,
+            ],
+        )
+        return int(cursor.lastrowid or 0)
+
+    def _free_name(self, base: str) -> str:
+        """``base``, else ``base-2``, ``base-3`` … whichever is not taken yet."""
+        taken = {
+            r["name"]
+            for r in self.db.query(
+                "SELECT name FROM feeds WHERE name = ? OR name LIKE ? ESCAPE '\\'",
+                [base, _like_escape(base) + "-%"],
+            )
+        }
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
+
+    @_wrap_errors
+    def remove_feed(self, name: str) -> None:
+        """Remove a feed added from the command line; a feed with items is kept, disabled.
+
+        Raises StoreError for an unknown name or a feed the config file owns.
+        """
+        feed = self.feed_by_name(name)
+        if feed is None:
+            raise StoreError(f"no feed named {name!r}")
+        if feed.source == "config":
+            raise StoreError(f"feed {name!r} is listed in the config file; remove it there")
+        with self.transaction():
+            if self._scalar("SELECT 1 FROM items WHERE feed_id = ? LIMIT 1", [feed.id]):
+                self.disable_feed(feed.id, REMOVED_BY_HAND)
+            else:
+                self.db.execute("DELETE FROM feeds WHERE id = ?", [feed.id])
+
+    @_wrap_errors
+    def disable_feed(self, feed_id: int, reason: str) -> None:
+        """Stop polling a feed (``last_status`` 'disabled') and say why."""
+        self.db.execute(
+            "UPDATE feeds SET last_status = 'disabled', disabled_reason = ? WHERE id = ?",
+            [reason, feed_id],
+        )
+
+    @_wrap_errors
+    def enable_feed(self, feed_id: int) -> None:
+        """Poll a disabled feed again, at once, with a clean failure count."""
+        self.db.execute(
+            "UPDATE feeds SET last_status = NULL, disabled_reason = NULL, next_poll_at = NULL,"
+            " consecutive_failures = 0 WHERE id = ?",
+            [feed_id],
+        )
+
+    @_wrap_errors
+    def feed(self, feed_id: int) -> FeedState:
+        row = self._one("SELECT * FROM feeds WHERE id = ?", [feed_id])
+        if row is None:
+            raise StoreError(f"no feed with id {feed_id}")
+        return feed_from_row(row)
+
+    @_wrap_errors
+    def feed_by_name(self, name: str) -> FeedState | None:
+        row = self._one("SELECT * FROM feeds WHERE name = ?", [name])
+        return None if row is None else feed_from_row(row)
+
+    @_wrap_errors
+    def list_feeds(self) -> list[FeedState]:
+        """Every feed, disabled ones included, by name."""
+        return [feed_from_row(r) for r in self.db.query("SELECT * FROM feeds ORDER BY name")]
+
+    @_wrap_errors
+    def due_feeds(self, now: datetime) -> list[FeedState]:
+        """Feeds not disabled whose ``next_poll_at`` is unset or not after ``now``."""
+        rows = self.db.query(
+            "SELECT * FROM feeds WHERE coalesce(last_status, '') != 'disabled'"
+            " AND (next_poll_at IS NULL OR next_poll_at <= ?)"
+            " ORDER BY next_poll_at IS NOT NULL, next_poll_at, id",
+            [to_text(now)],
+        )
+        return [feed_from_row(r) for r in rows]
+
+    @_wrap_errors
+    def is_first_poll(self, feed_id: int) -> bool:
+        """True until a poll of the feed has succeeded (status ok or not_modified)."""
+        return self._scalar("SELECT last_success_at FROM feeds WHERE id = ?", [feed_id]) is None
+
+    @_wrap_errors
+    def record_poll(
+        self,
+        feed_id: int,
+        *,
+        started_at: datetime,
+        duration_ms: int | None,
+        http_status: int | None,
+        new_items: int,
+        error: str | None,
+        status: FeedStatus,
+        now: datetime,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        title: str | None = None,
+        url: str | None = None,
+        next_poll_at: datetime | None = None,
+        disabled_reason: str | None = None,
+    ) -> None:
+        """Add a ``polls`` row and update the feed's state from the poll's outcome.
+
+        ok/not_modified set ``last_success_at`` and reset ``consecutive_failures``; error
+        adds one; disabled also sets ``disabled_reason`` (default: the error). Without
+        ``next_poll_at`` the next poll is one interval after ``now``.
+        """
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO polls (feed_id, started_at, duration_ms, http_status, new_items,"
+                " error) VALUES (?, ?, ?, ?, ?, ?)",
+                [feed_id, to_text(started_at), duration_ms, http_status, new_items, error],
+            )
+            self._update_feed_after_poll(
+                feed_id, status, error, now, next_poll_at, disabled_reason or error
+            )
+            self.db.execute(
+                "UPDATE feeds SET etag = coalesce(?, etag),"
+                " last_modified = coalesce(?, last_modified), title = coalesce(?, title),"
+                " url = coalesce(?, url) WHERE id = ?",
+                [etag, last_modified, title, url, feed_id],
+            )
+
+    def _update_feed_after_poll(
+        self,
+        feed_id: int,
+        status: FeedStatus,
+        error: str | None,
+        now: datetime,
+        next_poll_at: datetime | None,
+        disabled_reason: str | None,
+    ) -> None:
+        success = status in (FeedStatus.OK, FeedStatus.NOT_MODIFIED)
+        failed = status == FeedStatus.ERROR
+        self.db.execute(
+            "UPDATE feeds SET last_polled_at = :now, last_status = :status, last_error = :error,"
+            " last_success_at = CASE WHEN :success THEN :now ELSE last_success_at END,"
+            " consecutive_failures = CASE WHEN :success THEN 0"
+            "   WHEN :failed THEN consecutive_failures + 1 ELSE consecutive_failures END,"
+            " disabled_reason = CASE WHEN :disabled THEN :reason ELSE disabled_reason END,"
+            " next_poll_at = coalesce(:next,"
+            "   strftime('%Y-%m-%dT%H:%M:%SZ', :now, '+' || interval_s || ' seconds'))"
+            " WHERE id = :id",
+            {
+                "now": to_text(now),
+                "status": str(status),
+                "error": error,
+                "success": success,
+                "failed": failed,
+                "disabled": status == FeedStatus.DISABLED,
+                "reason": disabled_reason,
+                "next": to_text_or_none(next_poll_at),
+                "id": feed_id,
+            },
+        )
+
+    @_wrap_errors
+    def item_counts(self) -> dict[int, int]:
+        """feed id -> number of stored items (feeds without items are absent)."""
+        rows = self.db.query("SELECT feed_id, count(*) AS n FROM items GROUP BY feed_id")
+        return {r["feed_id"]: r["n"] for r in rows}
+
+    # --- items -------------------------------------------------------------------------
+
+    @_wrap_errors
+    def upsert_item(self, feed_id: int, item: ParsedItem, now: datetime) -> StoredItem:
+        """Store one parsed item; ``change`` says whether it was new, updated or unchanged."""
+        columns = item_columns(item)
+        with self.transaction():
+            row = self._one(
+                "SELECT * FROM items WHERE feed_id = ? AND guid = ?", [feed_id, item.guid]
+            )
+            if row is None:
+                return self._insert_item(feed_id, columns, now)
+            if row["content_hash"] == columns["content_hash"]:
+                return item_from_row(row, "unchanged")
+            return self._update_item(row, columns)
+
+    def _insert_item(self, feed_id: int, columns: dict[str, Any], now: datetime) -> StoredItem:
+        values = {**columns, "feed_id": feed_id, "first_seen_at": to_text(now)}
+        names = ", ".join(values)
+        marks = ", ".join(f":{k}" for k in values)
+        cursor = self.db.execute(f"INSERT INTO items ({names}) VALUES ({marks})", values)
+        item_id = int(cursor.lastrowid or 0)
+        self._assign_story(
+            item_id, None, columns, values["published_at"] or values["first_seen_at"]
+        )
+        return self._item(item_id, "new")
+
+    def _update_item(self, row: Row, columns: dict[str, Any]) -> StoredItem:
+        sets = ", ".join(f"{k} = :{k}" for k in columns if k != "guid")
+        self.db.execute(f"UPDATE items SET {sets} WHERE id = :id", {**columns, "id": row["id"]})
+        at = columns["published_at"] or row["first_seen_at"]
+        self._assign_story(row["id"], row["story_id"], columns, at)
+        return self._item(row["id"], "updated")
+
+    def _assign_story(
+        self, item_id: int, current: int | None, columns: dict[str, Any], at_text: str
+    ) -> None:
+        """Join the item to the story its link or title key names, merging stories that meet.
+
+        A story's id is its first item's id; when two stories meet, the lower id absorbs
+        the other (its items, its keys and its live alerts).
+        """
+        at = required_time(at_text)
+        keys = _story_keys(columns)
+        found = {current} if current is not None else set()
+        fresh: list[tuple[str, str]] = []
+        for kind, key in keys:
+            story = self._story_for_key(kind, key, at)
+            if story is None:
+                fresh.append((kind, key))
+            else:
+                found.add(story)
+        story_id = min(found) if found else item_id
+        for other in found - {story_id}:
+            self._merge_story(other, into=story_id)
+        for kind, key in fresh:
+            self.db.execute(
+                "INSERT OR REPLACE INTO _story_keys (kind, key, story_id, first_at)"
+                " VALUES (?, ?, ?, ?)",
+                [kind, key, story_id, at_text],
+            )
+        self.db.execute("UPDATE items SET story_id = ? WHERE id = ?", [story_id, item_id])
+
+    def _story_for_key(self, kind: str, key: str, at: datetime) -> int | None:
+        """The story a key belongs to; a title key only within 48 h of its first copy."""
+        row = self._one(
+            "SELECT story_id, first_at FROM _story_keys WHERE kind = ? AND key = ?", [kind, key]
+        )
+        if row is None:
+            return None
+        if kind == "title" and abs(at - required_time(row["first_at"])) > STORY_TITLE_WINDOW:
+            return None
+        return int(row["story_id"])
+
+    def _merge_story(self, other: int, *, into: int) -> None:
+        self.db.execute("UPDATE items SET story_id = ? WHERE story_id = ?", [into, other])
+        self.db.execute("UPDATE _story_keys SET story_id = ? WHERE story_id = ?", [into, other])
+        self.db.execute(
+            "UPDATE OR IGNORE _alert_meta SET story_id = ? WHERE story_id = ? AND kind = 'match'",
+            [into, other],
+        )
+
+    @_wrap_errors
+    def item(self, item_id: int) -> StoredItem:
+        """A stored item (``change`` is 'unchanged'); StoreError when there is none."""
+        return self._item(item_id, "unchanged")
+
+    def _item(self, item_id: int, change: str) -> StoredItem:
+        row = self._one("SELECT * FROM items WHERE id = ?", [item_id])
+        if row is None:
+            raise StoreError(f"no item with id {item_id}")
+        return item_from_row(row, change)
+
+    # --- matches -----------------------------------------------------------------------
+
+    @_wrap_errors
+    def add_match(self, item_id: int, match: Match, now: datetime) -> int:
+        """Record that a rule matched an item, with the matched terms; returns the row id."""
+        cursor = self.db.execute(
+            "INSERT INTO matches (item_id, rule_id, terms, matched_at) VALUES (?, ?, ?, ?)",
+            [item_id, match.rule_id, encode_json(list(match.terms)), to_text(now)],
+        )
+        return int(cursor.lastrowid or 0)
+
+    @_wrap_errors
+    def match_terms(self, item_id: int, rule_id: str) -> tuple[str, ...]:
+        """The terms of the latest match of ``rule_id`` on the item; () when it never matched."""
+        text = self._scalar(
+            "SELECT terms FROM matches WHERE item_id = ? AND rule_id = ? ORDER BY id DESC LIMIT 1",
+            [item_id, rule_id],
+        )
+        return terms_from_text(text)
+
+    # --- alerts ------------------------------------------------------------------------
+
+    @_wrap_errors
+    def live_alert(
+        self, rule_id: str, channel: str, story_id: int, kind: str = "match"
+    ) -> Alert | None:
+        """The alert (pending, sent or failed) about this story for this rule and channel."""
+        row = self._one(
+            "SELECT alerts.* FROM alerts JOIN _alert_meta m ON m.alert_id = alerts.id"
+            " WHERE m.rule_id = ? AND m.channel = ? AND m.story_id = ? AND m.kind = ?"
+            " AND m.live = 1",
+            [rule_id, channel, story_id, kind],
+        )
+        return None if row is None else alert_from_row(row)
+
+    @_wrap_errors
+    def add_alert(
+        self,
+        *,
+        rule_id: str,
+        channel: str,
+        item_ids: Sequence[int],
+        status: AlertStatus,
+        now: datetime,
+        reason: str | None = None,
+        kind: str = "match",
+        story_id: int | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> int:
+        """Queue an alert row; StoreError when a live alert with the same key exists.
+
+        The key is (rule, channel, story, kind) among alerts that are not suppressed; an
+        alert without a story (a digest, a health alert) has no key.
+        """
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO alerts (rule_id, channel, item_ids, status, reason, created_at,"
+                " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    rule_id,
+                    channel,
+                    encode_json(list(item_ids)),
+                    str(status),
+                    reason,
+                    to_text(now),
+                    to_text_or_none(next_attempt_at),
+                ],
+            )
+            alert_id = int(cursor.lastrowid or 0)
+            self._add_alert_meta(alert_id, rule_id, channel, status, kind, story_id)
+        return alert_id
+
+    def _add_alert_meta(
+        self,
+        alert_id: int,
+        rule_id: str,
+        channel: str,
+        status: AlertStatus,
+        kind: str,
+        story_id: int | None,
+    ) -> None:
+        live = None if status == AlertStatus.SUPPRESSED else 1
+        try:
+            self.db.execute(
+                "INSERT INTO _alert_meta (alert_id, kind, story_id, rule_id, channel, live)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [alert_id, kind, story_id, rule_id, channel, live],
+            )
+        except sqlite3.IntegrityError as e:
+            raise StoreError(
+                f"a live {kind} alert already exists for rule {rule_id}, channel {channel},"
+                f" story {story_id}"
+            ) from e
+
+    @_wrap_errors
+    def add_alert_item(self, alert_id: int, item_id: int) -> None:
+        """Append a later copy of the story to the alert's ``item_ids`` (once)."""
+        with self.transaction():
+            ids = [int(i) for i in decode_list(self._alert_row(alert_id)["item_ids"])]
+            if item_id not in ids:
+                self.db.execute(
+                    "UPDATE alerts SET item_ids = ? WHERE id = ?",
+                    [encode_json([*ids, item_id]), alert_id],
+                )
+
+    @_wrap_errors
+    def alert(self, alert_id: int) -> Alert:
+        return alert_from_row(self._alert_row(alert_id))
+
+    def _alert_row(self, alert_id: int) -> Row:
+        row = self._one("SELECT * FROM alerts WHERE id = ?", [alert_id])
+        if row is None:
+            raise StoreError(f"no alert with id {alert_id}")
+        return row
+
+    @_wrap_errors
+    def alert_kind(self, alert_id: int) -> str:
+        """match | digest | threshold | health ('match' for an alert without metadata)."""
+        kind = self._scalar("SELECT kind FROM _alert_meta WHERE alert_id = ?", [alert_id])
+        return str(kind) if kind else "match"
+
+    @_wrap_errors
+    def alert_story(self, alert_id: int) -> int | None:
+        """The story an alert is about, if any."""
+        story = self._scalar("SELECT story_id FROM _alert_meta WHERE alert_id = ?", [alert_id])
+        return None if story is None else int(story)
+
+    @_wrap_errors
+    def due_alerts(self, now: datetime) -> list[Alert]:
+        """Pending alerts whose next attempt is unset or not after ``now``, oldest first."""
+        rows = self.db.query(
+            "SELECT * FROM alerts WHERE status = 'pending'"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY created_at, id",
+            [to_text(now)],
+        )
+        return [alert_from_row(r) for r in rows]
+
+    @_wrap_errors
+    def mark_sent(self, alert_id: int, now: datetime) -> None:
+        self._mark(alert_id, AlertStatus.SENT, None, None, now, sent=True)
+
+    @_wrap_errors
+    def mark_retry(
+        self, alert_id: int, error: str, next_attempt_at: datetime, now: datetime
+    ) -> None:
+        """A transient failure: stay pending until ``next_attempt_at``."""
+        self._mark(alert_id, AlertStatus.PENDING, error, next_attempt_at, now)
+
+    @_wrap_errors
+    def mark_failed(self, alert_id: int, error: str, now: datetime) -> None:
+        self._mark(alert_id, AlertStatus.FAILED, error, None, now)
+
+    def _mark(
+        self,
+        alert_id: int,
+        status: AlertStatus,
+        error: str | None,
+        next_attempt_at: datetime | None,
+        now: datetime,
+        *,
+        sent: bool = False,
+    ) -> None:
+        """Record one delivery attempt: its outcome, error and when to try again."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE alerts SET status = ?, attempts = attempts + 1,"
+                " last_error = coalesce(?, last_error), next_attempt_at = ?,"
+                " sent_at = CASE WHEN ? THEN ? ELSE sent_at END WHERE id = ?",
+                [
+                    str(status),
+                    error,
+                    to_text_or_none(next_attempt_at),
+                    sent,
+                    to_text(now),
+                    alert_id,
+                ],
+            )
+            self.db.execute(
+                "UPDATE _alert_meta SET last_attempt_at = ? WHERE alert_id = ?",
+                [to_text(now), alert_id],
+            )
+
+    @_wrap_errors
+    def requeue_alerts(self, alert_ids: Sequence[int] | None = None) -> int:
+        """Make failed alerts (all, or those listed) pending again; returns how many."""
+        sql = "UPDATE alerts SET status = 'pending', next_attempt_at = NULL WHERE status = 'failed'"
+        if alert_ids is None:
+            return self.db.execute(sql).rowcount
+        return self.db.execute(
+            sql + " AND id IN (SELECT value FROM json_each(?))", [encode_json(list(alert_ids))]
+        ).rowcount
+
+    @_wrap_errors
+    def list_alerts(
+        self,
+        status: AlertStatus | None = None,
+        rule_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Alert]:
+        """Alerts, newest first, optionally of one status and one rule."""
+        rows = self.db.query(
+            "SELECT * FROM alerts WHERE (:status IS NULL OR status = :status)"
+            " AND (:rule IS NULL OR rule_id = :rule) ORDER BY created_at DESC, id DESC"
+            " LIMIT :limit",
+            {
+                "status": None if status is None else str(status),
+                "rule": rule_id,
+                "limit": -1 if limit is None else limit,
+            },
+        )
+        return [alert_from_row(r) for r in rows]
+
+    # --- retention and small state -----------------------------------------------------
+
+    @_wrap_errors
+    def prune(self, *, items_before: datetime, polls_before: datetime) -> tuple[int, int]:
+        """Delete unmatched, unalerted items first seen before ``items_before``, and polls
+        started before ``polls_before``; returns (items, polls) deleted."""
+        with self.transaction():
+            items = self.db.execute(
+                "DELETE FROM items WHERE first_seen_at < ?"
+                " AND id NOT IN (SELECT item_id FROM matches)"
+                " AND id NOT IN (SELECT j.value FROM alerts, json_each(alerts.item_ids) j)",
+                [to_text(items_before)],
+            ).rowcount
+            polls = self.db.execute(
+                "DELETE FROM polls WHERE started_at < ?", [to_text(polls_before)]
+            ).rowcount
+        return items, polls
+
+    @_wrap_errors
+    def get_state(self, key: str) -> Any:
+        """A value saved with ``set_state`` (any JSON value), or None."""
+        text = self._scalar("SELECT value FROM _state WHERE key = ?", [key])
+        return None if text is None else decode_json(text)
+
+    @_wrap_errors
+    def set_state(self, key: str, value: Any) -> None:
+        self.db.execute(
+            "INSERT INTO _state (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, encode_json(value)],
+        )
+
+    @_wrap_errors
+    def instance_id(self) -> str:
+        """A random id made once per database (for stable Message-IDs and alert ids)."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO _state (key, value) VALUES ('instance_id', ?)",
+            [encode_json(uuid.uuid4().hex)],
+        )
+        return str(self.get_state("instance_id"))
+
+
+def _story_keys(columns: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (kind, key) pairs an item is known by: its canonical link and its title key."""
+    keys: list[tuple[str, str]] = []
+    link = canonical_link(columns["link"] or "")
+    if link:
+        keys.append(("link", link))
+    title = title_key(columns["title"] or "")
+    if title:
+        keys.append(("title", title))
+    return keys
+
+
+def slug_for_url(url: str) -> str:
+    """A feed name from host and path: ``https://www.example.org/world.rss`` ->
+    ``example-org-world-rss``; a local file gives its file name."""
+    parts = urlsplit(url)
+    if parts.netloc:
+        host = (parts.hostname or "").removeprefix("www.")
+        text = f"{host} {parts.path}"
+    else:
+        text = Path(parts.path).name
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:MAX_NAME_LENGTH].rstrip("-") or "feed"
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,264 @@
+"""The database schema as numbered migrations, and the table names; runs no business logic.
+
+Migrations are applied in order when the store opens; ``_migrations`` records each one
+that ran, so a database made by an earlier version upgrades in place. A migration is
+never edited once released: a schema change is a new, higher-numbered migration.
+
+    0001_tables          the public tables: feeds, items, matches, alerts, polls
+    0002_search_stories  items_fts and its triggers, indexes, story keys, alert keys
+    0003_views_state     the recent_alerts and failing_feeds views, the _state table
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from watcher.stories import canonical_link, title_key
+
+FEEDS = "feeds"
+ITEMS = "items"
+ITEMS_FTS = "items_fts"
+MATCHES = "matches"
+ALERTS = "alerts"
+POLLS = "polls"
+STORY_KEYS = "_story_keys"
+ALERT_META = "_alert_meta"
+FEED_CONFIG = "_feed_config"
+STATE = "_state"
+
+PUBLIC_TABLES: tuple[str, ...] = (FEEDS, ITEMS, ITEMS_FTS, MATCHES, ALERTS, POLLS)
+
+
+class WatcherMigrations(Migrations):
+    """sqlite-utils migrations, recorded in ``_migrations``."""
+
+    migrations_table = "_migrations"
+
+
+MIGRATIONS = WatcherMigrations("watcher")
+
+_TABLES_V1 = """
+CREATE TABLE IF NOT EXISTS feeds (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL,
+    name TEXT NOT NULL UNIQUE,
+    title TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    source TEXT NOT NULL DEFAULT 'cli',
+    interval_s INTEGER NOT NULL DEFAULT 900,
+    etag TEXT,
+    last_modified TEXT,
+    last_polled_at TEXT,
+    last_success_at TEXT,
+    last_status TEXT,
+    last_error TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    next_poll_at TEXT,
+    disabled_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+    guid TEXT NOT NULL,
+    link TEXT,
+    title TEXT NOT NULL DEFAULT '',
+    summary TEXT NOT NULL DEFAULT '',
+    content TEXT NOT NULL DEFAULT '',
+    summary_text TEXT NOT NULL DEFAULT '',
+    content_text TEXT NOT NULL DEFAULT '',
+    author TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    published_at TEXT,
+    updated_at TEXT,
+    first_seen_at TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    story_id INTEGER,
+    UNIQUE (feed_id, guid)
+);
+CREATE TABLE IF NOT EXISTS matches (
+    id INTEGER PRIMARY KEY,
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    rule_id TEXT NOT NULL,
+    terms TEXT NOT NULL DEFAULT '[]',
+    matched_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    rule_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    item_ids TEXT NOT NULL DEFAULT '[]',
+    status TEXT NOT NULL,
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    next_attempt_at TEXT,
+    sent_at TEXT
+);
+CREATE TABLE IF NOT EXISTS polls (
+    id INTEGER PRIMARY KEY,
+    feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+    started_at TEXT NOT NULL,
+    duration_ms INTEGER,
+    http_status INTEGER,
+    new_items INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+);
+"""
+
+
+@MIGRATIONS(name="0001_tables")
+def create_tables(db: Database) -> None:
+    """The public tables of SPEC §6."""
+    _run(db, _TABLES_V1)
+
+
+_SEARCH = """
+CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
+    title, summary_text, content_text,
+    content='items', content_rowid='id',
+    tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS items_fts_ai AFTER INSERT ON items BEGIN
+    INSERT INTO items_fts(rowid, title, summary_text, content_text)
+    VALUES (new.id, new.title, new.summary_text, new.content_text);
+END;
+CREATE TRIGGER IF NOT EXISTS items_fts_ad AFTER DELETE ON items BEGIN
+    INSERT INTO items_fts(items_fts, rowid, title, summary_text, content_text)
+    VALUES ('delete', old.id, old.title, old.summary_text, old.content_text);
+END;
+CREATE TRIGGER IF NOT EXISTS items_fts_au
+AFTER UPDATE OF title, summary_text, content_text ON items BEGIN
+    INSERT INTO items_fts(items_fts, rowid, title, summary_text, content_text)
+    VALUES ('delete', old.id, old.title, old.summary_text, old.content_text);
+    INSERT INTO items_fts(rowid, title, summary_text, content_text)
+    VALUES (new.id, new.title, new.summary_text, new.content_text);
+END;
+INSERT INTO items_fts(items_fts) VALUES ('rebuild');
+"""
+
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS items_story ON items(story_id);
+CREATE INDEX IF NOT EXISTS items_first_seen ON items(first_seen_at);
+CREATE INDEX IF NOT EXISTS matches_item_rule ON matches(item_id, rule_id);
+CREATE INDEX IF NOT EXISTS matches_rule ON matches(rule_id, matched_at);
+CREATE INDEX IF NOT EXISTS alerts_due ON alerts(status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS alerts_rule ON alerts(rule_id, created_at);
+CREATE INDEX IF NOT EXISTS polls_feed ON polls(feed_id, started_at);
+CREATE INDEX IF NOT EXISTS polls_started ON polls(started_at);
+CREATE INDEX IF NOT EXISTS feeds_next_poll ON feeds(next_poll_at);
+"""
+
+_INTERNAL = """
+CREATE TABLE IF NOT EXISTS _story_keys (
+    kind TEXT NOT NULL,          -- 'link' or 'title'
+    key TEXT NOT NULL,
+    story_id INTEGER NOT NULL,
+    first_at TEXT NOT NULL,      -- published (else first seen) time of the story's first copy
+    PRIMARY KEY (kind, key)
+);
+CREATE INDEX IF NOT EXISTS _story_keys_story ON _story_keys(story_id);
+CREATE TABLE IF NOT EXISTS _alert_meta (
+    alert_id INTEGER PRIMARY KEY REFERENCES alerts(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL DEFAULT 'match',
+    story_id INTEGER,
+    rule_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    live INTEGER,                -- 1 unless the alert is suppressed, else NULL
+    last_attempt_at TEXT
+);
+INSERT INTO _alert_meta (alert_id, kind, rule_id, channel, live)
+SELECT id, 'match', rule_id, channel, CASE WHEN status = 'suppressed' THEN NULL ELSE 1 END
+FROM alerts WHERE id NOT IN (SELECT alert_id FROM _alert_meta);
+CREATE UNIQUE INDEX IF NOT EXISTS _alert_meta_live
+ON _alert_meta(rule_id, channel, story_id, kind) WHERE live = 1;
+CREATE TRIGGER IF NOT EXISTS _alert_meta_status AFTER UPDATE OF status ON alerts BEGIN
+    UPDATE _alert_meta SET live = CASE WHEN new.status = 'suppressed' THEN NULL ELSE 1 END
+    WHERE alert_id = new.id;
+END;
+CREATE TABLE IF NOT EXISTS _feed_config (
+    feed_id INTEGER PRIMARY KEY REFERENCES feeds(id) ON DELETE CASCADE,
+    url TEXT NOT NULL            -- the URL as the config file writes it
+);
+INSERT OR IGNORE INTO _feed_config (feed_id, url) SELECT id, url FROM feeds WHERE source = 'config';
+"""
+
+
+@MIGRATIONS(name="0002_search_stories")
+def add_search_and_stories(db: Database) -> None:
+    """Full-text search, indexes, and the internal tables for stories, alerts and feeds."""
+    _run(db, _SEARCH + _INDEXES + _INTERNAL)
+    _backfill_story_keys(db)
+
+
+def _backfill_story_keys(db: Database) -> None:
+    """Register the keys of items stored before story keys existed (first copy wins)."""
+    sql = "INSERT OR IGNORE INTO _story_keys (kind, key, story_id, first_at) VALUES (?, ?, ?, ?)"
+    for kind, key, story_id, first_at in _existing_keys(db):
+        db.execute(sql, (kind, key, story_id, first_at))
+
+
+def _existing_keys(db: Database) -> Iterator[tuple[str, str, int, str]]:
+    rows = db.query(
+        "SELECT id, link, title, coalesce(story_id, id) AS story_id,"
+        " coalesce(published_at, first_seen_at) AS at FROM items ORDER BY id"
+    )
+    for row in rows:
+        link = canonical_link(row["link"] or "")
+        if link:
+            yield "link", link, row["story_id"], row["at"]
+        title = title_key(row["title"] or "")
+        if title:
+            yield "title", title, row["story_id"], row["at"]
+
+
+_VIEWS = """
+CREATE VIEW IF NOT EXISTS recent_alerts AS
+SELECT alerts.id, alerts.created_at, alerts.rule_id, alerts.channel, alerts.status,
+       alerts.reason, items.title, items.link, feeds.name AS feed,
+       json_array_length(alerts.item_ids) AS copies
+FROM alerts
+LEFT JOIN items ON items.id = json_extract(alerts.item_ids, '$[0]')
+LEFT JOIN feeds ON feeds.id = items.feed_id
+ORDER BY alerts.created_at DESC, alerts.id DESC;
+CREATE VIEW IF NOT EXISTS failing_feeds AS
+SELECT id, name, url, last_status, last_error, consecutive_failures,
+       last_success_at, last_polled_at, disabled_reason
+FROM feeds
+WHERE last_status IN ('error', 'disabled') OR consecutive_failures > 0
+ORDER BY consecutive_failures DESC, name;
+CREATE TABLE IF NOT EXISTS _state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL          -- JSON
+);
+"""
+
+
+@MIGRATIONS(name="0003_views_state")
+def add_views_and_state(db: Database) -> None:
+    """Views for people reading the database, and a key/value table for small state."""
+    _run(db, _VIEWS)
+
+
+def _run(db: Database, script: str) -> None:
+    """Run each statement of ``script`` inside the current transaction."""
+    for statement in _statements(script):
+        db.execute(statement)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a script into complete statements (trigger bodies stay whole)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--") and not buffer.strip():
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        raise ValueError(f"incomplete SQL statement: {buffer.strip()[:60]}")
