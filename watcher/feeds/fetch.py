@@ -1,0 +1,402 @@
+"""Download one feed over HTTP (or read a local file) into ``Fetched``; never parses it.
+
+Redirects are followed here, one hop at a time, so that each hop's status is known
+(``permanent_redirect``), a redirect's body is never read, and the whole fetch
+stays inside one deadline. Bodies are streamed and decompressed here too, so the
+``max_bytes`` cap counts decompressed bytes and a gzip bomb stops early.
+
+Every expected failure is a ``FetchError``; anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+import zlib
+from collections.abc import Iterator, Mapping
+from contextlib import suppress
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from watcher.exceptions import FetchError
+from watcher.types import Fetched
+
+ACCEPT = (
+    "application/atom+xml, application/rss+xml, application/feed+json, "
+    "application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.8, "
+    "application/json;q=0.8, */*;q=0.5"
+)
+MAX_REDIRECTS = 10
+CHUNK_BYTES = 64 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PERMANENT = frozenset({301, 308})
+_SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
+
+
+class HTTPStatusError(FetchError):
+    """The server answered with an HTTP error status.
+
+    ``retry_after_s`` holds the server's ``Retry-After`` (seconds from now), if any.
+    """
+
+    def __init__(
+        self, url: str, message: str, http_status: int, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(url, message, http_status=http_status)
+        self.retry_after_s = retry_after_s
+
+
+def make_session(user_agent: str, *, pool_size: int = 32) -> requests.Session:
+    """Return a session for feed fetches: pooled connections, no automatic retries.
+
+    Proxies come from ``HTTP(S)_PROXY``/``NO_PROXY`` as requests reads them.
+    """
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update(
+        {"User-Agent": user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
+    )
+    return session
+
+
+def fetch_feed(
+    session: requests.Session,
+    url: str,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    timeout: float = 20.0,
+    max_bytes: int = 10 * 1024 * 1024,
+    headers: Mapping[str, str] | None = None,
+) -> Fetched:
+    """Fetch ``url`` (http, https, file:// or a local path) within ``timeout`` seconds.
+
+    ``etag``/``last_modified`` make the request conditional: an unchanged feed
+    gives ``Fetched(status=304)`` with no content. Raises ``FetchError``.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        request_headers = _request_headers(headers, etag, last_modified)
+        return _fetch_http(session, url, request_headers, timeout, max_bytes)
+    if scheme == "file" or not scheme or _is_windows_drive(scheme, url):
+        return read_local_feed(url, max_bytes)
+    raise FetchError(url, f"unsupported URL scheme {scheme!r}: use http(s), file:// or a path")
+
+
+def read_local_feed(url: str, max_bytes: int) -> Fetched:
+    """Read a feed from a local path or ``file://`` URL, at most ``max_bytes`` of it."""
+    path = _local_path(url)
+    try:
+        with path.open("rb") as file:
+            content = file.read(max_bytes + 1)
+    except OSError as e:
+        raise FetchError(url, f"cannot read file ({e.strerror or e}): check the path") from e
+    if len(content) > max_bytes:
+        raise FetchError(url, f"file larger than max_bytes ({max_bytes} bytes)")
+    return Fetched(url=url, final_url=url, status=200, content=content)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Return a ``Retry-After`` header (seconds or an HTTP date) as seconds from ``now``."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+
+def _request_headers(
+    extra: Mapping[str, str] | None, etag: str | None, last_modified: str | None
+) -> dict[str, str]:
+    request_headers = dict(extra or {})
+    if etag:
+        request_headers["If-None-Match"] = etag
+    if last_modified:
+        request_headers["If-Modified-Since"] = last_modified
+    return request_headers
+
+
+def _fetch_http(
+    session: requests.Session,
+    url: str,
+    headers: dict[str, str],
+    timeout: float,
+    max_bytes: int,
+) -> Fetched:
+    deadline = time.monotonic() + timeout
+    hops: list[int] = []
+    current = url
+    while True:
+        response = _send(session, url, current, headers, deadline)
+        try:
+            if response.status_code not in _REDIRECTS:
+                return _finish(response, url, current, hops, deadline, max_bytes, headers)
+            target = _redirect_target(response, url, current)
+        finally:
+            response.close()
+        hops.append(response.status_code)
+        if len(hops) > MAX_REDIRECTS:
+            raise FetchError(url, f"more than {MAX_REDIRECTS} redirects: check for a loop")
+        headers = _headers_for_hop(headers, current, target)
+        current = target
+
+
+def _send(
+    session: requests.Session,
+    url: str,
+    current: str,
+    headers: dict[str, str],
+    deadline: float,
+) -> requests.Response:
+    remaining = _remaining(url, deadline)
+    try:
+        return session.get(
+            current,
+            headers=headers,
+            timeout=(min(remaining, 10.0), remaining),
+            stream=True,
+            allow_redirects=False,
+        )
+    except requests.RequestException as e:
+        raise _connection_error(url, e, remaining) from e
+
+
+def _finish(
+    response: requests.Response,
+    url: str,
+    final_url: str,
+    hops: list[int],
+    deadline: float,
+    max_bytes: int,
+    sent: Mapping[str, str],
+) -> Fetched:
+    """Build ``Fetched``; a 304 keeps the validators sent when the server omits them."""
+    status = response.status_code
+    if status >= 400 or (status >= 300 and status != 304):
+        raise _status_error(url, response)
+    content = b"" if status == 304 else _read_body(response, url, deadline, max_bytes)
+    permanent = final_url if hops and all(h in _PERMANENT for h in hops) else None
+    response_headers = {k.lower(): v for k, v in response.headers.items()}
+    return Fetched(
+        url=url,
+        final_url=final_url,
+        status=status,
+        content=content,
+        content_type=response_headers.get("content-type"),
+        etag=response_headers.get("etag") or _kept(status, sent, "If-None-Match"),
+        last_modified=response_headers.get("last-modified")
+        or _kept(status, sent, "If-Modified-Since"),
+        permanent_redirect=permanent,
+        headers=response_headers,
+    )
+
+
+def _kept(status: int, sent: Mapping[str, str], name: str) -> str | None:
+    return sent.get(name) if status == 304 else None
+
+
+def _redirect_target(response: requests.Response, url: str, current: str) -> str:
+    location = response.headers.get("Location")
+    if not location:
+        raise FetchError(url, f"HTTP {response.status_code} redirect without a Location header")
+    target = urljoin(current, location.strip())
+    if urlsplit(target).scheme.lower() not in ("http", "https"):
+        raise FetchError(url, f"redirect to a non-HTTP URL refused: {target}")
+    return target
+
+
+def _headers_for_hop(headers: dict[str, str], old: str, new: str) -> dict[str, str]:
+    """Drop credentials when a redirect leaves the original host."""
+    if urlsplit(old).hostname == urlsplit(new).hostname:
+        return headers
+    return {k: v for k, v in headers.items() if k.lower() not in _SECRET_HEADERS}
+
+
+def _status_error(url: str, response: requests.Response) -> HTTPStatusError:
+    status = response.status_code
+    reason = response.reason or _standard_reason(status)
+    message = f"HTTP {status} {reason}".rstrip()
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return HTTPStatusError(url, message, http_status=status, retry_after_s=retry_after)
+
+
+def _standard_reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _remaining(url: str, deadline: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise FetchError(url, "took longer than the timeout: the server is too slow")
+    return remaining
+
+
+# --- body ---------------------------------------------------------------------------------
+
+
+def _read_body(response: requests.Response, url: str, deadline: float, max_bytes: int) -> bytes:
+    """Read and decode the body, stopping at the deadline or past ``max_bytes``."""
+    decoder = _Decoder(url, response.headers.get("Content-Encoding", ""))
+    parts: list[bytes] = []
+    size = 0
+    for raw in _raw_chunks(response, url, deadline):
+        data = decoder.decode(raw, max_bytes - size + 1)
+        size += len(data)
+        if size > max_bytes:
+            raise FetchError(url, f"response larger than max_bytes ({max_bytes} bytes)")
+        parts.append(data)
+    parts.append(decoder.finish())
+    return b"".join(parts)
+
+
+def _raw_chunks(response: requests.Response, url: str, deadline: float) -> Iterator[bytes]:
+    """Yield the body as it arrives (still encoded), each read bounded by the deadline."""
+    raw: urllib3.HTTPResponse = response.raw
+    while True:
+        _limit_socket_wait(raw, _remaining(url, deadline))
+        try:
+            chunk = raw.read1(CHUNK_BYTES, decode_content=False)
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise _read_error(url, e, deadline) from e
+        if not chunk:
+            return
+        yield chunk
+
+
+def _limit_socket_wait(raw: urllib3.HTTPResponse, seconds: float) -> None:
+    """Make the next socket read give up when the deadline passes."""
+    connection = getattr(raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if isinstance(sock, socket.socket):
+        with suppress(OSError):
+            sock.settimeout(seconds)
+
+
+def _read_error(url: str, error: Exception, deadline: float) -> FetchError:
+    if time.monotonic() >= deadline or _is_timeout(error):
+        return FetchError(url, "took longer than the timeout: the server is too slow")
+    return FetchError(url, f"connection broken while reading ({_cause(error)}): try again later")
+
+
+class _Decoder:
+    """Content-Encoding decoder that never inflates more than it is asked for."""
+
+    def __init__(self, url: str, encoding: str) -> None:
+        self.url = url
+        self.encoding = encoding.strip().lower()
+        if self.encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+            raise FetchError(url, f"unsupported Content-Encoding {encoding!r}")
+        self._zlib: zlib._Decompress | None = None
+
+    def decode(self, data: bytes, limit: int) -> bytes:
+        """Decode ``data``; return at most ``limit`` bytes (more would be over the cap)."""
+        if self.encoding in ("", "identity"):
+            return data
+        out = bytearray()
+        try:
+            while data and len(out) < limit:
+                if self._zlib is None or self._zlib.eof:
+                    self._zlib = zlib.decompressobj(self._wbits(data))
+                out += self._zlib.decompress(data, limit - len(out))
+                data = self._zlib.unconsumed_tail or self._zlib.unused_data
+        except zlib.error as e:
+            raise FetchError(self.url, f"body is not valid {self.encoding} data: {e}") from e
+        return bytes(out)
+
+    def finish(self) -> bytes:
+        if self._zlib is None or self._zlib.eof:
+            return b""
+        try:
+            return self._zlib.flush()
+        except zlib.error as e:
+            raise FetchError(self.url, f"body is not valid {self.encoding} data: {e}") from e
+
+    def _wbits(self, data: bytes) -> int:
+        if self.encoding != "deflate":
+            return 16 + zlib.MAX_WBITS
+        # "deflate" is meant to be zlib-wrapped, but some servers send raw deflate.
+        has_zlib_header = (
+            len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+        )
+        return zlib.MAX_WBITS if has_zlib_header else -zlib.MAX_WBITS
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def _connection_error(url: str, error: requests.RequestException, timeout: float) -> FetchError:
+    cause = _cause(error)
+    if isinstance(error, requests.ConnectTimeout):
+        message = f"could not connect within {timeout:.0f}s: check that the host is up"
+    elif isinstance(error, requests.ReadTimeout):
+        message = f"no response within {timeout:.0f}s: the server is too slow or stuck"
+    elif isinstance(error, requests.exceptions.SSLError):
+        message = f"TLS error ({cause}): check the certificate and the URL's scheme"
+    elif isinstance(error, requests.exceptions.ProxyError):
+        message = f"proxy error ({cause}): check HTTP(S)_PROXY and NO_PROXY"
+    elif isinstance(error, requests.ConnectionError):
+        message = f"cannot connect ({cause}): check the host name, the network and proxies"
+    elif isinstance(error, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
+        message = f"invalid URL ({cause})"
+    else:
+        message = f"request failed ({cause})"
+    return FetchError(url, message)
+
+
+def _cause(error: BaseException) -> str:
+    """Name the innermost cause of ``error`` in a short "Type: detail" form."""
+    inner: BaseException = error
+    for _ in range(5):
+        reason = getattr(inner, "reason", None)
+        nested = reason if isinstance(reason, BaseException) else None
+        if nested is None and inner.args and isinstance(inner.args[0], BaseException):
+            nested = inner.args[0]
+        if nested is None:
+            break
+        inner = nested
+    detail = _POOL_PREFIX.sub("", str(inner))
+    return f"{type(inner).__name__}: {detail}" if detail else type(inner).__name__
+
+
+_POOL_PREFIX = re.compile(r"^\w+\((?:host=)?[^)]*\):\s*")
+
+
+def _is_timeout(error: BaseException) -> bool:
+    timeouts = (TimeoutError, socket.timeout, urllib3.exceptions.TimeoutError)
+    return isinstance(error, timeouts) or isinstance(error.__context__, timeouts)
+
+
+# --- local files --------------------------------------------------------------------------
+
+
+def _local_path(url: str) -> Path:
+    if urlsplit(url).scheme.lower() == "file":
+        return Path(unquote(urlsplit(url).path))
+    return Path(url).expanduser()
+
+
+def _is_windows_drive(scheme: str, url: str) -> bool:
+    return len(scheme) == 1 and url[1:3] in (":\\", ":/")

@@ -1,0 +1,274 @@
+"""Turn a fetched feed body into ``ParsedFeed``; does no I/O and stores nothing.
+
+The format is detected from the content: a JSON object is a JSON Feed
+(``jsonfeed.py``), anything else goes to feedparser (RSS 0.9x/1.0/2.0, Atom) with
+its own sanitiser and relative-URI resolution off; HTML is sanitised once, with
+nh3 (``html.py``). Entries get stable ids, UTC dates and plain text.
+
+Raises ``ParseError`` when the body holds no feed at all.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import io
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import feedparser
+
+from watcher.exceptions import ParseError
+from watcher.feeds import jsonfeed
+from watcher.feeds.html import (
+    collapse_whitespace,
+    html_to_text,
+    looks_like_html,
+    sanitize_html,
+    text_to_html,
+)
+from watcher.types import ParsedFeed, ParsedItem
+
+_BOM = b"\xef\xbb\xbf"
+_XML_DECLARED_ENCODING = re.compile(rb"""^<\?xml[^>]{0,200}?encoding=["']([A-Za-z0-9._-]+)""")
+# feedparser's warnings that say nothing about the feed's own content.
+_IGNORED_BOZO = ("NonXMLContentType",)
+
+
+def parse_feed(content: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
+    """Parse ``content`` fetched from ``url``; raise ``ParseError`` if it is not a feed."""
+    body = content.removeprefix(_BOM).lstrip()
+    if not body:
+        raise ParseError(url, "not a feed: the document is empty")
+    if body.startswith(b"{"):
+        return jsonfeed.parse_json_feed(body, url)
+    if body.startswith(b"["):
+        raise ParseError(url, "not a feed: JSON that is not a JSON Feed object")
+    return parse_xml_feed(content, url, content_type)
+
+
+def parse_xml_feed(content: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
+    """Parse RSS or Atom with feedparser; see ``parse_feed``."""
+    data, notes = _prepare_xml(content)
+    result = feedparser.parse(
+        io.BytesIO(data),
+        response_headers=_response_headers(url, content_type),
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+    warning = _bozo_warning(result)
+    entries = list(result.get("entries") or [])
+    version = str(result.get("version") or "")
+    if not entries and (warning or not version):
+        raise ParseError(url, f"not a feed: {warning or 'no RSS or Atom root element'}")
+    feed: dict[str, Any] = result.get("feed") or {}
+    base = _link_base(url)
+    items = tuple(_item(entry, base) for entry in entries)
+    return ParsedFeed(
+        title=_plain_title(feed) or None,
+        link=_absolute(base, feed.get("link")),
+        format=version or "xml",
+        items=items,
+        warning="; ".join([*notes, warning] if warning else notes) or None,
+    )
+
+
+# --- the document -------------------------------------------------------------------------
+
+
+def _prepare_xml(content: bytes) -> tuple[bytes, list[str]]:
+    """Fix what can be fixed before parsing, saying what was changed."""
+    notes: list[str] = []
+    data = content
+    stripped = data.removeprefix(_BOM).lstrip()
+    if len(stripped) != len(data.removeprefix(_BOM)):
+        notes.append("whitespace before the XML declaration removed")
+        data = stripped
+    without_entities = _drop_entity_declarations(data)
+    if without_entities is not data:
+        notes.append("DOCTYPE with entity declarations ignored")
+        data = without_entities
+    if _declares_utf8(data) and not _is_utf8(data):
+        notes.append("bytes that are not UTF-8 replaced")
+        data = data.decode("utf-8", "replace").encode("utf-8")
+    return data, notes
+
+
+def _drop_entity_declarations(data: bytes) -> bytes:
+    """Remove a DOCTYPE whose internal subset declares entities (entity expansion, XXE).
+
+    Returns ``data`` itself when there is nothing to remove. References to the
+    removed entities are then left as they are by the tolerant parser.
+    """
+    start = data.find(b"<!DOCTYPE", 0, 4096)
+    if start < 0:
+        return data
+    opening = data.find(b"[", start, start + 1024)
+    if opening < 0 or b">" in data[start:opening]:
+        return data
+    closing = data.find(b"]", opening)
+    end = data.find(b">", closing) if closing >= 0 else -1
+    if end < 0 or b"<!ENTITY" not in data[opening:closing]:
+        return data
+    return data[:start] + data[end + 1 :]
+
+
+def _declares_utf8(data: bytes) -> bool:
+    declared = _XML_DECLARED_ENCODING.match(data)
+    return declared is None or declared.group(1).lower() in (b"utf-8", b"utf8")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _response_headers(url: str, content_type: str | None) -> dict[str, str]:
+    headers = {"content-location": url} if _is_http(url) else {}
+    if content_type:
+        headers["content-type"] = content_type
+    return headers
+
+
+def _bozo_warning(result: dict[str, Any]) -> str | None:
+    if not result.get("bozo"):
+        return None
+    error = result.get("bozo_exception")
+    if error is None or type(error).__name__ in _IGNORED_BOZO:
+        return None
+    line = getattr(error, "getLineNumber", None)
+    message = getattr(error, "getMessage", None)
+    if callable(line) and callable(message):
+        return f"ill-formed XML at line {line()}: {message()}"
+    return f"ill-formed feed: {type(error).__name__}: {error}"
+
+
+# --- entries ------------------------------------------------------------------------------
+
+
+def _item(entry: dict[str, Any], base: str | None) -> ParsedItem:
+    published = _date(entry, "published_parsed")
+    updated = _date(entry, "updated_parsed")
+    title = _plain_title(entry)
+    link = _absolute(base, _entry_link(entry))
+    summary, summary_text = _html_field(dict.get(entry, "summary_detail"), base)
+    content, content_text = _content(entry, base)
+    if summary and summary == content:
+        summary, summary_text = "", ""
+    return ParsedItem(
+        guid=_guid(entry, link, title, published or updated),
+        title=title,
+        link=link,
+        summary=summary,
+        content=content,
+        summary_text=summary_text,
+        content_text=content_text,
+        author=_author(entry),
+        tags=_tags(entry),
+        published_at=published or updated,
+        updated_at=updated,
+    )
+
+
+def _guid(entry: dict[str, Any], link: str | None, title: str, published: datetime | None) -> str:
+    given = str(dict.get(entry, "id") or "").strip()
+    if given:
+        return given
+    if link:
+        return link
+    stamp = published.isoformat() if published else ""
+    digest = hashlib.sha256(f"{title}\n{stamp}".encode()).hexdigest()
+    return f"sha256:{digest[:32]}"
+
+
+def _entry_link(entry: dict[str, Any]) -> str | None:
+    link = dict.get(entry, "link")
+    if link:
+        return str(link)
+    for candidate in dict.get(entry, "links") or []:
+        if candidate.get("rel", "alternate") == "alternate" and candidate.get("href"):
+            return str(candidate["href"])
+    return None
+
+
+def _content(entry: dict[str, Any], base: str | None) -> tuple[str, str]:
+    """Return the longest of the entry's content values, sanitised, and its text."""
+    values = dict.get(entry, "content") or []
+    best = max(values, key=lambda value: len(value.get("value") or ""), default=None)
+    return _html_field(best, base)
+
+
+def _html_field(detail: dict[str, Any] | None, base: str | None) -> tuple[str, str]:
+    """Return (sanitised HTML, plain text) of a feedparser text construct."""
+    if not detail:
+        return "", ""
+    value = str(detail.get("value") or "")
+    if not value.strip():
+        return "", ""
+    kind = str(detail.get("type") or "text/html")
+    if kind == "text/plain":
+        text = collapse_whitespace(value)
+        return text_to_html(text), text
+    sanitised = sanitize_html(value, _absolute(base, detail.get("base")) or base)
+    return sanitised, html_to_text(sanitised)
+
+
+def _plain_title(node: dict[str, Any]) -> str:
+    title = str(dict.get(node, "title") or "")
+    detail = dict.get(node, "title_detail") or {}
+    if detail.get("type") in ("text/html", "application/xhtml+xml") or looks_like_html(title):
+        return html_to_text(title).replace("\n", " ")
+    return collapse_whitespace(title).replace("\n", " ")
+
+
+def _author(entry: dict[str, Any]) -> str | None:
+    detail = dict.get(entry, "author_detail") or {}
+    name = detail.get("name") or dict.get(entry, "author")
+    if not name:
+        authors = dict.get(entry, "authors") or [{}]
+        name = authors[0].get("name")
+    text = collapse_whitespace(html_to_text(str(name))) if name else ""
+    return text.replace("\n", " ") or None
+
+
+def _tags(entry: dict[str, Any]) -> tuple[str, ...]:
+    found: dict[str, None] = {}
+    for tag in dict.get(entry, "tags") or []:
+        label = collapse_whitespace(str(tag.get("term") or tag.get("label") or ""))
+        if label:
+            found.setdefault(label, None)
+    return tuple(found)
+
+
+def _date(entry: dict[str, Any], key: str) -> datetime | None:
+    parsed = dict.get(entry, key)
+    if not isinstance(parsed, time.struct_time):
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+# --- URLs ---------------------------------------------------------------------------------
+
+
+def _is_http(url: str) -> bool:
+    return urlsplit(url).scheme.lower() in ("http", "https")
+
+
+def _link_base(url: str) -> str | None:
+    return url if _is_http(url) else None
+
+
+def _absolute(base: str | None, link: object) -> str | None:
+    if not link:
+        return None
+    text = str(link).strip()
+    return urljoin(base, text) if base else text
