@@ -1,0 +1,933 @@
+"""watcher.yaml -> Settings: read, expand ``${VARS}``, validate; never fetches feeds or reads rules.
+
+Every setting is declared once, in ``SETTINGS`` (and the tables of feed entries and channel
+types below it), with its default as written in YAML, its kind and its help text; defaults,
+validation and ``docs/configuration.md`` all come from these tables. Loading collects every
+problem (file, YAML path, line) and raises one ConfigError holding all of them.
+
+Regenerate the reference part of the docs with ``python -m watcher.config``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import zoneinfo
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from email.utils import getaddresses
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from watcher import __version__
+from watcher.exceptions import ConfigError, Problem
+from watcher.opml import HTTP_SCHEMES, feed_location, read_opml
+from watcher.types import (
+    SEVERITIES,
+    ChannelConfig,
+    DeliverySettings,
+    FeedConfig,
+    FeedDefaults,
+    FirstPollAlerts,
+    HealthSettings,
+    PollSettings,
+    RateLimit,
+    Settings,
+)
+
+CONFIG_ENV = "WATCHER_CONFIG"
+DEFAULT_CONFIG = "watcher.yaml"
+
+# --- durations and sizes (imported by other modules) --------------------------------------
+
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_RE = re.compile(r"(?:\s*\d+\s*[smhdw])+\s*")
+_UNITS_B = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+
+
+def parse_duration(text: str | int) -> int:
+    """Seconds in ``30s``, ``15m``, ``2h``, ``1d``, ``1w``, ``1h30m`` or a plain integer."""
+    if isinstance(text, bool) or not isinstance(text, int | str):
+        raise ValueError(f"a duration must be like 30s, 15m, 2h or 1d, not {_describe(text)}")
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError(f"a duration cannot be negative ({text})")
+        return text
+    if text.strip().isdigit():
+        return int(text)
+    if not _DURATION_RE.fullmatch(text):
+        hint = "use a number with s, m, h or d (30s, 15m, 2h, 1d)"
+        raise ValueError(f"invalid duration {text!r}: {hint}")
+    return sum(int(n) * _UNITS_S[u] for n, u in re.findall(r"(\d+)\s*([smhdw])", text))
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes in ``512KB``, ``10MB``, ``1GB`` (KB = 1024 bytes) or a plain integer."""
+    if isinstance(text, bool) or not isinstance(text, int | str):
+        raise ValueError(f"a size must be like 512KB, 10MB or 1GB, not {_describe(text)}")
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError(f"a size cannot be negative ({text})")
+        return text
+    match = _SIZE_RE.fullmatch(text.strip())
+    if not match:
+        hint = "use a number with KB, MB or GB (512KB, 10MB, 1GB)"
+        raise ValueError(f"invalid size {text!r}: {hint}")
+    return int(float(match[1]) * _UNITS_B[match[2].lower()])
+
+
+# --- kinds of values ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one setting's value is checked: ``parse`` returns the value or raises ValueError."""
+
+    name: str  # how the docs describe it
+    parse: Callable[[Any], Any]
+    path: bool = False  # the parsed value is a path (or a tuple of them) under the config folder
+
+
+def _describe(value: object) -> str:
+    names = {type(None): "null", bool: "a boolean", int: "an integer", float: "a number"}
+    names |= {str: "a string", list: "a list", dict: "a mapping"}
+    name = names.get(type(value), type(value).__name__)
+    return f"{name} ({value!r})" if isinstance(value, int | float | str) else name
+
+
+def _need(value: Any, types: type | tuple[type, ...], what: str) -> Any:
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ValueError(f"must be {what}, not {_describe(value)}")
+    if not isinstance(value, types):
+        raise ValueError(f"must be {what}, not {_describe(value)}")
+    return value
+
+
+def _text_kind() -> Kind:
+    def parse(value: Any) -> str:
+        text: str = _need(value, str, "a string")
+        if not text.strip():
+            raise ValueError("must not be empty")
+        return text
+
+    return Kind("string", parse)
+
+
+def _integer_kind(low: int, high: int) -> Kind:
+    def parse(value: Any) -> int:
+        number: int = _need(value, int, "an integer")
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low} and {high}, not {number}")
+        return number
+
+    return Kind(f"integer {low}-{high}", parse)
+
+
+def _bool_kind() -> Kind:
+    return Kind("true or false", lambda value: _need(value, bool, "true or false"))
+
+
+def _duration_kind(low: int) -> Kind:
+    def parse(value: Any) -> int:
+        seconds = parse_duration(_need(value, (int, str), "a duration (30s, 15m, 2h, 1d)"))
+        if seconds < low:
+            raise ValueError(f"must be at least {_format_duration(low)}, not {value}")
+        return seconds
+
+    return Kind(f"duration, at least {_format_duration(low)}", parse)
+
+
+def _seconds_kind(high: int) -> Kind:
+    def parse(value: Any) -> float:
+        _need(value, (int, float, str), "a duration (20s, 1m)")
+        if isinstance(value, str) and re.fullmatch(r"\d+\.\d+\s*s?", value.strip()):
+            seconds = float(value.strip().rstrip("s"))
+        else:
+            seconds = float(value) if isinstance(value, float) else float(parse_duration(value))
+        if not 0 < seconds <= high:
+            raise ValueError(f"must be more than 0s and at most {_format_duration(high)}")
+        return seconds
+
+    return Kind(f"duration (fractions allowed), at most {_format_duration(high)}", parse)
+
+
+def _size_kind(low: int) -> Kind:
+    def parse(value: Any) -> int:
+        size = parse_size(_need(value, (int, str), "a size (512KB, 10MB)"))
+        if size < low:
+            raise ValueError(f"must be at least {low} bytes, not {value}")
+        return size
+
+    return Kind("size (512KB, 10MB, 1GB; KB = 1024 bytes)", parse)
+
+
+def _choice_kind(choices: Sequence[str], convert: Callable[[str], Any] = str) -> Kind:
+    def parse(value: Any) -> Any:
+        text = _need(value, str, "one of " + ", ".join(choices))
+        if text not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}{_hint(text, choices)}")
+        return convert(text)
+
+    return Kind("one of " + ", ".join(choices), parse)
+
+
+def _timezone_kind() -> Kind:
+    def parse(value: Any) -> str:
+        name: str = _need(value, str, "a time zone name (UTC, Europe/Kyiv)")
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            zones = sorted(zoneinfo.available_timezones())
+            raise ValueError(f"unknown time zone {name!r}{_hint(name, zones)}") from None
+        return name
+
+    return Kind("IANA time zone name", parse)
+
+
+def _path_kind() -> Kind:
+    return Kind("path", _text_kind().parse, path=True)
+
+
+def _strings_kind(what: str) -> Kind:
+    def parse(value: Any) -> tuple[str, ...]:
+        items = [value] if isinstance(value, str) else _need(value, list, f"a list of {what}")
+        for item in items:
+            if not isinstance(item, str) or not item.strip():
+                raise ValueError(f"must be a list of {what}, not a list holding {_describe(item)}")
+        return tuple(item.strip() for item in items)
+
+    return Kind(f"list of {what} (or one)", parse)
+
+
+def _paths_kind() -> Kind:
+    return Kind("path or list of paths", _strings_kind("paths").parse, path=True)
+
+
+def _headers_kind() -> Kind:
+    def parse(value: Any) -> dict[str, str]:
+        headers = _need(value, dict, "a mapping of header name to value")
+        out: dict[str, str] = {}
+        for name, text in headers.items():
+            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+                raise ValueError(f"invalid header name {name!r}")
+            if isinstance(text, bool) or not isinstance(text, str | int | float):
+                raise ValueError(f"header {name}: must be a string, not {_describe(text)}")
+            if re.search(r"[\r\n\x00]", str(text)):
+                raise ValueError(f"header {name}: value must be one line")
+            out[name] = str(text)
+        return out
+
+    return Kind("mapping of HTTP header name to value", parse)
+
+
+def _addresses_kind() -> Kind:
+    def parse(value: Any) -> tuple[str, ...]:
+        raw: tuple[str, ...] = _strings_kind("email addresses").parse(value)
+        pairs = getaddresses(list(raw))
+        for text, (_, address) in zip(raw, pairs, strict=False):
+            if "@" not in address or re.search(r"[\s\x00-\x1f]", address):
+                raise ValueError(f"{text!r} is not an email address")
+        if not raw:
+            raise ValueError("must name at least one address")
+        if len(pairs) != len(raw):
+            raise ValueError("must hold one email address per entry")
+        return raw
+
+    return Kind("email address or list of them", parse)
+
+
+def _address_kind() -> Kind:
+    def parse(value: Any) -> str:
+        (address,) = _addresses_kind().parse(_need(value, str, "an email address"))
+        return str(address)
+
+    return Kind("email address", parse)
+
+
+def _url_kind() -> Kind:
+    def parse(value: Any) -> str:
+        url: str = _need(value, str, "an http(s) URL")
+        parts = urlsplit(url.strip())
+        if parts.scheme.lower() not in HTTP_SCHEMES or not parts.netloc:
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        return url.strip()
+
+    return Kind("http(s) URL", parse)
+
+
+def _format_duration(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _hint(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f": did you mean {close[0]!r}?" if close else ""
+
+
+# --- the settings tables ------------------------------------------------------------------
+
+REQUIRED: Any = object()  # a Setting default: the key must be given
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of watcher.yaml; ``name`` is its YAML path relative to its table."""
+
+    name: str
+    default: Any  # as written in YAML; None: unset; REQUIRED: must be given
+    help: str
+    kind: Kind
+    field: str = ""  # the dataclass field or options key; default: the last part of name
+
+    @property
+    def key(self) -> str:
+        return self.field or self.name.rpartition(".")[2]
+
+
+S = Setting
+TEXT, BOOL, PATH = _text_kind(), _bool_kind(), _path_kind()
+SEVERITY = _choice_kind(SEVERITIES)
+
+FEED_DEFAULT_SETTINGS: tuple[Setting, ...] = (
+    S("interval", "15m", "How often a feed is polled.", _duration_kind(60), "interval_s"),
+    S("timeout", "20s", "HTTP timeout of one fetch.", _seconds_kind(600), "timeout_s"),
+    S(
+        "first_poll_alerts",
+        "recent",
+        "Which matches of a feed's first poll alert: `recent` (published within "
+        "`max_age`), `all`, or `none`; the others are recorded as `suppressed`.",
+        _choice_kind([m.value for m in FirstPollAlerts], FirstPollAlerts),
+    ),
+    S(
+        "max_age",
+        "2d",
+        "Older items are stored and matched, not alerted.",
+        _duration_kind(0),
+        "max_age_s",
+    ),
+    S(
+        "headers",
+        {},
+        'Extra HTTP headers, e.g. `{Authorization: "Basic ${FEED_AUTH}"}`; '
+        "a feed's own headers are added to these.",
+        _headers_kind(),
+    ),
+)
+
+
+def _under(prefix: str, settings: Iterable[Setting]) -> tuple[Setting, ...]:
+    return tuple(replace(s, name=f"{prefix}.{s.name}") for s in settings)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    S("database", "watcher.db", "SQLite database file, created on first use.", PATH),
+    S(
+        "rules",
+        "rules",
+        "A folder of `*.yaml`/`*.yml` rule files, or a list of files and folders. "
+        "The default folder may be missing; a named one may not.",
+        _paths_kind(),
+    ),
+    *_under("defaults", FEED_DEFAULT_SETTINGS),
+    S("display_timezone", "UTC", "How times are shown in alerts and tables.", _timezone_kind()),
+    S("poll.workers", 16, "Concurrent fetches.", _integer_kind(1, 1024)),
+    S("poll.per_host", 2, "Concurrent fetches to one host.", _integer_kind(1, 64)),
+    S("poll.max_bytes", "10MB", "Largest response, after decompression.", _size_kind(1024)),
+    S("poll.user_agent", f"watcher/{__version__}", "HTTP User-Agent header.", TEXT),
+    S(
+        "health.failing_after",
+        5,
+        "Failed polls in a row before a `failing` alert.",
+        _integer_kind(1, 10_000),
+    ),
+    S(
+        "health.quiet_after",
+        "7d",
+        "No new item for this long: a `quiet` alert.",
+        _duration_kind(3600),
+        "quiet_after_s",
+    ),
+    S(
+        "health.notify",
+        None,
+        "Channels for health alerts; default: every channel.",
+        _strings_kind("channel names"),
+    ),
+    S(
+        "delivery.retry_initial",
+        "30s",
+        "First retry delay; it doubles after each failure.",
+        _duration_kind(1),
+        "retry_initial_s",
+    ),
+    S("delivery.retry_max", "1h", "Longest retry delay.", _duration_kind(1), "retry_max_s"),
+    S(
+        "delivery.give_up_after",
+        "24h",
+        "Retry for this long, then mark the alert `failed`.",
+        _duration_kind(60),
+        "give_up_after_s",
+    ),
+    S(
+        "retention",
+        "180d",
+        "Unmatched items older than this are pruned.",
+        _duration_kind(3600),
+        "retention_s",
+    ),
+    S(
+        "poll_log_retention",
+        "30d",
+        "`polls` rows older than this are pruned.",
+        _duration_kind(3600),
+        "poll_log_retention_s",
+    ),
+)
+SECTIONS = ("feeds", "channels")  # top-level keys with their own tables below
+
+FEED_SETTINGS: tuple[Setting, ...] = (
+    S("url", REQUIRED, "http(s) URL, or a local file path (made absolute).", TEXT),
+    S("name", None, "Stable name (job ids, rule scopes); default: derived from title/host.", TEXT),
+    S("title", None, "Display title; default: the feed's own.", TEXT),
+    S("tags", [], "Tags, for rule scopes `tag:NAME`.", _strings_kind("tags")),
+    S("enabled", True, "`false` keeps the feed listed but never polled.", BOOL),
+    *FEED_DEFAULT_SETTINGS,
+)
+OPML_SETTINGS: tuple[Setting, ...] = (
+    S(
+        "opml",
+        REQUIRED,
+        "Import every feed of this OPML file (titles kept, categories -> tags).",
+        PATH,
+    ),
+    S("tags", [], "Tags added to every imported feed.", _strings_kind("tags")),
+    S("enabled", True, "`false` disables every imported feed.", BOOL),
+    *FEED_DEFAULT_SETTINGS,
+)
+CHANNEL_SETTINGS: tuple[Setting, ...] = (
+    S("type", REQUIRED, "The channel type (see below).", TEXT),
+    S("min_severity", "info", "Only alerts at or above this severity.", SEVERITY),
+    S("max_alerts.count", REQUIRED, "At most this many alerts...", _integer_kind(1, 1_000_000)),
+    S(
+        "max_alerts.per",
+        REQUIRED,
+        "...per this long; the excess is summarised.",
+        _duration_kind(1),
+        "per_s",
+    ),
+)
+
+_Check = Callable[[dict[str, Any]], list[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class ChannelType:
+    """A channel type's own keys and a check across them (returning (key, message) pairs)."""
+
+    settings: tuple[Setting, ...]
+    check: _Check | None = None
+
+
+def _check_email(options: dict[str, Any]) -> list[tuple[str, str]]:
+    smtp = options["smtp"]
+    problems = []
+    if smtp["tls"] and smtp["starttls"]:
+        problems.append(("smtp.tls", "choose one of tls and starttls"))
+    if smtp["password"] is not None and smtp["username"] is None:
+        problems.append(("smtp.password", "a password needs a username"))
+    if smtp["port"] is None:
+        smtp["port"] = 465 if smtp["tls"] else 587 if smtp["starttls"] else 25
+    return problems
+
+
+CHANNEL_TYPES: dict[str, ChannelType] = {
+    "console": ChannelType(()),
+    "eml": ChannelType(
+        (
+            S("dir", REQUIRED, "Folder for the .eml files (one per alert).", PATH),
+            S("from", "watcher@localhost", "From address written in the files.", _address_kind()),
+            S("to", ["reader@localhost"], "To addresses written in the files.", _addresses_kind()),
+        )
+    ),
+    "email": ChannelType(
+        (
+            S("to", REQUIRED, "Recipient address(es).", _addresses_kind()),
+            S("from", REQUIRED, "Sender address.", _address_kind()),
+            S("subject_prefix", "[watcher]", "Start of every subject.", TEXT),
+            S("smtp.host", "localhost", "SMTP server.", TEXT),
+            S(
+                "smtp.port",
+                None,
+                "SMTP port; default 25, 587 with starttls, 465 with tls.",
+                _integer_kind(1, 65535),
+            ),
+            S("smtp.starttls", False, "Upgrade the connection with STARTTLS.", BOOL),
+            S("smtp.tls", False, "Connect over TLS (SMTPS).", BOOL),
+            S("smtp.username", None, "Login name, e.g. `${SMTP_USER}`.", TEXT),
+            S("smtp.password", None, "Password, e.g. `${SMTP_PASSWORD}`.", TEXT),
+            S("smtp.timeout", "30s", "SMTP timeout.", _seconds_kind(600)),
+        ),
+        _check_email,
+    ),
+    "webhook": ChannelType(
+        (
+            S("url", REQUIRED, "Where alerts are POSTed as JSON.", _url_kind()),
+            S("secret", None, "Signs each body: `X-Watcher-Signature: sha256=<HMAC>`.", TEXT),
+            S("headers", {}, "Extra HTTP headers.", _headers_kind()),
+            S("timeout", "10s", "HTTP timeout.", _seconds_kind(600)),
+        )
+    ),
+    "apprise": ChannelType(
+        (
+            S(
+                "urls",
+                REQUIRED,
+                "Apprise URLs (needs the `apprise` extra).",
+                _strings_kind("Apprise URLs"),
+            ),
+        )
+    ),
+}
+
+
+def documented_settings() -> list[tuple[str, Setting]]:
+    """Every setting with its full YAML path, in the order the docs list them."""
+    out = [(s.name, s) for s in SETTINGS]
+    out += [(f"feeds[].{s.name}", s) for s in FEED_SETTINGS]
+    out += [(f"feeds[].{s.name}", s) for s in OPML_SETTINGS if s.name == "opml"]
+    out += [(f"channels.<name>.{s.name}", s) for s in CHANNEL_SETTINGS]
+    for type_name, channel_type in CHANNEL_TYPES.items():
+        out += [(f"channels.<name>.{s.name} ({type_name})", s) for s in channel_type.settings]
+    return out
+
+
+# --- finding and reading the file ---------------------------------------------------------
+
+
+def find_config(path: str | None, env: Mapping[str, str]) -> Path:
+    """``--config PATH``, else ``$WATCHER_CONFIG``, else ``./watcher.yaml``; it must exist."""
+    if path:
+        found, source = Path(path), "--config"
+    elif env.get(CONFIG_ENV):
+        found, source = Path(env[CONFIG_ENV]), f"${CONFIG_ENV}"
+    else:
+        found, source = Path(DEFAULT_CONFIG), "the default"
+    if not found.is_file():
+        message = f"config file not found (from {source}); `watcher init` writes one"
+        raise ConfigError(Problem(str(found), message))
+    return found
+
+
+def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """The validated Settings of the config file at ``path``; raises one ConfigError."""
+    ctx = _Context(
+        str(path), os.environ if env is None else env, Path(os.path.abspath(path)).parent
+    )
+    data = _read_yaml(ctx, path)
+    settings = _build_settings(ctx, data, Path(os.path.abspath(path)))
+    if ctx.problems:
+        raise ConfigError(sorted(ctx.problems, key=lambda p: p.line or 0))
+    return settings
+
+
+@dataclass
+class _Context:
+    """What one load knows: the file, env, folder, each YAML path's line, the problems so far."""
+
+    file: str
+    env: Mapping[str, str]
+    base: Path
+    lines: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    unexpanded: set[str] = field(default_factory=set)  # paths whose ${VAR} failed
+
+    def has_unexpanded(self, key: str) -> bool:
+        """Whether ``key`` or a value inside it already failed to expand (one problem is enough)."""
+        return any(p == key or p.startswith((f"{key}.", f"{key}[")) for p in self.unexpanded)
+
+    def error(self, key: str, message: str, line: int | None = None) -> None:
+        self.problems.append(Problem(self.file, message, line or self.line(key), key or None))
+
+    def line(self, key: str) -> int | None:
+        """The line of ``key``, else of its nearest parent that has one."""
+        while key and key not in self.lines:
+            parent = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", key)
+            key = parent if parent != key else ""
+        return self.lines.get(key)
+
+    def resolve(self, path: str) -> Path:
+        expanded = Path(path).expanduser()
+        return Path(os.path.normpath(expanded if expanded.is_absolute() else self.base / expanded))
+
+
+def _read_yaml(ctx: _Context, path: Path) -> dict[str, Any]:
+    """The file as plain data, every string ``${VAR}``-expanded; YAML errors raise at once."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(Problem(ctx.file, f"cannot read config file: {e}")) from e
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        reason = getattr(e, "problem", None) or str(e)
+        if mark is None:
+            raise ConfigError(Problem(ctx.file, f"invalid YAML: {reason}")) from e
+        message = f"invalid YAML: {reason} (column {mark.column + 1})"
+        raise ConfigError(Problem(ctx.file, message, mark.line + 1)) from e
+    data = _plain(ctx, node, "", yaml.SafeLoader("")) if node is not None else {}
+    if not isinstance(data, dict):
+        ctx.error("", f"the file must hold a mapping of settings, not {_describe(data)}", 1)
+        raise ConfigError(ctx.problems)
+    return data
+
+
+def _plain(ctx: _Context, node: Node, path: str, loader: yaml.SafeLoader) -> Any:
+    """Plain Python data of ``node``; records the line of every YAML path in ``ctx.lines``."""
+    assert ctx.lines is not None
+    ctx.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, SequenceNode):
+        return [_plain(ctx, item, f"{path}[{i}]", loader) for i, item in enumerate(node.value)]
+    if isinstance(node, MappingNode):
+        return _plain_mapping(ctx, node, path, loader)
+    value = loader.construct_object(node, deep=True)
+    return _expand(ctx, node, value, path, loader) if isinstance(value, str) else value
+
+
+def _plain_mapping(ctx: _Context, node: MappingNode, path: str, loader: yaml.SafeLoader) -> Any:
+    assert ctx.lines is not None
+    loader.flatten_mapping(node)  # applies `<<: *anchor` merges
+    out: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        line = key_node.start_mark.line + 1
+        if not isinstance(key_node, ScalarNode):
+            ctx.error(path, "a key must be a plain word, not a list or mapping", line)
+            continue
+        key = _join(path, key_node.value)
+        if key_node.value in out:
+            ctx.error(key, "duplicate key", line)
+        ctx.lines[key] = line
+        out[key_node.value] = _plain(ctx, value_node, key, loader)
+    return out
+
+
+_VAR_RE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+
+
+def _expand(ctx: _Context, node: Node, text: str, path: str, loader: yaml.SafeLoader) -> Any:
+    """``text`` with each ``${NAME}`` replaced from env and ``$${`` made ``${``."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match[0] == "$${":
+            return "${"
+        name = match[1]
+        if name is None:
+            ctx.error(path, "unclosed '${': write '$${' for a literal '${'")
+        elif not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            ctx.error(path, f"invalid environment variable name {name!r} in '${{{name}}}'")
+        elif name not in ctx.env:
+            ctx.error(path, f"environment variable {name} is not set")
+        else:
+            return ctx.env[name]
+        ctx.unexpanded.add(path)
+        return match[0]
+
+    expanded = _VAR_RE.sub(substitute, text)
+    if expanded == text or not isinstance(node, ScalarNode) or node.style is not None:
+        return expanded
+    # An unquoted `${PORT}` takes the type its value would have had if written in place.
+    tag = loader.resolve(ScalarNode, expanded, (True, False))  # type: ignore[no-untyped-call]
+    return loader.construct_object(ScalarNode(tag, expanded), deep=True)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+# --- validating against the tables --------------------------------------------------------
+
+
+def _read_mapping(
+    ctx: _Context,
+    value: Any,
+    path: str,
+    settings: Sequence[Setting],
+    defaults: Mapping[str, Any],
+    extra: Collection[str] = (),
+) -> dict[str, Any]:
+    """The values of ``settings`` (names relative to ``path``) in ``value``, else ``defaults``.
+
+    Keys outside ``settings`` and ``extra`` are reported with the closest valid one.
+    Nested names (``smtp.host``) form sub-mappings, returned as dicts under their first part.
+    """
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        ctx.error(path, f"must be a mapping, not {_describe(value)}")
+        value = {}
+    groups = _group(settings)
+    _check_keys(ctx, value, path, [*groups, *extra])
+    out: dict[str, Any] = {}
+    for head, member in groups.items():
+        if isinstance(member, Setting):
+            out[member.key] = _read_leaf(ctx, value.get(head), path, member, defaults)
+        elif value.get(head) is None:
+            out[head] = defaults.get(head)
+        else:
+            sub_defaults = _table_defaults(ctx, member)
+            out[head] = _read_mapping(ctx, value[head], _join(path, head), member, sub_defaults)
+    return out
+
+
+def _read_leaf(
+    ctx: _Context, raw: Any, path: str, setting: Setting, defaults: Mapping[str, Any]
+) -> Any:
+    if raw is None:
+        if setting.default is REQUIRED:
+            ctx.error(path, f"missing required key {setting.name!r}")
+        return defaults.get(setting.key)
+    try:
+        value = setting.kind.parse(raw)
+    except ValueError as e:
+        if not ctx.has_unexpanded(_join(path, setting.name)):
+            ctx.error(_join(path, setting.name), str(e))
+        return defaults.get(setting.key)
+    return _resolve_paths(ctx, value) if setting.kind.path else value
+
+
+def _resolve_paths(ctx: _Context, value: str | tuple[str, ...]) -> Path | tuple[Path, ...]:
+    return ctx.resolve(value) if isinstance(value, str) else tuple(map(ctx.resolve, value))
+
+
+def _group(settings: Sequence[Setting]) -> dict[str, Setting | tuple[Setting, ...]]:
+    """Settings by their first name part; nested ones as a tuple with that part removed."""
+    groups: dict[str, Setting | tuple[Setting, ...]] = {}
+    for s in settings:
+        head, dot, rest = s.name.partition(".")
+        if not dot:
+            groups[head] = s
+        else:
+            before = groups.get(head, ())
+            assert isinstance(before, tuple), s.name
+            groups[head] = (*before, replace(s, name=rest))
+    return groups
+
+
+def _table_defaults(ctx: _Context, settings: Sequence[Setting]) -> dict[str, Any]:
+    """The parsed defaults of a table; a group with a required key defaults to None."""
+    out: dict[str, Any] = {}
+    for head, member in _group(settings).items():
+        if isinstance(member, tuple):
+            required = any(s.default is REQUIRED for s in member)
+            out[head] = None if required else _table_defaults(ctx, member)
+        elif member.default is None or member.default is REQUIRED:
+            out[member.key] = None
+        else:
+            value = member.kind.parse(member.default)
+            out[member.key] = _resolve_paths(ctx, value) if member.kind.path else value
+    return out
+
+
+def _check_keys(ctx: _Context, value: Mapping[str, Any], path: str, valid: list[str]) -> None:
+    for key in value:
+        if key not in valid:
+            hint = _hint(key, valid) or f"; valid keys: {', '.join(sorted(valid))}"
+            ctx.error(_join(path, key), f"unknown key {key!r}{hint}")
+
+
+# --- building Settings --------------------------------------------------------------------
+
+
+def _build_settings(ctx: _Context, data: dict[str, Any], path: Path) -> Settings:
+    values = _read_mapping(ctx, data, "", SETTINGS, _table_defaults(ctx, SETTINGS), SECTIONS)
+    channels = _read_channels(ctx, data.get("channels"))
+    health = values["health"]
+    _check_channel_names(ctx, health["notify"] or (), channels, "health.notify")
+    delivery = values["delivery"]
+    if delivery["retry_max_s"] < delivery["retry_initial_s"]:
+        ctx.error("delivery.retry_max", "must not be shorter than retry_initial")
+    return Settings(
+        path=path,
+        database=values["database"],
+        rules=_expand_rules(ctx, values["rules"], given=data.get("rules") is not None),
+        defaults=FeedDefaults(**values["defaults"]),
+        display_timezone=values["display_timezone"],
+        poll=PollSettings(**values["poll"]),
+        feeds=_read_feeds(ctx, data.get("feeds"), values["defaults"]),
+        channels=channels,
+        health=HealthSettings(**health),
+        delivery=DeliverySettings(**delivery),
+        retention_s=values["retention_s"],
+        poll_log_retention_s=values["poll_log_retention_s"],
+    )
+
+
+def _expand_rules(ctx: _Context, paths: tuple[Path, ...], given: bool) -> tuple[Path, ...]:
+    """Rule files: folders become their sorted ``*.yaml``/``*.yml`` files."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = (p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            files += sorted(p for p in found if not p.name.startswith("."))
+        elif path.is_file():
+            files.append(path)
+        elif given:
+            ctx.error("rules", f"no such rule file or folder: {path}")
+    return tuple(dict.fromkeys(files))
+
+
+def _check_channel_names(
+    ctx: _Context, names: Iterable[str], channels: Mapping[str, ChannelConfig], key: str
+) -> None:
+    for name in names:
+        if name not in channels:
+            ctx.error(key, f"unknown channel {name!r}{_hint(name, channels)}")
+
+
+def _read_feeds(ctx: _Context, value: Any, defaults: Mapping[str, Any]) -> tuple[FeedConfig, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        ctx.error("feeds", f"must be a list of feeds, not {_describe(value)}")
+        return ()
+    feeds: list[FeedConfig] = []
+    names: dict[str, str] = {}
+    for i, entry in enumerate(value):
+        path = f"feeds[{i}]"
+        for feed in _read_feed(
+            ctx, {"url": entry} if isinstance(entry, str) else entry, path, defaults
+        ):
+            if feed.name is not None and feed.name in names:
+                ctx.error(
+                    f"{path}.name", f"duplicate feed name {feed.name!r} (also {names[feed.name]})"
+                )
+            elif feed.name is not None:
+                names[feed.name] = path
+            feeds.append(feed)
+    return tuple(feeds)
+
+
+def _read_feed(
+    ctx: _Context, entry: Any, path: str, file_defaults: Mapping[str, Any]
+) -> list[FeedConfig]:
+    """The feeds of one ``feeds:`` entry: a feed, or every feed of an OPML file."""
+    is_opml = isinstance(entry, dict) and "opml" in entry
+    table = OPML_SETTINGS if is_opml else FEED_SETTINGS
+    defaults = {**_table_defaults(ctx, table), **file_defaults}
+    values = _read_mapping(ctx, entry, path, table, defaults)
+    values["headers"] = {**file_defaults["headers"], **(values["headers"] or {})}
+    if is_opml:
+        return _read_opml_entry(ctx, values, path)
+    if values["name"] is not None and values["name"].startswith("tag:"):
+        ctx.error(f"{path}.name", "a feed name may not start with 'tag:' (rules use it for tags)")
+    try:
+        values["url"] = feed_location(values["url"], ctx.base) if values["url"] else ""
+    except ValueError as e:
+        ctx.error(f"{path}.url", str(e))
+    return [FeedConfig(**values)]
+
+
+def _read_opml_entry(ctx: _Context, values: dict[str, Any], path: str) -> list[FeedConfig]:
+    opml: Path | None = values.pop("opml")
+    extra_tags: tuple[str, ...] = values.pop("tags")
+    if opml is None:
+        return []
+    try:
+        feeds = read_opml(opml)
+    except ConfigError as e:
+        for problem in e.problems:
+            where = f"{problem.file}:{problem.line}" if problem.line else problem.file
+            ctx.error(f"{path}.opml", f"{where}: {problem.message}")
+        return []
+    return [replace(f, **values, tags=tuple(dict.fromkeys(f.tags + extra_tags))) for f in feeds]
+
+
+def _read_channels(ctx: _Context, value: Any) -> dict[str, ChannelConfig]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        ctx.error(
+            "channels", f"must be a mapping of channel name to settings, not {_describe(value)}"
+        )
+        return {}
+    channels = {}
+    for name, body in value.items():
+        channel = _read_channel(ctx, name, body, f"channels.{name}")
+        if channel is not None:
+            channels[name] = channel
+    return channels
+
+
+def _read_channel(ctx: _Context, name: str, body: Any, path: str) -> ChannelConfig | None:
+    """One channel: the common keys, then its type's own keys and check."""
+    if not isinstance(body, dict):
+        ctx.error(path, f"must be a mapping with a 'type', not {_describe(body)}")
+        return None
+    type_name = body.get("type")
+    if type_name is None:
+        valid = ", ".join(sorted(CHANNEL_TYPES))
+        ctx.error(path, f"missing required key 'type' (valid types: {valid})")
+        return None
+    channel_type = CHANNEL_TYPES.get(type_name) if isinstance(type_name, str) else None
+    if channel_type is None:
+        valid = ", ".join(sorted(CHANNEL_TYPES))
+        hint = _hint(str(type_name), CHANNEL_TYPES)
+        ctx.error(
+            f"{path}.type", f"unknown channel type {type_name!r}{hint} (valid types: {valid})"
+        )
+    own = channel_type.settings if channel_type else ()
+    table = CHANNEL_SETTINGS + own
+    extra = () if channel_type else list(body)
+    values = _read_mapping(ctx, body, path, table, _table_defaults(ctx, table), extra)
+    if channel_type is None:
+        return None
+    options = {k: v for k, v in values.items() if k in _group(own) and v is not None}
+    for key, message in channel_type.check(options) if channel_type.check else ():
+        ctx.error(_join(path, key), message)
+    limit = values["max_alerts"]
+    return ChannelConfig(
+        name=name,
+        type=type_name,
+        options=options,
+        min_severity=values["min_severity"],
+        max_alerts=RateLimit(limit["count"], limit["per_s"]) if limit else None,
+    )
+
+
+# --- docs ---------------------------------------------------------------------------------
+
+
+def settings_reference() -> str:
+    """The Markdown reference of every setting, as docs/configuration.md holds it."""
+    lines = ["| Setting | Default | Value | Meaning |", "|---|---|---|---|"]
+    for name, s in documented_settings():
+        default = _doc_default(s.default)
+        if name.startswith("feeds[].") and s in FEED_DEFAULT_SETTINGS:
+            default = f"`defaults.{s.name}`"
+        lines.append(f"| `{name}` | {default} | {s.kind.name} | {s.help} |")
+    return "\n".join(lines) + "\n"
+
+
+def _doc_default(default: Any) -> str:
+    if default is REQUIRED:
+        return "required"
+    if default is None:
+        return "unset"
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    if isinstance(default, list):
+        return f"`[{', '.join(default)}]`"
+    return f"`{default}`" if default != {} else "`{}`"
+
+
+if __name__ == "__main__":
+    print(settings_reference(), end="")
