@@ -1,0 +1,433 @@
+"""Read rule files into ``Rule`` objects, validating everything; does not match anything.
+
+Every problem in every file is collected and raised as one ``ConfigError`` whose lines read
+``rules/kursk.yaml:12: rule nk-troops: query: unbalanced quote at column 18``. Query columns
+are 1-based character positions in the query text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import snowballstemmer
+import yaml
+
+from watcher.exceptions import ConfigError, Problem
+from watcher.rules.query import QueryError, parse_phrase, parse_query
+from watcher.types import FIELDS, SEVERITIES, RateLimit, Rule, Threshold
+
+try:
+    from watcher.config import parse_duration
+except ImportError:  # pragma: no cover - config.py is optional for the rule language
+    parse_duration = None  # type: ignore[assignment]
+
+KEYS: tuple[str, ...] = (
+    "id",
+    "description",
+    "any",
+    "all",
+    "none",
+    "query",
+    "fields",
+    "feeds",
+    "severity",
+    "notify",
+    "stem",
+    "enabled",
+    "digest",
+    "max_alerts",
+    "threshold",
+)
+STEM_LANGUAGES: tuple[str, ...] = tuple(
+    sorted(a for a in snowballstemmer.algorithms() if "porter" not in a)
+)
+
+
+@dataclass(frozen=True)
+class QueryProblem(Problem):
+    """A problem inside a query or phrase: ``text`` and the 1-based ``column`` (for a caret)."""
+
+    text: str = ""
+    column: int | None = None
+
+
+class _Invalid(Exception):
+    """One problem with one value, raised inside a field check."""
+
+    def __init__(self, message: str, column: int | None = None, text: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column
+        self.text = text
+
+
+# --- reading YAML with line numbers --------------------------------------------------------
+
+
+def _display(path: Path) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def _compose(
+    path: Path, problems: list[Problem]
+) -> tuple[yaml.Node | None, yaml.SafeLoader | None]:
+    name = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(Problem(name, f"cannot read rule file: {error}"))
+        return None, None
+    loader = yaml.SafeLoader(text)
+    try:
+        return loader.get_single_node(), loader
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problems.append(Problem(name, f"invalid YAML: {getattr(error, 'problem', error)}", line))
+        return None, None
+
+
+def _rule_nodes(node: yaml.Node | None, name: str, problems: list[Problem]) -> list[yaml.Node]:
+    if node is None:
+        return []
+    if isinstance(node, yaml.MappingNode):
+        return [node]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    problems.append(Problem(name, "a rule file holds a list of rules or one rule", _line(node)))
+    return []
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+# --- one rule ------------------------------------------------------------------------------
+
+
+@dataclass
+class _RuleReader:
+    """Validates one rule mapping, collecting problems instead of stopping at the first."""
+
+    file: str
+    node: yaml.Node
+    loader: yaml.SafeLoader
+    channels: Collection[str] | None
+    problems: list[Problem]
+    label: str = "rule"
+
+    def read(self, position: int) -> Rule | None:
+        if not isinstance(self.node, yaml.MappingNode):
+            self.problem("a rule must be a mapping of keys (id, any, query, ...)", self.node)
+            return None
+        self.label = f"rule {self.peek_id() or f'#{position}'}"
+        values = self.entries()
+        rule_id = values.get("id", (None, self.node))
+        fields = self.check_all(values)
+        if not isinstance(rule_id[0], str) or not rule_id[0].strip():
+            self.problem("id: every rule needs an id (a non-empty string)", rule_id[1])
+            return None
+        if fields is None:
+            return None
+        return Rule(id=rule_id[0], file=self.file, line=_line(self.node), **fields)
+
+    def peek_id(self) -> str | None:
+        for key_node, value_node in self.node.value:
+            if key_node.value == "id" and isinstance(value_node, yaml.ScalarNode):
+                return str(value_node.value) or None
+        return None
+
+    def entries(self) -> dict[str, tuple[Any, yaml.Node]]:
+        values: dict[str, tuple[Any, yaml.Node]] = {}
+        for key_node, value_node in self.node.value:
+            key = self.loader.construct_object(key_node, deep=True)
+            if key not in KEYS:
+                close = difflib.get_close_matches(str(key), KEYS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; keys are {', '.join(KEYS)}"
+                self.problems.append(
+                    Problem(self.file, f"unknown key {key!r}{hint}", _line(key_node))
+                )
+                continue
+            try:
+                values[key] = (self.loader.construct_object(value_node, deep=True), value_node)
+            except yaml.YAMLError as error:
+                self.problem(f"{key}: unreadable value: {error}", value_node)
+        return values
+
+    def check_all(self, values: dict[str, tuple[Any, yaml.Node]]) -> dict[str, Any] | None:
+        fields: dict[str, Any] = {}
+        ok = True
+        for key, (value, node) in values.items():
+            if key == "id":
+                continue
+            try:
+                fields.update(CHECKS[key](value, self))
+            except _Invalid as invalid:
+                ok = False
+                self.query_problem(key, invalid, node)
+        if ok and not (fields.get("any") or fields.get("all") or fields.get("query")):
+            self.problem("a rule needs any:, all: or query: (something to look for)", self.node)
+            ok = False
+        return fields if ok else None
+
+    def problem(self, message: str, node: yaml.Node) -> None:
+        self.problems.append(Problem(self.file, message, _line(node), self.label))
+
+    def query_problem(self, key: str, invalid: _Invalid, node: yaml.Node) -> None:
+        message = f"{key}: {invalid.message}"
+        self.problems.append(
+            QueryProblem(self.file, message, _line(node), self.label, invalid.text, invalid.column)
+        )
+
+
+# --- per-key checks: value -> Rule fields, or _Invalid ---------------------------------------
+
+
+def _query_error(error: QueryError, text: str, where: str = "") -> _Invalid:
+    return _Invalid(f"{where}{error}", error.column, text)
+
+
+def _phrases(value: Any, reader: _RuleReader) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _Invalid("must be a list of phrases")
+    out: list[str] = []
+    for index, entry in enumerate(value):
+        if isinstance(entry, bool) or not isinstance(entry, str | int | float):
+            raise _Invalid(f"[{index}]: must be a phrase (text)")
+        text = str(entry)
+        try:
+            leaf = parse_phrase(text)
+        except QueryError as error:
+            raise _query_error(error, text, f"[{index}]: ") from None
+        if leaf is None:
+            raise _Invalid(f"[{index}]: {text!r} has no word to look for")
+        out.append(text)
+    return tuple(out)
+
+
+def _query(value: Any, reader: _RuleReader) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, str):
+        raise _Invalid("must be a query string")
+    try:
+        parse_query(value)
+    except QueryError as error:
+        raise _query_error(error, value) from None
+    return {"query": value}
+
+
+def _choice_list(value: Any, allowed: Collection[str] | None, what: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _Invalid(f"must be a list of {what}")
+    for entry in value:
+        if allowed is not None and entry not in allowed:
+            raise _Invalid(_unknown(entry, allowed, what))
+    return tuple(value)
+
+
+def _unknown(entry: str, allowed: Collection[str], what: str) -> str:
+    close = difflib.get_close_matches(entry.lower(), list(allowed), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; {what}: {', '.join(allowed)}"
+    return f"unknown {what[:-1]} {entry!r}{hint}"
+
+
+def _fields(value: Any, reader: _RuleReader) -> dict[str, Any]:
+    fields = _choice_list(value, FIELDS, "fields")
+    if not fields:
+        raise _Invalid("needs at least one field")
+    return {"fields": fields}
+
+
+def _feeds(value: Any, reader: _RuleReader) -> dict[str, Any]:
+    return {"feeds": _choice_list(value if value is not None else [], None, "feed names")}
+
+
+def _notify(value: Any, reader: _RuleReader) -> dict[str, Any]:
+    if value is None:
+        return {"notify": None}
+    return {"notify": _choice_list(value, reader.channels, "channels")}
+
+
+def _severity(value: Any, reader: _RuleReader) -> dict[str, Any]:
+    if value not in SEVERITIES:
+        raise _Invalid(f"must be one of {', '.join(SEVERITIES)}, not {value!r}")
+    return {"severity": value}
+
+
+def _stem(value: Any, reader: _RuleReader) -> dict[str, Any]:
+    if value is False or value is None:
+        return {"stem": None}
+    if value not in STEM_LANGUAGES:
+        raise _Invalid(f"unknown language {value!r}; languages are {', '.join(STEM_LANGUAGES)}")
+    return {"stem": value}
+
+
+def _enabled(value: Any, reader: _RuleReader) -> dict[str, Any]:
+    if not isinstance(value, bool):
+        raise _Invalid(f"must be true or false, not {value!r}")
+    return {"enabled": value}
+
+
+def _description(value: Any, reader: _RuleReader) -> dict[str, Any]:
+    if value is None:
+        return {"description": ""}
+    if not isinstance(value, str):
+        raise _Invalid("must be text")
+    return {"description": value}
+
+
+def duration(value: Any) -> int:
+    """Seconds in ``30s``, ``15m``, ``2h``, ``1d``; raises _Invalid."""
+    if parse_duration is not None:
+        try:
+            seconds = parse_duration(value)
+        except ValueError as error:
+            raise _Invalid(str(error)) from None
+    else:  # pragma: no cover
+        seconds = _local_duration(value)
+    if seconds <= 0:
+        raise _Invalid("must be a positive duration like 30s, 15m, 2h or 1d")
+    return seconds
+
+
+def _local_duration(value: Any) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise _Invalid(f"invalid duration {value!r}: use 30s, 15m, 2h or 1d")
+    return int(text[:-1]) * units[text[-1]]
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _Invalid(f"{what} must be a whole number of at least 1, not {value!r}")
+    return value
+
+
+def _mapping(value: Any, required: set[str], optional: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Invalid(f"must be a mapping with {', '.join(sorted(required))}")
+    known = required | optional
+    for key in value:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise _Invalid(f"unknown key {key!r}{hint}")
+    missing = sorted(required - set(value))
+    if missing:
+        raise _Invalid(f"missing {', '.join(missing)}")
+    return value
+
+
+def _digest(value: Any, reader: _RuleReader) -> dict[str, Any]:
+    return {"digest_s": None if value is None else duration(value)}
+
+
+def _max_alerts(value: Any, reader: _RuleReader) -> dict[str, Any]:
+    if value is None:
+        return {"max_alerts": None}
+    entries = _mapping(value, {"count", "per"}, set())
+    count = _positive_int(entries["count"], "count")
+    return {"max_alerts": RateLimit(count, duration(entries["per"]))}
+
+
+def _threshold(value: Any, reader: _RuleReader) -> dict[str, Any]:
+    if value is None:
+        return {"threshold": None}
+    entries = _mapping(value, {"count", "within"}, {"distinct"})
+    distinct = entries.get("distinct")
+    if distinct not in (None, "feed", "item"):
+        raise _Invalid(f"distinct must be feed or item, not {distinct!r}")
+    count = _positive_int(entries["count"], "count")
+    within = duration(entries["within"])
+    return {"threshold": Threshold(count, within, "feed" if distinct == "feed" else None)}
+
+
+def _phrase_key(key: str) -> Callable[[Any, _RuleReader], dict[str, Any]]:
+    def check(value: Any, reader: _RuleReader) -> dict[str, Any]:
+        return {key: _phrases(value, reader)}
+
+    return check
+
+
+CHECKS: dict[str, Callable[[Any, _RuleReader], dict[str, Any]]] = {
+    "description": _description,
+    "any": _phrase_key("any"),
+    "all": _phrase_key("all"),
+    "none": _phrase_key("none"),
+    "query": _query,
+    "fields": _fields,
+    "feeds": _feeds,
+    "severity": _severity,
+    "notify": _notify,
+    "stem": _stem,
+    "enabled": _enabled,
+    "digest": _digest,
+    "max_alerts": _max_alerts,
+    "threshold": _threshold,
+}
+
+
+# --- entry points --------------------------------------------------------------------------
+
+
+def load_rules(paths: Sequence[Path], channels: Collection[str] | None = None) -> list[Rule]:
+    """Read and validate every rule file; raise one ConfigError listing every problem.
+
+    ``channels``: the configured channel names ``notify`` may use (``None``: not checked).
+    """
+    problems: list[Problem] = []
+    rules: list[Rule] = []
+    for path in paths:
+        rules.extend(_load_file(Path(path), channels, problems))
+    _check_duplicates(rules, problems)
+    if problems:
+        raise ConfigError(problems)
+    return rules
+
+
+def _load_file(path: Path, channels: Collection[str] | None, problems: list[Problem]) -> list[Rule]:
+    node, loader = _compose(path, problems)
+    if loader is None:
+        return []
+    name = _display(path)
+    rules: list[Rule] = []
+    try:
+        for position, rule_node in enumerate(_rule_nodes(node, name, problems), start=1):
+            rule = _RuleReader(name, rule_node, loader, channels, problems).read(position)
+            if rule is not None:
+                rules.append(rule)
+    finally:
+        loader.dispose()
+    return rules
+
+
+def _check_duplicates(rules: list[Rule], problems: list[Problem]) -> None:
+    first: dict[str, Rule] = {}
+    for rule in rules:
+        seen = first.setdefault(rule.id, rule)
+        if seen is not rule:
+            where = f"{seen.file}:{seen.line}" if seen.line else seen.file
+            message = f"duplicate rule id {rule.id!r} (first defined in {where})"
+            problems.append(Problem(rule.file, message, rule.line, f"rule {rule.id}"))
+
+
+def validate_query(text: str) -> None:
+    """Raise QueryError (``column`` 1-based, ``message`` without it) for an invalid query."""
+    parse_query(text)
