@@ -12,7 +12,7 @@ import functools
 import re
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -96,6 +96,9 @@ class Store:
         self.db.enable_wal()
 
     def _migrate(self) -> None:
+        """Apply pending migrations under the write lock; an up-to-date database takes none."""
+        if not schema.MIGRATIONS.pending(self.db):
+            return
         with self.transaction():
             schema.MIGRATIONS.apply(self.db)
 
@@ -133,9 +136,6 @@ class Store:
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         return next(self.db.query(sql, list(params)), None)
 
-    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return list(self.db.query(sql, list(params)))
-
     def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self.db.execute(sql, list(params)).fetchone()
         return None if row is None else row[0]
@@ -149,10 +149,11 @@ class Store:
         New feeds are inserted with ``source='config'``; existing ones (by explicit name,
         else by URL) get the file's url, tags, interval and title. A config feed no longer
         in the file is disabled with the reason ``removed from the config file``; listing
-        it again re-enables it.
+        it again re-enables it. Only rows that differ from the file are written.
         """
         with self.transaction():
-            seen = [self._sync_config_feed(cfg) for cfg in feeds]
+            known = _KnownFeeds(self.db.query(_FEEDS_WITH_CONFIG_URL))
+            seen = [self._sync_config_feed(cfg, known) for cfg in feeds]
             self.db.execute(
                 "UPDATE feeds SET last_status = 'disabled', disabled_reason = ?"
                 " WHERE source = 'config' AND disabled_reason IS NULL"
@@ -161,62 +162,59 @@ class Store:
             )
         return [f for f in self.list_feeds() if f.last_status != FeedStatus.DISABLED]
 
-    def _sync_config_feed(self, cfg: FeedConfig) -> int:
-        row = self._find_config_feed(cfg)
+    def _sync_config_feed(self, cfg: FeedConfig, known: _KnownFeeds) -> int:
+        row = known.find(cfg)
         if row is None:
             feed_id = self._insert_feed(
                 cfg.url, cfg.name, cfg.title, cfg.tags, cfg.interval_s, "config"
             )
+            self._set_config_url(feed_id, cfg.url)
+            known.add(self._one(_FEEDS_WITH_CONFIG_URL_BY_ID, [feed_id]))
         else:
             feed_id = row["id"]
-            self._update_config_feed(row, cfg)
+            self._update_config_feed(row, cfg, known)
+        self._set_config_enabled(row, feed_id, cfg.enabled)
+        return feed_id
+
+    def _update_config_feed(self, row: Row, cfg: FeedConfig, known: _KnownFeeds) -> None:
+        """Write the file's url, name, tags, interval and title when they differ."""
+        url = row["url"] if row["config_url"] == cfg.url else cfg.url  # keep a redirect's URL
+        name = row["name"]
+        if cfg.name and cfg.name != name and not known.has_name(cfg.name):
+            name = cfg.name
+        wanted = {
+            "url": url,
+            "name": name,
+            "tags": tags_json(cfg.tags),
+            "interval_s": cfg.interval_s,
+            "title": cfg.title or row["title"],
+            "source": "config",
+        }
+        if any(row[k] != v for k, v in wanted.items()):
+            sets = ", ".join(f"{k} = :{k}" for k in wanted)
+            self.db.execute(f"UPDATE feeds SET {sets} WHERE id = :id", {**wanted, "id": row["id"]})
+        if row["config_url"] != cfg.url:
+            self._set_config_url(row["id"], cfg.url)
+
+    def _set_config_url(self, feed_id: int, url: str) -> None:
         self.db.execute(
             "INSERT INTO _feed_config (feed_id, url) VALUES (?, ?)"
             " ON CONFLICT (feed_id) DO UPDATE SET url = excluded.url",
-            [feed_id, cfg.url],
-        )
-        self._set_config_enabled(feed_id, cfg.enabled)
-        return feed_id
-
-    def _find_config_feed(self, cfg: FeedConfig) -> Row | None:
-        """The stored feed a config entry stands for: by name, else by its URL."""
-        if cfg.name:
-            row = self._one("SELECT * FROM feeds WHERE name = ?", [cfg.name])
-            if row is not None:
-                return row
-        return self._one(
-            "SELECT feeds.* FROM feeds LEFT JOIN _feed_config c ON c.feed_id = feeds.id"
-            " WHERE c.url = ? OR (c.url IS NULL AND feeds.url = ?)"
-            " ORDER BY c.url IS NULL, feeds.id LIMIT 1",
-            [cfg.url, cfg.url],
+            [feed_id, url],
         )
 
-    def _update_config_feed(self, row: Row, cfg: FeedConfig) -> None:
-        config_url = self._scalar("SELECT url FROM _feed_config WHERE feed_id = ?", [row["id"]])
-        url = row["url"] if config_url == cfg.url else cfg.url  # keep a redirect's new URL
-        name = row["name"]
-        if cfg.name and cfg.name != name and self.feed_by_name(cfg.name) is None:
-            name = cfg.name
-        self.db.execute(
-            "UPDATE feeds SET url = ?, name = ?, tags = ?, interval_s = ?,"
-            " title = coalesce(?, title), source = 'config' WHERE id = ?",
-            [url, name, tags_json(cfg.tags), cfg.interval_s, cfg.title, row["id"]],
-        )
-
-    def _set_config_enabled(self, feed_id: int, enabled: bool) -> None:
+    def _set_config_enabled(self, row: Row | None, feed_id: int, enabled: bool) -> None:
         """Apply ``enabled:`` from the file, never overriding another reason to disable."""
-        if enabled:
-            self.db.execute(
-                "UPDATE feeds SET last_status = NULL, disabled_reason = NULL"
-                " WHERE id = ? AND disabled_reason IN (?, ?)",
-                [feed_id, *CONFIG_REASONS],
-            )
+        reason = None if row is None else row["disabled_reason"]
+        if reason is not None and reason not in CONFIG_REASONS:
             return
-        self.db.execute(
-            "UPDATE feeds SET last_status = 'disabled', disabled_reason = ?"
-            " WHERE id = ? AND (disabled_reason IS NULL OR disabled_reason IN (?, ?))",
-            [DISABLED_IN_CONFIG, feed_id, *CONFIG_REASONS],
-        )
+        if enabled and reason is not None:
+            self.db.execute(
+                "UPDATE feeds SET last_status = NULL, disabled_reason = NULL WHERE id = ?",
+                [feed_id],
+            )
+        elif not enabled and reason != DISABLED_IN_CONFIG:
+            self.disable_feed(feed_id, DISABLED_IN_CONFIG)
 
     @_wrap_errors
     def add_feed(
@@ -813,3 +811,41 @@ def slug_for_url(url: str) -> str:
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+_FEEDS_WITH_CONFIG_URL = (
+    "SELECT feeds.*, c.url AS config_url FROM feeds"
+    " LEFT JOIN _feed_config c ON c.feed_id = feeds.id ORDER BY feeds.id"
+)
+_FEEDS_WITH_CONFIG_URL_BY_ID = (
+    "SELECT feeds.*, c.url AS config_url FROM feeds"
+    " LEFT JOIN _feed_config c ON c.feed_id = feeds.id WHERE feeds.id = ?"
+)
+
+
+class _KnownFeeds:
+    """The stored feeds, looked up the ways a config entry can name one."""
+
+    def __init__(self, rows: Iterable[Row]) -> None:
+        self.by_name: dict[str, Row] = {}
+        self.by_config_url: dict[str, Row] = {}
+        self.by_url: dict[str, Row] = {}
+        for row in rows:
+            self.add(row)
+
+    def add(self, row: Row | None) -> None:
+        if row is None:
+            return
+        self.by_name[row["name"]] = row
+        if row["config_url"] is not None:
+            self.by_config_url.setdefault(row["config_url"], row)
+        self.by_url.setdefault(row["url"], row)
+
+    def find(self, cfg: FeedConfig) -> Row | None:
+        """By explicit name, else by the URL the file gave it, else by its current URL."""
+        if cfg.name and cfg.name in self.by_name:
+            return self.by_name[cfg.name]
+        return self.by_config_url.get(cfg.url) or self.by_url.get(cfg.url)
+
+    def has_name(self, name: str) -> bool:
+        return name in self.by_name

@@ -22,7 +22,8 @@ def to_text(moment: datetime) -> str:
     """Stored form of a time; a naive datetime is taken as UTC."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+    moment = moment.astimezone(UTC)
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"  # %Y is not zero-padded everywhere
 
 
 def to_text_or_none(moment: datetime | None) -> str | None:

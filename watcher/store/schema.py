@@ -151,6 +151,7 @@ CREATE INDEX IF NOT EXISTS alerts_rule ON alerts(rule_id, created_at);
 CREATE INDEX IF NOT EXISTS polls_feed ON polls(feed_id, started_at);
 CREATE INDEX IF NOT EXISTS polls_started ON polls(started_at);
 CREATE INDEX IF NOT EXISTS feeds_next_poll ON feeds(next_poll_at);
+CREATE INDEX IF NOT EXISTS feeds_url ON feeds(url);
 """
 
 _INTERNAL = """
@@ -184,6 +185,7 @@ CREATE TABLE IF NOT EXISTS _feed_config (
     feed_id INTEGER PRIMARY KEY REFERENCES feeds(id) ON DELETE CASCADE,
     url TEXT NOT NULL            -- the URL as the config file writes it
 );
+CREATE INDEX IF NOT EXISTS _feed_config_url ON _feed_config(url);
 INSERT OR IGNORE INTO _feed_config (feed_id, url) SELECT id, url FROM feeds WHERE source = 'config';
 """
 

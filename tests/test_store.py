@@ -1,0 +1,737 @@
+"""The SQLite store on temp-file databases: schema, items, stories, feeds, polls, alerts."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlite_utils import Database
+
+from watcher.exceptions import StoreError
+from watcher.store import Store, schema, slug_for_url
+from watcher.types import AlertStatus, FeedConfig, FeedStatus, Match, ParsedItem
+
+NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+PUBLIC_COLUMNS = {
+    "feeds": [
+        "id", "url", "name", "title", "tags", "source", "interval_s", "etag", "last_modified",
+        "last_polled_at", "last_success_at", "last_status", "last_error",
+        "consecutive_failures", "next_poll_at", "disabled_reason",
+    ],
+    "items": [
+        "id", "feed_id", "guid", "link", "title", "summary", "content", "summary_text",
+        "content_text", "author", "tags", "published_at", "updated_at", "first_seen_at",
+        "content_hash", "story_id",
+    ],
+    "items_fts": ["title", "summary_text", "content_text"],
+    "matches": ["id", "item_id", "rule_id", "terms", "matched_at"],
+    "alerts": [
+        "id", "rule_id", "channel", "item_ids", "status", "reason", "attempts", "last_error",
+        "created_at", "next_attempt_at", "sent_at",
+    ],
+    "polls": ["id", "feed_id", "started_at", "duration_ms", "http_status", "new_items", "error"],
+}  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "watcher.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def feed_id(store: Store) -> int:
+    return store.add_feed("https://example.org/world.rss", now=NOW).id
+
+
+def item(guid: str = "g1", **fields: Any) -> ParsedItem:
+    fields.setdefault("title", "North Korean troops in Kursk")
+    return ParsedItem(guid=guid, **fields)
+
+
+def search(store: Store, query: str) -> list[int]:
+    rows = store.db.query(
+        "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid", [query]
+    )
+    return [r["rowid"] for r in rows]
+
+
+# --- schema ----------------------------------------------------------------------------
+
+
+def test_public_tables_and_columns_are_exactly_the_spec(store: Store) -> None:
+    for table, columns in PUBLIC_COLUMNS.items():
+        assert [c.name for c in store.db[table].columns] == columns, table
+    public = {
+        name
+        for name in store.db.table_names()
+        if not name.startswith("_") and not name.startswith("items_fts_")
+    }
+    assert public == set(PUBLIC_COLUMNS)
+
+
+def test_views_for_readers(store: Store, feed_id: int) -> None:
+    stored = store.upsert_item(feed_id, item(link="https://example.org/a"), NOW)
+    store.add_alert(
+        rule_id="r", channel="c", item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW
+    )
+    store.record_poll(
+        feed_id, started_at=NOW, duration_ms=1, http_status=500, new_items=0,
+        error="HTTP 500", status=FeedStatus.ERROR, now=NOW,
+    )  # fmt: skip
+    recent = list(store.db.query("SELECT rule_id, title, feed FROM recent_alerts"))
+    assert recent == [{"rule_id": "r", "title": stored.title, "feed": "example-org-world-rss"}]
+    failing = list(store.db.query("SELECT name, consecutive_failures FROM failing_feeds"))
+    assert failing == [{"name": "example-org-world-rss", "consecutive_failures": 1}]
+
+
+def test_connection_settings(store: Store) -> None:
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+
+
+def test_migrations_are_recorded_and_not_rerun(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    Store(path).close()
+    with Store(path) as store:
+        names = [r["name"] for r in store.db.query("SELECT name FROM _migrations ORDER BY id")]
+    assert names == ["0001_tables", "0002_search_stories", "0003_views_state"]
+
+
+def test_times_and_lists_are_stored_as_text(store: Store, feed_id: int) -> None:
+    published = datetime(2025, 2, 28, 9, 30, 15, 123456, tzinfo=UTC)
+    stored = store.upsert_item(feed_id, item(tags=("war", "Kursk"), published_at=published), NOW)
+    row = store.db.execute(
+        "SELECT first_seen_at, published_at, tags FROM items WHERE id = ?", [stored.id]
+    ).fetchone()
+    assert row == ("2025-03-01T12:00:00Z", "2025-02-28T09:30:15Z", '["war","Kursk"]')
+    assert stored.published_at == published.replace(microsecond=0)
+
+
+# --- migrations ------------------------------------------------------------------------
+
+
+def make_version_1(path: Path) -> None:
+    """A database as the first release left it: public tables only, with rows."""
+    db = Database(path)
+    schema.MIGRATIONS.apply(db, stop_before="0002_search_stories")
+    assert "items_fts" not in db.table_names()
+    db.execute(
+        "INSERT INTO feeds (id, url, name, source) VALUES"
+        " (1, 'https://example.org/a.rss', 'example-a', 'config'),"
+        " (2, 'https://example.net/b.rss', 'example-b', 'cli')"
+    )
+    db.execute(
+        "INSERT INTO items (id, feed_id, guid, link, title, first_seen_at, content_hash,"
+        " story_id) VALUES (1, 1, 'old-1', 'https://www.example.org/kursk?utm_source=rss',"
+        " 'Fighting near Kursk', '2025-02-28T12:00:00Z', 'h1', 1)"
+    )
+    db.execute(
+        "INSERT INTO alerts (rule_id, channel, item_ids, status, created_at)"
+        " VALUES ('kursk', 'console', '[1]', 'sent', '2025-02-28T12:00:00Z')"
+    )
+    db.close()
+
+
+def test_a_version_1_database_upgrades_in_place_keeping_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    make_version_1(path)
+    with Store(path) as store:
+        assert [f.name for f in store.list_feeds()] == ["example-a", "example-b"]
+        assert store.item(1).title == "Fighting near Kursk"
+        assert search(store, "kursk") == [1]
+        assert store.live_alert("kursk", "console", 1) is None  # no story recorded in v1
+        assert store.alert(1).status is AlertStatus.SENT
+        # the old item's link now ties a new copy from another feed to its story
+        copy = store.upsert_item(2, item("new", link="http://example.org/kursk/"), NOW)
+        assert copy.story_id == 1
+        # the config feed is still recognised by its URL
+        synced = store.sync_config_feeds([FeedConfig(url="https://example.org/a.rss")], NOW)
+        assert {f.name for f in synced} == {"example-a", "example-b"}
+
+
+# --- items and search ------------------------------------------------------------------
+
+
+def test_upsert_new_unchanged_updated(store: Store, feed_id: int) -> None:
+    kursk = {"summary": "<p>Troops seen near Kursk.</p>", "summary_text": "Troops seen near Kursk."}
+    sudzha = {"summary": "<p>Troops near Sudzha.</p>", "summary_text": "Troops near Sudzha."}
+    first = store.upsert_item(feed_id, item(**kursk), NOW)
+    assert first.change == "new"
+    assert first.first_seen_at == NOW
+    assert first.story_id == first.id
+    later = NOW + timedelta(hours=1)
+    again = store.upsert_item(feed_id, item(**kursk), later)
+    assert again.change == "unchanged"
+    assert again.id == first.id
+    changed = store.upsert_item(feed_id, item(**sudzha), later)
+    assert changed.change == "updated"
+    assert changed.id == first.id
+    assert changed.first_seen_at == NOW
+    assert changed.content_hash != first.content_hash
+    assert store.item(first.id).summary_text == "Troops near Sudzha."
+    assert search(store, "sudzha") == [first.id]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"title": "Another title"},
+        {"link": "https://example.org/other"},
+        {"summary": "<p>new</p>"},
+        {"content": "<p>new</p>"},
+        {"author": "Someone"},
+        {"tags": ("new",)},
+    ],
+)
+def test_each_visible_field_changes_the_hash(
+    store: Store, feed_id: int, change: dict[str, Any]
+) -> None:
+    store.upsert_item(feed_id, item(), NOW)
+    assert store.upsert_item(feed_id, item(**change), NOW).change == "updated"
+
+
+def test_full_text_search_follows_inserts_updates_and_deletes(store: Store, feed_id: int) -> None:
+    a = store.upsert_item(feed_id, item("a", content_text="Drones over Kursk"), NOW)
+    b = store.upsert_item(feed_id, item("b", title="Fiber-optic drones"), NOW)
+    assert search(store, "drones") == [a.id, b.id]
+    assert search(store, "title:kursk") == [a.id]
+    store.upsert_item(feed_id, item("a", title="Quiet day", content_text="Nothing"), NOW)
+    assert search(store, "kursk") == []
+    assert search(store, "quiet") == [a.id]
+    store.db.execute("DELETE FROM items WHERE id = ?", [b.id])
+    assert search(store, "drones") == []
+    integrity = "INSERT INTO items_fts(items_fts, rank) VALUES ('integrity-check', 1)"
+    store.db.execute(integrity)  # raises when the index and the table disagree
+
+
+def test_search_ignores_accents(store: Store, feed_id: int) -> None:
+    stored = store.upsert_item(feed_id, item(title="Zelensky in Kyiv, Österreich"), NOW)
+    assert search(store, "osterreich") == [stored.id]
+
+
+def test_items_are_unique_per_feed_and_guid(store: Store, feed_id: int) -> None:
+    other = store.add_feed("https://example.net/feed", now=NOW).id
+    a = store.upsert_item(feed_id, item("same"), NOW)
+    b = store.upsert_item(other, item("same"), NOW)
+    assert a.id != b.id
+    assert store.upsert_item(feed_id, item("same"), NOW).id == a.id
+    with pytest.raises(sqlite3.IntegrityError):
+        store.db.execute(
+            "INSERT INTO items (feed_id, guid, first_seen_at, content_hash)"
+            " VALUES (?, 'same', 'x', 'y')",
+            [feed_id],
+        )
+    assert store.item_counts() == {feed_id: 1, other: 1}
+
+
+def test_item_round_trip(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        feed = store.add_feed("https://example.org/f", now=NOW).id
+        counter = iter(range(10**6))
+
+        @settings(max_examples=60, deadline=None)
+        @given(
+            title=st.text(),
+            author=st.none() | st.text(),
+            tags=st.lists(st.text(), max_size=3).map(tuple),
+            published=st.none() | st.datetimes(timezones=st.just(UTC)),
+        )
+        def check(
+            title: str, author: str | None, tags: tuple[str, ...], published: datetime | None
+        ) -> None:
+            parsed = ParsedItem(
+                guid=f"g{next(counter)}", title=title, author=author, tags=tags,
+                published_at=published,
+            )  # fmt: skip
+            stored = store.upsert_item(feed, parsed, NOW)
+            back = store.item(stored.id)
+            assert (back.title, back.author, back.tags) == (title, author, tags)
+            expected = published.replace(microsecond=0) if published else None
+            assert back.published_at == expected
+
+        check()
+
+
+# --- stories ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def feeds(store: Store) -> list[int]:
+    return [store.add_feed(f"https://news{i}.example/rss", now=NOW).id for i in range(4)]
+
+
+def test_link_variants_are_one_story(store: Store, feeds: list[int]) -> None:
+    links = [
+        "https://www.example.org/world/kursk-1",
+        "http://example.org/world/kursk-1/?utm_source=twitter&fbclid=x",
+        "https://amp.example.org/world/kursk-1/amp#top",
+    ]
+    stored = [
+        store.upsert_item(f, item(f"g{i}", title=f"Headline {i}", link=link), NOW)
+        for i, (f, link) in enumerate(zip(feeds, links, strict=False))
+    ]
+    assert {s.story_id for s in stored} == {stored[0].id}
+    other = store.upsert_item(feeds[3], item("x", link="https://example.org/world/kursk-2"), NOW)
+    assert other.story_id != stored[0].id
+
+
+def test_one_feed_repeating_a_story_is_one_story(store: Store, feeds: list[int]) -> None:
+    a = store.upsert_item(feeds[0], item("a", link="https://example.org/s?id=1"), NOW)
+    b = store.upsert_item(feeds[0], item("b", link="https://example.org/s?id=1&ref=home"), NOW)
+    assert b.story_id == a.id
+
+
+def test_titles_with_outlet_suffix_within_48_hours(store: Store, feeds: list[int]) -> None:
+    first = store.upsert_item(
+        feeds[0], item("a", title="Drone hits depot - Reuters", published_at=NOW), NOW
+    )
+    close = store.upsert_item(
+        feeds[1],
+        item("b", title="DRONE HITS DEPOT | BBC News", published_at=NOW + timedelta(hours=47)),
+        NOW,
+    )
+    far = store.upsert_item(
+        feeds[2],
+        item("c", title="Drone hits depot", published_at=NOW + timedelta(hours=49)),
+        NOW,
+    )
+    assert close.story_id == first.id
+    assert far.story_id == far.id
+
+
+def test_undated_titles_count_from_first_seen(store: Store, feeds: list[int]) -> None:
+    first = store.upsert_item(feeds[0], item("a", title="Bridge closed"), NOW)
+    same = store.upsert_item(feeds[1], item("b", title="Bridge closed"), NOW + timedelta(hours=1))
+    later = store.upsert_item(feeds[2], item("c", title="Bridge closed"), NOW + timedelta(days=3))
+    assert same.story_id == first.id
+    assert later.story_id == later.id
+
+
+def test_stories_are_transitive_and_merge(store: Store, feeds: list[int]) -> None:
+    a = store.upsert_item(
+        feeds[0], item("a", title="Strike on Kursk bridge", link="https://a.example/x"), NOW
+    )
+    c = store.upsert_item(
+        feeds[1], item("c", title="Bridge in Kursk region hit", link="https://c.example/y"), NOW
+    )
+    assert c.story_id == c.id  # nothing in common with a yet
+    # b shares a link with a and a title with c: all three become a's story
+    b = store.upsert_item(
+        feeds[2],
+        item("b", title="Bridge in Kursk region hit - Reuters", link="http://a.example/x/"),
+        NOW,
+    )
+    assert b.story_id == a.id
+    assert store.item(c.id).story_id == a.id
+    # a fourth copy reaching the story only through c's link joins it as well
+    d = store.upsert_item(feeds[3], item("d", title="Other", link="https://c.example/y"), NOW)
+    assert d.story_id == a.id
+
+
+def test_merged_story_keeps_its_live_alert(store: Store, feeds: list[int]) -> None:
+    a = store.upsert_item(feeds[0], item("a", title="One", link="https://a.example/1"), NOW)
+    c = store.upsert_item(feeds[1], item("c", title="Two", link="https://c.example/2"), NOW)
+    alert_id = store.add_alert(
+        rule_id="r", channel="mail", item_ids=[c.id], status=AlertStatus.PENDING, now=NOW,
+        story_id=c.story_id,
+    )  # fmt: skip
+    store.upsert_item(feeds[2], item("b", title="Two", link="https://a.example/1"), NOW)
+    live = store.live_alert("r", "mail", a.id)
+    assert live is not None and live.id == alert_id
+
+
+# --- feeds -----------------------------------------------------------------------------
+
+
+def test_feed_names_are_slugs_with_collision_suffixes(store: Store) -> None:
+    first = store.add_feed("https://www.example.org/world.rss", now=NOW)
+    second = store.add_feed("http://example.org/world.rss?edition=eu", now=NOW)
+    third = store.add_feed("https://example.org/world.rss/", now=NOW)
+    assert [first.name, second.name, third.name] == [
+        "example-org-world-rss",
+        "example-org-world-rss-2",
+        "example-org-world-rss-3",
+    ]
+    assert first.source == "cli"
+    assert store.feed_by_name("example-org-world-rss-2") == second
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("https://feeds.bbci.co.uk/news/world/rss.xml", "feeds-bbci-co-uk-news-world-rss-xml"),
+        ("https://example.org", "example-org"),
+        ("/srv/data/feeds/sample.xml", "sample-xml"),
+        ("https://example.org/" + "x" * 200, "example-org-" + "x" * 48),
+    ],
+)
+def test_slug_for_url(url: str, name: str) -> None:
+    assert slug_for_url(url) == name
+
+
+def test_explicit_names_and_urls_must_be_free(store: Store) -> None:
+    store.add_feed("https://example.org/a", name="world", now=NOW)
+    with pytest.raises(StoreError, match="already exists"):
+        store.add_feed("https://example.org/b", name="world", now=NOW)
+    with pytest.raises(StoreError, match="already watched as feed 'world'"):
+        store.add_feed("https://example.org/a", now=NOW)
+
+
+def test_name_never_follows_the_title(store: Store, feed_id: int) -> None:
+    store.record_poll(
+        feed_id, started_at=NOW, duration_ms=3, http_status=200, new_items=0, error=None,
+        status=FeedStatus.OK, now=NOW, title="World News", etag='"v1"',
+    )  # fmt: skip
+    feed = store.feed(feed_id)
+    assert (feed.name, feed.title, feed.etag) == ("example-org-world-rss", "World News", '"v1"')
+
+
+def test_sync_config_feeds(store: Store) -> None:
+    cli = store.add_feed("https://cli.example/rss", now=NOW)
+    config = [
+        FeedConfig(url="https://example.org/a.rss", name="a", tags=("ukraine",)),
+        FeedConfig(url="https://example.org/b.rss", interval_s=300),
+    ]
+    synced = store.sync_config_feeds(config, NOW)
+    assert {f.name: f.source for f in synced} == {
+        "a": "config",
+        "example-org-b-rss": "config",
+        cli.name: "cli",
+    }
+    # edited: a new URL and tags for the named feed, a new interval for the other
+    config = [
+        FeedConfig(url="https://example.org/a2.rss", name="a", tags=("russia",)),
+        FeedConfig(url="https://example.org/b.rss", interval_s=600),
+    ]
+    synced = store.sync_config_feeds(config, NOW)
+    a = store.feed_by_name("a")
+    b = store.feed_by_name("example-org-b-rss")
+    assert a is not None and b is not None
+    assert (a.url, a.tags) == ("https://example.org/a2.rss", ("russia",))
+    assert b.interval_s == 600
+    assert len(store.list_feeds()) == 3
+    # removed from the file: disabled with a reason, not polled, and back when re-listed
+    synced = store.sync_config_feeds(config[:1], NOW)
+    assert {f.name for f in synced} == {"a", cli.name}
+    b = store.feed(b.id)
+    assert (b.last_status, b.disabled_reason) == ("disabled", "removed from the config file")
+    assert b.id not in {f.id for f in store.due_feeds(NOW)}
+    synced = store.sync_config_feeds(config, NOW)
+    assert store.feed(b.id).disabled_reason is None
+    assert b.id in {f.id for f in synced}
+
+
+def test_sync_respects_enabled_false_and_other_reasons(store: Store) -> None:
+    cfg = FeedConfig(url="https://example.org/a.rss", name="a")
+    (feed,) = store.sync_config_feeds([cfg], NOW)
+    assert store.sync_config_feeds([FeedConfig(url=cfg.url, name="a", enabled=False)], NOW) == []
+    assert store.feed(feed.id).disabled_reason == "disabled in the config file"
+    assert len(store.sync_config_feeds([cfg], NOW)) == 1
+    store.disable_feed(feed.id, "HTTP 410 Gone")
+    assert store.sync_config_feeds([cfg], NOW) == []
+    assert store.feed(feed.id).disabled_reason == "HTTP 410 Gone"
+    store.enable_feed(feed.id)
+    assert len(store.sync_config_feeds([cfg], NOW)) == 1
+
+
+def test_permanent_redirect_survives_config_sync(store: Store) -> None:
+    cfg = FeedConfig(url="http://old.example/rss")
+    (feed,) = store.sync_config_feeds([cfg], NOW)
+    store.record_poll(
+        feed.id, started_at=NOW, duration_ms=1, http_status=200, new_items=0, error=None,
+        status=FeedStatus.OK, now=NOW, url="https://new.example/rss",
+    )  # fmt: skip
+    (again,) = store.sync_config_feeds([cfg], NOW)
+    assert (again.id, again.url) == (feed.id, "https://new.example/rss")
+
+
+def test_remove_feed(store: Store) -> None:
+    (config_feed,) = store.sync_config_feeds([FeedConfig(url="https://c.example/rss")], NOW)
+    empty = store.add_feed("https://empty.example/rss", now=NOW)
+    full = store.add_feed("https://full.example/rss", now=NOW)
+    store.upsert_item(full.id, item(), NOW)
+    with pytest.raises(StoreError, match="config file"):
+        store.remove_feed(config_feed.name)
+    with pytest.raises(StoreError, match="no feed named"):
+        store.remove_feed("nope")
+    store.remove_feed(empty.name)
+    store.remove_feed(full.name)
+    assert store.feed_by_name(empty.name) is None
+    kept = store.feed(full.id)
+    assert kept.last_status == "disabled"
+    assert store.item_counts() == {full.id: 1}
+    # adding the URL again brings the feed back with its items and name
+    assert store.add_feed("https://full.example/rss", now=NOW).id == full.id
+    assert store.feed(full.id).disabled_reason is None
+
+
+# --- polls -----------------------------------------------------------------------------
+
+
+def poll(store: Store, feed_id: int, status: FeedStatus, at: datetime, **kw: Any) -> None:
+    kw.setdefault("error", "timed out" if status is FeedStatus.ERROR else None)
+    store.record_poll(
+        feed_id, started_at=at, duration_ms=12, http_status=kw.pop("http_status", None),
+        new_items=kw.pop("new_items", 0), status=status, now=at, **kw,
+    )  # fmt: skip
+
+
+def test_poll_recording_and_failure_counters(store: Store, feed_id: int) -> None:
+    assert store.is_first_poll(feed_id)
+    assert [f.id for f in store.due_feeds(NOW)] == [feed_id]
+    poll(store, feed_id, FeedStatus.ERROR, NOW)
+    poll(store, feed_id, FeedStatus.ERROR, NOW + timedelta(minutes=1), http_status=503)
+    feed = store.feed(feed_id)
+    assert (feed.consecutive_failures, feed.last_status, feed.last_error) == (
+        2,
+        "error",
+        "timed out",
+    )
+    assert feed.last_success_at is None
+    assert store.is_first_poll(feed_id)
+    later = NOW + timedelta(minutes=2)
+    poll(store, feed_id, FeedStatus.OK, later, http_status=200, new_items=4)
+    feed = store.feed(feed_id)
+    assert (feed.consecutive_failures, feed.last_status, feed.last_error) == (0, "ok", None)
+    assert feed.last_success_at == later == feed.last_polled_at
+    assert feed.next_poll_at == later + timedelta(seconds=900)
+    assert not store.is_first_poll(feed_id)
+    assert store.due_feeds(later) == []
+    assert [f.id for f in store.due_feeds(later + timedelta(seconds=900))] == [feed_id]
+    rows = list(store.db.query("SELECT http_status, new_items, error FROM polls ORDER BY id"))
+    assert rows == [
+        {"http_status": None, "new_items": 0, "error": "timed out"},
+        {"http_status": 503, "new_items": 0, "error": "timed out"},
+        {"http_status": 200, "new_items": 4, "error": None},
+    ]
+
+
+def test_not_modified_keeps_validators_and_counts_as_success(store: Store, feed_id: int) -> None:
+    poll(store, feed_id, FeedStatus.OK, NOW, etag='"e1"', last_modified="Sat, 01 Mar 2025")
+    poll(store, feed_id, FeedStatus.ERROR, NOW)
+    poll(store, feed_id, FeedStatus.NOT_MODIFIED, NOW, next_poll_at=NOW + timedelta(hours=2))
+    feed = store.feed(feed_id)
+    assert (feed.etag, feed.last_modified) == ('"e1"', "Sat, 01 Mar 2025")
+    assert (feed.last_status, feed.consecutive_failures) == ("not_modified", 0)
+    assert feed.next_poll_at == NOW + timedelta(hours=2)
+
+
+def test_poll_can_disable_a_feed(store: Store, feed_id: int) -> None:
+    poll(store, feed_id, FeedStatus.DISABLED, NOW, http_status=410, error="HTTP 410 Gone")
+    feed = store.feed(feed_id)
+    assert (feed.last_status, feed.disabled_reason) == ("disabled", "HTTP 410 Gone")
+    assert store.due_feeds(NOW + timedelta(days=2)) == []
+
+
+def test_prune_keeps_matched_and_alerted_items(store: Store, feed_id: int) -> None:
+    old = NOW - timedelta(days=200)
+    plain = store.upsert_item(feed_id, item("plain"), old)
+    matched = store.upsert_item(feed_id, item("matched"), old)
+    alerted = store.upsert_item(feed_id, item("alerted"), old)
+    fresh = store.upsert_item(feed_id, item("fresh"), NOW)
+    store.add_match(matched.id, Match("r", ("kursk",)), old)
+    store.add_alert(
+        rule_id="r", channel="c", item_ids=[alerted.id], status=AlertStatus.SUPPRESSED, now=old
+    )
+    poll(store, feed_id, FeedStatus.OK, old)
+    poll(store, feed_id, FeedStatus.OK, NOW)
+    assert store.prune(items_before=NOW - timedelta(days=180), polls_before=NOW) == (1, 1)
+    left = [r["id"] for r in store.db.query("SELECT id FROM items ORDER BY id")]
+    assert left == [matched.id, alerted.id, fresh.id]
+    assert plain.id not in search(store, "kursk")
+
+
+# --- matches and alerts ----------------------------------------------------------------
+
+
+def test_matches_keep_their_terms(store: Store, feed_id: int) -> None:
+    stored = store.upsert_item(feed_id, item(), NOW)
+    store.add_match(stored.id, Match("nk", ("north korean troops", "kursk")), NOW)
+    store.add_match(stored.id, Match("nk", ("kursk",)), NOW)
+    assert store.match_terms(stored.id, "nk") == ("kursk",)
+    assert store.match_terms(stored.id, "other") == ()
+    row = store.db.execute("SELECT terms, matched_at FROM matches ORDER BY id").fetchone()
+    assert row == ('["north korean troops","kursk"]', "2025-03-01T12:00:00Z")
+
+
+def test_alert_lifecycle(store: Store, feed_id: int) -> None:
+    a = store.upsert_item(feed_id, item("a"), NOW)
+    b = store.upsert_item(feed_id, item("b", link="https://x.example/b"), NOW)
+    alert_id = store.add_alert(
+        rule_id="nk", channel="mail", item_ids=[a.id], status=AlertStatus.PENDING, now=NOW,
+        story_id=a.story_id,
+    )  # fmt: skip
+    assert store.alert_kind(alert_id) == "match"
+    assert [x.id for x in store.due_alerts(NOW)] == [alert_id]
+    store.add_alert_item(alert_id, b.id)
+    store.add_alert_item(alert_id, b.id)
+    assert store.alert(alert_id).item_ids == (a.id, b.id)
+    retry_at = NOW + timedelta(seconds=30)
+    store.mark_retry(alert_id, "connection refused", retry_at, NOW)
+    assert store.due_alerts(NOW) == []
+    assert [x.id for x in store.due_alerts(retry_at)] == [alert_id]
+    store.mark_sent(alert_id, retry_at)
+    sent = store.alert(alert_id)
+    assert (sent.status, sent.attempts, sent.sent_at) == (AlertStatus.SENT, 2, retry_at)
+    assert sent.next_attempt_at is None
+    assert store.due_alerts(retry_at + timedelta(days=1)) == []
+    live = store.live_alert("nk", "mail", a.story_id)
+    assert live is not None and live.id == alert_id
+
+
+def test_failed_alerts_and_requeue(store: Store, feed_id: int) -> None:
+    stored = store.upsert_item(feed_id, item(), NOW)
+    ids = [
+        store.add_alert(
+            rule_id=f"r{i}",
+            channel="hook",
+            item_ids=[stored.id],
+            status=AlertStatus.PENDING,
+            now=NOW + timedelta(seconds=i),
+        )  # fmt: skip
+        for i in range(3)
+    ]
+    store.mark_failed(ids[0], "HTTP 404", NOW)
+    store.mark_failed(ids[1], "HTTP 404", NOW)
+    failed = store.alert(ids[0])
+    assert (failed.status, failed.attempts, failed.last_error) == (
+        AlertStatus.FAILED,
+        1,
+        "HTTP 404",
+    )
+    assert [a.id for a in store.due_alerts(NOW + timedelta(hours=1))] == [ids[2]]
+    assert [a.id for a in store.list_alerts(status=AlertStatus.FAILED)] == [ids[1], ids[0]]
+    assert [a.id for a in store.list_alerts(rule_id="r2")] == [ids[2]]
+    assert [a.id for a in store.list_alerts(limit=1)] == [ids[2]]
+    assert store.requeue_alerts([ids[0]]) == 1
+    assert [a.id for a in store.due_alerts(NOW)] == [ids[0], ids[2]]
+
+
+def test_a_second_live_alert_with_the_same_key_raises(store: Store, feed_id: int) -> None:
+    stored = store.upsert_item(feed_id, item(), NOW)
+    key: dict[str, Any] = {"rule_id": "nk", "channel": "mail", "story_id": stored.story_id}
+    first = store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+    store.mark_sent(first, NOW)
+    with pytest.raises(StoreError, match="live match alert already exists"):
+        store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+    assert [a.id for a in store.list_alerts()] == [first]  # nothing half-written
+    # suppressed rows, other channels, other kinds and story-less alerts are not duplicates
+    store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.SUPPRESSED, now=NOW)
+    hook = {**key, "channel": "hook"}
+    store.add_alert(**hook, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+    store.add_alert(**key, kind="threshold", item_ids=[stored.id], status=AlertStatus.SENT, now=NOW)
+    for _ in range(2):
+        store.add_alert(
+            rule_id="nk", channel="mail", kind="digest", item_ids=[stored.id],
+            status=AlertStatus.PENDING, now=NOW,
+        )  # fmt: skip
+    assert len(store.list_alerts()) == 6
+
+
+def test_live_alert_key_holds_inside_a_transaction_and_after_suppression(
+    store: Store, feed_id: int
+) -> None:
+    stored = store.upsert_item(feed_id, item(), NOW)
+    key: dict[str, Any] = {"rule_id": "nk", "channel": "mail", "story_id": stored.story_id}
+    with pytest.raises(StoreError), store.transaction():
+        store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+        store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+    assert store.list_alerts() == []  # the whole transaction rolled back
+    first = store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+    store.db.execute("UPDATE alerts SET status = 'suppressed' WHERE id = ?", [first])
+    assert store.live_alert("nk", "mail", stored.story_id) is None
+    second = store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+    live = store.live_alert("nk", "mail", stored.story_id)
+    assert live is not None and live.id == second
+
+
+def test_instance_id_is_stable(tmp_path: Path) -> None:
+    with Store(tmp_path / "i.db") as store:
+        first = store.instance_id()
+        store.set_state("heartbeat", {"at": "2025-03-01T12:00:00Z"})
+    with Store(tmp_path / "i.db") as store:
+        assert store.instance_id() == first
+        assert store.get_state("heartbeat") == {"at": "2025-03-01T12:00:00Z"}
+        assert store.get_state("missing") is None
+
+
+# --- transactions and locking -----------------------------------------------------------
+
+
+def test_transaction_rolls_back_on_error(store: Store, feed_id: int) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.upsert_item(feed_id, item("a"), NOW)
+        with store.transaction():
+            store.upsert_item(feed_id, item("b"), NOW)
+        raise RuntimeError("boom")
+    assert store.item_counts() == {}
+    assert search(store, "kursk") == []
+
+
+def test_readers_do_not_block_the_writer(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    with Store(path) as store:
+        feed = store.add_feed("https://example.org/rss", now=NOW)
+        reader = sqlite3.connect(path, isolation_level=None, timeout=0)
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM items").fetchone() == (0,)
+        store.upsert_item(feed.id, item(), NOW)  # would fail at once without WAL
+        assert reader.execute("SELECT count(*) FROM items").fetchone() == (0,)
+        reader.execute("COMMIT")
+        assert reader.execute("SELECT count(*) FROM items").fetchone() == (1,)
+        reader.close()
+
+
+def hold_write_lock(path: Path) -> sqlite3.Connection:
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_writer_waits_for_a_lock_instead_of_failing(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    Store(path).close()
+    holder = hold_write_lock(path)
+    waiting = threading.Event()
+    outcome: list[object] = []
+
+    def write() -> None:
+        with Store(path) as store:
+            store.db.conn.set_trace_callback(lambda sql: waiting.set())
+            try:
+                outcome.append(store.add_feed("https://example.org/rss", now=NOW).name)
+            except StoreError as e:
+                outcome.append(e)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert waiting.wait(10)
+    writer.join(0.3)
+    assert writer.is_alive(), f"the writer gave up instead of waiting: {outcome}"
+    holder.execute("COMMIT")
+    holder.close()
+    writer.join(10)
+    assert outcome == ["example-org-rss"]
+
+
+def test_without_a_busy_timeout_the_same_write_fails(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    Store(path).close()
+    holder = hold_write_lock(path)
+    try:
+        with Store(path, busy_timeout_s=0) as store, pytest.raises(StoreError, match="locked"):
+            store.add_feed("https://example.org/rss", now=NOW)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
