@@ -55,7 +55,7 @@ def parse_xml_feed(content: bytes, url: str, content_type: str | None = None) ->
     data, notes = _prepare_xml(content)
     result = feedparser.parse(
         io.BytesIO(data),
-        response_headers=_response_headers(url, content_type),
+        response_headers={"content-type": content_type} if content_type else {},
         sanitize_html=False,
         resolve_relative_uris=False,
     )
@@ -129,13 +129,6 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _response_headers(url: str, content_type: str | None) -> dict[str, str]:
-    headers = {"content-location": url} if _is_http(url) else {}
-    if content_type:
-        headers["content-type"] = content_type
-    return headers
-
-
 def _bozo_warning(result: dict[str, Any]) -> str | None:
     if not result.get("bozo"):
         return None
@@ -189,6 +182,8 @@ def _guid(entry: dict[str, Any], link: str | None, title: str, published: dateti
 
 def _entry_link(entry: dict[str, Any]) -> str | None:
     link = dict.get(entry, "link")
+    if link and dict.get(entry, "guidislink") and not _is_http(str(link)):
+        return None  # an RSS guid that feedparser took for a permalink but is not a URL
     if link:
         return str(link)
     for candidate in dict.get(entry, "links") or []:

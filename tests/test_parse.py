@@ -1,0 +1,303 @@
+"""parse_feed and the HTML helpers over small feeds in tests/data/ and hostile inputs."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from watcher.exceptions import ParseError
+from watcher.feeds.html import html_to_text, sanitize_html
+from watcher.feeds.parse import parse_feed
+from watcher.types import ParsedFeed
+
+DATA = Path(__file__).parent / "data"
+
+
+def load(name: str, url: str) -> ParsedFeed:
+    return parse_feed((DATA / name).read_bytes(), url)
+
+
+# --- RSS 2.0 ------------------------------------------------------------------------------
+
+
+def test_rss20_feed_and_first_item() -> None:
+    feed = load("rss20.xml", "https://news.example.org/feed.xml")
+    assert (feed.title, feed.link, feed.format, feed.warning) == (
+        "Frontline Digest",
+        "https://news.example.org/",
+        "rss20",
+        None,
+    )
+    item = feed.items[0]
+    assert item.guid == "fd-2025-0311"
+    assert item.title == "Fiber-optic drones spotted near Sudzha"
+    assert item.link == "https://news.example.org/2025/03/fiber-drones"
+    assert item.published_at == datetime(2025, 3, 11, 6, 30, tzinfo=UTC)
+    assert item.tags == ("drones", "Kursk region")
+    assert item.author == "Olena Marchenko"
+
+
+def test_rss20_html_is_sanitised_and_has_plain_text() -> None:
+    item = load("rss20.xml", "https://news.example.org/feed.xml").items[0]
+    for bad in ("<script", "alert(", "onclick", "onmouseover", "steal()"):
+        assert bad not in item.summary
+    assert "<b>fiber-optic</b>" in item.summary
+    assert 'href="https://news.example.org/more"' in item.summary
+    assert item.summary_text == (
+        "Crews report fiber-optic drones that ignore jamming.\nMore at the briefing."
+    )
+
+
+def test_rss20_html_title_is_plain_and_relative_link_resolved() -> None:
+    item = load("rss20.xml", "https://news.example.org/feed.xml").items[1]
+    assert item.title == "Night shelling & power cuts in Kursk region"
+    assert item.link == "https://news.example.org/2025/03/power-cuts"
+    assert item.guid == item.link
+    assert item.published_at == datetime(2025, 3, 10, 22, 15, tzinfo=UTC)
+    assert item.published_at.tzinfo is UTC
+
+
+def test_item_without_id_or_link_gets_a_stable_hash_id() -> None:
+    first = load("rss20.xml", "https://news.example.org/feed.xml").items[2]
+    again = load("rss20.xml", "https://news.example.org/feed.xml").items[2]
+    assert first.guid.startswith("sha256:")
+    assert first.guid == again.guid
+    assert first.link is None and first.published_at is None
+
+
+# --- RSS 1.0, Atom, JSON Feed -------------------------------------------------------------
+
+
+def test_rss10() -> None:
+    feed = load("rss10.xml", "https://wire.example.net/rss")
+    assert (feed.title, feed.format) == ("Border Wire", "rss10")
+    (item,) = feed.items
+    assert item.guid == "https://wire.example.net/a/evacuation"
+    assert item.title == "Evacuation buses leave Kursk border villages"
+    assert item.published_at == datetime(2025, 3, 9, 14, 5, tzinfo=UTC)
+    assert item.tags == ("evacuation",)
+    assert item.author == "Ivan Petrenko"
+    assert item.summary_text == "Local officials organised buses for about 300 residents."
+
+
+def test_atom_entry() -> None:
+    feed = load("atom.xml", "https://dronewatch.example.com/atom")
+    assert (feed.title, feed.link, feed.format) == (
+        "Drone Watch",
+        "https://dronewatch.example.com/",
+        "atom10",
+    )
+    item = feed.items[0]
+    assert item.guid == "tag:dronewatch.example.com,2025:interceptors"
+    assert item.link == "https://dronewatch.example.com/posts/interceptors"
+    assert item.published_at == datetime(2025, 3, 12, 6, 45, tzinfo=UTC)
+    assert item.updated_at == datetime(2025, 3, 12, 8, 0, tzinfo=UTC)
+    assert item.author == "Mara Kovalenko"
+    assert item.tags == ("drones", "air defence")
+    assert item.summary_text == "Small interceptors are now trialled by several units."
+    assert item.content_text == "Units near Kursk trial cheap interceptors."
+    assert "iframe" not in item.content and "onerror" not in item.content
+    assert 'href="https://dronewatch.example.com/tags/kursk"' in item.content
+
+
+def test_atom_updated_only_and_plain_text_content() -> None:
+    item = load("atom.xml", "https://dronewatch.example.com/atom").items[1]
+    assert item.published_at == item.updated_at == datetime(2025, 3, 11, 18, 0, tzinfo=UTC)
+    assert item.content_text == "Plain text body with <angle brackets> kept as text."
+    assert "&lt;angle brackets&gt;" in item.content
+
+
+def test_json_feed_11() -> None:
+    feed = load("jsonfeed11.json", "https://notes.example.org/feed.json")
+    assert (feed.title, feed.link, feed.format) == (
+        "Kursk Notes",
+        "https://notes.example.org/",
+        "json11",
+    )
+    first, second, third = feed.items
+    assert first.guid == "note-42"
+    assert first.title == "North Korean troops reported near Kursk"
+    assert first.link == "https://notes.example.org/42"
+    assert first.published_at == datetime(2025, 3, 8, 7, 0, tzinfo=UTC)
+    assert first.updated_at == datetime(2025, 3, 8, 12, 30, tzinfo=UTC)
+    assert first.author == "Dana Horvat"
+    assert first.tags == ("kursk", "dprk")
+    assert first.summary_text == "New units described by several sources."
+    assert first.content_text == "Several sources describe new units.\nnext"
+    assert "script" not in first.content and "onclick" not in first.content
+    assert second.guid == "43"
+    assert second.content_text == "Line one.\nLine two with spaces."
+    assert third.guid == "https://notes.example.org/44"
+    assert third.author == "Old Style Author"
+
+
+def test_json_feed_10_detected_from_content_not_name() -> None:
+    body = json.dumps(
+        {"version": "https://jsonfeed.org/version/1", "title": "Old", "items": []}
+    ).encode()
+    feed = parse_feed(b"\n  " + body, "https://x.example/feed.xml", "text/xml")
+    assert (feed.format, feed.items) == ("json10", ())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"version": "https://jsonfeed.org/version/1.1", "title": "x"', b'{"title": "no items"}'],
+)
+def test_bad_json_feed(body: bytes) -> None:
+    with pytest.raises(ParseError, match="not a feed"):
+        parse_feed(body, "https://x.example/feed.json")
+
+
+def test_deeply_nested_json_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match="not a feed"):
+        parse_feed(b'{"items": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", "https://x/")
+
+
+# --- what is and is not a feed ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"   \n",
+        b"<!DOCTYPE html><html><head><title>Home</title></head><body><p>Hi</p></body></html>",
+        b"\x00\x01\x02 binary garbage \xff\xfe",
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Cut off',
+        b"[1, 2, 3]",
+    ],
+    ids=["empty", "blank", "html", "garbage", "truncated", "json-list"],
+)
+def test_not_a_feed(body: bytes) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_feed(body, "https://x.example/feed")
+    assert caught.value.message.startswith("not a feed")
+    assert caught.value.url == "https://x.example/feed"
+
+
+def test_valid_feed_with_no_items() -> None:
+    body = b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet</title></channel></rss>'
+    feed = parse_feed(body, "https://x.example/feed")
+    assert (feed.title, feed.items, feed.warning) == ("Quiet", (), None)
+
+
+def test_leading_whitespace_parses_with_a_warning() -> None:
+    feed = parse_feed(b"\n\n  " + (DATA / "rss20.xml").read_bytes(), "https://news.example.org/")
+    assert len(feed.items) == 3
+    assert feed.warning and "whitespace" in feed.warning
+
+
+def test_stray_bad_byte_parses_with_a_warning() -> None:
+    body = (DATA / "rss10.xml").read_bytes().replace(b"Border Wire", b"Border\xff Wire \xd0\x9a")
+    feed = parse_feed(body, "https://wire.example.net/rss")
+    assert feed.title == "Border\ufffd Wire \u041a"
+    assert feed.items[0].title == "Evacuation buses leave Kursk border villages"
+    assert feed.warning and "UTF-8" in feed.warning
+
+
+def test_ill_formed_feed_with_items_is_kept_with_a_warning() -> None:
+    body = (
+        b'<rss version="2.0"><channel><title>Loose</title>'
+        b"<item><title>Drones & more</title><guid>a1</guid></item>"
+        b"<item><title>Second<br></title><guid>a2</guid></item></channel></rss>"
+    )
+    feed = parse_feed(body, "https://x.example/feed")
+    assert [item.guid for item in feed.items] == ["a1", "a2"]
+    assert [item.link for item in feed.items] == [None, None]
+    assert feed.warning and "ill-formed" in feed.warning
+
+
+# --- hostile input ------------------------------------------------------------------------
+
+
+def test_billion_laughs_neither_hangs_nor_expands() -> None:
+    levels = "".join(
+        f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10}">\n' for i in range(1, 10)
+    )
+    body = (
+        '<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY lol0 "lol">\n'
+        f"{levels}]>\n"
+        '<rss version="2.0"><channel><title>T</title>'
+        "<item><title>&lol9;</title><guid>x</guid></item></channel></rss>"
+    ).encode()
+    started = time.monotonic()
+    feed = parse_feed(body, "https://x.example/feed")
+    assert time.monotonic() - started < 1.0
+    assert feed.items[0].title == "&lol9;"
+    assert feed.warning and "entity" in feed.warning
+
+
+@pytest.mark.parametrize("padding", ["", "<!--" + "x" * 5000 + "-->"], ids=["head", "late"])
+def test_external_entity_does_not_read_local_files(tmp_path: Path, padding: str) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-VALUE")
+    body = (
+        f'<?xml version="1.0"?>\n{padding}'
+        f'<!DOCTYPE rss [<!ENTITY xxe SYSTEM "{secret.as_uri()}">]>\n'
+        '<rss version="2.0"><channel><title>T</title>'
+        "<item><title>a &xxe; b</title><description>&xxe;</description><guid>x</guid></item>"
+        "</channel></rss>"
+    ).encode()
+    feed = parse_feed(body, "https://x.example/feed")
+    (item,) = feed.items
+    assert item.title in ("a &xxe; b", "a b")
+    assert "TOP-SECRET" not in item.summary + item.summary_text
+
+
+def test_content_that_is_a_local_path_is_not_opened(tmp_path: Path) -> None:
+    secret = tmp_path / "feed.xml"
+    secret.write_bytes((DATA / "rss20.xml").read_bytes())
+    with pytest.raises(ParseError):
+        parse_feed(str(secret).encode(), "https://x.example/feed")
+
+
+# --- HTML helpers -------------------------------------------------------------------------
+
+
+def test_sanitize_html_removes_active_content() -> None:
+    html = (
+        '<p onclick="x()">Hi <a href="javascript:alert(1)">j</a> <a href="/ok">ok</a></p>'
+        "<script>alert(1)</script><style>p{}</style><iframe src=//e></iframe>"
+    )
+    clean = sanitize_html(html, "https://site.example/news/")
+    assert clean == (
+        '<p>Hi <a rel="noopener noreferrer">j</a> '
+        '<a href="https://site.example/ok" rel="noopener noreferrer">ok</a></p>'
+    )
+
+
+def test_html_to_text_blocks_entities_and_whitespace() -> None:
+    html = (
+        "<h1>Kursk</h1><p>Drones&nbsp;&amp;   <b>jamming</b>\n</p>"
+        "<ul><li>one</li><li>two</li></ul>a<br>b"
+    )
+    assert html_to_text(html) == "Kursk\nDrones & jamming\none\ntwo\na\nb"
+
+
+def test_html_to_text_keeps_escaped_angle_brackets_as_text() -> None:
+    assert html_to_text("x &lt;b&gt; y <script>gone()</script>") == "x <b> y"
+
+
+@pytest.mark.parametrize("piece", ["<a ", "<a href='", "<!--", "<p><b><i>", "&amp;<a/"])
+def test_pathological_html_is_linear(piece: str) -> None:
+    html = piece * (100_000 // len(piece))
+    started = time.monotonic()
+    sanitize_html(html, "https://x.example/")
+    html_to_text(html)
+    assert time.monotonic() - started < 0.5
+
+
+def test_pathological_item_in_a_feed_is_fast() -> None:
+    body = (
+        b'<rss version="2.0"><channel><title>T</title><item><title>A</title><description>'
+        + b"<a " * 33_000
+        + b"</description><guid>p</guid></item></channel></rss>"
+    )
+    started = time.monotonic()
+    feed = parse_feed(body, "https://x.example/feed")
+    assert feed.items[0].guid == "p"
+    assert time.monotonic() - started < 1.0
