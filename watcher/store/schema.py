@@ -120,7 +120,7 @@ def create_tables(db: Database) -> None:
 _SEARCH = """
 CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
     title, summary_text, content_text,
-    content='items', content_rowid='id',
+    content="items", content_rowid="id",
     tokenize='unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER IF NOT EXISTS items_fts_ai AFTER INSERT ON items BEGIN
