@@ -255,3 +255,15 @@ def test_local_file_cap_and_missing_file(tmp_path: Path, http_session: requests.
 def test_unsupported_scheme(http_session: requests.Session) -> None:
     with pytest.raises(FetchError, match="unsupported URL scheme"):
         fetch_feed(http_session, "ftp://example.org/feed.xml")
+
+
+@pytest.mark.parametrize("url", ["http://", "http://[::1", "http://a..b/", "http://h:99999/"])
+def test_invalid_urls_are_fetch_errors(http_session: requests.Session, url: str) -> None:
+    with pytest.raises(FetchError, match="invalid URL"):
+        fetch_feed(http_session, url, timeout=2)
+
+
+def test_redirect_without_location(feed_server: FeedServer, http_session: requests.Session) -> None:
+    feed_server.set("/r", b"", status=302)
+    with pytest.raises(FetchError, match="without a Location"):
+        fetch_feed(http_session, feed_server.url("/r"))

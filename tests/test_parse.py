@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from watcher.exceptions import ParseError
 from watcher.feeds.html import html_to_text, sanitize_html
@@ -301,3 +303,39 @@ def test_pathological_item_in_a_feed_is_fast() -> None:
     feed = parse_feed(body, "https://x.example/feed")
     assert feed.items[0].guid == "p"
     assert time.monotonic() - started < 1.0
+
+
+# --- encodings ----------------------------------------------------------------------------
+
+RSS_CYRILLIC = (
+    '<?xml version="1.0"{decl}?><rss version="2.0"><channel><title>Курск</title>'
+    "<item><title>Дроны над Курском</title><guid>c1</guid></item></channel></rss>"
+)
+
+
+def test_charset_from_content_type() -> None:
+    body = RSS_CYRILLIC.format(decl="").encode("windows-1251")
+    feed = parse_feed(body, "https://x.example/", "application/rss+xml; charset=windows-1251")
+    assert (feed.title, feed.items[0].title) == ("Курск", "Дроны над Курском")
+
+
+def test_declared_legacy_encoding() -> None:
+    body = RSS_CYRILLIC.format(decl=' encoding="koi8-r"').encode("koi8-r")
+    feed = parse_feed(body, "https://x.example/")
+    assert (feed.title, feed.items[0].title, feed.warning) == ("Курск", "Дроны над Курском", None)
+
+
+def test_utf16_with_bom() -> None:
+    body = RSS_CYRILLIC.format(decl=' encoding="utf-16"').encode("utf-16")
+    assert parse_feed(body, "https://x.example/").items[0].title == "Дроны над Курском"
+
+
+@given(st.binary(max_size=400) | st.text(alphabet="<>/&;![]rsitemchanelx ='\"", max_size=200))
+@settings(max_examples=150, deadline=None)
+def test_any_input_gives_a_feed_or_a_parse_error(data: bytes | str) -> None:
+    body = data.encode() if isinstance(data, str) else data
+    try:
+        feed = parse_feed(b'<rss version="2.0"><channel><item>' + body, "https://x.example/")
+    except ParseError:
+        return
+    assert all(isinstance(item.guid, str) and item.guid for item in feed.items)

@@ -84,7 +84,10 @@ def fetch_feed(
     ``etag``/``last_modified`` make the request conditional: an unchanged feed
     gives ``Fetched(status=304)`` with no content. Raises ``FetchError``.
     """
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as e:
+        raise FetchError(url, f"invalid URL ({_cause(e)})") from e
     if scheme in ("http", "https"):
         request_headers = _request_headers(headers, etag, last_modified)
         return _fetch_http(session, url, request_headers, timeout, max_bytes)
@@ -179,6 +182,8 @@ def _send(
         )
     except requests.RequestException as e:
         raise _connection_error(url, e, remaining) from e
+    except ValueError as e:  # a URL urllib3 cannot even split (LocationParseError)
+        raise FetchError(url, f"invalid URL ({_cause(e)})") from e
 
 
 def _finish(
@@ -219,8 +224,12 @@ def _redirect_target(response: requests.Response, url: str, current: str) -> str
     location = response.headers.get("Location")
     if not location:
         raise FetchError(url, f"HTTP {response.status_code} redirect without a Location header")
-    target = urljoin(current, location.strip())
-    if urlsplit(target).scheme.lower() not in ("http", "https"):
+    try:
+        target = urljoin(current, location.strip())
+        scheme = urlsplit(target).scheme.lower()
+    except ValueError as e:
+        raise FetchError(url, f"redirect to an invalid URL ({_cause(e)})") from e
+    if scheme not in ("http", "https"):
         raise FetchError(url, f"redirect to a non-HTTP URL refused: {target}")
     return target
 

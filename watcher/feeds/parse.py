@@ -52,13 +52,8 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
 
 def parse_xml_feed(content: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
     """Parse RSS or Atom with feedparser; see ``parse_feed``."""
-    data, notes = _prepare_xml(content)
-    result = feedparser.parse(
-        io.BytesIO(data),
-        response_headers={"content-type": content_type} if content_type else {},
-        sanitize_html=False,
-        resolve_relative_uris=False,
-    )
+    data, notes = _prepare_xml(content, content_type)
+    result = _run_feedparser(data, url, content_type)
     warning = _bozo_warning(result)
     entries = list(result.get("entries") or [])
     version = str(result.get("version") or "")
@@ -79,7 +74,7 @@ def parse_xml_feed(content: bytes, url: str, content_type: str | None = None) ->
 # --- the document -------------------------------------------------------------------------
 
 
-def _prepare_xml(content: bytes) -> tuple[bytes, list[str]]:
+def _prepare_xml(content: bytes, content_type: str | None) -> tuple[bytes, list[str]]:
     """Fix what can be fixed before parsing, saying what was changed."""
     notes: list[str] = []
     data = content
@@ -91,9 +86,10 @@ def _prepare_xml(content: bytes) -> tuple[bytes, list[str]]:
     if without_entities is not data:
         notes.append("DOCTYPE with entity declarations ignored")
         data = without_entities
-    if _declares_utf8(data) and not _is_utf8(data):
+    repaired = _repair_utf8(data, content_type)
+    if repaired is not None:
         notes.append("bytes that are not UTF-8 replaced")
-        data = data.decode("utf-8", "replace").encode("utf-8")
+        data = repaired
     return data, notes
 
 
@@ -116,9 +112,28 @@ def _drop_entity_declarations(data: bytes) -> bytes:
     return data[:start] + data[end + 1 :]
 
 
-def _declares_utf8(data: bytes) -> bool:
+def _repair_utf8(data: bytes, content_type: str | None) -> bytes | None:
+    """Replace stray bad bytes in a UTF-8 document; None when it is fine or not UTF-8.
+
+    A document that declares UTF-8 (or declares nothing but holds valid UTF-8
+    elsewhere) keeps its good text; one in a legacy encoding is left to feedparser.
+    """
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4]:
+        return None  # UTF-16 or UTF-32
+    charset = _CHARSET.search(content_type or "")
     declared = _XML_DECLARED_ENCODING.match(data)
-    return declared is None or declared.group(1).lower() in (b"utf-8", b"utf8")
+    names = {m.group(1).lower().decode("ascii", "replace") for m in (declared,) if m}
+    names |= {charset.group(1).lower()} if charset else set()
+    if names - {"utf-8", "utf8"} or _is_utf8(data):
+        return None
+    text = data.decode("utf-8", "replace")
+    if not names and not _REAL_NON_ASCII.search(text):
+        return None
+    return text.encode("utf-8")
+
+
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._-]+)", re.IGNORECASE)
+_REAL_NON_ASCII = re.compile("[^\x00-\x7f\ufffd]")
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -127,6 +142,20 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _run_feedparser(data: bytes, url: str, content_type: str | None) -> dict[str, Any]:
+    """feedparser with its sanitiser and URI resolver off; its crashes become ParseError."""
+    try:
+        result: dict[str, Any] = feedparser.parse(
+            io.BytesIO(data),
+            response_headers={"content-type": content_type} if content_type else {},
+            sanitize_html=False,
+            resolve_relative_uris=False,
+        )
+    except Exception as e:  # a feedparser bug on odd input is still a bad feed
+        raise ParseError(url, f"not a feed: feedparser failed: {type(e).__name__}: {e}") from e
+    return result
 
 
 def _bozo_warning(result: dict[str, Any]) -> str | None:
