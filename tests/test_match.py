@@ -1,0 +1,364 @@
+"""Matching semantics of SPEC §4, one table row per sentence, plus index-vs-direct properties."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watcher.rules.match import compile_rules, match_item, match_item_unindexed
+from watcher.types import Hit, MatchItem, Rule
+
+
+def rule(rule_id: str = "r", **kwargs: Any) -> Rule:
+    return Rule(id=rule_id, file="rules/test.yaml", **kwargs)
+
+
+def item(title: str = "", **fields: Any) -> MatchItem:
+    values = {"title": (title,)} if title else {}
+    for name, value in fields.items():
+        values[name] = tuple(value) if isinstance(value, list) else (value,)
+    return MatchItem(fields=values)
+
+
+def matches(query: str, text: str, **kwargs: Any) -> bool:
+    return bool(match_item(compile_rules([rule(query=query, **kwargs)]), item(text)))
+
+
+# (query, text, expected): every row is one sentence of SPEC §4 "Matching semantics".
+CASES = [
+    # normalisation
+    ("Straße", "STRASSE in Berlin", True),
+    ("Kursk", "Kur\u00adsk", True),
+    ("cafe", "Café", True),
+    ("Zürich", "zurich", True),
+    ("ёж", "еж", False),
+    ("й", "и", False),
+    ("łódź", "lodz", False),
+    ("łódź", "ŁÓDŹ", True),
+    # tokens
+    ("Kursk", "KURSK", True),
+    ("Kursk", "Kursk’s offensive", True),
+    ("Kursk", "Kurskaya oblast", False),
+    ("Korea", "North Korea’s troops", True),
+    ('"korea s troops"', "North Korea’s troops", True),
+    ('"11 000"', "about 11,000 soldiers", True),
+    ("11,000", "about 11 000 soldiers", True),
+    ("km2", "40 km² of land", True),
+    ("東京", "東京都で会議", False),  # no spaces: one long token
+    ("東京都で会議", "東京都で会議", True),
+    # wildcards
+    ("drone*", "a drone", True),
+    ("drone*", "the drones", True),
+    ("drone*", "droneless", True),
+    ("drone*", "a dron", False),
+    ("drone*", "antidrone", False),
+    ('"fiber-optic drone*"', "fiber-optic drones", True),
+    ("ß*", "strasse", False),
+    ("ß*", "ssh", True),
+    # phrases
+    ('"North Korean troops"', "North Korean troops", True),
+    ('"North Korean troops"', "north. Korean troops arrived", True),
+    ('"North Korean troops"', "North Korean forces and troops", False),
+    ('"North Korean troops"', "troops North Korean", False),
+    # bare words with several tokens are phrases
+    ("fiber-optic", "fiber optic", True),
+    ("fiber-optic", "optic fiber", False),
+    ("Russia/Ukraine", "Russia-Ukraine war", True),
+    ("10:30", "at 10.30 today", True),
+    ("10:30", "30 10", False),
+    # joined forms
+    ("fiber-optic", "fiber-optic", True),
+    ("fiber-optic", "Fiber\u2011Optic", True),
+    ("fiber-optic", "fiberoptic", True),
+    ("fiber-optic-cable", "fiberopticcable", True),
+    ("fiber-optic-cable", "fiberoptic cable", False),  # only the full join
+    ("fiber\u2010optic", "fiberoptic", True),
+    ("fiber\ufe63optic", "fiberoptic", True),
+    ("fiber\uff0doptic", "fiberoptic", True),
+    ("fiber--optic", "fiberoptic", True),
+    ("Russia/Ukraine", "RussiaUkraine", True),
+    ("Korea's", "Koreas", False),  # apostrophes never join
+    ("fiber—optic", "fiberoptic", False),  # an em dash never joins
+    ('"fiber-optic drones"', "fiberoptic drones", True),
+    # operators
+    ("Kursk drones", "drones over Kursk", True),
+    ("Kursk drones", "Kursk", False),
+    ("Kursk AND drones", "drones over Kursk", True),
+    ("Kursk OR Belgorod", "Belgorod", True),
+    ("Kursk OR Belgorod", "Moscow", False),
+    ("Kursk NOT drones", "Kursk drones", False),
+    ("Kursk NOT drones", "Kursk", True),
+    ("Kursk -drones", "Kursk drones", False),
+    ("Kursk -drones", "Kursk", True),
+    ("Kursk - drones", "Kursk", False),  # a lone "-" is ignored: Kursk AND drones
+    ("Kursk -(drones OR missiles)", "Kursk missiles", False),
+    ('Kursk -"video game"', "Kursk video game", False),
+    ('Kursk -"video game"', "Kursk game video", True),
+    ("Kursk and drones", "Kursk drones", False),  # lower-case and is a word
+    ("Kursk and drones", "Kursk and drones", True),
+    ("Kursk Or drones", "Kursk or drones", True),
+    ("near/3", "near 3", True),
+    ("“North Korean”", "north korean", True),
+    ("„North Korean“", "north korean", True),
+    ("«North Korean»", "north korean", True),
+    ("Kursk & drones", "Kursk drones", True),  # a word with no token is ignored
+    ("Kursk – drones", "Kursk drones", True),
+    # precedence: scope, NEAR, NOT, AND, OR
+    ("a b OR c", "c", True),
+    ("a b OR c", "a", False),
+    ("a (b OR c)", "c", False),
+    ("NOT x a OR b", "x b", True),
+    ("a NOT b NEAR c", "a b c", False),
+    ("a NOT b NEAR c", "a b x x x x x x x x x x x c", True),
+    # NEAR
+    ("Korean NEAR/3 Kursk", "North Korean troops in Kursk", True),
+    ("Korean NEAR/2 Kursk", "North Korean troops in Kursk", False),
+    ("Kursk NEAR/3 Korean", "North Korean troops in Kursk", True),
+    ("a NEAR b", "a 1 2 3 4 5 6 7 8 9 b", True),
+    ("a NEAR b", "a 1 2 3 4 5 6 7 8 9 10 b", False),
+    ('"north korean" NEAR/3 kursk', "north korean troops in kursk", True),
+    ('"north korean" NEAR/2 kursk', "north korean troops in kursk", False),
+    ('"north korean" NEAR/1 troops', "north korean troops", True),
+    ('"north korean" NEAR/5 korean', "north korean", False),  # spans may not overlap
+    ("drone NEAR drone*", "drone", False),
+    ("drone NEAR drone*", "drone drones", True),
+    ("(a OR b) NEAR/1 c", "b c", True),
+    ("(a OR b) NEAR/1 c", "b x c", False),
+    ('a NEAR/1 (b OR "c d")', "a c d", True),
+    # scopes
+    ("title:Kursk", "Kursk", True),
+    # regex
+    (r"/\d+ drones/", "40 drones", True),
+    (r"/\d+ drones/", "forty drones", False),
+    ("/kursk/", "KURSKAYA", True),  # case-insensitive search anywhere
+    (r"/\bkursk\b/", "Kurskaya", False),
+    (r"/a\/b/", "A/B", True),
+    ("/ёж/", "ЁЖ", True),
+    (r"/\pL+ск/", "Курск", True),
+]
+
+
+@pytest.mark.parametrize(("query", "text", "expected"), CASES)
+def test_query_matches(query: str, text: str, expected: bool) -> None:
+    assert matches(query, text) is expected
+
+
+@pytest.mark.parametrize(("query", "text", "expected"), CASES)
+def test_index_agrees_with_direct_evaluation(query: str, text: str, expected: bool) -> None:
+    compiled = compile_rules([rule(query=query)])
+    assert match_item(compiled, item(text)) == match_item_unindexed(compiled, item(text))
+
+
+def test_any_all_none_combine_with_and() -> None:
+    r = rule(
+        any=("North Korean troops", "DPRK troops"),
+        all=("Kursk",),
+        none=("video game",),
+    )
+    compiled = compile_rules([r])
+    assert match_item(compiled, item("DPRK troops seen in Kursk"))
+    assert not match_item(compiled, item("DPRK troops seen in Belgorod"))
+    assert not match_item(compiled, item("Kursk alone"))
+    assert not match_item(compiled, item("DPRK troops in Kursk: the video game"))
+
+
+def test_any_all_none_and_query_combine() -> None:
+    compiled = compile_rules([rule(any=("drone*",), query="Kursk OR Belgorod")])
+    assert match_item(compiled, item("Drones over Belgorod"))
+    assert not match_item(compiled, item("Drones over Moscow"))
+
+
+def test_list_entries_are_literal() -> None:
+    compiled = compile_rules([rule(any=("Kursk OR Belgorod",))])
+    assert match_item(compiled, item("Kursk or Belgorod"))
+    assert not match_item(compiled, item("Belgorod"))
+    compiled = compile_rules([rule(any=("title:x",))])
+    assert match_item(compiled, item("title x"))
+
+
+def test_terms_are_normalised_in_rule_order_without_duplicates() -> None:
+    r = rule(
+        any=("North Korean troops", "DPRK troops"),
+        all=("Kursk",),
+        query="drone* OR Kursk OR Fiber-Optic",
+    )
+    found = match_item(
+        compile_rules([r]), item("North Korean troops, DPRK troops, drones near Kursk, fiberoptic")
+    )
+    assert found[0].terms == (
+        "north korean troops",
+        "dprk troops",
+        "kursk",
+        "drone*",
+        "fiber-optic",
+    )
+
+
+def test_hits_locate_the_matched_tokens() -> None:
+    found = match_item(
+        compile_rules([rule(any=("North Korean troops",), all=("Kursk",))]),
+        item("Seen: North Korean troops near Kursk", summary=["x", "in Kursk"]),
+    )
+    assert found[0].hits == (
+        Hit("title", 0, 1, 4),
+        Hit("title", 0, 5, 6),
+        Hit("summary", 1, 1, 2),
+    )
+
+
+def test_terms_exclude_negated_and_failed_branches() -> None:
+    found = match_item(
+        compile_rules([rule(query="(Kursk OR Belgorod) NOT drones OR missiles")]),
+        item("Kursk news"),
+    )
+    assert found[0].terms == ("kursk",)
+
+
+def test_near_terms_and_regex_terms() -> None:
+    found = match_item(
+        compile_rules([rule(query=r"Korean NEAR/3 Kursk /\d+ troops/")]),
+        item("North Korean troops in Kursk: 11 troops"),
+    )
+    assert found[0].terms == ("korean", "kursk", r"/\d+ troops/")
+
+
+@pytest.mark.parametrize(
+    ("query", "fields", "expected"),
+    [
+        ("title:Kursk", {"summary": "Kursk"}, False),
+        ("summary:Kursk", {"summary": "Kursk"}, True),
+        ("author:smith", {"author": "J. Smith"}, True),
+        ("link:example", {"link": "https://example.org/a"}, True),
+        ("tags:ukraine", {"tags": ["war", "Ukraine"]}, True),
+        ('tags:"war ukraine"', {"tags": ["war", "Ukraine"]}, False),  # never spans two tags
+        ("tags:(war NEAR/1 ukraine)", {"tags": ["war", "Ukraine"]}, False),
+        ("feed:kyiv", {"feed": ["kyiv-independent", "The Kyiv Independent"]}, True),
+        ('feed:"the kyiv"', {"feed": ["kyiv-independent", "The Kyiv Independent"]}, True),
+        ("Kursk", {"author": "Kursk"}, False),  # default fields: title, summary, content
+        ("Kursk", {"content": "Kursk"}, True),
+        ("text:Kursk", {"content": "Kursk"}, True),
+        ('title:(x OR "y z")', {"title": "y z"}, True),
+        ('title:(x OR "y z")', {"summary": "y z"}, False),
+        ("summary:/kursk$/", {"summary": "near Kursk"}, True),
+        ("tags:/^war ukr/", {"tags": ["war", "ukraine"]}, False),  # each tag on its own
+        ("tags:/^ukr/", {"tags": ["war", "ukraine"]}, True),
+    ],
+)
+def test_field_scopes(query: str, fields: dict[str, Any], expected: bool) -> None:
+    compiled = compile_rules([rule(query=query)])
+    assert bool(match_item(compiled, item(**fields))) is expected
+
+
+def test_rule_fields_apply_to_lists_and_text_scope() -> None:
+    r = rule(any=("Kursk",), query="text:drone*", fields=("author",))
+    compiled = compile_rules([r])
+    assert match_item(compiled, item(author="Kursk drones"))
+    assert not match_item(compiled, item("Kursk drones"))
+
+
+@pytest.mark.parametrize(
+    ("words", "text", "stem", "expected"),
+    [
+        ({"query": "troop"}, "troops", "english", True),
+        ({"query": "troop"}, "troops", None, False),
+        ({"any": ("troops movement",)}, "troop movements", "english", True),
+        ({"query": "army*"}, "armies", "english", False),  # prefixes are not stemmed
+        ({"query": "army*"}, "army", "english", True),
+        ({"query": "войска"}, "войскам", "russian", True),
+        ({"query": "the troops"}, "troops", "english", False),  # no stop words are dropped
+        ({"query": "drone NEAR/1 strikes"}, "drones strike", "english", True),
+        ({"none": ("video games",), "all": ("Kursk",)}, "Kursk video game", "english", False),
+    ],
+)
+def test_stem(words: dict[str, Any], text: str, stem: str | None, expected: bool) -> None:
+    compiled = compile_rules([rule(stem=stem, **words)])
+    assert bool(match_item(compiled, item(text))) is expected
+
+
+def test_feed_scope_and_enabled() -> None:
+    rules = [
+        rule("by-name", any=("Kursk",), feeds=("kyiv",)),
+        rule("by-tag", any=("Kursk",), feeds=("tag:ukraine",)),
+        rule("every", any=("Kursk",)),
+        rule("off", any=("Kursk",), enabled=False),
+    ]
+    compiled = compile_rules(rules)
+    base = {"title": ("Kursk",)}
+    ids = [m.rule_id for m in match_item(compiled, MatchItem(base, "kyiv", ("ukraine",)))]
+    assert ids == ["by-name", "by-tag", "every"]
+    ids = [m.rule_id for m in match_item(compiled, MatchItem(base, "other", ("Ukraine",)))]
+    assert ids == ["by-tag", "every"]
+    ids = [m.rule_id for m in match_item(compiled, MatchItem(base, "other", ()))]
+    assert ids == ["every"]
+
+
+def test_matches_come_in_rule_order() -> None:
+    rules = [rule(f"r{i}", query=q) for i, q in enumerate(["zeta", "/alpha/", "alph*", "alpha"])]
+    found = match_item(compile_rules(rules), item("alpha zeta"))
+    assert [m.rule_id for m in found] == ["r0", "r1", "r2", "r3"]
+
+
+# --- properties ------------------------------------------------------------------------------
+
+WORDS = ["kursk", "drone", "drones", "north", "korean", "troops", "fiber", "optic", "fiberoptic"]
+word = st.sampled_from(WORDS)
+text_strategy = st.lists(
+    st.one_of(word, st.sampled_from(["Kursk’s", "fiber-optic", "DRONES", ".", "—", "x"])),
+    max_size=14,
+).map(" ".join)
+
+
+@st.composite
+def queries(draw: st.DrawFn, depth: int = 2) -> str:
+    leaf = st.one_of(
+        word,
+        word.map(lambda w: w[:3] + "*"),
+        st.lists(word, min_size=2, max_size=3).map(lambda ws: '"' + " ".join(ws) + '"'),
+        st.just("fiber-optic"),
+        st.just("/dr[o0]ne/"),
+    )
+    if depth == 0:
+        return draw(leaf)
+    kind = draw(st.sampled_from(["leaf", "and", "or", "not", "near", "scope"]))
+    left = draw(queries(depth - 1))
+    right = draw(queries(depth - 1))
+    if kind == "and":
+        return f"({left}) ({right})"
+    if kind == "or":
+        return f"({left}) OR ({right})"
+    if kind == "not":
+        return f"({left}) NOT ({right})"
+    if kind == "near":
+        n = draw(st.integers(1, 4))
+        return f"{draw(word)} NEAR/{n} {draw(word)}"
+    if kind == "scope":
+        return f"summary:({left})"
+    return draw(leaf)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(queries(), min_size=1, max_size=8), text_strategy, text_strategy)
+def test_indexed_engine_equals_rule_by_rule(
+    rule_queries: list[str], title: str, summary: str
+) -> None:
+    rules = [rule(f"r{i}", query=q) for i, q in enumerate(rule_queries)]
+    compiled = compile_rules(rules)
+    subject = item(title, summary=summary)
+    assert match_item(compiled, subject) == match_item_unindexed(compiled, subject)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text_strategy, st.data())
+def test_a_phrase_cut_from_a_text_matches_it(text: str, data: st.DataObject) -> None:
+    words = text.split()
+    if not any(w.strip(".—") for w in words):
+        return
+    start = data.draw(st.integers(0, len(words) - 1))
+    end = data.draw(st.integers(start + 1, len(words)))
+    phrase = " ".join(words[start:end])
+    if not any(c.isalnum() for c in phrase):
+        return
+    assert match_item(compile_rules([rule(any=(phrase,))]), item(text))
