@@ -15,7 +15,13 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from watcher.exceptions import ParseError
-from watcher.feeds.html import collapse_whitespace, html_to_text, sanitize_html, text_to_html
+from watcher.feeds.html import (
+    collapse_whitespace,
+    html_to_text,
+    looks_like_html,
+    sanitize_html,
+    text_to_html,
+)
 from watcher.types import ParsedFeed, ParsedItem
 
 _VERSION_PREFIX = "https://jsonfeed.org/version/"
@@ -151,11 +157,8 @@ def _text(value: object) -> str:
     """A plain-text field on one line; HTML that slipped in is stripped."""
     if not isinstance(value, str):
         return ""
-    return (
-        html_to_text(value).replace("\n", " ")
-        if "<" in value or "&" in value
-        else (collapse_whitespace(value).replace("\n", " "))
-    )
+    text = html_to_text(value) if looks_like_html(value) else collapse_whitespace(value)
+    return text.replace("\n", " ")
 
 
 def _url(base: str | None, value: object) -> str | None:
