@@ -400,7 +400,14 @@ class _Parser:
         if lexeme is None or lexeme.kind != "near":
             return left
         self.take()
-        if not self._starts_operand():
+        following = self.peek()
+        if following is None or following.kind not in (
+            "word",
+            "phrase",
+            "lparen",
+            "regex",
+            "scope",
+        ):
             raise QueryError("NEAR needs a word or phrase on both sides", lexeme.column)
         right = self.primary()
         following = self.peek()
