@@ -709,3 +709,23 @@ def test_find_config_names_a_missing_file(
         find_config(option, env)
     assert info.value.problems[0].file == named
     assert str(info.value).startswith(f"{named}: config file not found (from {source})")
+
+
+def test_feed_entry_may_be_a_bare_url_and_anchors_merge(tmp_path: Path) -> None:
+    text = """\
+    feeds:
+      - https://a.example/rss
+      - &slow {url: "https://b.example/rss", interval: 2h, tags: [slow]}
+      - {<<: *slow, url: "https://c.example/rss", name: c}
+    """
+    a, b, c = load_settings(write(tmp_path, text), {}).feeds
+    assert (a.url, a.interval_s) == ("https://a.example/rss", 900)
+    assert (b.url, b.interval_s, b.tags) == ("https://b.example/rss", 7200, ("slow",))
+    assert (c.url, c.name, c.interval_s, c.tags) == ("https://c.example/rss", "c", 7200, ("slow",))
+
+
+def test_a_feed_entry_of_the_wrong_shape_is_one_problem(tmp_path: Path) -> None:
+    text = "feeds:\n  - https://a.example/rss\n  - [https://b.example/rss]\n"
+    (problem,) = problems_of(write(tmp_path, text))
+    assert (problem.key, problem.line) == ("feeds[1]", 3)
+    assert problem.message == "must be {url: ...} or {opml: ...}, not a list"
