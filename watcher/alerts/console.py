@@ -1,0 +1,46 @@
+"""The ``console`` channel: prints each alert to standard output; nothing else."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from watcher.alerts.render import format_time
+from watcher.types import AlertMessage, ChannelConfig
+
+_SEVERITY_COLOURS = {"critical": "red", "high": "red", "medium": "yellow"}
+
+
+class ConsoleChannel:
+    def __init__(self, config: ChannelConfig, instance: str = "") -> None:
+        self.name = config.name
+
+    def describe(self) -> str:
+        return f"console {self.name}"
+
+    def send(self, message: AlertMessage) -> None:
+        colour = _SEVERITY_COLOURS.get(message.severity)
+        head = click.style(f"[{message.severity}] {message.rule_id}", fg=colour, bold=True)
+        zone = message.display_timezone
+        for item in message.items:
+            click.echo(f"{head}: {item.title or '(no title)'}")
+            click.echo(
+                f"    {item.feed} · {format_time(item.published_at, zone)} · {item.link or ''}"
+            )
+            if item.terms:
+                click.echo("    matched: " + ", ".join(item.terms))
+            for snippet in item.snippets:
+                click.echo("    " + _highlight(snippet))
+            for other in item.also_reported_by:
+                click.echo(f"    also reported by {other.feed}")
+        if len(message.items) != 1:
+            click.echo(f"    ({len(message.items)} items)")
+
+
+def _highlight(snippet: str) -> str:
+    """Show ``**x**`` as bold on a terminal, and keep the ``**`` marks when piped."""
+    if not sys.stdout.isatty():
+        return snippet
+    parts = snippet.split("**")
+    return "".join(click.style(p, bold=True) if i % 2 else p for i, p in enumerate(parts))

@@ -1,0 +1,39 @@
+"""The ``eml`` channel: writes one RFC 5322 file per alert into a folder; nothing else.
+
+The file is named after the alert id and written atomically, so delivering the same
+alert twice leaves one file with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import os
+from email.policy import SMTP
+from pathlib import Path
+
+from watcher.alerts.render import build_email
+from watcher.exceptions import DeliveryError
+from watcher.types import AlertMessage, ChannelConfig
+
+
+class EmlChannel:
+    def __init__(self, config: ChannelConfig, instance: str = "") -> None:
+        self.name = config.name
+        self.dir = Path(str(config.options.get("dir", "outbox")))
+        self.sender = str(config.options.get("from", "watcher@localhost"))
+        to = config.options.get("to", ["reader@localhost"])
+        self.to = [to] if isinstance(to, str) else [str(t) for t in to]
+        self.domain = f"{instance or 'local'}.watcher"
+
+    def describe(self) -> str:
+        return f"eml {self.name} dir={self.dir}"
+
+    def send(self, message: AlertMessage) -> None:
+        email = build_email(message, sender=self.sender, to=self.to, domain=self.domain)
+        target = self.dir / f"alert-{message.alert_id:06d}.eml"
+        tmp = target.with_suffix(".tmp")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(email.as_bytes(policy=SMTP))
+            os.replace(tmp, target)
+        except OSError as e:
+            raise DeliveryError(self.name, message.alert_id, f"cannot write {target}: {e}") from e

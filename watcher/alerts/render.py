@@ -1,0 +1,240 @@
+"""Turn an AlertMessage into text, HTML and an email message; no I/O.
+
+Snippets come in as text with matched words between ``**``; this module escapes
+everything that came from a feed before it is put into HTML, and flattens every
+header value to one line of plain text so feed text can never inject a header.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from zoneinfo import ZoneInfo
+
+from watcher.rules.normalize import tokenize_spans
+from watcher.types import AlertItem, AlertMessage, Hit
+
+SNIPPET_CONTEXT = 70  # characters shown on each side of a highlighted span
+MAX_SNIPPETS = 3
+
+_HEADER_NAME = re.compile(rb"([!-9;-~]+):")
+_BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
+_SPACES = re.compile(r"\s+")
+
+
+# --- snippets ------------------------------------------------------------------------------
+
+
+def make_snippets(texts: dict[tuple[str, int], str], hits: tuple[Hit, ...]) -> tuple[str, ...]:
+    """Build up to MAX_SNIPPETS snippets, one per hit region, matched words as ``**bold**``.
+
+    ``texts`` maps (field, value index) to the plain text the hit positions refer to.
+    """
+    by_value: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for hit in hits:
+        if (hit.field, hit.index) in texts and hit.field not in ("link", "feed", "tags"):
+            by_value.setdefault((hit.field, hit.index), []).append((hit.start, hit.end))
+    snippets: list[str] = []
+    for key, spans in sorted(by_value.items(), key=lambda kv: _field_order(kv[0][0])):
+        text = texts[key]
+        tokens = tokenize_spans(text)
+        char_spans = sorted(
+            (tokens[s][1], tokens[e - 1][2]) for s, e in spans if 0 <= s < e <= len(tokens)
+        )
+        for group in _group_spans(char_spans):
+            snippets.append(_snippet(text, group))
+            if len(snippets) == MAX_SNIPPETS:
+                return tuple(snippets)
+    return tuple(snippets)
+
+
+def _field_order(name: str) -> int:
+    order = ("title", "summary", "content", "author")
+    return order.index(name) if name in order else len(order)
+
+
+def _group_spans(spans: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """Group character spans that fit into one snippet window, merging overlaps."""
+    groups: list[list[tuple[int, int]]] = []
+    for start, end in spans:
+        if groups and start - groups[-1][0][0] <= 2 * SNIPPET_CONTEXT:
+            last = groups[-1][-1]
+            if start <= last[1]:
+                groups[-1][-1] = (last[0], max(last[1], end))
+            else:
+                groups[-1].append((start, end))
+        else:
+            groups.append([(start, end)])
+    return groups
+
+
+def _snippet(text: str, spans: list[tuple[int, int]]) -> str:
+    lo = max(0, spans[0][0] - SNIPPET_CONTEXT)
+    hi = min(len(text), spans[-1][1] + SNIPPET_CONTEXT)
+    while lo > 0 and not text[lo - 1].isspace():
+        lo -= 1
+    while hi < len(text) and not text[hi].isspace():
+        hi += 1
+    parts: list[str] = []
+    pos = lo
+    for start, end in spans:
+        parts.append(text[pos:start])
+        parts.append("**" + text[start:end] + "**")
+        pos = end
+    parts.append(text[pos:hi])
+    body = _SPACES.sub(" ", "".join(parts)).strip()
+    return ("… " if lo > 0 else "") + body + (" …" if hi < len(text) else "")
+
+
+# --- text and HTML -------------------------------------------------------------------------
+
+
+def format_time(when: datetime | None, zone: str) -> str:
+    if when is None:
+        return "(no date)"
+    local = when.astimezone(ZoneInfo(zone))
+    return local.strftime("%Y-%m-%d %H:%M %Z")
+
+
+def render_text(msg: AlertMessage) -> str:
+    lines = [f"{msg.rule_id} ({msg.severity}): {msg.rule_description}".rstrip(": "), ""]
+    for item in msg.items:
+        lines.extend(_item_text(item, msg.display_timezone))
+    lines.append(
+        f"alert {msg.alert_id} · created {format_time(msg.created_at, msg.display_timezone)}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _item_text(item: AlertItem, zone: str) -> list[str]:
+    lines = [item.title or "(no title)"]
+    if item.link:
+        lines.append(f"  {item.link}")
+    lines.append(f"  {item.feed} · {format_time(item.published_at, zone)}")
+    if item.terms:
+        lines.append("  matched: " + ", ".join(item.terms))
+    lines.extend(f"  {snippet}" for snippet in item.snippets)
+    for other in item.also_reported_by:
+        lines.append(f"  also reported by {other.feed}" + (f": {other.link}" if other.link else ""))
+    lines.append("")
+    return lines
+
+
+def render_html(msg: AlertMessage) -> str:
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html><html><body>",
+        f"<p><strong>{esc(msg.rule_id)}</strong> ({esc(msg.severity)})"
+        + (f": {esc(msg.rule_description)}" if msg.rule_description else "")
+        + "</p>",
+    ]
+    for item in msg.items:
+        title = esc(item.title or "(no title)")
+        link = _safe_link(item.link)
+        heading = f'<a href="{esc(link)}">{title}</a>' if link else title
+        parts.append(f"<h3>{heading}</h3>")
+        when = esc(format_time(item.published_at, msg.display_timezone))
+        parts.append(f"<p>{esc(item.feed)} · {when}</p>")
+        if item.terms:
+            parts.append(f"<p>matched: {esc(', '.join(item.terms))}</p>")
+        for snippet in item.snippets:
+            parts.append(f"<p>{_bold_html(snippet)}</p>")
+        for other in item.also_reported_by:
+            href = _safe_link(other.link)
+            name = esc(other.feed)
+            parts.append(
+                f'<p>also reported by <a href="{esc(href)}">{name}</a></p>'
+                if href
+                else f"<p>also reported by {name}</p>"
+            )
+    parts.append(f"<p><small>alert {msg.alert_id}</small></p></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _bold_html(snippet: str) -> str:
+    """Escape a snippet and turn its ``**x**`` marks into <b>x</b>."""
+    out: list[str] = []
+    pos = 0
+    for m in _BOLD.finditer(snippet):
+        out.append(html.escape(snippet[pos : m.start()]))
+        out.append("<b>" + html.escape(m.group(1)) + "</b>")
+        pos = m.end()
+    out.append(html.escape(snippet[pos:]))
+    return "".join(out)
+
+
+def _safe_link(link: str | None) -> str | None:
+    if link and link.lower().startswith(("http://", "https://")):
+        return link
+    return None
+
+
+# --- email ---------------------------------------------------------------------------------
+
+
+def header_text(value: str, limit: int = 200) -> str:
+    """One line of plain text for a header: no control characters, no pre-encoded words."""
+    cleaned = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value
+    )
+    cleaned = _SPACES.sub(" ", cleaned).strip()
+    # Text that looks like an RFC 2047 encoded word is broken up, so that a mail
+    # reader can never decode feed text into header syntax.
+    cleaned = cleaned.replace("=?", "= ?").replace("?=", "? =")
+    if len(cleaned) > limit:
+        cleaned = cleaned[: limit - 1].rstrip() + "…"
+    return cleaned
+
+
+def mail_domain(instance: str) -> str:
+    """The domain part of this installation's Message-IDs: the same for every send."""
+    return f"{instance or 'local'}.watcher"
+
+
+def message_id(msg: AlertMessage, domain: str) -> str:
+    return f"<watcher-alert-{msg.alert_id}@{domain}>"
+
+
+def build_email(msg: AlertMessage, *, sender: str, to: list[str], domain: str) -> EmailMessage:
+    """A multipart text + HTML message whose Message-ID is stable per alert."""
+    email = EmailMessage()
+    email["Subject"] = header_text(msg.subject)
+    email["From"] = sender
+    email["To"] = ", ".join(to)
+    email["Date"] = format_datetime(msg.created_at)
+    email["Message-ID"] = message_id(msg, domain)
+    email["X-Watcher-Alert-Id"] = str(msg.alert_id)
+    email["X-Watcher-Rule"] = header_text(msg.rule_id)
+    email.set_content(render_text(msg))
+    email.add_alternative(render_html(msg), subtype="html")
+    return email
+
+
+def serialise_email(email: EmailMessage) -> bytes:
+    """The message as SMTP bytes, after checking its header block once more.
+
+    Every header line must be one the message was given, each exactly once, with no
+    stray CR or LF: a guard against the runtime's own header-injection bugs
+    (CVE-2024-6923), whatever the header values held. Raises ValueError otherwise.
+    """
+    data = email.as_bytes(policy=SMTP)
+    head = data.split(b"\r\n\r\n", 1)[0]
+    if b"\r" in head.replace(b"\r\n", b"") or b"\n" in head.replace(b"\r\n", b""):
+        raise ValueError("email header block holds a bare CR or LF")
+    found: list[str] = []
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            continue  # a folded continuation of the previous header
+        match = _HEADER_NAME.match(line)
+        if match is None:
+            raise ValueError(f"email header block holds a malformed line {line[:40]!r}")
+        found.append(match.group(1).decode("ascii").lower())
+    expected = sorted(name.lower() for name in email)
+    if sorted(found) != expected:
+        raise ValueError(f"email headers {sorted(found)} differ from those set: {expected}")
+    return data

@@ -1,0 +1,112 @@
+"""``watcher feeds``: list the feeds, add and remove command-line feeds."""
+
+from __future__ import annotations
+
+import click
+
+from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
+from watcher.commands.table import print_table
+from watcher.config import parse_duration
+from watcher.exceptions import ConfigError
+from watcher.store import Store
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def feeds(ctx: click.Context) -> None:
+    """List, add and remove feeds (`watcher feeds` alone lists them)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_feeds)
+
+
+@feeds.command("list")
+@json_option
+@click.pass_obj
+@handle_errors
+def list_feeds(obj: Context) -> None:
+    """List every feed with its source (config or cli) and status."""
+    settings = obj.settings()
+    store = Store(settings.database)
+    try:
+        store.sync_config_feeds(settings.feeds, now_utc())
+        rows = store.list_feeds()
+    finally:
+        store.close()
+    if obj.json:
+        emit_json(
+            [
+                {
+                    "name": f.name,
+                    "url": f.url,
+                    "title": f.title,
+                    "tags": list(f.tags),
+                    "source": f.source,
+                    "interval_s": f.interval_s,
+                    "last_status": f.last_status,
+                }
+                for f in rows
+            ]
+        )
+        return
+    print_table(
+        ["name", "source", "status", "tags", "url"],
+        [[f.name, f.source, f.last_status or "-", ",".join(f.tags), f.url] for f in rows],
+        max_width=80,
+    )
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--name", help="Feed name (default: derived from the host and path).")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--interval", help="Poll interval, e.g. 15m (default: the config's).")
+@click.pass_obj
+@handle_errors
+def add(
+    obj: Context, url: str, name: str | None, tags: tuple[str, ...], interval: str | None
+) -> None:
+    """Add a feed kept in the database (not in watcher.yaml).
+
+    \b
+    Example:
+      watcher feeds add https://example.org/world.rss --tag world
+    """
+    settings = obj.settings()
+    try:
+        interval_s = parse_duration(interval) if interval else settings.defaults.interval_s
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--interval") from e
+    store = Store(settings.database)
+    try:
+        store.sync_config_feeds(settings.feeds, now_utc())
+        if any(f.url == url for f in store.list_feeds()):
+            raise ConfigError(f"feed {url} is already watched")
+        with store.transaction():
+            feed = store.add_feed(
+                url, name=name, tags=tags, interval_s=interval_s, source="cli", now=now_utc()
+            )
+    finally:
+        store.close()
+    click.echo(f"added feed {feed.name}: {feed.url}")
+
+
+@feeds.command("remove")
+@click.argument("name")
+@click.pass_obj
+@handle_errors
+def remove(obj: Context, name: str) -> None:
+    """Remove a feed added with `feeds add`; its stored items stay."""
+    settings = obj.settings()
+    store = Store(settings.database)
+    try:
+        store.sync_config_feeds(settings.feeds, now_utc())
+        feed = store.feed_by_name(name)
+        if feed is None:
+            raise ConfigError(f"no feed named {name!r}")
+        if feed.source == "config":
+            raise ConfigError(f"feed {name} comes from {settings.path}; remove it there")
+        with store.transaction():
+            store.remove_feed(name)
+    finally:
+        store.close()
+    click.echo(f"removed feed {name}")

@@ -1,0 +1,102 @@
+"""``watcher poll``: one pass over due (or all) feeds, then delivery; for cron and the demo."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
+from watcher.lock import hold_lock
+from watcher.pipeline import (
+    DeliveryReport,
+    FeedResult,
+    PollReport,
+    deliver_pending,
+    open_runtime,
+    poll_feeds,
+    select_feeds,
+)
+
+
+@cli.command()
+@click.option("--all", "all_feeds", is_flag=True, help="Poll every feed, due or not.")
+@click.option(
+    "--feed", "names", multiple=True, metavar="NAME", help="Poll only this feed (repeatable)."
+)
+@json_option
+@click.pass_obj
+@handle_errors
+def poll(obj: Context, all_feeds: bool, names: tuple[str, ...]) -> None:
+    """Poll due feeds once, queue and deliver alerts, then exit.
+
+    \b
+    Examples:
+      watcher poll --all
+      watcher poll --feed frontline
+    """
+    settings = obj.settings()
+    now = now_utc()
+    with hold_lock(settings.database, "poll"):
+        rt = open_runtime(settings)
+        try:
+            feeds = select_feeds(rt, now, all_feeds=all_feeds, names=names)
+            unknown = set(names) - {f.name for f in feeds}
+            if unknown:
+                raise click.BadParameter(
+                    f"no such feed: {', '.join(sorted(unknown))}", param_hint="--feed"
+                )
+            report = _poll_with_progress(rt, feeds, now, obj.json)
+            delivery = deliver_pending(rt, now)
+        finally:
+            rt.store.close()
+    if obj.json:
+        emit_json({"poll": _report_dict(report), "delivery": asdict(delivery)})
+    else:
+        _print_summary(report, delivery)
+    if report.bugs or delivery.bugs:
+        sys.exit(3)
+
+
+def _poll_with_progress(rt: Any, feeds: list[Any], now: Any, quiet: bool) -> PollReport:
+    if quiet or not sys.stderr.isatty() or len(feeds) < 2:
+        return poll_feeds(rt, feeds, now)
+    with click.progressbar(length=len(feeds), label="polling", file=sys.stderr) as bar:
+
+        def step(_result: FeedResult) -> None:
+            bar.update(1)
+
+        return poll_feeds(rt, feeds, now, progress=step)
+
+
+def _report_dict(report: PollReport) -> dict[str, Any]:
+    data = asdict(report)
+    data["failed"] = [{"feed": name, "error": error} for name, error in report.failed]
+    return data
+
+
+def _print_summary(report: PollReport, delivery: DeliveryReport) -> None:
+    for name, error in report.failed:
+        click.echo(f"feed {name} failed: {error}", err=True)
+    polled = f"polled {report.feeds} feed{'s' if report.feeds != 1 else ''}"
+    if not (report.new_items or report.updated_items):
+        line = f"{polled}: nothing new"
+    else:
+        line = (
+            f"{polled}: {report.new_items} new item{'s' if report.new_items != 1 else ''}"
+            + (f", {report.updated_items} updated" if report.updated_items else "")
+            + f", {report.matches} match{'es' if report.matches != 1 else ''}"
+            + f", {report.alerts} alert{'s' if report.alerts != 1 else ''} queued"
+            + (f" ({report.suppressed} recorded, not sent)" if report.suppressed else "")
+        )
+    click.echo(line)
+    if delivery.sent or delivery.retrying or delivery.failed:
+        click.echo(
+            f"delivered {delivery.sent} alert{'s' if delivery.sent != 1 else ''}"
+            + (f", {delivery.retrying} to retry" if delivery.retrying else "")
+            + (f", {delivery.failed} failed" if delivery.failed else "")
+        )
+    if report.failed:
+        click.echo(f"{len(report.failed)} feed(s) failed; see `watcher status`", err=True)

@@ -1,0 +1,510 @@
+"""The only code that knows the stage order: fetch -> parse -> store -> match -> alert -> deliver.
+
+    for each due feed (fetch and parse in worker threads, which never raise):
+        result = fetch_feed() then parse_feed()   -> FeedResult
+    for each result, in one transaction:
+        upsert items; match new/changed ones; write matches and alert rows (the outbox)
+        record the poll in `polls` and the feed's state in `feeds`
+    deliver_pending(): send due alerts, mark sent / retry / failed
+
+Deciding what to do with a match lives in small pure functions (decide_*); everything
+that touches the network or the database is called from here, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from watcher.alerts import Channel, make_channel
+from watcher.alerts.render import make_snippets
+from watcher.exceptions import DeliveryError, FeedError
+from watcher.feeds.fetch import fetch_feed, make_session
+from watcher.feeds.parse import parse_feed
+from watcher.rules.load import load_rules
+from watcher.rules.match import CompiledRules, compile_rules, match_item
+from watcher.store import Store
+from watcher.types import (
+    SEVERITIES,
+    Alert,
+    AlertItem,
+    AlertMessage,
+    AlertStatus,
+    AlsoReported,
+    FeedConfig,
+    FeedState,
+    FeedStatus,
+    Fetched,
+    FirstPollAlerts,
+    Match,
+    MatchItem,
+    ParsedFeed,
+    Rule,
+    Settings,
+    StoredItem,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 86400
+
+
+# --- the runtime: everything a pass needs, built once -------------------------------------
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    rules: list[Rule]
+    compiled: CompiledRules
+    channels: dict[str, Channel]
+    session: requests.Session
+
+    @property
+    def rules_by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules}
+
+
+def open_runtime(settings: Settings, db_path: Path | None = None) -> Runtime:
+    """Load rules, open the database and build the channels; raises ConfigError."""
+    rules = load_rules(list(settings.rules), channels=list(settings.channels))
+    store = Store(db_path or settings.database)
+    instance = store.instance_id()
+    channels = {name: make_channel(cfg, instance) for name, cfg in settings.channels.items()}
+    return Runtime(
+        settings=settings,
+        store=store,
+        rules=rules,
+        compiled=compile_rules(rules),
+        channels=channels,
+        session=make_session(settings.poll.user_agent),
+    )
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+@dataclass
+class FeedResult:
+    """What a worker thread hands back for one feed; never an exception."""
+
+    feed: FeedState
+    options: FeedConfig
+    fetched: Fetched | None = None
+    parsed: ParsedFeed | None = None
+    error: str | None = None
+    http_status: int | None = None
+    duration_ms: int = 0
+
+
+@dataclass
+class PollReport:
+    feeds: int = 0
+    ok: int = 0
+    not_modified: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (feed name, error)
+    new_items: int = 0
+    updated_items: int = 0
+    matches: int = 0
+    alerts: int = 0
+    suppressed: int = 0
+    bugs: int = 0
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    bugs: int = 0
+
+
+# --- polling -------------------------------------------------------------------------------
+
+
+def feed_options(settings: Settings, feed: FeedState) -> FeedConfig:
+    """The per-feed settings of a stored feed: its config entry, else the defaults."""
+    for cfg in settings.feeds:
+        if cfg.name == feed.name or (cfg.name is None and cfg.url == feed.url):
+            return cfg
+    d = settings.defaults
+    return FeedConfig(
+        url=feed.url,
+        name=feed.name,
+        tags=feed.tags,
+        interval_s=feed.interval_s,
+        timeout_s=d.timeout_s,
+        first_poll_alerts=d.first_poll_alerts,
+        max_age_s=d.max_age_s,
+        headers=d.headers,
+    )
+
+
+def select_feeds(
+    rt: Runtime, now: datetime, *, all_feeds: bool = False, names: Sequence[str] = ()
+) -> list[FeedState]:
+    """The feeds a pass should poll: named ones, every enabled one, or the due ones."""
+    feeds = rt.store.sync_config_feeds(rt.settings.feeds, now)
+    if names:
+        wanted = set(names)
+        return [f for f in feeds if f.name in wanted]
+    if all_feeds:
+        return feeds
+    due = {f.id for f in rt.store.due_feeds(now)}
+    return [f for f in feeds if f.id in due]
+
+
+def poll_feeds(
+    rt: Runtime,
+    feeds: Sequence[FeedState],
+    now: datetime,
+    progress: Callable[[FeedResult], None] | None = None,
+) -> PollReport:
+    """Fetch and parse in worker threads, then store, match and queue alerts per feed."""
+    report = PollReport(feeds=len(feeds))
+    jobs = [(feed, feed_options(rt.settings, feed)) for feed in feeds]
+    for result in _fetch_all(rt, jobs):
+        try:
+            store_result(rt, result, now, report)
+        except Exception as e:  # a bug: record it, finish the pass, exit 3 later
+            log.exception("internal error feed=%s", result.feed.name)
+            report.bugs += 1
+            _record_error(rt, result, now, f"internal error: {type(e).__name__}: {e}", report)
+        if progress:
+            progress(result)
+    return report
+
+
+def _fetch_all(rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]]) -> Iterator[FeedResult]:
+    workers = max(1, min(rt.settings.poll.workers, len(jobs)))
+    max_bytes = rt.settings.poll.max_bytes
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+        yield from pool.map(
+            lambda job: fetch_and_parse(rt.session, job[0], job[1], max_bytes), jobs
+        )
+
+
+def fetch_and_parse(
+    session: requests.Session, feed: FeedState, options: FeedConfig, max_bytes: int
+) -> FeedResult:
+    """Fetch and parse one feed; every failure becomes ``FeedResult.error``."""
+    result = FeedResult(feed=feed, options=options)
+    started = time.monotonic()
+    try:
+        result.fetched = fetch_feed(
+            session,
+            feed.url,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            timeout=options.timeout_s,
+            max_bytes=max_bytes,
+            headers=dict(options.headers),
+        )
+        result.http_status = result.fetched.status
+        if not result.fetched.not_modified:
+            result.parsed = parse_feed(
+                result.fetched.content, result.fetched.final_url, result.fetched.content_type
+            )
+    except FeedError as e:
+        result.error = str(e.message)
+        result.http_status = e.http_status or result.http_status
+    except Exception as e:  # a bug in fetch or parse must not stop the other feeds
+        log.exception("internal error while fetching feed=%s", feed.name)
+        result.error = f"internal error: {type(e).__name__}: {e}"
+    result.duration_ms = int((time.monotonic() - started) * 1000)
+    return result
+
+
+def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollReport) -> None:
+    """Write one feed's outcome: items, matches, alerts and the poll row, in one transaction."""
+    feed = result.feed
+    if result.error is not None or result.fetched is None:
+        _record_error(rt, result, now, result.error or "no response", report)
+        return
+    fetched = result.fetched
+    if fetched.not_modified or result.parsed is None:
+        with rt.store.transaction():
+            _record(rt, result, now, FeedStatus.NOT_MODIFIED, new_items=0)
+        report.not_modified += 1
+        log.info("polled feed=%s status=not_modified", feed.name)
+        return
+    parsed = result.parsed
+    with rt.store.transaction():
+        first_poll = rt.store.is_first_poll(feed.id)
+        new = 0
+        for item in parsed.items:
+            stored = rt.store.upsert_item(feed.id, item, now)
+            if stored.change == "unchanged":
+                continue
+            new += stored.change == "new"
+            report.updated_items += stored.change == "updated"
+            _match_and_queue(rt, feed, result.options, stored, first_poll, now, report)
+        _record(rt, result, now, FeedStatus.OK, new_items=new, warning=parsed.warning)
+    report.ok += 1
+    report.new_items += new
+    log.info("polled feed=%s status=ok items=%d new=%d", feed.name, len(parsed.items), new)
+
+
+def _record(
+    rt: Runtime,
+    result: FeedResult,
+    now: datetime,
+    status: FeedStatus,
+    *,
+    new_items: int,
+    warning: str | None = None,
+) -> None:
+    fetched = result.fetched
+    assert fetched is not None
+    interval = result.feed.interval_s
+    rt.store.record_poll(
+        result.feed.id,
+        started_at=now,
+        duration_ms=result.duration_ms,
+        http_status=fetched.status if fetched.url.startswith(("http:", "https:")) else None,
+        new_items=new_items,
+        error=f"warning: {warning}" if warning else None,
+        status=status,
+        now=now,
+        etag=fetched.etag,
+        last_modified=fetched.last_modified,
+        title=result.parsed.title if result.parsed else None,
+        url=fetched.permanent_redirect,
+        next_poll_at=now + timedelta(seconds=interval),
+    )
+
+
+def _record_error(
+    rt: Runtime, result: FeedResult, now: datetime, error: str, report: PollReport
+) -> None:
+    feed = result.feed
+    delay = next_interval_after_failure(feed.interval_s, feed.consecutive_failures + 1)
+    with rt.store.transaction():
+        rt.store.record_poll(
+            feed.id,
+            started_at=now,
+            duration_ms=result.duration_ms,
+            http_status=result.http_status,
+            new_items=0,
+            error=error,
+            status=FeedStatus.ERROR,
+            now=now,
+            next_poll_at=now + timedelta(seconds=delay),
+        )
+    report.failed.append((feed.name, error))
+    log.warning("poll failed feed=%s error=%r", feed.name, error)
+
+
+def next_interval_after_failure(interval_s: int, failures: int) -> int:
+    """Back off a failing feed: the interval doubles per consecutive failure, capped at 1 d."""
+    return int(min(interval_s * 2 ** max(0, min(failures - 1, 16)), MAX_BACKOFF_S))
+
+
+# --- from a stored item to matches and alert rows ------------------------------------------
+
+
+def match_input(item: StoredItem, feed: FeedState) -> MatchItem:
+    fields: dict[str, tuple[str, ...]] = {
+        "title": (item.title,),
+        "summary": (item.summary_text,),
+        "content": (item.content_text,),
+        "author": (item.author,) if item.author else (),
+        "link": (item.link,) if item.link else (),
+        "tags": item.tags,
+        "feed": tuple(v for v in (feed.name, feed.title) if v),
+    }
+    return MatchItem(fields=fields, feed_name=feed.name, feed_tags=feed.tags)
+
+
+def _match_and_queue(
+    rt: Runtime,
+    feed: FeedState,
+    options: FeedConfig,
+    item: StoredItem,
+    first_poll: bool,
+    now: datetime,
+    report: PollReport,
+) -> None:
+    matches = match_item(rt.compiled, match_input(item, feed))
+    rules = rt.rules_by_id
+    for match in matches:
+        rt.store.add_match(item.id, match, now)
+        report.matches += 1
+        rule = rules[match.rule_id]
+        reason = decide_backlog(options, item, first_poll, now)
+        for channel in channels_for(rule, rt.settings):
+            status = _queue_alert(rt, rule, channel, item, reason, now)
+            if status is AlertStatus.PENDING:
+                report.alerts += 1
+            elif status is AlertStatus.SUPPRESSED:
+                report.suppressed += 1
+        log.debug("matched rule=%s item=%d terms=%s", rule.id, item.id, ",".join(match.terms))
+
+
+def decide_backlog(
+    options: FeedConfig, item: StoredItem, first_poll: bool, now: datetime
+) -> str | None:
+    """Why a match must be recorded but not sent ('backlog', 'too old'), or None to send it."""
+    published = item.published_at
+    too_old = published is None or (now - published).total_seconds() > options.max_age_s
+    if first_poll:
+        mode = options.first_poll_alerts
+        if mode is FirstPollAlerts.NONE or (mode is FirstPollAlerts.RECENT and too_old):
+            return "backlog"
+        return None
+    if published is not None and too_old:
+        return "too old"
+    return None
+
+
+def channels_for(rule: Rule, settings: Settings) -> list[str]:
+    """The channels a rule's alerts go to: its ``notify`` list (or all), by min_severity."""
+    names = list(rule.notify) if rule.notify is not None else list(settings.channels)
+    rank = SEVERITIES.index(rule.severity)
+    return [
+        name
+        for name in names
+        if name in settings.channels
+        and rank >= SEVERITIES.index(settings.channels[name].min_severity)
+    ]
+
+
+def _queue_alert(
+    rt: Runtime, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
+) -> AlertStatus | None:
+    """Write the alert row for one (rule, channel, item); None when nothing was written."""
+    store = rt.store
+    live = store.live_alert(rule.id, channel, item.story_id)
+    if live is not None:
+        if item.id in live.item_ids:
+            return None  # an item that alerted for a rule never alerts again for it
+        if live.status is AlertStatus.PENDING:
+            store.add_alert_item(live.id, item.id)
+            return None
+        reason = f"duplicate of alert {live.id}"
+    status = AlertStatus.SUPPRESSED if reason else AlertStatus.PENDING
+    store.add_alert(
+        rule_id=rule.id,
+        channel=channel,
+        item_ids=[item.id],
+        status=status,
+        now=now,
+        reason=reason,
+        story_id=None if reason else item.story_id,
+    )
+    return status
+
+
+# --- delivery ------------------------------------------------------------------------------
+
+
+def deliver_pending(rt: Runtime, now: datetime) -> DeliveryReport:
+    """Send every due alert; a failure is retried later or marked failed, never dropped."""
+    report = DeliveryReport()
+    for alert in rt.store.due_alerts(now):
+        channel = rt.channels.get(alert.channel)
+        if channel is None:
+            rt.store.mark_failed(alert.id, f"channel {alert.channel} is not configured", now)
+            report.failed += 1
+            continue
+        try:
+            message = build_message(rt, alert)
+            channel.send(message)
+        except DeliveryError as e:
+            _after_failure(rt, alert, e, now, report)
+            continue
+        except Exception as e:  # a bug: keep the alert for a retry, report exit 3
+            log.exception("internal error delivering alert=%d channel=%s", alert.id, alert.channel)
+            report.bugs += 1
+            _after_failure(rt, alert, DeliveryError(alert.channel, alert.id, repr(e)), now, report)
+            continue
+        rt.store.mark_sent(alert.id, now)
+        report.sent += 1
+        log.info("sent alert=%d rule=%s channel=%s", alert.id, alert.rule_id, alert.channel)
+    return report
+
+
+def _after_failure(
+    rt: Runtime, alert: Alert, error: DeliveryError, now: datetime, report: DeliveryReport
+) -> None:
+    retry_at = next_attempt(rt.settings, alert, now)
+    if error.permanent or retry_at is None:
+        rt.store.mark_failed(alert.id, error.message, now)
+        report.failed += 1
+        log.error(
+            "alert failed alert=%d channel=%s error=%r", alert.id, alert.channel, error.message
+        )
+    else:
+        rt.store.mark_retry(alert.id, error.message, retry_at, now)
+        report.retrying += 1
+        log.warning(
+            "alert retry alert=%d channel=%s at=%s error=%r",
+            alert.id,
+            alert.channel,
+            retry_at.isoformat(),
+            error.message,
+        )
+
+
+def next_attempt(settings: Settings, alert: Alert, now: datetime) -> datetime | None:
+    """When to retry after a transient failure, or None once the deadline has passed."""
+    d = settings.delivery
+    delay = min(d.retry_initial_s * 2**alert.attempts, d.retry_max_s)
+    at = now + timedelta(seconds=delay)
+    if at > alert.created_at + timedelta(seconds=d.give_up_after_s):
+        return None
+    return at
+
+
+def build_message(rt: Runtime, alert: Alert) -> AlertMessage:
+    """Everything a channel shows about one alert, read back from the database."""
+    rule = rt.rules_by_id.get(alert.rule_id)
+    items = [rt.store.item(i) for i in alert.item_ids]
+    feeds = {f.id: f for f in (rt.store.feed(i.feed_id) for i in items)}
+    first, copies = items[0], items[1:]
+    also = tuple(AlsoReported(feed=feeds[c.feed_id].name, link=c.link) for c in copies)
+    main = _alert_item(rt, alert.rule_id, first, feeds[first.feed_id], also)
+    return AlertMessage(
+        alert_id=alert.id,
+        kind="match",
+        created_at=alert.created_at,
+        rule_id=alert.rule_id,
+        rule_description=rule.description if rule else "",
+        severity=rule.severity if rule else "medium",
+        items=(main,),
+        subject=f"[watcher] {alert.rule_id}: {first.title}",
+        display_timezone=rt.settings.display_timezone,
+    )
+
+
+def _alert_item(
+    rt: Runtime, rule_id: str, item: StoredItem, feed: FeedState, also: tuple[AlsoReported, ...]
+) -> AlertItem:
+    source = match_input(item, feed)
+    matches = [m for m in match_item(rt.compiled, source) if m.rule_id == rule_id]
+    hits = matches[0].hits if matches else ()
+    texts = {(name, i): v for name, values in source.fields.items() for i, v in enumerate(values)}
+    return AlertItem(
+        id=item.id,
+        title=item.title,
+        link=item.link,
+        feed=feed.name,
+        published_at=item.published_at,
+        terms=rt.store.match_terms(item.id, rule_id),
+        snippets=make_snippets(texts, hits),
+        also_reported_by=also,
+    )
+
+
+def summarize(matches: Iterable[Match]) -> dict[str, Any]:
+    """Matches as the JSON shape of ``rules test``."""
+    return {"matches": [{"rule_id": m.rule_id, "terms": list(m.terms)} for m in matches]}
