@@ -100,6 +100,17 @@ def test_connection_settings(store: Store) -> None:
     assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
 
 
+def test_opening_creates_the_folder_and_a_bad_path_is_a_store_error(tmp_path: Path) -> None:
+    with Store(tmp_path / "new" / "dir" / "watcher.db") as store:
+        assert store.list_feeds() == []
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(StoreError, match="cannot open the database"):
+        Store(tmp_path / "file" / "watcher.db")
+    (tmp_path / "junk.db").write_bytes(b"this is not an SQLite database" * 100)
+    with pytest.raises(StoreError, match="cannot open the database"):
+        Store(tmp_path / "junk.db")
+
+
 def test_migrations_are_recorded_and_not_rerun(tmp_path: Path) -> None:
     path = tmp_path / "w.db"
     Store(path).close()
@@ -732,6 +743,20 @@ def test_without_a_busy_timeout_the_same_write_fails(tmp_path: Path) -> None:
     try:
         with Store(path, busy_timeout_s=0) as store, pytest.raises(StoreError, match="locked"):
             store.add_feed("https://example.org/rss", now=NOW)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_transaction_that_cannot_start_raises_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    Store(path).close()
+    holder = hold_write_lock(path)
+    try:
+        with Store(path, busy_timeout_s=0) as store:
+            with pytest.raises(StoreError, match="locked"), store.transaction():
+                pass
+            assert not store.db.conn.in_transaction
     finally:
         holder.execute("ROLLBACK")
         holder.close()

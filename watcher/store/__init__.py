@@ -82,12 +82,22 @@ class Store:
 
     def __init__(self, path: Path | str, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.path = Path(path)
+        conn = self._connect(busy_timeout_s)
         try:
-            conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s)
             self.db = Database(conn)
             self._configure(busy_timeout_s)
             self._migrate()
-        except sqlite3.Error as e:
+        except BaseException as e:
+            conn.close()
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"cannot open the database: {self.path}: {e}") from e
+            raise
+
+    def _connect(self, busy_timeout_s: float) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return sqlite3.connect(str(self.path), timeout=busy_timeout_s)
+        except (sqlite3.Error, OSError) as e:
             raise StoreError(f"cannot open the database: {self.path}: {e}") from e
 
     def _configure(self, busy_timeout_s: float) -> None:
@@ -119,17 +129,24 @@ class Store:
             with self.db.atomic():
                 yield
             return
-        conn.execute("BEGIN IMMEDIATE")
+        self._control("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
             self.db.rollback()
             raise
         try:
-            conn.execute("COMMIT")
+            self._control("COMMIT")
         except BaseException:
             self.db.rollback()
             raise
+
+    def _control(self, statement: str) -> None:
+        """Run BEGIN or COMMIT; a lock held past the busy timeout becomes StoreError."""
+        try:
+            self.db.conn.execute(statement)
+        except sqlite3.Error as e:
+            raise StoreError(f"database error: {self.path}: {type(e).__name__}: {e}") from e
 
     # --- small helpers -----------------------------------------------------------------
 
@@ -277,13 +294,11 @@ class Store:
 
     def _free_name(self, base: str) -> str:
         """``base``, else ``base-2``, ``base-3`` … whichever is not taken yet."""
-        taken = {
-            r["name"]
-            for r in self.db.query(
-                "SELECT name FROM feeds WHERE name = ? OR name LIKE ? ESCAPE '\\'",
-                [base, _like_escape(base) + "-%"],
-            )
-        }
+        rows = self.db.query(
+            "SELECT name FROM feeds WHERE name = ? OR (name >= ? AND name < ?)",
+            [base, base + "-", base + "."],  # a range the name index answers
+        )
+        taken = {r["name"] for r in rows}
         candidate, n = base, 1
         while candidate in taken:
             n += 1
@@ -807,10 +822,6 @@ def slug_for_url(url: str) -> str:
         text = Path(parts.path).name
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug[:MAX_NAME_LENGTH].rstrip("-") or "feed"
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 _FEEDS_WITH_CONFIG_URL = (
