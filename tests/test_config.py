@@ -315,6 +315,7 @@ ERROR_CASES = [
         "(valid types: apprise, console, email, eml, webhook)",
     ),
     ("channels:\n  c: {dir: x}\n", "c:", "channels.c", "missing required key 'type'"),
+    ("channels:\n  c: console\n", "c:", "channels.c", "must be a mapping with a 'type'"),
     (
         "channels:\n  hook:\n    type: webhook\n",
         "hook:",

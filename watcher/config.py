@@ -102,9 +102,9 @@ def _describe(value: object) -> str:
 
 
 def _need(value: Any, types: type | tuple[type, ...], what: str) -> Any:
-    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise ValueError(f"must be {what}, not {_describe(value)}")
-    if not isinstance(value, types):
+    """``value`` if it has one of ``types`` (a bool is no integer), else ValueError."""
+    allowed = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
         raise ValueError(f"must be {what}, not {_describe(value)}")
     return value
 
@@ -891,38 +891,40 @@ def _read_channels(ctx: _Context, value: Any) -> dict[str, ChannelConfig]:
 
 def _read_channel(ctx: _Context, name: str, body: Any, path: str) -> ChannelConfig | None:
     """One channel: the common keys, then its type's own keys and check."""
-    if not isinstance(body, dict):
-        ctx.error(path, f"must be a mapping with a 'type', not {_describe(body)}")
-        return None
-    type_name = body.get("type")
-    if type_name is None:
-        valid = ", ".join(sorted(CHANNEL_TYPES))
-        ctx.error(path, f"missing required key 'type' (valid types: {valid})")
-        return None
-    channel_type = CHANNEL_TYPES.get(type_name) if isinstance(type_name, str) else None
-    if channel_type is None:
-        valid = ", ".join(sorted(CHANNEL_TYPES))
-        hint = _hint(str(type_name), CHANNEL_TYPES)
-        ctx.error(
-            f"{path}.type", f"unknown channel type {type_name!r}{hint} (valid types: {valid})"
-        )
-    own = channel_type.settings if channel_type else ()
-    table = CHANNEL_SETTINGS + own
-    extra = () if channel_type else list(body)
-    values = _read_mapping(ctx, body, path, table, _table_defaults(ctx, table), extra)
+    channel_type = _channel_type(ctx, body, path)
     if channel_type is None:
         return None
-    options = {k: v for k, v in values.items() if k in _group(own) and v is not None}
+    table = CHANNEL_SETTINGS + channel_type.settings
+    values = _read_mapping(ctx, body, path, table, _table_defaults(ctx, table))
+    own = _group(channel_type.settings)
+    options = {k: v for k, v in values.items() if k in own and v is not None}
     for key, message in channel_type.check(options) if channel_type.check else ():
         ctx.error(_join(path, key), message)
     limit = values["max_alerts"]
     return ChannelConfig(
         name=name,
-        type=type_name,
+        type=body["type"],
         options=options,
         min_severity=values["min_severity"],
         max_alerts=RateLimit(limit["count"], limit["per_s"]) if limit else None,
     )
+
+
+def _channel_type(ctx: _Context, body: Any, path: str) -> ChannelType | None:
+    """The type a channel's ``type:`` names; None (and a problem) when it names none."""
+    valid = f"valid types: {', '.join(sorted(CHANNEL_TYPES))}"
+    if not isinstance(body, dict):
+        ctx.error(path, f"must be a mapping with a 'type' ({valid}), not {_describe(body)}")
+        return None
+    type_name = body.get("type")
+    if type_name is None:
+        ctx.error(path, f"missing required key 'type' ({valid})")
+        return None
+    found = CHANNEL_TYPES.get(type_name) if isinstance(type_name, str) else None
+    if found is None:
+        hint = _hint(str(type_name), CHANNEL_TYPES)
+        ctx.error(f"{path}.type", f"unknown channel type {type_name!r}{hint} ({valid})")
+    return found
 
 
 # --- docs ---------------------------------------------------------------------------------
