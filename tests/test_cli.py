@@ -1,0 +1,222 @@
+"""The command line as a user meets it: output, exit codes, and one real subprocess run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.feedgen import Entry, rss
+from tests.servers import FeedServer
+from watcher import __version__
+from watcher.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RULES = """\
+- id: nk-troops-kursk
+  description: North Korean forces in the Kursk region
+  any: ["North Korean troops", "DPRK troops"]
+  all: [Kursk]
+  none: ["video game"]
+  severity: high
+- id: drones
+  any: ["fiber-optic drone*"]
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, feed_server: FeedServer) -> Path:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(RULES)
+    feed_server.set(
+        "/f.xml",
+        rss(
+            [
+                Entry("1", "DPRK troops push into Kursk villages", published=datetime.now(UTC)),
+                Entry("2", "Markets rally on rate cut", published=datetime.now(UTC)),
+            ]
+        ),
+        etag='"x"',
+    )
+    (tmp_path / "watcher.yaml").write_text(
+        "database: data/w.db\nrules: rules/\n"
+        f"feeds:\n  - url: {feed_server.url('/f.xml')}\n    name: wire\n"
+        "channels:\n  console: {type: console}\n  files: {type: eml, dir: outbox}\n"
+    )
+    return tmp_path
+
+
+def invoke(project: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["--config", str(project / "watcher.yaml"), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_version_and_help_for_every_command() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+    for command in ["poll", "status", "init", "feeds", "alerts", "rules"]:
+        result = CliRunner().invoke(cli, [command, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output, command
+
+
+def test_usage_error_exits_2() -> None:
+    result = CliRunner().invoke(cli, ["poll", "--bogus"])
+    assert result.exit_code == 2
+
+
+def test_poll_prints_alerts_then_nothing_new(project: Path) -> None:
+    code, out, _ = invoke(project, "poll", "--all")
+    assert code == 0
+    assert "nk-troops-kursk: DPRK troops push into Kursk villages" in out
+    assert "matched: dprk troops, kursk" in out
+    assert "**DPRK troops**" in out  # highlighted snippet, marks kept when piped
+    assert "polled 1 feed: 2 new items, 1 match, 2 alerts queued" in out
+    assert len(list((project / "outbox").glob("*.eml"))) == 1
+    code, out, _ = invoke(project, "poll", "--all")
+    assert code == 0 and "polled 1 feed: nothing new" in out and "DPRK" not in out
+
+
+def test_status_shows_each_feed_and_the_queue(project: Path) -> None:
+    invoke(project, "poll", "--all")
+    code, out, _ = invoke(project, "status")
+    assert code == 0 and "wire" in out and "ok" in out
+    assert "2 sent" in out
+    code, out, _ = invoke(project, "status", "--json")  # --json after the subcommand
+    data = json.loads(out)
+    assert data["feeds"][0]["name"] == "wire" and data["feeds"][0]["items"] == 2
+    assert data["feeds"][0]["next_poll_at"].endswith("Z")
+    assert data["alerts"]["sent"] == 2
+
+
+def test_poll_refuses_while_another_process_holds_the_lock(project: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(project / "data" / "w.db")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        code, _, err = invoke(project, "poll")
+    finally:
+        holder.communicate("")
+    assert code == 1 and f"pid {holder.pid}" in err and "another watcher process" in err
+    code, _, _ = invoke(project, "poll")
+    assert code == 0
+
+
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from watcher.lock import hold_lock
+with hold_lock(Path(sys.argv[1]), "run"):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_rules_check_reports_ok_and_errors_with_file_and_line(project: Path) -> None:
+    code, out, _ = invoke(project, "rules", "check")
+    assert code == 0 and out.startswith("ok: 2 rules in 1 file")
+    (project / "rules" / "bad.yaml").write_text("- id: broken\n  any: [Kursk]\n  severty: high\n")
+    code, out, err = invoke(project, "rules", "check")
+    assert code == 1
+    assert "bad.yaml:3" in err and "severity" in err and "Traceback" not in err
+
+
+def test_rules_test_item_json_prints_the_spec_shape(project: Path, tmp_path: Path) -> None:
+    item = tmp_path / "item.json"
+    item.write_text(json.dumps({"title": "Fighting near Kursk", "summary": "DPRK troops seen."}))
+    code, out, _ = invoke(
+        project, "rules", "test", str(project / "rules" / "r.yaml"), "--item", str(item), "--json"
+    )
+    assert code == 0
+    assert json.loads(out) == {
+        "matches": [{"rule_id": "nk-troops-kursk", "terms": ["dprk troops", "kursk"]}]
+    }
+    code, out, _ = invoke(
+        project, "rules", "test", str(project / "rules" / "r.yaml"), "--text", "Weather", "--json"
+    )
+    assert code == 0 and json.loads(out) == {"matches": []}
+
+
+def test_rules_test_by_rule_id_and_plain_output(project: Path) -> None:
+    code, out, _ = invoke(
+        project, "rules", "test", "drones", "--text", "Fiberoptic drones over Kupiansk"
+    )
+    assert code == 0 and out.strip() == "drones: fiber-optic drone*"
+
+
+def test_rules_test_on_an_invalid_file_exits_1_with_the_error(
+    project: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- id: x\n  query: '\"unbalanced'\n")
+    code, out, err = invoke(project, "rules", "test", str(bad), "--text", "x", "--json")
+    assert code == 1 and out == "" and "bad.yaml" in err and "Traceback" not in err
+
+
+def test_a_config_error_is_one_line_per_problem_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "watcher.yaml"
+    path.write_text("database: x.db\ndefaults:\n  intervall: 5m\nchannels:\n  c: {type: sms}\n")
+    result = CliRunner().invoke(cli, ["--config", str(path), "status"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("error: ") for line in lines)
+    assert "did you mean 'interval'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_init_scaffolds_a_project_that_checks_clean(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["init", str(tmp_path / "p")])
+    assert result.exit_code == 0
+    result = CliRunner().invoke(
+        cli, ["--config", str(tmp_path / "p" / "watcher.yaml"), "rules", "check"]
+    )
+    assert result.exit_code == 0 and "ok: 2 rules" in result.stdout
+    again = CliRunner().invoke(cli, ["init", str(tmp_path / "p")])
+    assert again.exit_code == 1 and "already exists" in again.stderr
+
+
+def test_feeds_add_list_remove(project: Path) -> None:
+    code, out, _ = invoke(
+        project, "feeds", "add", "https://example.org/world.rss", "--tag", "world"
+    )
+    assert code == 0 and "example-org-world-rss" in out
+    code, out, _ = invoke(project, "feeds", "list", "--json")
+    assert {f["name"]: f["source"] for f in json.loads(out)} == {
+        "wire": "config",
+        "example-org-world-rss": "cli",
+    }
+    code, _, err = invoke(project, "feeds", "remove", "wire")
+    assert code == 1 and "watcher.yaml" in err
+    code, out, _ = invoke(project, "feeds", "remove", "example-org-world-rss")
+    assert code == 0
+
+
+def test_python_dash_m_watcher_poll_end_to_end(project: Path, feed_server: FeedServer) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "watcher",
+        "--config",
+        str(project / "watcher.yaml"),
+        "poll",
+        "--all",
+    ]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "nk-troops-kursk: DPRK troops push into Kursk villages" in first.stdout
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert second.returncode == 0 and "nothing new" in second.stdout
+    assert feed_server.requests[-1].header("If-None-Match") == '"x"'
+    eml = next((project / "outbox").glob("*.eml")).read_text()
+    assert "Subject: [watcher] nk-troops-kursk: DPRK troops push into Kursk villages" in eml
