@@ -24,3 +24,21 @@ def http_session() -> Iterator[requests.Session]:
     session = make_session("watcher-tests/1.0")
     yield session
     session.close()
+
+
+# Alert receivers (tests/receivers.py): an SMTP server and a webhook HTTP server.
+from tests.receivers import SmtpReceiver, WebhookReceiver  # noqa: E402
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpReceiver]:
+    """An aiosmtpd ``SmtpReceiver`` on 127.0.0.1 (free port picked first), stopped after."""
+    with SmtpReceiver() as server:
+        yield server
+
+
+@pytest.fixture
+def webhook_server() -> Iterator[WebhookReceiver]:
+    """A ``WebhookReceiver`` on 127.0.0.1 recording POSTs; set ``statuses`` or ``hang``."""
+    with WebhookReceiver() as server:
+        yield server

@@ -1,0 +1,185 @@
+"""The ``webhook`` channel: POSTs each alert as JSON (optionally signed); no retries here.
+
+The body is ``webhook_body`` serialised once; the signature covers exactly those bytes.
+Connection errors, timeouts and HTTP 5xx/408/429 are transient DeliveryErrors; any other
+non-2xx answer (redirects included: a POST is never re-sent elsewhere) is permanent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from watcher import __version__
+from watcher.exceptions import DeliveryError
+from watcher.types import AlertItem, AlertMessage, ChannelConfig
+
+log = logging.getLogger(__name__)
+
+ALERT_ID_HEADER = "X-Watcher-Alert-Id"
+SIGNATURE_HEADER = "X-Watcher-Signature"
+TRANSIENT_STATUSES = frozenset({408, 429})
+MAX_CONNECT_TIMEOUT = 5.0
+EXCERPT_BYTES = 300  # of a refusing receiver's answer, quoted in the error
+
+
+def format_utc(when: datetime | None) -> str | None:
+    """``YYYY-MM-DDTHH:MM:SSZ``; a naive time is taken as UTC already."""
+    if when is None:
+        return None
+    aware = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def webhook_body(message: AlertMessage) -> dict[str, Any]:
+    """The JSON document of SPEC §5 for one alert; snippets keep their ``**`` marks."""
+    return {
+        "alert_id": str(message.alert_id),
+        "kind": message.kind,
+        "created_at": format_utc(message.created_at),
+        "rule": {
+            "id": message.rule_id,
+            "description": message.rule_description,
+            "severity": message.severity,
+        },
+        "items": [_item_body(item) for item in message.items],
+    }
+
+
+def _item_body(item: AlertItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "title": item.title,
+        "link": item.link,
+        "feed": item.feed,
+        "published_at": format_utc(item.published_at),
+        "terms": list(item.terms),
+        "snippets": list(item.snippets),
+        "also_reported_by": [{"feed": o.feed, "link": o.link} for o in item.also_reported_by],
+    }
+
+
+def encode_body(message: AlertMessage) -> bytes:
+    return json.dumps(webhook_body(message), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def sign_body(secret: str, body: bytes) -> str:
+    """The signature header value: ``sha256=`` and the hex HMAC-SHA256 of ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookChannel:
+    """``type: webhook``: one POST per alert, ``X-Watcher-Alert-Id`` stable per alert."""
+
+    def __init__(self, config: ChannelConfig, instance: str = "") -> None:
+        options = config.options
+        self.name = config.name
+        self.url = str(options["url"])
+        secret = options.get("secret")
+        self.secret = str(secret) if secret else None
+        self.headers = {str(k): str(v) for k, v in (options.get("headers") or {}).items()}
+        read = float(options.get("timeout") or 10.0)
+        self.timeout = (min(read, MAX_CONNECT_TIMEOUT), read)
+
+    def describe(self) -> str:
+        parts = [f"webhook {self.name} {mask_url(self.url)}"]
+        if self.secret:
+            parts.append("signed")
+        if self.headers:
+            parts.append("headers=" + ",".join(f"{name}:****" for name in self.headers))
+        return " ".join(parts)
+
+    def request_headers(self, alert_id: int, body: bytes) -> dict[str, str]:
+        headers = {"User-Agent": f"watcher/{__version__}", **self.headers}
+        headers["Content-Type"] = "application/json"
+        headers[ALERT_ID_HEADER] = str(alert_id)
+        if self.secret:
+            headers[SIGNATURE_HEADER] = sign_body(self.secret, body)
+        return headers
+
+    def send(self, message: AlertMessage) -> None:
+        body = encode_body(message)
+        headers = self.request_headers(message.alert_id, body)
+        try:
+            with requests.post(
+                self.url,
+                data=body,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
+            ) as response:
+                status = response.status_code
+                if status < 200 or status >= 300:
+                    raise self._refused(message.alert_id, response)
+        except requests.RequestException as e:
+            what, permanent = classify_request_error(e)
+            text = f"{what}: {mask_url(self.url)}: {type(e).__name__}: {e}"
+            raise DeliveryError(self.name, message.alert_id, text, permanent=permanent) from e
+        log.debug(
+            "webhook answered alert=%d channel=%s status=%d", message.alert_id, self.name, status
+        )
+
+    def _refused(self, alert_id: int, response: requests.Response) -> DeliveryError:
+        status = response.status_code
+        permanent = status < 500 and status not in TRANSIENT_STATUSES
+        if 300 <= status < 400:
+            what = f"receiver redirected to {response.headers.get('Location', '?')} (update url)"
+        elif status in (401, 403):
+            what = "receiver refused the credentials (check headers and secret)"
+        else:
+            what = "receiver refused the alert" if permanent else "receiver failed"
+        excerpt = _excerpt(response)
+        text = f"{what}: {mask_url(self.url)}: HTTP {status}" + (f": {excerpt}" if excerpt else "")
+        if status == 429 and response.headers.get("Retry-After"):
+            text += f" (Retry-After: {response.headers['Retry-After']})"
+        return DeliveryError(self.name, alert_id, text, permanent=permanent)
+
+
+def classify_request_error(error: requests.RequestException) -> tuple[str, bool]:
+    """What went wrong before any answer came, and whether retrying cannot help."""
+    if isinstance(error, requests.Timeout):
+        return "receiver timed out (check timeout)", False
+    if isinstance(error, requests.ConnectionError):
+        return "cannot reach the receiver (check url)", False
+    if isinstance(error, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
+        return "invalid url", True
+    if isinstance(error, (requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
+        return "invalid url or headers", True
+    return "request failed", False
+
+
+def _excerpt(response: requests.Response) -> str:
+    """The start of an error answer, one line, never the whole of a huge body."""
+    try:
+        raw = response.raw.read(EXCERPT_BYTES, decode_content=True)
+    except Exception:  # the answer is only decoration for the error message
+        return ""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else ""
+    return " ".join(text.split())[:200]
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password, query values and token-like path segments hidden."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    if parts.username:
+        host = f"{parts.username}{':****' if parts.password else ''}@{host}"
+    path = "/".join(_mask_segment(s) for s in parts.path.split("/"))
+    query = "&".join(f"{p.split('=', 1)[0]}=****" for p in parts.query.split("&") if p)
+    return urlunsplit((parts.scheme, host, path, query, ""))
+
+
+def _mask_segment(segment: str) -> str:
+    if len(segment) >= 16 and any(ch.isdigit() for ch in segment):
+        return segment[:2] + "****"
+    return segment
