@@ -1,50 +1,39 @@
-"""The only code that knows the stage order: fetch -> parse -> store -> match -> alert -> deliver.
+"""The poll stage order: fetch -> parse -> store -> match -> queue alerts (the outbox).
 
     for each due feed (fetch and parse in worker threads, which never raise):
         result = fetch_feed() then parse_feed()   -> FeedResult
     for each result, in one transaction:
         upsert items; match new/changed ones; write matches and alert rows (the outbox)
         record the poll in `polls` and the feed's state in `feeds`
-    deliver_pending(): send due alerts, mark sent / retry / failed
+    then delivery.deliver_pending() sends due alerts and marks them sent / retry / failed
 
-Deciding what to do with a match lives in small pure functions (decide_*); everything
-that touches the network or the database is called from here, in order.
+Deciding what to do with a match lives in policy.py (pure); everything that touches
+the network or the database is called from here, in order.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import requests
 
-from watcher.alerts import Channel, make_channel
-from watcher.alerts.render import make_snippets
-from watcher.exceptions import DeliveryError, FeedError
-from watcher.feeds.fetch import fetch_feed, make_session
+from watcher.exceptions import FeedError
+from watcher.feeds.fetch import fetch_feed
 from watcher.feeds.parse import parse_feed
-from watcher.rules.load import load_rules
-from watcher.rules.match import CompiledRules, compile_rules, match_item
-from watcher.store import Store
+from watcher.policy import channels_for, decide_backlog, next_interval_after_failure
+from watcher.rules.match import match_item
+from watcher.runtime import Runtime
 from watcher.types import (
-    SEVERITIES,
-    Alert,
-    AlertItem,
-    AlertMessage,
     AlertStatus,
-    AlsoReported,
     FeedConfig,
     FeedState,
     FeedStatus,
     Fetched,
-    FirstPollAlerts,
-    Match,
     MatchItem,
     ParsedFeed,
     Rule,
@@ -53,41 +42,6 @@ from watcher.types import (
 )
 
 log = logging.getLogger(__name__)
-
-MAX_BACKOFF_S = 86400
-
-
-# --- the runtime: everything a pass needs, built once -------------------------------------
-
-
-@dataclass
-class Runtime:
-    settings: Settings
-    store: Store
-    rules: list[Rule]
-    compiled: CompiledRules
-    channels: dict[str, Channel]
-    session: requests.Session
-
-    @property
-    def rules_by_id(self) -> dict[str, Rule]:
-        return {rule.id: rule for rule in self.rules}
-
-
-def open_runtime(settings: Settings, db_path: Path | None = None) -> Runtime:
-    """Load rules, open the database and build the channels; raises ConfigError."""
-    rules = load_rules(list(settings.rules), channels=list(settings.channels))
-    store = Store(db_path or settings.database)
-    instance = store.instance_id()
-    channels = {name: make_channel(cfg, instance) for name, cfg in settings.channels.items()}
-    return Runtime(
-        settings=settings,
-        store=store,
-        rules=rules,
-        compiled=compile_rules(rules),
-        channels=channels,
-        session=make_session(settings.poll.user_agent),
-    )
 
 
 # --- reports -------------------------------------------------------------------------------
@@ -117,14 +71,6 @@ class PollReport:
     matches: int = 0
     alerts: int = 0
     suppressed: int = 0
-    bugs: int = 0
-
-
-@dataclass
-class DeliveryReport:
-    sent: int = 0
-    retrying: int = 0
-    failed: int = 0
     bugs: int = 0
 
 
@@ -304,11 +250,6 @@ def _record_error(
     log.warning("poll failed feed=%s error=%r", feed.name, error)
 
 
-def next_interval_after_failure(interval_s: int, failures: int) -> int:
-    """Back off a failing feed: the interval doubles per consecutive failure, capped at 1 d."""
-    return int(min(interval_s * 2 ** max(0, min(failures - 1, 16)), MAX_BACKOFF_S))
-
-
 # --- from a stored item to matches and alert rows ------------------------------------------
 
 
@@ -350,34 +291,6 @@ def _match_and_queue(
         log.debug("matched rule=%s item=%d terms=%s", rule.id, item.id, ",".join(match.terms))
 
 
-def decide_backlog(
-    options: FeedConfig, item: StoredItem, first_poll: bool, now: datetime
-) -> str | None:
-    """Why a match must be recorded but not sent ('backlog', 'too old'), or None to send it."""
-    published = item.published_at
-    too_old = published is None or (now - published).total_seconds() > options.max_age_s
-    if first_poll:
-        mode = options.first_poll_alerts
-        if mode is FirstPollAlerts.NONE or (mode is FirstPollAlerts.RECENT and too_old):
-            return "backlog"
-        return None
-    if published is not None and too_old:
-        return "too old"
-    return None
-
-
-def channels_for(rule: Rule, settings: Settings) -> list[str]:
-    """The channels a rule's alerts go to: its ``notify`` list (or all), by min_severity."""
-    names = list(rule.notify) if rule.notify is not None else list(settings.channels)
-    rank = SEVERITIES.index(rule.severity)
-    return [
-        name
-        for name in names
-        if name in settings.channels
-        and rank >= SEVERITIES.index(settings.channels[name].min_severity)
-    ]
-
-
 def _queue_alert(
     rt: Runtime, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
 ) -> AlertStatus | None:
@@ -402,109 +315,3 @@ def _queue_alert(
         story_id=None if reason else item.story_id,
     )
     return status
-
-
-# --- delivery ------------------------------------------------------------------------------
-
-
-def deliver_pending(rt: Runtime, now: datetime) -> DeliveryReport:
-    """Send every due alert; a failure is retried later or marked failed, never dropped."""
-    report = DeliveryReport()
-    for alert in rt.store.due_alerts(now):
-        channel = rt.channels.get(alert.channel)
-        if channel is None:
-            rt.store.mark_failed(alert.id, f"channel {alert.channel} is not configured", now)
-            report.failed += 1
-            continue
-        try:
-            message = build_message(rt, alert)
-            channel.send(message)
-        except DeliveryError as e:
-            _after_failure(rt, alert, e, now, report)
-            continue
-        except Exception as e:  # a bug: keep the alert for a retry, report exit 3
-            log.exception("internal error delivering alert=%d channel=%s", alert.id, alert.channel)
-            report.bugs += 1
-            _after_failure(rt, alert, DeliveryError(alert.channel, alert.id, repr(e)), now, report)
-            continue
-        rt.store.mark_sent(alert.id, now)
-        report.sent += 1
-        log.info("sent alert=%d rule=%s channel=%s", alert.id, alert.rule_id, alert.channel)
-    return report
-
-
-def _after_failure(
-    rt: Runtime, alert: Alert, error: DeliveryError, now: datetime, report: DeliveryReport
-) -> None:
-    retry_at = next_attempt(rt.settings, alert, now)
-    if error.permanent or retry_at is None:
-        rt.store.mark_failed(alert.id, error.message, now)
-        report.failed += 1
-        log.error(
-            "alert failed alert=%d channel=%s error=%r", alert.id, alert.channel, error.message
-        )
-    else:
-        rt.store.mark_retry(alert.id, error.message, retry_at, now)
-        report.retrying += 1
-        log.warning(
-            "alert retry alert=%d channel=%s at=%s error=%r",
-            alert.id,
-            alert.channel,
-            retry_at.isoformat(),
-            error.message,
-        )
-
-
-def next_attempt(settings: Settings, alert: Alert, now: datetime) -> datetime | None:
-    """When to retry after a transient failure, or None once the deadline has passed."""
-    d = settings.delivery
-    delay = min(d.retry_initial_s * 2**alert.attempts, d.retry_max_s)
-    at = now + timedelta(seconds=delay)
-    if at > alert.created_at + timedelta(seconds=d.give_up_after_s):
-        return None
-    return at
-
-
-def build_message(rt: Runtime, alert: Alert) -> AlertMessage:
-    """Everything a channel shows about one alert, read back from the database."""
-    rule = rt.rules_by_id.get(alert.rule_id)
-    items = [rt.store.item(i) for i in alert.item_ids]
-    feeds = {f.id: f for f in (rt.store.feed(i.feed_id) for i in items)}
-    first, copies = items[0], items[1:]
-    also = tuple(AlsoReported(feed=feeds[c.feed_id].name, link=c.link) for c in copies)
-    main = _alert_item(rt, alert.rule_id, first, feeds[first.feed_id], also)
-    return AlertMessage(
-        alert_id=alert.id,
-        kind="match",
-        created_at=alert.created_at,
-        rule_id=alert.rule_id,
-        rule_description=rule.description if rule else "",
-        severity=rule.severity if rule else "medium",
-        items=(main,),
-        subject=f"[watcher] {alert.rule_id}: {first.title}",
-        display_timezone=rt.settings.display_timezone,
-    )
-
-
-def _alert_item(
-    rt: Runtime, rule_id: str, item: StoredItem, feed: FeedState, also: tuple[AlsoReported, ...]
-) -> AlertItem:
-    source = match_input(item, feed)
-    matches = [m for m in match_item(rt.compiled, source) if m.rule_id == rule_id]
-    hits = matches[0].hits if matches else ()
-    texts = {(name, i): v for name, values in source.fields.items() for i, v in enumerate(values)}
-    return AlertItem(
-        id=item.id,
-        title=item.title,
-        link=item.link,
-        feed=feed.name,
-        published_at=item.published_at,
-        terms=rt.store.match_terms(item.id, rule_id),
-        snippets=make_snippets(texts, hits),
-        also_reported_by=also,
-    )
-
-
-def summarize(matches: Iterable[Match]) -> dict[str, Any]:
-    """Matches as the JSON shape of ``rules test``."""
-    return {"matches": [{"rule_id": m.rule_id, "terms": list(m.terms)} for m in matches]}

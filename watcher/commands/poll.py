@@ -9,16 +9,15 @@ from typing import Any
 import click
 
 from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
+from watcher.delivery import DeliveryReport, deliver_pending
 from watcher.lock import hold_lock
 from watcher.pipeline import (
-    DeliveryReport,
     FeedResult,
     PollReport,
-    deliver_pending,
-    open_runtime,
     poll_feeds,
     select_feeds,
 )
+from watcher.runtime import open_runtime
 
 
 @cli.command()

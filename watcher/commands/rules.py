@@ -10,10 +10,9 @@ import click
 
 from watcher.cli import Context, cli, emit_json, handle_errors, json_option, plural
 from watcher.exceptions import ConfigError, Problem
-from watcher.pipeline import summarize
 from watcher.rules.load import load_rules
 from watcher.rules.match import compile_rules, match_item
-from watcher.types import FIELDS, MatchItem, Rule
+from watcher.types import FIELDS, Match, MatchItem, Rule
 
 
 @cli.group()
@@ -124,3 +123,8 @@ def _item_from_file(path: Path) -> MatchItem:
         fields[name] = tuple(values)
     feed = fields.get("feed", ())
     return MatchItem(fields=fields, feed_name=feed[0] if feed else "", feed_tags=())
+
+
+def summarize(matches: list[Match]) -> dict[str, Any]:
+    """Matches as the JSON shape of ``rules test``."""
+    return {"matches": [{"rule_id": m.rule_id, "terms": list(m.terms)} for m in matches]}

@@ -1,0 +1,48 @@
+"""The runtime of a pass or of the daemon: settings, store, compiled rules, channels, session.
+
+Built once from a validated config; holds no business logic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from watcher.alerts import Channel, make_channel
+from watcher.feeds.fetch import make_session
+from watcher.rules.load import load_rules
+from watcher.rules.match import CompiledRules, compile_rules
+from watcher.store import Store
+from watcher.types import Rule, Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    rules: list[Rule]
+    compiled: CompiledRules
+    channels: dict[str, Channel]
+    session: requests.Session
+
+    @property
+    def rules_by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules}
+
+
+def open_runtime(settings: Settings, db_path: Path | None = None) -> Runtime:
+    """Load rules, open the database and build the channels; raises ConfigError."""
+    rules = load_rules(list(settings.rules), channels=list(settings.channels))
+    store = Store(db_path or settings.database)
+    instance = store.instance_id()
+    channels = {name: make_channel(cfg, instance) for name, cfg in settings.channels.items()}
+    return Runtime(
+        settings=settings,
+        store=store,
+        rules=rules,
+        compiled=compile_rules(rules),
+        channels=channels,
+        session=make_session(settings.poll.user_agent),
+    )
