@@ -281,6 +281,7 @@ class _ItemText:
         self._stemmed: dict[tuple[str, str], list[list[str]]] = {}
         self._positions: dict[tuple[str, int, str | None], dict[str, list[int]]] = {}
         self._spans: dict[tuple[object, str, str | None], list[Span]] = {}
+        self._sets: dict[tuple[str, str | None], set[str]] = {}
 
     def all_tokens(self, language: str | None) -> Iterator[list[str]]:
         for name in self.tokens:
@@ -294,6 +295,14 @@ class _ItemText:
         if key not in self._stemmed:
             self._stemmed[key] = [STEMS.stem(language, tokens) for tokens in raw]
         return self._stemmed[key]
+
+    def has_token(self, name: str, language: str | None, token: str) -> bool:
+        """Whether any value of field ``name`` holds ``token``, without locating it."""
+        key = (name, language)
+        found = self._sets.get(key)
+        if found is None:
+            found = self._sets[key] = set().union(*self.view(name, language))
+        return token in found
 
     def positions(self, name: str, index: int, language: str | None) -> dict[str, list[int]]:
         key = (name, index, language)
@@ -334,11 +343,21 @@ class _ItemText:
         raw = self.tokens[name][index]
         stemmed = self.view(name, language)[index]
         seen: set[tuple[int, int]] = set()
-        for start in range(len(raw)):
+        for start in sorted(self._phrase_starts(phrase.words[0], name, index, language)):
             for end in _extend(phrase.words, 0, start, raw, stemmed):
                 if (start, end) not in seen:
                     seen.add((start, end))
                     yield index, start, end
+
+    def _phrase_starts(self, word: Word, name: str, index: int, language: str | None) -> set[int]:
+        """Positions where the first token of some alternative of ``word`` occurs."""
+        starts: set[int] = set()
+        for tokens in word.alternatives:
+            if word.prefix and len(tokens) == 1:
+                starts.update(self._prefix_positions(name, index, tokens[0]))
+            else:
+                starts.update(self.positions(name, index, language).get(tokens[0], ()))
+        return starts
 
 
 def _extend(
@@ -382,7 +401,10 @@ class _Evaluation:
                 yield name, span
 
     def holds(self, node: Node, fields: tuple[str, ...]) -> bool:
-        if isinstance(node, Term | Prefix | Phrase):
+        if isinstance(node, Term):
+            language = self.rule.language
+            return any(self.text.has_token(name, language, node.token) for name in fields)
+        if isinstance(node, Prefix | Phrase):
             return any(True for _ in self.leaf_spans(node, fields))
         if isinstance(node, Regex):
             return any(True for _ in self.regex_hits(node, fields))
