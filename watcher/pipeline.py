@@ -25,6 +25,7 @@ import requests
 from watcher.exceptions import FeedError
 from watcher.feeds.fetch import fetch_feed
 from watcher.feeds.parse import parse_feed
+from watcher.outbox import queue_alert
 from watcher.policy import channels_for, decide_backlog, next_interval_after_failure
 from watcher.rules.match import match_item
 from watcher.runtime import Runtime
@@ -36,7 +37,6 @@ from watcher.types import (
     Fetched,
     MatchItem,
     ParsedFeed,
-    Rule,
     Settings,
     StoredItem,
 )
@@ -283,35 +283,9 @@ def _match_and_queue(
         rule = rules[match.rule_id]
         reason = decide_backlog(options, item, first_poll, now)
         for channel in channels_for(rule, rt.settings):
-            status = _queue_alert(rt, rule, channel, item, reason, now)
+            status = queue_alert(rt, rule, channel, item, reason, now)
             if status is AlertStatus.PENDING:
                 report.alerts += 1
             elif status is AlertStatus.SUPPRESSED:
                 report.suppressed += 1
         log.debug("matched rule=%s item=%d terms=%s", rule.id, item.id, ",".join(match.terms))
-
-
-def _queue_alert(
-    rt: Runtime, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
-) -> AlertStatus | None:
-    """Write the alert row for one (rule, channel, item); None when nothing was written."""
-    store = rt.store
-    live = store.live_alert(rule.id, channel, item.story_id)
-    if live is not None:
-        if item.id in live.item_ids:
-            return None  # an item that alerted for a rule never alerts again for it
-        if live.status is AlertStatus.PENDING:
-            store.add_alert_item(live.id, item.id)
-            return None
-        reason = f"duplicate of alert {live.id}"
-    status = AlertStatus.SUPPRESSED if reason else AlertStatus.PENDING
-    store.add_alert(
-        rule_id=rule.id,
-        channel=channel,
-        item_ids=[item.id],
-        status=status,
-        now=now,
-        reason=reason,
-        story_id=None if reason else item.story_id,
-    )
-    return status
