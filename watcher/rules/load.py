@@ -153,9 +153,7 @@ class _RuleReader:
             if key not in KEYS:
                 close = difflib.get_close_matches(str(key), KEYS, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; keys are {', '.join(KEYS)}"
-                self.problems.append(
-                    Problem(self.file, f"unknown key {key!r}{hint}", _line(key_node))
-                )
+                self.problem(f"unknown key {key!r}{hint}", key_node)
                 continue
             try:
                 values[key] = (self.loader.construct_object(value_node, deep=True), value_node)
