@@ -134,12 +134,28 @@ def test_email_header_injection_from_a_title_is_impossible(
     assert "\n" not in mail.message["Subject"] and "\r" not in mail.message["Subject"]
 
 
-def test_email_subject_prefix_replaces_the_default(smtp_server: SmtpReceiver) -> None:
+def test_email_long_non_ascii_title_arrives_whole_on_one_subject(
+    smtp_server: SmtpReceiver,
+) -> None:
+    title = "Північнокорейські війська помічені біля Курська " * 3
+    send_email(smtp_server.port, make_message(title=title.strip()))
+
+    subject = smtp_server.messages[0].message["Subject"]
+    assert subject.startswith(f"[watcher] {RULE}: Північнокорейські війська")
+    assert len(subject) <= 200 and "\n" not in subject
+
+
+@pytest.mark.parametrize(
+    ("prefix", "subject"), [("[desk]", f"[desk] {RULE}: {TITLE}"), ("", f"{RULE}: {TITLE}")]
+)
+def test_email_subject_prefix_replaces_the_default(
+    smtp_server: SmtpReceiver, prefix: str, subject: str
+) -> None:
     config = email_config(smtp_server.port)
-    options = {**config.options, "subject_prefix": "[desk]"}
+    options = {**config.options, "subject_prefix": prefix}
     EmailChannel(ChannelConfig("analysts", "email", options), "inst1").send(make_message())
 
-    assert smtp_server.messages[0].message["Subject"] == f"[desk] {RULE}: {TITLE}"
+    assert smtp_server.messages[0].message["Subject"] == subject
 
 
 def test_email_logs_in() -> None:

@@ -83,7 +83,8 @@ class EmailChannel:
         self.sender = str(options.get("from", "watcher@localhost"))
         to = options.get("to", ())
         self.to = [to] if isinstance(to, str) else [str(t) for t in to]
-        self.prefix = str(options.get("subject_prefix") or DEFAULT_PREFIX)
+        prefix = options.get("subject_prefix")
+        self.prefix = DEFAULT_PREFIX if prefix is None else str(prefix)
         self.smtp = SmtpSettings.from_options(options.get("smtp") or {})
         self.domain = mail_domain(instance)
 
@@ -113,7 +114,9 @@ class EmailChannel:
 
     def _render(self, message: AlertMessage) -> bytes:
         if self.prefix != DEFAULT_PREFIX and message.subject.startswith(DEFAULT_PREFIX):
-            message = replace(message, subject=self.prefix + message.subject[len(DEFAULT_PREFIX) :])
+            rest = message.subject[len(DEFAULT_PREFIX) :]
+            subject = self.prefix + rest if self.prefix else rest.lstrip()
+            message = replace(message, subject=subject)
         email = build_email(message, sender=self.sender, to=self.to, domain=self.domain)
         try:
             return serialise_email(email)
