@@ -180,6 +180,8 @@ def test_spec_example_loads_into_expected_settings(tmp_path: Path) -> None:
                         "username": "mailer",
                         "password": "s3cret",
                         "timeout": 30.0,
+                        "verify": True,
+                        "ca_file": None,
                     },
                 },
                 min_severity="medium",

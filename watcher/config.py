@@ -475,6 +475,8 @@ CHANNEL_TYPES: dict[str, ChannelType] = {
             S("smtp.username", None, "Login name, e.g. `${SMTP_USER}`.", TEXT),
             S("smtp.password", None, "Password, e.g. `${SMTP_PASSWORD}`.", TEXT),
             S("smtp.timeout", "30s", "SMTP timeout.", _seconds_kind(600)),
+            S("smtp.verify", True, "Verify the server's TLS certificate.", BOOL),
+            S("smtp.ca_file", None, "CA certificates (PEM) to trust for TLS.", PATH),
         ),
         _check_email,
     ),

@@ -7,10 +7,9 @@ alert twice leaves one file with the same Message-ID.
 from __future__ import annotations
 
 import os
-from email.policy import SMTP
 from pathlib import Path
 
-from watcher.alerts.render import build_email
+from watcher.alerts.render import build_email, mail_domain, serialise_email
 from watcher.exceptions import DeliveryError
 from watcher.types import AlertMessage, ChannelConfig
 
@@ -22,7 +21,7 @@ class EmlChannel:
         self.sender = str(config.options.get("from", "watcher@localhost"))
         to = config.options.get("to", ["reader@localhost"])
         self.to = [to] if isinstance(to, str) else [str(t) for t in to]
-        self.domain = f"{instance or 'local'}.watcher"
+        self.domain = mail_domain(instance)
 
     def describe(self) -> str:
         return f"eml {self.name} dir={self.dir}"
@@ -33,7 +32,11 @@ class EmlChannel:
         tmp = target.with_suffix(".tmp")
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(email.as_bytes(policy=SMTP))
+            tmp.write_bytes(serialise_email(email))
             os.replace(tmp, target)
+        except ValueError as e:
+            raise DeliveryError(
+                self.name, message.alert_id, f"unsafe message: {e}", permanent=True
+            ) from e
         except OSError as e:
             raise DeliveryError(self.name, message.alert_id, f"cannot write {target}: {e}") from e
