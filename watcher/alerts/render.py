@@ -47,7 +47,10 @@ def make_snippets(texts: dict[tuple[str, int], str], hits: tuple[Hit, ...]) -> t
             (tokens[s][1], tokens[e - 1][2]) for s, e in spans if 0 <= s < e <= len(tokens)
         )
         for group in _group_spans(char_spans):
-            snippets.append(_snippet(text, group))
+            snippet = _snippet(text, group)
+            if snippet in snippets:  # a summary repeated as the content
+                continue
+            snippets.append(snippet)
             if len(snippets) == MAX_SNIPPETS:
                 return tuple(snippets)
     return tuple(snippets)
