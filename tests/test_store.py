@@ -116,7 +116,12 @@ def test_migrations_are_recorded_and_not_rerun(tmp_path: Path) -> None:
     Store(path).close()
     with Store(path) as store:
         names = [r["name"] for r in store.db.query("SELECT name FROM _migrations ORDER BY id")]
-    assert names == ["0001_tables", "0002_search_stories", "0003_views_state"]
+    assert names == [
+        "0001_tables",
+        "0002_search_stories",
+        "0003_views_state",
+        "0004_alert_retry",
+    ]
 
 
 def test_times_and_lists_are_stored_as_text(store: Store, feed_id: int) -> None:

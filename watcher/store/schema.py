@@ -7,6 +7,7 @@ never edited once released: a schema change is a new, higher-numbered migration.
     0001_tables          the public tables: feeds, items, matches, alerts, polls
     0002_search_stories  items_fts and its triggers, indexes, story keys, alert keys
     0003_views_state     the recent_alerts and failing_feeds views, the _state table
+    0004_alert_retry     _alert_meta.retry_from: when an alert's delivery deadline starts
 """
 
 from __future__ import annotations
@@ -244,6 +245,13 @@ CREATE TABLE IF NOT EXISTS _state (
 def add_views_and_state(db: Database) -> None:
     """Views for people reading the database, and a key/value table for small state."""
     _run(db, _VIEWS)
+
+
+@MIGRATIONS(name="0004_alert_retry")
+def add_alert_retry_from(db: Database) -> None:
+    """When an alert's give-up deadline counts from: a digest's send time, a manual retry."""
+    if "retry_from" not in db["_alert_meta"].columns_dict:
+        db.execute("ALTER TABLE _alert_meta ADD COLUMN retry_from TEXT")
 
 
 def _run(db: Database, script: str) -> None:
