@@ -18,17 +18,27 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import requests
 
 from watcher.exceptions import FeedError
 from watcher.feeds.fetch import fetch_feed
 from watcher.feeds.parse import parse_feed
+from watcher.health import HealthEvent, event_after_poll, health_channels
+from watcher.http_policy import (
+    gone_reason,
+    is_gone,
+    mask_url,
+    next_poll_after_failure,
+    next_poll_after_success,
+    retry_hold_until,
+)
 from watcher.outbox import queue_alert
-from watcher.policy import channels_for, decide_backlog, next_interval_after_failure
+from watcher.policy import channels_for, decide_backlog
 from watcher.rules.match import match_item
 from watcher.runtime import Runtime
+from watcher.store.daemon_state import add_health_alert, held_feed_ids, set_retry_hold
 from watcher.types import (
     AlertStatus,
     FeedConfig,
@@ -58,6 +68,7 @@ class FeedResult:
     error: str | None = None
     http_status: int | None = None
     duration_ms: int = 0
+    retry_after_s: float | None = None  # the server's Retry-After on a 429/503
 
 
 @dataclass
@@ -104,7 +115,8 @@ def select_feeds(
         wanted = set(names)
         return [f for f in feeds if f.name in wanted]
     if all_feeds:
-        return feeds
+        held = held_feed_ids(rt.store, now)  # a server's Retry-After binds --all too
+        return [f for f in feeds if f.id not in held]
     due = {f.id for f in rt.store.due_feeds(now)}
     return [f for f in feeds if f.id in due]
 
@@ -163,6 +175,7 @@ def fetch_and_parse(
     except FeedError as e:
         result.error = str(e.message)
         result.http_status = e.http_status or result.http_status
+        result.retry_after_s = getattr(e, "retry_after_s", None)
     except Exception as e:  # a bug in fetch or parse must not stop the other feeds
         log.exception("internal error while fetching feed=%s", feed.name)
         result.error = f"internal error: {type(e).__name__}: {e}"
@@ -211,7 +224,7 @@ def _record(
 ) -> None:
     fetched = result.fetched
     assert fetched is not None
-    interval = result.feed.interval_s
+    feed = result.feed
     rt.store.record_poll(
         result.feed.id,
         started_at=now,
@@ -225,29 +238,58 @@ def _record(
         last_modified=fetched.last_modified,
         title=result.parsed.title if result.parsed else None,
         url=fetched.permanent_redirect,
-        next_poll_at=now + timedelta(seconds=interval),
+        next_poll_at=next_poll_after_success(now, feed.interval_s, fetched.headers),
     )
+    if fetched.permanent_redirect:
+        log.info("moved feed=%s url=%s", feed.name, mask_url(fetched.permanent_redirect))
+    set_retry_hold(rt.store, feed.id, None)
+    _raise_health(rt, event_after_poll(feed, status, None, _failing_after(rt)), now)
 
 
 def _record_error(
     rt: Runtime, result: FeedResult, now: datetime, error: str, report: PollReport
 ) -> None:
+    """Record a failed poll: back off (Retry-After honoured), or disable the feed on 410."""
     feed = result.feed
-    delay = next_interval_after_failure(feed.interval_s, feed.consecutive_failures + 1)
+    status, http = FeedStatus.ERROR, result.http_status
+    failures = feed.consecutive_failures + 1
+    hold = retry_hold_until(now, http, result.retry_after_s)
     with rt.store.transaction():
         rt.store.record_poll(
             feed.id,
             started_at=now,
             duration_ms=result.duration_ms,
-            http_status=result.http_status,
+            http_status=http,
             new_items=0,
             error=error,
-            status=FeedStatus.ERROR,
+            status=FeedStatus.DISABLED if is_gone(http) else status,
             now=now,
-            next_poll_at=now + timedelta(seconds=delay),
+            next_poll_at=next_poll_after_failure(
+                now, feed.interval_s, failures, http, result.retry_after_s
+            ),
+            disabled_reason=gone_reason(http) if http is not None and is_gone(http) else None,
         )
+        set_retry_hold(rt.store, feed.id, hold)
+        _raise_health(rt, event_after_poll(feed, status, error, _failing_after(rt)), now)
     report.failed.append((feed.name, error))
-    log.warning("poll failed feed=%s error=%r", feed.name, error)
+    if is_gone(http):
+        log.error("disabled feed=%s status=%s error=%r", feed.name, http, error)
+    else:
+        log.warning("poll failed feed=%s status=%s error=%r", feed.name, http, error)
+
+
+def _failing_after(rt: Runtime) -> int:
+    return rt.settings.health.failing_after
+
+
+def _raise_health(rt: Runtime, event: HealthEvent | None, now: datetime) -> None:
+    """Queue a health alert (rule ``health``) through the normal outbox."""
+    if event is None:
+        return
+    settings = rt.settings
+    channels = health_channels(settings.health.notify, list(settings.channels))
+    add_health_alert(rt.store, event, channels, now)
+    log.warning("health feed=%s event=%s detail=%r", event.feed, event.kind, event.detail)
 
 
 # --- from a stored item to matches and alert rows ------------------------------------------

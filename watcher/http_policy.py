@@ -1,0 +1,137 @@
+"""Pure decisions about when to poll a feed next, from its HTTP answer; no I/O, no clock.
+
+    success:  next = now + max(interval, Cache-Control max-age or Expires, capped at 1 d)
+    failure:  next = now + interval doubled per consecutive failure (capped at 1 d),
+              and never before a 429/503 ``Retry-After``
+    410:      the feed is disabled
+    start:    a feed not yet due waits for its ``next_poll_at``; an overdue one is spread
+              over a short catch-up window so a restart does not poll everything at once
+
+It does not fetch, store or schedule anything: pipeline.py and daemon.py call it.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from watcher.policy import next_interval_after_failure
+
+MAX_CACHE_S = 86400  # a server's max-age/Expires never keeps a feed quiet longer than 1 d
+MAX_RETRY_AFTER_S = 7 * 86400  # a larger Retry-After is taken as 7 d
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+GONE_STATUS = 410
+CATCHUP_WINDOW_S = 60  # overdue feeds start within this many seconds of a (re)start
+MAX_JITTER_S = 60
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.I)
+_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|=|$)", re.I)
+
+
+def cache_lifetime_s(headers: Mapping[str, str], now: datetime) -> int | None:
+    """Seconds the server asks us to wait (max-age, else Expires), capped at 1 d; or None.
+
+    ``headers`` has lower-case names, as ``Fetched.headers`` does.
+    """
+    control = headers.get("cache-control", "")
+    if _NO_CACHE.search(control):
+        return None
+    match = _MAX_AGE.search(control)
+    if match:
+        return min(int(match.group(1)), MAX_CACHE_S)
+    expires = _http_date(headers.get("expires"))
+    if expires is None:
+        return None
+    return max(0, min(int((expires - now).total_seconds()), MAX_CACHE_S))
+
+
+def next_poll_after_success(now: datetime, interval_s: int, headers: Mapping[str, str]) -> datetime:
+    """One interval after ``now``, or later when the server's cache lifetime says so."""
+    cached = cache_lifetime_s(headers, now) or 0
+    return now + timedelta(seconds=max(interval_s, cached))
+
+
+def next_poll_after_failure(
+    now: datetime,
+    interval_s: int,
+    failures: int,
+    http_status: int | None = None,
+    retry_after_s: float | None = None,
+) -> datetime:
+    """Back off (interval doubling per failure, capped at 1 d), never before Retry-After.
+
+    ``failures`` counts this failure too.
+    """
+    delay = float(next_interval_after_failure(interval_s, failures))
+    if http_status in RETRY_AFTER_STATUSES and retry_after_s is not None:
+        delay = max(delay, min(retry_after_s, MAX_RETRY_AFTER_S))
+    return now + timedelta(seconds=delay)
+
+
+def retry_hold_until(
+    now: datetime, http_status: int | None, retry_after_s: float | None
+) -> datetime | None:
+    """When a 429/503 with Retry-After lets the feed be polled again (even by ``--all``)."""
+    if http_status not in RETRY_AFTER_STATUSES or retry_after_s is None:
+        return None
+    return now + timedelta(seconds=min(retry_after_s, MAX_RETRY_AFTER_S))
+
+
+def is_gone(http_status: int | None) -> bool:
+    """410 Gone: the publisher removed the feed; stop polling it."""
+    return http_status == GONE_STATUS
+
+
+def gone_reason(http_status: int) -> str:
+    return (
+        f"HTTP {http_status} Gone: the publisher removed the feed;"
+        " `watcher feeds enable NAME` polls it again"
+    )
+
+
+def jitter_s(interval_s: int) -> float:
+    """The scheduler's jitter for a feed: a tenth of its interval, at most a minute."""
+    return float(min(interval_s / 10, MAX_JITTER_S))
+
+
+def first_run_at(
+    next_poll_at: datetime | None,
+    now: datetime,
+    interval_s: int,
+    rng: random.Random | None = None,
+) -> datetime:
+    """When the daemon first polls a feed: its stored ``next_poll_at`` when that is still
+    ahead, else soon, spread over the catch-up window so overdue feeds do not all start
+    at once."""
+    if next_poll_at is not None and next_poll_at > now:
+        return next_poll_at
+    window = min(CATCHUP_WINDOW_S, interval_s)
+    return now + timedelta(seconds=(rng or random).uniform(0, window))
+
+
+def mask_url(url: str) -> str:
+    """A URL fit for a log line: any password in it and the query's values hidden."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(invalid URL)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':')[0]}:****@{host}"
+    query = "&".join(p.split("=")[0] + "=****" if "=" in p else p for p in parts.query.split("&"))
+    return urlunsplit((parts.scheme, netloc, parts.path, query if parts.query else "", ""))
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
