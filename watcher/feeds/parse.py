@@ -15,6 +15,7 @@ import hashlib
 import io
 import re
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -44,10 +45,10 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
     if not body:
         raise ParseError(url, "not a feed: the document is empty")
     if body.startswith(b"{"):
-        return jsonfeed.parse_json_feed(body, url)
+        return _drop_empty_items(jsonfeed.parse_json_feed(body, url), url)
     if body.startswith(b"["):
         raise ParseError(url, "not a feed: JSON that is not a JSON Feed object")
-    return parse_xml_feed(content, url, content_type)
+    return _drop_empty_items(parse_xml_feed(content, url, content_type), url)
 
 
 def parse_xml_feed(content: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
@@ -58,7 +59,12 @@ def parse_xml_feed(content: bytes, url: str, content_type: str | None = None) ->
     entries = list(result.get("entries") or [])
     version = str(result.get("version") or "")
     if not entries and (warning or not version):
-        raise ParseError(url, f"not a feed: {warning or 'no RSS or Atom root element'}")
+        raise ParseError(url, f"not a feed: {_what_instead(data, content_type, warning)}")
+    if warning and _is_truncated(data):
+        entries = entries[: _closed_entries(data)]
+        if not entries:
+            raise ParseError(url, f"not a feed: truncated document, no complete item ({warning})")
+        notes.append("truncated document: the item cut off at the end was dropped")
     feed: dict[str, Any] = result.get("feed") or {}
     base = _link_base(url)
     items = tuple(_item(entry, base) for entry in entries)
@@ -88,35 +94,95 @@ def _prepare_xml(content: bytes, content_type: str | None) -> tuple[bytes, list[
         data = without_entities
     repaired = _repair_utf8(data, content_type)
     if repaired is not None:
-        notes.append("bytes that are not UTF-8 replaced")
-        data = repaired
+        data, note = repaired
+        notes.append(note)
     return data, notes
 
 
 def _drop_entity_declarations(data: bytes) -> bytes:
     """Remove a DOCTYPE whose internal subset declares entities (entity expansion, XXE).
 
-    Returns ``data`` itself when there is nothing to remove. References to the
-    removed entities are then left as they are by the tolerant parser.
+    The DOCTYPE is looked for wherever the prolog puts it, however long the comments
+    before it. Returns ``data`` itself when there is nothing to remove. References to
+    the removed entities are then left as they are by the tolerant parser.
     """
-    start = data.find(b"<!DOCTYPE", 0, 4096)
-    if start < 0:
+    start = _prolog_end(data)
+    if not data.startswith(b"<!DOCTYPE", start):
         return data
-    opening = data.find(b"[", start, start + 1024)
-    if opening < 0 or b">" in data[start:opening]:
+    subset = _DOCTYPE_SUBSET.match(data, start)
+    if subset is None:
         return data
-    closing = data.find(b"]", opening)
-    end = data.find(b">", closing) if closing >= 0 else -1
-    if end < 0 or b"<!ENTITY" not in data[opening:closing]:
+    end = _SUBSET_END.search(data, subset.end())
+    stop = end.end() if end else len(data)
+    if b"<!ENTITY" not in data[subset.end() : stop]:
         return data
-    return data[:start] + data[end + 1 :]
+    return data[:start] + data[stop:]
 
 
-def _repair_utf8(data: bytes, content_type: str | None) -> bytes | None:
-    """Replace stray bad bytes in a UTF-8 document; None when it is fine or not UTF-8.
+_DOCTYPE_SUBSET = re.compile(rb"<!DOCTYPE[^\[>]*\[")
+_SUBSET_END = re.compile(rb"\]\s*>")
+_PROLOG_PARTS = ((b"<?", b"?>"), (b"<!--", b"-->"))
+
+
+def _prolog_end(data: bytes, position: int = 0) -> int:
+    """Offset of the first thing after the XML declaration, PIs, comments and whitespace."""
+    while True:
+        while position < len(data) and data[position : position + 1].isspace():
+            position += 1
+        for opening, closing in _PROLOG_PARTS:
+            if data.startswith(opening, position):
+                end = data.find(closing, position + len(opening))
+                position = len(data) if end < 0 else end + len(closing)
+                break
+        else:
+            return position
+
+
+def _root_name(data: bytes) -> bytes | None:
+    """The root element's name (with any prefix), or None when there is none."""
+    start = _prolog_end(data)
+    if data.startswith(b"<!DOCTYPE", start):
+        subset = _DOCTYPE_SUBSET.match(data, start)
+        end = _SUBSET_END.search(data, subset.end()) if subset else None
+        close = end.end() if end else data.find(b">", start) + 1
+        start = _prolog_end(data, close) if close > 0 else len(data)
+    found = _ELEMENT_NAME.match(data, start)
+    return found.group(1) if found else None
+
+
+_ELEMENT_NAME = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+
+
+def _is_truncated(data: bytes) -> bool:
+    """Say whether the document ends before its root element is closed."""
+    root = _root_name(data)
+    return root is not None and data.rfind(b"</" + root, max(0, len(data) - 65536)) < 0
+
+
+def _closed_entries(data: bytes) -> int:
+    """How many items or entries the document closes (feedparser keeps document order)."""
+    return len(_ENTRY_END.findall(data))
+
+
+_ENTRY_END = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>")
+
+
+def _what_instead(data: bytes, content_type: str | None, warning: str | None) -> str:
+    """Say what a document that gave no feed is, for the error message."""
+    root = (_root_name(data) or b"").lower()
+    if root == b"html" or "html" in (content_type or "").lower():
+        return "an HTML page (is the URL a web page rather than its feed?)"
+    return warning or "no RSS or Atom root element"
+
+
+def _repair_utf8(data: bytes, content_type: str | None) -> tuple[bytes, str] | None:
+    """Repair a UTF-8 document holding bad bytes; None when it is fine or not UTF-8.
 
     A document that declares UTF-8 (or declares nothing but holds valid UTF-8
-    elsewhere) keeps its good text; one in a legacy encoding is left to feedparser.
+    elsewhere) keeps its good text, stray bad bytes replaced; one that declares
+    UTF-8 but holds no UTF-8 at all is read as Windows-1252 (a superset of
+    Latin-1), the usual truth. One in a declared legacy encoding is left to feedparser.
+    Returns the repaired bytes (UTF-8) and a note saying what was done.
     """
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4]:
         return None  # UTF-16 or UTF-32
@@ -127,9 +193,12 @@ def _repair_utf8(data: bytes, content_type: str | None) -> bytes | None:
     if names - {"utf-8", "utf8"} or _is_utf8(data):
         return None
     text = data.decode("utf-8", "replace")
-    if not names and not _REAL_NON_ASCII.search(text):
+    if _REAL_NON_ASCII.search(text):
+        return text.encode("utf-8"), "bytes that are not UTF-8 replaced"
+    if not names:
         return None
-    return text.encode("utf-8")
+    legacy = data.decode("cp1252", "replace").encode("utf-8")
+    return legacy, "declared UTF-8 but encoded as Windows-1252: read as such"
 
 
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._-]+)", re.IGNORECASE)
@@ -172,6 +241,19 @@ def _bozo_warning(result: dict[str, Any]) -> str | None:
 
 
 # --- entries ------------------------------------------------------------------------------
+
+
+def _drop_empty_items(feed: ParsedFeed, url: str) -> ParsedFeed:
+    """Leave out items with no title, link or text: nothing to store, match or show."""
+    kept = tuple(i for i in feed.items if i.title or i.link or i.summary_text or i.content_text)
+    dropped = len(feed.items) - len(kept)
+    if not dropped:
+        return feed
+    note = f"{dropped} items with no title, link or text skipped"
+    warning = f"{feed.warning}; {note}" if feed.warning else note
+    if not kept and feed.warning:
+        raise ParseError(url, f"not a feed: no readable item ({feed.warning})")
+    return replace(feed, items=kept, warning=warning)
 
 
 def _item(entry: dict[str, Any], base: str | None) -> ParsedItem:
