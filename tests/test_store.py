@@ -121,6 +121,7 @@ def test_migrations_are_recorded_and_not_rerun(tmp_path: Path) -> None:
         "0002_search_stories",
         "0003_views_state",
         "0004_alert_retry",
+        "0005_archive_views",
     ]
 
 

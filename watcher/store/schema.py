@@ -8,6 +8,7 @@ never edited once released: a schema change is a new, higher-numbered migration.
     0002_search_stories  items_fts and its triggers, indexes, story keys, alert keys
     0003_views_state     the recent_alerts and failing_feeds views, the _state table
     0004_alert_retry     _alert_meta.retry_from: when an alert's delivery deadline starts
+    0005_archive_views   the rule_activity and recent_matches views
 """
 
 from __future__ import annotations
@@ -252,6 +253,43 @@ def add_alert_retry_from(db: Database) -> None:
     """When an alert's give-up deadline counts from: a digest's send time, a manual retry."""
     if "retry_from" not in db["_alert_meta"].columns_dict:
         db.execute("ALTER TABLE _alert_meta ADD COLUMN retry_from TEXT")
+
+
+_ARCHIVE_VIEWS = """
+CREATE VIEW IF NOT EXISTS rule_activity AS
+WITH m AS (
+    SELECT rule_id, count(*) AS matches, count(DISTINCT item_id) AS items,
+           sum(matched_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-7 days')) AS matches_7d,
+           max(matched_at) AS last_matched_at
+    FROM matches GROUP BY rule_id
+), a AS (
+    SELECT rule_id, count(*) AS alerts, sum(status = 'sent') AS sent,
+           sum(status = 'pending') AS pending, sum(status = 'failed') AS failed,
+           sum(status = 'suppressed') AS suppressed, max(created_at) AS last_alert_at
+    FROM alerts GROUP BY rule_id
+), r AS (SELECT rule_id FROM m UNION SELECT rule_id FROM a)
+SELECT r.rule_id, coalesce(m.matches, 0) AS matches, coalesce(m.items, 0) AS items,
+       coalesce(m.matches_7d, 0) AS matches_7d, m.last_matched_at,
+       coalesce(a.alerts, 0) AS alerts, coalesce(a.sent, 0) AS sent,
+       coalesce(a.pending, 0) AS pending, coalesce(a.failed, 0) AS failed,
+       coalesce(a.suppressed, 0) AS suppressed, a.last_alert_at
+FROM r LEFT JOIN m ON m.rule_id = r.rule_id LEFT JOIN a ON a.rule_id = r.rule_id
+ORDER BY m.last_matched_at DESC, r.rule_id;
+CREATE VIEW IF NOT EXISTS recent_matches AS
+SELECT matches.id, matches.matched_at, matches.rule_id, matches.terms, matches.item_id,
+       items.title, items.link, feeds.name AS feed,
+       coalesce(items.published_at, items.first_seen_at) AS published_at
+FROM matches
+JOIN items ON items.id = matches.item_id
+JOIN feeds ON feeds.id = items.feed_id
+ORDER BY matches.matched_at DESC, matches.id DESC;
+"""
+
+
+@MIGRATIONS(name="0005_archive_views")
+def add_archive_views(db: Database) -> None:
+    """Views for the common questions: what each rule did, and the latest matches."""
+    _run(db, _ARCHIVE_VIEWS)
 
 
 def _run(db: Database, script: str) -> None:
