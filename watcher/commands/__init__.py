@@ -1,5 +1,5 @@
 """The subcommands of ``watcher``; each module registers its commands on ``cli``."""
 
-from watcher.commands import alerts, feeds, init, poll, rules, status
+from watcher.commands import alerts, feeds, init, poll, rules, run, status
 
-__all__ = ["alerts", "feeds", "init", "poll", "rules", "status"]
+__all__ = ["alerts", "feeds", "init", "poll", "rules", "run", "status"]

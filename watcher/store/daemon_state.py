@@ -11,10 +11,10 @@ import os
 from collections.abc import Iterable
 from datetime import datetime
 
-from watcher.health import HEALTH_KIND, HEALTH_RULE_ID, HealthEvent, HealthKind
+from watcher.health import HEALTH_KIND, HEALTH_RULE_ID, HealthEvent, HealthKind, health_message
 from watcher.store import Store
 from watcher.store.rows import decode_json, from_text, to_text
-from watcher.types import AlertStatus
+from watcher.types import Alert, AlertMessage, AlertStatus
 
 HEARTBEAT = "heartbeat"
 _RETRY = "retry_after:"
@@ -124,3 +124,11 @@ def health_event(store: Store, alert_id: int) -> HealthEvent | None:
         detail=str(value.get("detail", "")),
         url=str(value.get("url", "")),
     )
+
+
+def health_alert_message(store: Store, alert: Alert, display_timezone: str) -> AlertMessage:
+    """The message for a health alert, from the event saved when it was queued."""
+    event = health_event(store, alert.id) or HealthEvent(
+        feed="unknown", kind=HealthKind.FAILING, detail=alert.reason or ""
+    )
+    return health_message(alert.id, alert.created_at, event, display_timezone)

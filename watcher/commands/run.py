@@ -1,0 +1,37 @@
+"""``watcher run``: the daemon in the foreground; the wiring lives in daemon.py."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from watcher.cli import Context, cli, handle_errors
+from watcher.daemon import run_daemon
+
+
+@cli.command()
+@click.pass_obj
+@handle_errors
+def run(obj: Context) -> None:
+    """Run the daemon: poll each feed on its interval, deliver alerts as they come.
+
+    Stops cleanly on SIGTERM or Ctrl-C; SIGHUP, or saving the config or a rule
+    file, reloads them (an invalid version is logged and the running one kept).
+    Logs one line per poll and per alert at INFO (use -q for errors only).
+
+    \b
+    Examples:
+      watcher --config /etc/watcher/watcher.yaml run
+      systemctl reload watcher      # sends SIGHUP
+    """
+    _info_unless_asked()
+    sys.exit(run_daemon(obj.settings))
+
+
+def _info_unless_asked() -> None:
+    """A daemon logs its polls: INFO unless -v or -q chose a level."""
+    root = logging.getLogger()
+    if root.level == logging.WARNING:
+        root.setLevel(logging.INFO)

@@ -1,0 +1,574 @@
+"""``watcher run``: APScheduler wiring, signals, reload and the database lock; no business
+logic (that is pipeline.py, delivery.py, http_policy.py and health.py).
+
+    take the lock; load config and rules; sync feeds; then one BlockingScheduler with jobs
+      feed:<name>               IntervalTrigger(interval, jitter), max_instances=1, coalesce;
+                                first run at the stored next_poll_at (overdue feeds: spread
+                                over a minute); after each poll, next run = the new next_poll_at
+      internal:deliver-pending  every 30 s, and at once after a poll that queued alerts
+      internal:heartbeat        every 60 s: ``_state.heartbeat`` for ``status --check``
+      internal:watch            every 3 s: config/rule file changes -> reload; feeds added or
+                                removed in the database -> jobs added or removed
+      internal:health-quiet     hourly: "feed gone quiet" health alerts
+      internal:prune            hourly: retention and poll_log_retention
+    SIGHUP -> reload (an invalid new config is logged, the running one kept)
+    SIGTERM/SIGINT -> stop taking work, wait for jobs in flight (bounded), exit 0
+
+Each worker thread has its own database connection. ``WATCHER_TIME_SCALE`` (tests only)
+makes the daemon's clock run faster: 0.01 turns a 1 m interval into 0.6 s of real time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from watcher.alerts import Channel, make_channel
+from watcher.delivery import deliver_pending
+from watcher.exceptions import WatcherError
+from watcher.feeds.fetch import make_session
+from watcher.health import health_channels, quiet_event
+from watcher.http_policy import first_run_at, jitter_s
+from watcher.lock import hold_lock
+from watcher.pipeline import PollReport, feed_options, fetch_and_parse, store_result
+from watcher.rules.load import load_rules
+from watcher.rules.match import compile_rules
+from watcher.runtime import Runtime
+from watcher.store import Store
+from watcher.store.daemon_state import (
+    add_health_alert,
+    last_new_item_times,
+    mark_quiet_reported,
+    quiet_reported_for,
+    write_heartbeat,
+)
+from watcher.types import FeedState, FeedStatus, Settings
+
+log = logging.getLogger(__name__)
+
+DELIVER_JOB = "internal:deliver-pending"
+HEARTBEAT_JOB = "internal:heartbeat"
+WATCH_JOB = "internal:watch"
+QUIET_JOB = "internal:health-quiet"
+PRUNE_JOB = "internal:prune"
+SLOW_POLL_S = 30.0
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    """Periods in the daemon's seconds (scaled by ``time_scale``); the stop bound is real."""
+
+    deliver_period_s: float = 30.0
+    heartbeat_period_s: float = 60.0
+    watch_period_s: float = 3.0
+    housekeeping_period_s: float = 3600.0
+    stop_timeout_s: float = 30.0
+    time_scale: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DaemonOptions:
+        """Read the test-only ``WATCHER_TIME_SCALE`` and ``WATCHER_STOP_TIMEOUT``."""
+        scale = float(env.get("WATCHER_TIME_SCALE", "1") or 1)
+        stop = float(env.get("WATCHER_STOP_TIMEOUT", "30") or 30)
+        return cls(time_scale=scale if scale > 0 else 1.0, stop_timeout_s=stop)
+
+
+class Clock:
+    """The daemon's clock: real time, or time running ``1/scale`` times faster (tests)."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+        self.origin = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        elapsed = datetime.now(UTC) - self.origin
+        return (self.origin + elapsed / self.scale).replace(microsecond=0)
+
+    def real(self, moment: datetime) -> datetime:
+        """The real time at which the daemon's clock shows ``moment``."""
+        return self.origin + (moment - self.origin) * self.scale
+
+    def seconds(self, seconds: float) -> float:
+        return seconds * self.scale
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Everything built from one version of the config and the rule files."""
+
+    settings: Settings
+    runtime: Runtime  # its store is the main thread's; workers swap in their own
+
+
+class HostSlots:
+    """At most ``per_host`` fetches to one host at a time."""
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = max(1, per_host)
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+
+    @contextmanager
+    def slot(self, url: str) -> Iterator[None]:
+        host = urlsplit(url).hostname
+        if not host:  # a local file
+            yield
+            return
+        with self._lock:
+            semaphore = self._slots.setdefault(host, threading.BoundedSemaphore(self.per_host))
+        with semaphore:
+            yield
+
+
+# --- jobs: module-level functions with plain arguments that never raise --------------------
+
+
+def poll_feed_job(daemon: Daemon, feed_id: int) -> None:
+    try:
+        daemon.poll_feed(feed_id)
+    except Exception:
+        log.exception("internal error in poll job feed_id=%d", feed_id)
+
+
+def deliver_job(daemon: Daemon) -> None:
+    try:
+        daemon.deliver()
+    except Exception:
+        log.exception("internal error in job=%s", DELIVER_JOB)
+
+
+def heartbeat_job(daemon: Daemon) -> None:
+    try:
+        write_heartbeat(daemon.store(), daemon.clock.now())
+    except Exception:
+        log.exception("internal error in job=%s", HEARTBEAT_JOB)
+
+
+def watch_job(daemon: Daemon) -> None:
+    try:
+        daemon.watch()
+    except Exception:
+        log.exception("internal error in job=%s", WATCH_JOB)
+
+
+def quiet_job(daemon: Daemon) -> None:
+    try:
+        daemon.check_quiet()
+    except Exception:
+        log.exception("internal error in job=%s", QUIET_JOB)
+
+
+def prune_job(daemon: Daemon) -> None:
+    try:
+        daemon.prune()
+    except Exception:
+        log.exception("internal error in job=%s", PRUNE_JOB)
+
+
+# --- the daemon ----------------------------------------------------------------------------
+
+
+class Daemon:
+    """One running ``watcher run``: built from a settings loader, run with ``run()``."""
+
+    def __init__(self, load: Callable[[], Settings], options: DaemonOptions) -> None:
+        self.load = load
+        self.options = options
+        self.clock = Clock(options.time_scale)
+        self.stopping = threading.Event()
+        self.rng = random.Random()
+        self._local = threading.local()
+        self._flight = threading.Condition()
+        self._in_flight = 0
+        self._deliver_wanted = threading.Event()
+        self._feed_jobs: dict[str, tuple[int, int]] = {}  # job id -> (feed id, interval_s)
+        self._jobs_lock = threading.RLock()
+        self._files: dict[Path, int | None] = {}
+        self.loaded: Loaded | None = None
+        self.hosts = HostSlots(1)
+        self.scheduler = BlockingScheduler(timezone=UTC)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Take the lock and run until SIGTERM/SIGINT; returns the exit code (0)."""
+        settings = self.load()
+        with hold_lock(settings.database, "run"):
+            self.loaded = self._build(settings, self.store(settings.database))
+            self.hosts = HostSlots(settings.poll.per_host)
+            self._files = _snapshot(settings)
+            self._configure_scheduler(settings)
+            self._sync_jobs(self.store().sync_config_feeds(settings.feeds, self.clock.now()))
+            self._add_internal_jobs()
+            write_heartbeat(self.store(), self.clock.now())
+            self._install_signals()
+            self._log_start(settings)
+            self.scheduler.start()  # blocks until stop()
+            self._finish_in_flight()
+        log.info("stopped pid=%d", os.getpid())
+        return 0
+
+    def stop(self, why: str) -> None:
+        """Stop taking work; ``run()`` then waits for the jobs in flight."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        log.info("stopping reason=%s", why)
+        with suppress(Exception):
+            self.scheduler.shutdown(wait=False)
+
+    def _finish_in_flight(self) -> None:
+        deadline = time.monotonic() + self.options.stop_timeout_s
+        with self._flight:
+            while self._in_flight and time.monotonic() < deadline:
+                self._flight.wait(deadline - time.monotonic())
+            left = self._in_flight
+        if left:
+            log.warning("stop timeout jobs=%d: exiting without them", left)
+            logging.shutdown()
+            os._exit(0)  # their transactions roll back; the next start picks them up
+
+    @contextmanager
+    def _job(self) -> Iterator[bool]:
+        """Count a job in flight; yields False once stopping (the job then does nothing)."""
+        with self._flight:
+            self._in_flight += 1
+        try:
+            yield not self.stopping.is_set()
+        finally:
+            with self._flight:
+                self._in_flight -= 1
+                self._flight.notify_all()
+
+    def _install_signals(self) -> None:
+        def on_stop(signum: int, _frame: FrameType | None) -> None:
+            name = signal.Signals(signum).name
+            threading.Thread(target=self.stop, args=(name,), daemon=True).start()
+
+        def on_hup(_signum: int, _frame: FrameType | None) -> None:
+            threading.Thread(target=self.reload, args=("SIGHUP",), daemon=True).start()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def _log_start(self, settings: Settings) -> None:
+        rt = self.runtime()
+        log.info(
+            "started pid=%d database=%s feeds=%d rules=%d channels=%s workers=%d per_host=%d",
+            os.getpid(),
+            settings.database,
+            len(self._feed_jobs),
+            len(rt.rules),
+            ",".join(c.describe() for c in rt.channels.values()) or "-",
+            settings.poll.workers,
+            settings.poll.per_host,
+        )
+
+    # --- runtime per thread ------------------------------------------------------------
+
+    def store(self, path: Path | None = None) -> Store:
+        """This thread's database connection (opened on first use)."""
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
+            assert path is not None or self.loaded is not None
+            store = Store(path or self.loaded.settings.database)  # type: ignore[union-attr]
+            self._local.store = store
+        return store
+
+    def runtime(self) -> Runtime:
+        """The current config and rules, with this thread's database connection."""
+        assert self.loaded is not None
+        return replace(self.loaded.runtime, store=self.store())
+
+    def _build(self, settings: Settings, store: Store) -> Loaded:
+        """Load rules and build channels; raises ConfigError (WatcherError) when invalid."""
+        rules = load_rules(list(settings.rules), channels=list(settings.channels))
+        instance = store.instance_id()
+        channels: dict[str, Channel] = {
+            name: make_channel(cfg, instance) for name, cfg in settings.channels.items()
+        }
+        runtime = Runtime(
+            settings=settings,
+            store=store,
+            rules=rules,
+            compiled=compile_rules(rules),
+            channels=channels,
+            session=make_session(settings.poll.user_agent, pool_size=settings.poll.workers),
+        )
+        return Loaded(settings=settings, runtime=runtime)
+
+    # --- scheduling --------------------------------------------------------------------
+
+    def _configure_scheduler(self, settings: Settings) -> None:
+        self.scheduler.configure(
+            executors={
+                "default": ThreadPoolExecutor(max(1, settings.poll.workers)),
+                "internal": ThreadPoolExecutor(4),
+            },
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+        self.scheduler.add_listener(_log_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+
+    def _add_internal_jobs(self) -> None:
+        o = self.options
+        jobs: list[tuple[str, Callable[[Daemon], None], float]] = [
+            (DELIVER_JOB, deliver_job, o.deliver_period_s),
+            (HEARTBEAT_JOB, heartbeat_job, o.heartbeat_period_s),
+            (WATCH_JOB, watch_job, o.watch_period_s),
+            (QUIET_JOB, quiet_job, o.housekeeping_period_s),
+            (PRUNE_JOB, prune_job, o.housekeeping_period_s),
+        ]
+        now = datetime.now(UTC)
+        for job_id, func, period in jobs:
+            seconds = self.clock.seconds(period)
+            self.scheduler.add_job(
+                func,
+                IntervalTrigger(seconds=seconds, timezone=UTC),
+                args=[self],
+                id=job_id,
+                executor="internal",
+                misfire_grace_time=max(1, int(seconds)),
+                next_run_time=now + timedelta(seconds=seconds if job_id == WATCH_JOB else 0),
+            )
+
+    def _sync_jobs(self, feeds: Sequence[FeedState]) -> None:
+        """One job per enabled feed: add new feeds, drop gone ones, follow interval changes."""
+        wanted = {f"feed:{f.name}": f for f in feeds if f.last_status != FeedStatus.DISABLED}
+        with self._jobs_lock:
+            for job_id in list(self._feed_jobs):
+                if job_id not in wanted or self._feed_jobs[job_id] != _job_key(wanted[job_id]):
+                    self._remove_job(job_id)
+            for job_id, feed in wanted.items():
+                if job_id not in self._feed_jobs:
+                    self._add_feed_job(job_id, feed)
+
+    def _add_feed_job(self, job_id: str, feed: FeedState) -> None:
+        now = self.clock.now()
+        interval = self.clock.seconds(feed.interval_s)
+        first = first_run_at(feed.next_poll_at, now, feed.interval_s, self.rng)
+        self.scheduler.add_job(
+            poll_feed_job,
+            IntervalTrigger(seconds=interval, jitter=self.clock.seconds(jitter_s(feed.interval_s))),
+            args=[self, feed.id],
+            id=job_id,
+            name=job_id,
+            misfire_grace_time=max(1, int(interval)),
+            next_run_time=self.clock.real(first),
+        )
+        self._feed_jobs[job_id] = _job_key(feed)
+        log.debug("scheduled feed=%s first=%s", feed.name, first.isoformat())
+
+    def _remove_job(self, job_id: str) -> None:
+        self._feed_jobs.pop(job_id, None)
+        with suppress(JobLookupError):
+            self.scheduler.remove_job(job_id)
+
+    def _reschedule(self, feed: FeedState) -> None:
+        """Run the feed's job next at its stored ``next_poll_at`` (plus jitter)."""
+        job_id = f"feed:{feed.name}"
+        now = self.clock.now()
+        at = max(feed.next_poll_at or now, now)
+        at += timedelta(seconds=self.rng.uniform(0, jitter_s(feed.interval_s)))
+        with self._jobs_lock, suppress(JobLookupError):
+            if job_id in self._feed_jobs:
+                self.scheduler.modify_job(job_id, next_run_time=self.clock.real(at))
+
+    def deliver_soon(self) -> None:
+        """Deliver now (alerts exist that were not there a moment ago)."""
+        self._deliver_wanted.set()
+        with suppress(JobLookupError):
+            self.scheduler.modify_job(DELIVER_JOB, next_run_time=datetime.now(UTC))
+
+    # --- what the jobs do --------------------------------------------------------------
+
+    def poll_feed(self, feed_id: int) -> None:
+        """Poll one feed if it is due, within its host's slot; then set its next run."""
+        with self._job() as go:
+            if not go:
+                return
+            rt = self.runtime()
+            feed = rt.store.feed(feed_id)
+            if feed.last_status == FeedStatus.DISABLED:
+                with self._jobs_lock:
+                    self._remove_job(f"feed:{feed.name}")
+                return
+            now = self.clock.now()
+            if feed.next_poll_at is not None and feed.next_poll_at > now:
+                self._reschedule(feed)  # backed off, Retry-After or Cache-Control
+                return
+            report = self._poll(rt, feed, now)
+            self._after_poll(rt, feed, report)
+
+    def _poll(self, rt: Runtime, feed: FeedState, now: datetime) -> PollReport:
+        started = time.monotonic()
+        options = feed_options(rt.settings, feed)
+        with self.hosts.slot(feed.url):
+            result = fetch_and_parse(rt.session, feed, options, rt.settings.poll.max_bytes)
+        report = PollReport(feeds=1)
+        try:
+            store_result(rt, result, now, report)
+        except Exception as e:  # a bug: record it as this feed's error and go on
+            log.exception("internal error feed=%s", feed.name)
+            report.bugs += 1
+            failed = replace(result, error=f"internal error: {type(e).__name__}: {e}")
+            store_result(rt, failed, now, report)
+        if time.monotonic() - started > SLOW_POLL_S:
+            log.warning("slow poll feed=%s seconds=%.0f", feed.name, time.monotonic() - started)
+        return report
+
+    def _after_poll(self, rt: Runtime, before: FeedState, report: PollReport) -> None:
+        after = rt.store.feed(before.id)
+        if after.last_status == FeedStatus.DISABLED:
+            with self._jobs_lock:
+                self._remove_job(f"feed:{before.name}")
+        else:
+            self._reschedule(after)
+        if report.alerts or report.failed or before.consecutive_failures:
+            self.deliver_soon()  # new alerts, or maybe a health alert
+
+    def deliver(self) -> None:
+        with self._job() as go:
+            while go and not self.stopping.is_set():
+                self._deliver_wanted.clear()
+                deliver_pending(self.runtime(), self.clock.now())
+                if not self._deliver_wanted.is_set():
+                    return
+
+    def watch(self) -> None:
+        """Reload when the config or a rule file changed; follow feeds added in the db."""
+        with self._job() as go:
+            if not go or self.loaded is None:
+                return
+            if _snapshot(self.loaded.settings) != self._files:
+                self.reload("file changed")
+            self._sync_jobs(self.store().list_feeds())
+
+    def reload(self, why: str) -> None:
+        """Load the config and rules again; keep the running ones when the new are invalid."""
+        with self._job() as go:
+            if not go or self.loaded is None:
+                return
+            old = self.loaded.settings
+            try:
+                settings = self.load()
+                if settings.database != old.database:
+                    log.warning("database changed in the config: restart watcher to use it")
+                loaded = self._build(replace(settings, database=old.database), self.store())
+            except WatcherError as e:
+                self._files = _snapshot(old)
+                for line in str(e).splitlines():
+                    log.error("reload failed, keeping the running config reason=%s: %s", why, line)
+                return
+            self._apply(loaded, why)
+
+    def _apply(self, loaded: Loaded, why: str) -> None:
+        old = self.loaded.settings if self.loaded else loaded.settings
+        new = loaded.settings
+        if new.poll.workers != old.poll.workers:
+            log.warning("poll.workers changed: restart watcher to use it")
+        self.loaded = loaded
+        self.hosts = HostSlots(new.poll.per_host)
+        self._files = _snapshot(new)
+        self._sync_jobs(self.store().sync_config_feeds(new.feeds, self.clock.now()))
+        log.info(
+            "reloaded reason=%s feeds=%d rules=%d",
+            why,
+            len(self._feed_jobs),
+            len(loaded.runtime.rules),
+        )
+
+    def check_quiet(self) -> None:
+        """Queue a "gone quiet" health alert for each feed without news for too long."""
+        with self._job() as go:
+            if not go:
+                return
+            rt = self.runtime()
+            now = self.clock.now()
+            settings = rt.settings
+            channels = health_channels(settings.health.notify, list(settings.channels))
+            latest = last_new_item_times(rt.store)
+            raised = 0
+            for feed in rt.store.list_feeds():
+                last = latest.get(feed.id)
+                reported = quiet_reported_for(rt.store, feed.id)
+                event = quiet_event(feed, last, reported, now, settings.health.quiet_after_s)
+                if event is None or last is None:
+                    continue
+                with rt.store.transaction():
+                    add_health_alert(rt.store, event, channels, now)
+                    mark_quiet_reported(rt.store, feed.id, last)
+                log.warning(
+                    "health feed=%s event=%s detail=%r", feed.name, event.kind, event.detail
+                )
+                raised += 1
+            if raised:
+                self.deliver_soon()
+
+    def prune(self) -> None:
+        """Apply ``retention`` and ``poll_log_retention``.
+
+        Hook: when the archive's ``watcher.retention.prune_archive`` lands, call it here.
+        """
+        with self._job() as go:
+            if not go:
+                return
+            rt = self.runtime()
+            now = self.clock.now()
+            items, polls = rt.store.prune(
+                items_before=now - timedelta(seconds=rt.settings.retention_s),
+                polls_before=now - timedelta(seconds=rt.settings.poll_log_retention_s),
+            )
+            if items or polls:
+                log.info("pruned items=%d polls=%d", items, polls)
+
+
+def _job_key(feed: FeedState) -> tuple[int, int]:
+    return (feed.id, feed.interval_s)
+
+
+def _snapshot(settings: Settings) -> dict[Path, int | None]:
+    """Modification times of the config file, the rule files and their folders."""
+    paths = {settings.path, *settings.rules, *(p.parent for p in settings.rules)}
+    return {p: _mtime(p) for p in paths}
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _log_job_event(event: Any) -> None:
+    if isinstance(event, JobExecutionEvent) and event.exception is not None:
+        log.error("job failed job=%s error=%r", event.job_id, event.exception)
+    else:
+        log.warning("job missed job=%s", getattr(event, "job_id", "?"))
+
+
+def run_daemon(load: Callable[[], Settings], env: Mapping[str, str] | None = None) -> int:
+    """Run ``watcher run`` until stopped; returns the exit code."""
+    options = DaemonOptions.from_env(os.environ if env is None else env)
+    return Daemon(load, options).run()
+
+
+__all__ = ["Daemon", "DaemonOptions", "run_daemon"]
