@@ -24,9 +24,9 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from watcher.exceptions import FetchError
+from watcher.feeds import deadline as header_deadline
 from watcher.types import Fetched
 
 ACCEPT = (
@@ -60,7 +60,9 @@ def make_session(user_agent: str, *, pool_size: int = 32) -> requests.Session:
     Proxies come from ``HTTP(S)_PROXY``/``NO_PROXY`` as requests reads them.
     """
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    adapter = header_deadline.DeadlineAdapter(
+        pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers.update(
@@ -173,14 +175,17 @@ def _send(
 ) -> requests.Response:
     remaining = _remaining(url, deadline)
     try:
-        return session.get(
-            current,
-            headers=headers,
-            timeout=(min(remaining, 10.0), remaining),
-            stream=True,
-            allow_redirects=False,
-        )
+        with header_deadline.limit(deadline):
+            return session.get(
+                current,
+                headers=headers,
+                timeout=(min(remaining, 10.0), remaining),
+                stream=True,
+                allow_redirects=False,
+            )
     except requests.RequestException as e:
+        if time.monotonic() >= deadline:  # the headers did not all arrive in time
+            raise FetchError(url, "took longer than the timeout: the server is too slow") from e
         raise _connection_error(url, e, remaining) from e
     except ValueError as e:  # a URL urllib3 cannot even split (LocationParseError)
         raise FetchError(url, f"invalid URL ({_cause(e)})") from e
@@ -199,7 +204,11 @@ def _finish(
     status = response.status_code
     if status >= 400 or (status >= 300 and status != 304):
         raise _status_error(url, response)
-    content = b"" if status == 304 else _read_body(response, url, deadline, max_bytes)
+    try:
+        content = b"" if status == 304 else _read_body(response, url, deadline, max_bytes)
+    except FetchError as e:
+        e.http_status = status  # the server did answer: polls shows its status
+        raise
     permanent = final_url if hops and all(h in _PERMANENT for h in hops) else None
     response_headers = {k.lower(): v for k, v in response.headers.items()}
     return Fetched(

@@ -1,0 +1,494 @@
+"""SPEC §9: every bad feed is contained. Each test polls a bad feed beside a good one.
+
+Every case goes through the real pipeline (fetch over a local socket, parse, store, match,
+outbox, eml delivery) and checks what a user sees: the bad feed's row in ``feeds`` and
+``polls`` says what went wrong, and the good feed's item is stored and alerted.
+
+Decisions these tests pin down:
+
+- A problem that leaves nothing usable is an error (``last_status`` ``error``). A problem
+  that was repaired (bad bytes replaced, hostile DOCTYPE dropped, stray ``&``) keeps the
+  items and is recorded as ``warning: …`` in ``polls.error`` and ``feeds.last_error`` with
+  ``last_status`` ``ok``: dropping a whole feed for one stray byte would lose news.
+- A feed that serves another feed's document is not an error (nothing tells the two apart);
+  its items are stored under the feed that served them and the one story alerts once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.faults import (
+    RawServer,
+    Step,
+    angle_storm,
+    billion_laughs,
+    dribble,
+    external_entity,
+    gzip_bomb,
+)
+from tests.feedgen import Entry, rss
+from tests.servers import FeedServer
+from watcher.config import load_settings
+from watcher.delivery import DeliveryReport, deliver_pending
+from watcher.pipeline import PollReport, poll_feeds, select_feeds
+from watcher.runtime import Runtime, open_runtime
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+GOOD_TITLE = "DPRK troops seen in Kursk"
+RULES = """\
+- id: kursk
+  any: ["DPRK troops", "North Korean troops"]
+  all: [Kursk]
+"""
+
+
+# --- harness ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    rt: Runtime
+    report: PollReport
+    sent: int  # alerts delivered over every pass
+    seconds: float
+    outbox: Path
+
+    def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        return list(self.rt.store.db.query(sql, params))
+
+    def polls(self, name: str) -> list[dict[str, Any]]:
+        return self.rows(
+            "select p.* from polls p join feeds f on f.id = p.feed_id where f.name = ?"
+            " order by p.id",
+            [name],
+        )
+
+    def items(self, name: str) -> list[dict[str, Any]]:
+        return self.rows(
+            "select i.* from items i join feeds f on f.id = i.feed_id where f.name = ?"
+            " order by i.id",
+            [name],
+        )
+
+    def emails(self) -> list[bytes]:
+        return [p.read_bytes() for p in sorted(self.outbox.glob("*.eml"))]
+
+
+@pytest.fixture
+def world(tmp_path: Path, feed_server: FeedServer) -> Iterator[Any]:
+    """``world(bad_url, **feed_options)`` polls a bad feed and a good one, once per call."""
+    feed_server.set("/good.xml", rss([Entry("g1", GOOD_TITLE, published=NOW)], title="Good"))
+    opened: list[Runtime] = []
+
+    def run(
+        bad_url: str, *, poll: dict[str, Any] | None = None, passes: int = 1, **bad: Any
+    ) -> Outcome:
+        feeds = [{"url": bad_url, "name": "bad", **bad}, feed_server.url("/good.xml")]
+        settings = load_settings(write_config(tmp_path, feeds, poll or {}))
+        rt = open_runtime(settings)
+        opened.append(rt)
+        started = time.monotonic()
+        sent = 0
+        for n in range(passes):
+            report, delivery = run_pass(rt, NOW + timedelta(hours=n))
+            sent += delivery.sent
+        seconds = time.monotonic() - started
+        return Outcome(rt, report, sent, seconds, tmp_path / "outbox")
+
+    yield run
+    for rt in opened:
+        rt.store.close()
+
+
+def write_config(tmp_path: Path, feeds: list[Any], poll: dict[str, Any]) -> Path:
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "kursk.yaml").write_text(RULES)
+    config = {
+        "database": "watcher.db",
+        "rules": "rules/",
+        "defaults": {"first_poll_alerts": "all", "timeout": "5s"},
+        "poll": poll,
+        "feeds": feeds,
+        "channels": {"files": {"type": "eml", "dir": "outbox"}},
+    }
+    path = tmp_path / "watcher.yaml"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def run_pass(rt: Runtime, now: datetime) -> tuple[PollReport, DeliveryReport]:
+    report = poll_feeds(rt, select_feeds(rt, now, all_feeds=True), now)
+    return report, deliver_pending(rt, now)
+
+
+def assert_contained(out: Outcome, message: str, http_status: int | None = 200) -> None:
+    """The bad feed is an error naming ``message``; the good feed was stored and alerted."""
+    bad = out.rt.store.feed_by_name("bad")
+    assert bad is not None
+    assert bad.last_status == "error", bad.last_error
+    assert message in (bad.last_error or "")
+    assert bad.consecutive_failures == 1
+    polls = out.polls("bad")
+    assert [p["http_status"] for p in polls] == [http_status]
+    assert message in (polls[0]["error"] or "")
+    assert out.items("bad") == []
+    assert_good_feed_alerted(out)
+
+
+def assert_good_feed_alerted(out: Outcome) -> None:
+    good = [f for f in out.rt.store.list_feeds() if f.name != "bad"]
+    assert [f.last_status for f in good] == ["ok"]
+    assert [i["title"] for i in out.items(good[0].name)] == [GOOD_TITLE]
+    assert out.report.bugs == 0
+    emails = out.emails()
+    assert len(emails) == out.sent >= 1
+    assert any(GOOD_TITLE.encode() in e for e in emails)
+
+
+def assert_repaired(out: Outcome, warning: str) -> None:
+    """The bad feed kept its items; the repair is recorded as a warning."""
+    bad = out.rt.store.feed_by_name("bad")
+    assert bad is not None and bad.last_status == "ok"
+    assert warning in (bad.last_error or "")
+    assert warning in (out.polls("bad")[0]["error"] or "")
+    assert_good_feed_alerted(out)
+
+
+def titled(title: str, guid: str = "x1") -> bytes:
+    return rss([Entry(guid, title, published=NOW)], title="Bad")
+
+
+# --- broken documents ------------------------------------------------------------------------
+
+
+def test_malformed_xml_with_nothing_readable_is_an_error(
+    world: Any, feed_server: FeedServer
+) -> None:
+    body = b'<?xml version="1.0"?><rss version="2.0"><channel><item><title>A</titl></item>'
+    feed_server.set("/bad.xml", body + b"</channel></rss>")
+    out = world(feed_server.url("/bad.xml"))
+    assert_contained(out, "ill-formed XML at line 1")
+
+
+def test_malformed_xml_that_still_gives_items_keeps_them_with_a_warning(
+    world: Any, feed_server: FeedServer
+) -> None:
+    body = titled("Tom & Jerry").replace(b"Tom &amp; Jerry", b"Tom & Jerry")
+    feed_server.set("/bad.xml", body)
+    out = world(feed_server.url("/bad.xml"))
+    assert_repaired(out, "warning: ill-formed XML")
+    assert [i["title"] for i in out.items("bad")] == ["Tom & Jerry"]
+
+
+def test_truncated_xml_with_no_complete_item_is_an_error(
+    world: Any, feed_server: FeedServer
+) -> None:
+    whole = rss([Entry("t1", "Cut item", "body " * 50)])
+    feed_server.set("/bad.xml", whole[: whole.index(b"body body") + 20])
+    out = world(feed_server.url("/bad.xml"))
+    assert_contained(out, "truncated document, no complete item")
+
+
+def test_truncated_xml_keeps_the_complete_items_and_drops_the_cut_one(
+    world: Any, feed_server: FeedServer
+) -> None:
+    whole = rss([Entry("t1", "Complete item"), Entry("t2", "Cut item", "body " * 50)])
+    feed_server.set("/bad.xml", whole[: whole.index(b"body body") + 20])
+    out = world(feed_server.url("/bad.xml"))
+    assert_repaired(out, "truncated document")
+    assert [i["title"] for i in out.items("bad")] == ["Complete item"]  # no partial text stored
+
+
+def test_latin1_bytes_declared_utf8_are_decoded_not_mangled(
+    world: Any, feed_server: FeedServer
+) -> None:
+    feed_server.set("/bad.xml", titled("Café crème à Kyiv").decode().encode("latin-1"))
+    out = world(feed_server.url("/bad.xml"))
+    assert_repaired(out, "warning:")
+    assert [i["title"] for i in out.items("bad")] == ["Café crème à Kyiv"]
+
+
+def test_utf8_bytes_declared_latin1_are_read_without_mojibake(
+    world: Any, feed_server: FeedServer
+) -> None:
+    body = titled("Café crème à Kyiv").replace(b'encoding="utf-8"', b'encoding="iso-8859-1"')
+    feed_server.set("/bad.xml", body)
+    out = world(feed_server.url("/bad.xml"))
+    titles = [i["title"] for i in out.items("bad")]
+    assert titles == ["Café crème à Kyiv"], titles
+    assert_good_feed_alerted(out)
+
+
+def test_an_html_page_is_an_error_that_says_so(world: Any, feed_server: FeedServer) -> None:
+    page = b"<!DOCTYPE html><html><head><title>Home</title></head><body><p>Hi</p></body></html>"
+    feed_server.set("/bad.xml", page, headers={"Content-Type": "text/html; charset=utf-8"})
+    out = world(feed_server.url("/bad.xml"))
+    assert_contained(out, "HTML page")
+
+
+def test_an_empty_body_is_an_error(world: Any, feed_server: FeedServer) -> None:
+    feed_server.set("/bad.xml", b"")
+    out = world(feed_server.url("/bad.xml"))
+    assert_contained(out, "empty")
+
+
+def test_json_feed_items_with_wrong_types_are_read_or_skipped(
+    world: Any, feed_server: FeedServer
+) -> None:
+    items: list[Any] = [
+        {"id": {"nested": 1}, "title": 42, "url": ["x"], "content_html": None, "tags": "a,b"},
+        {"id": True, "title": ["list"], "date_published": 12345, "authors": "nobody"},
+        {"id": "ok-1", "title": "Readable item", "content_text": "text", "tags": [1, None, "t"]},
+        "not an object",
+        None,
+    ]
+    document = {"version": "https://jsonfeed.org/version/1.1", "title": 7, "items": items}
+    feed_server.set("/bad.json", json.dumps(document).encode())
+    out = world(feed_server.url("/bad.json"))
+    assert_repaired(out, "skipped")
+    # Items whose fields all have the wrong type hold nothing to show; the others are read.
+    assert [(i["title"], i["guid"]) for i in out.items("bad")] == [("Readable item", "ok-1")]
+    assert json.loads(out.items("bad")[0]["tags"]) == ["t"]
+
+
+# --- hostile transfers -----------------------------------------------------------------------
+
+
+def test_a_gzip_bomb_stops_at_max_bytes_quickly_with_bounded_memory(
+    world: Any, feed_server: FeedServer
+) -> None:
+    bomb = gzip_bomb(4 * 1024**3)  # 4 GB of zeros in about 4 MB
+    feed_server.set("/bad.xml", bomb, headers={"Content-Encoding": "gzip"})
+    tracemalloc.start()
+    try:
+        out = world(feed_server.url("/bad.xml"), poll={"max_bytes": "1MB"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert_contained(out, "larger than max_bytes")
+    assert out.seconds < 3
+    assert peak < 64 * 1024**2
+
+
+def test_a_plain_body_over_max_bytes_is_an_error(world: Any, feed_server: FeedServer) -> None:
+    huge = titled("x").replace(b"</channel>", b"<!--" + b"y" * 3 * 1024**2 + b"--></channel>")
+    feed_server.set("/bad.xml", huge)
+    out = world(feed_server.url("/bad.xml"), poll={"max_bytes": "1MB"})
+    assert_contained(out, "larger than max_bytes")
+
+
+def test_a_dribbling_body_is_stopped_by_the_total_deadline(
+    world: Any, feed_server: FeedServer
+) -> None:
+    # Each byte arrives well within any per-read timeout; only the total deadline stops it.
+    feed_server.set("/bad.xml", titled("slow") * 10, dribble=0.02, chunk_size=4)
+    out = world(feed_server.url("/bad.xml"), timeout=0.5)
+    assert_contained(out, "took longer than the timeout", http_status=200)
+    assert out.seconds < 3
+
+
+def test_a_server_slow_to_answer_is_stopped_by_the_timeout(
+    world: Any, feed_server: FeedServer
+) -> None:
+    feed_server.set("/bad.xml", titled("late"), delay=30)
+    out = world(feed_server.url("/bad.xml"), timeout=0.5)
+    assert_contained(out, "took longer than the timeout", http_status=None)
+    assert out.seconds < 3
+
+
+def test_headers_dribbled_byte_by_byte_are_stopped_by_the_total_deadline(world: Any) -> None:
+    pads = b"".join(b"X-Pad-%d: %s\r\n" % (n, b"z" * 40) for n in range(60))
+    head = b"HTTP/1.1 200 OK\r\n" + pads
+    with RawServer(dribble(head, pause=0.01, size=2)) as server:
+        out = world(server.url("/bad.xml"), timeout=0.5)
+    # The status line arrived, so polls keeps the 200 it said.
+    assert_contained(out, "took longer than the timeout", http_status=200)
+    assert out.seconds < 3
+
+
+def test_a_connection_cut_mid_body_is_an_error(world: Any) -> None:
+    body = titled("cut")
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+    head += b"Content-Length: %d\r\n\r\n" % (len(body) + 1000)
+    with RawServer([Step(head), Step(body[: len(body) // 2])]) as server:
+        out = world(server.url("/bad.xml"))
+    assert_contained(out, "connection broken", http_status=200)
+
+
+def test_a_redirect_loop_is_an_error(world: Any, feed_server: FeedServer) -> None:
+    feed_server.redirect("/bad.xml", "/loop.xml")
+    feed_server.redirect("/loop.xml", "/bad.xml")
+    out = world(feed_server.url("/bad.xml"))
+    assert_contained(out, "redirects: check for a loop", http_status=None)
+    assert len(feed_server.requests) <= 12 + 1  # the loop, then the good feed
+
+
+# --- hostile XML -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("padding", [0, 8000], ids=["doctype-first", "doctype-after-comment"])
+def test_entity_expansion_is_never_performed(
+    world: Any, feed_server: FeedServer, padding: int
+) -> None:
+    feed_server.set("/bad.xml", billion_laughs(prolog_padding=padding))
+    out = world(feed_server.url("/bad.xml"))
+    assert_repaired(out, "warning:")
+    titles = [i["title"] for i in out.items("bad")]
+    assert len(titles) == 1 and "lollol" not in titles[0]
+    assert out.seconds < 0.5 + 1  # no time spent expanding
+
+
+@pytest.mark.parametrize("padding", [0, 8000], ids=["doctype-first", "doctype-after-comment"])
+def test_external_entities_are_never_read(
+    world: Any, feed_server: FeedServer, tmp_path: Path, padding: int
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT")
+    feed_server.set("/bad.xml", external_entity(secret.as_uri(), prolog_padding=padding))
+    out = world(feed_server.url("/bad.xml"))
+    stored = json.dumps(out.rows("select * from items"))
+    assert "TOP-SECRET" not in stored
+    assert "TOP-SECRET" not in json.dumps(out.rows("select * from feeds"))
+    assert_good_feed_alerted(out)
+
+
+def test_a_feed_serving_another_feeds_content_stores_it_under_itself(
+    world: Any, feed_server: FeedServer
+) -> None:
+    """A misrouted feed cannot be told from a real one: its items are its own, no corruption."""
+    feed_server.set("/bad.xml", rss([Entry("g1", GOOD_TITLE, published=NOW)], title="Good"))
+    out = world(feed_server.url("/bad.xml"), passes=2)
+    feeds = {f.name: f for f in out.rt.store.list_feeds()}
+    assert {f.last_status for f in feeds.values()} == {"ok"}
+    per_feed = out.rows("select feed_id, count(*) as n from items group by feed_id")
+    assert sorted(r["n"] for r in per_feed) == [1, 1]  # one row each, no cross-feed overwrite
+    assert {r["feed_id"] for r in per_feed} == {f.id for f in feeds.values()}
+    stories = out.rows("select distinct story_id from items")
+    assert len(stories) == 1
+    assert len(out.emails()) == 1  # the same story alerts once, naming the other feed
+    assert b"also reported by" in out.emails()[0]
+
+
+def test_a_pathological_100kb_item_is_parsed_sanitised_and_converted_fast(
+    world: Any, feed_server: FeedServer
+) -> None:
+    storm = angle_storm()
+    body = rss([Entry("p1", "Storm " + storm[:3000], description=storm, published=NOW)])
+    atom_content = f"<![CDATA[{storm}]]>".encode()
+    body = body.replace(
+        b"</item>", b"<content:encoded>" + atom_content + b"</content:encoded></item>"
+    )
+    body = body.replace(b"<rss ", b'<rss xmlns:content="http://purl.org/rss/1.0/modules/content/" ')
+    feed_server.set("/bad.xml", body)
+    out = world(feed_server.url("/bad.xml"))
+    assert out.seconds < 1.0
+    stored = out.items("bad")
+    assert len(stored) == 1 and "<a" not in stored[0]["content_text"]
+    assert "<a " not in stored[0]["content"]  # escaped or dropped, never a raw tag
+    assert_good_feed_alerted(out)
+
+
+def test_items_without_guid_or_link_get_stable_ids(world: Any, feed_server: FeedServer) -> None:
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>No ids</title>'
+        b"<item><title>DPRK troops near Kursk again</title><description>one</description></item>"
+        b"<item><title>Second untagged item</title><description>two</description></item>"
+        b"</channel></rss>"
+    )
+    feed_server.set("/bad.xml", body)
+    out = world(feed_server.url("/bad.xml"), passes=2)
+    assert [p["new_items"] for p in out.polls("bad")] == [2, 0]
+    assert len(out.items("bad")) == 2
+    assert len({i["guid"] for i in out.items("bad")}) == 2
+    assert len(out.rows("select * from alerts")) == out.sent == 2  # one each, never repeated
+    assert_good_feed_alerted(out)
+
+
+def test_a_title_with_crlf_and_an_encoded_word_stays_one_safe_subject_line(
+    world: Any, feed_server: FeedServer
+) -> None:
+    title = (
+        "DPRK troops in Kursk\r\nBcc: victim@example.org =?utf-8?q?x=0D=0ABcc:_evil@example.org?="
+    )
+    body = rss([Entry("h1", "placeholder", published=NOW)], title="Bad")
+    body = body.replace(b"placeholder", title.replace("\r", "&#13;").encode())
+    feed_server.set("/bad.xml", body)
+    out = world(feed_server.url("/bad.xml"))
+    mails = [message_from_bytes(m, policy=default_policy) for m in out.emails()]
+    hostile = [m for m in mails if "victim" in str(m["Subject"])]
+    assert len(hostile) == 1
+    message = hostile[0]
+    subject = str(message["Subject"])
+    assert "\r" not in subject and "\n" not in subject
+    assert "evil@example.org" in subject  # shown as text, never decoded into a header
+    assert message.get_all("Bcc") is None
+    raw_headers = out.emails()[[m is message for m in mails].index(True)].split(b"\r\n\r\n")[0]
+    assert b"\nBcc:" not in raw_headers and b"\rBcc:" not in raw_headers
+
+
+# --- the database ----------------------------------------------------------------------------
+
+
+def test_a_long_read_transaction_elsewhere_does_not_fail_the_poll(
+    world: Any, feed_server: FeedServer, tmp_path: Path
+) -> None:
+    feed_server.set("/bad.xml", titled("another DPRK troops story from Kursk"))
+    world(feed_server.url("/bad.xml"))  # creates the database
+    reader = sqlite3.connect(tmp_path / "watcher.db", isolation_level=None)
+    try:
+        reader.execute("begin")
+        reader.execute("select count(*) from items").fetchone()  # holds a read snapshot
+        feed_server.set("/bad.xml", titled("a third DPRK troops story from Kursk", "x2"))
+        out = world(feed_server.url("/bad.xml"))
+        assert out.report.bugs == 0 and out.report.failed == []
+        assert reader.execute("select count(*) from items").fetchone()[0] == 2  # old snapshot
+    finally:
+        reader.close()
+    assert len(out.items("bad")) == 2
+
+
+def test_a_write_lock_held_elsewhere_makes_the_poll_wait_not_fail(
+    world: Any, feed_server: FeedServer, tmp_path: Path
+) -> None:
+    feed_server.set("/bad.xml", titled("DPRK troops story from Kursk"))
+    world(feed_server.url("/bad.xml"))
+    writer = sqlite3.connect(tmp_path / "watcher.db", isolation_level=None, check_same_thread=False)
+    writer.execute("begin immediate")
+    released = threading.Event()
+
+    def release() -> None:
+        writer.execute("commit")
+        released.set()
+
+    timer = threading.Timer(0.3, release)
+    timer.start()
+    try:
+        feed_server.set("/bad.xml", titled("another DPRK troops story from Kursk", "x2"))
+        out = world(feed_server.url("/bad.xml"))
+    finally:
+        timer.join()
+        writer.close()
+    assert released.is_set()
+    assert out.report.bugs == 0 and out.report.failed == []
+    assert len(out.items("bad")) == 2
+
+
+def test_gzip_helper_really_is_a_bomb() -> None:
+    bomb = gzip_bomb(64 * 1024**2)
+    assert len(bomb) < 128 * 1024
+    assert len(gzip.decompress(bomb)) == 64 * 1024**2
