@@ -1,0 +1,107 @@
+"""``watcher feeds import|export``: feeds in and out as OPML 2.0; the OPML format is opml.py's.
+
+Import adds every feed of the file to the database (``source`` ``cli``), keeping its title
+and turning its folders and categories into tags; a URL already watched is skipped.
+Export writes every feed that is polled (config and cli alike), disabled ones left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from watcher.cli import Context, emit_json, handle_errors, json_option, now_utc, plural
+from watcher.commands.feeds import feeds
+from watcher.opml import read_opml, write_opml
+from watcher.store import Store
+from watcher.types import FeedConfig, FeedState, FeedStatus
+
+
+@feeds.command("import")
+@click.argument("opml", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@click.pass_obj
+@handle_errors
+def import_opml(obj: Context, opml: Path) -> None:
+    """Add every feed of an OPML file; titles kept, folders and categories become tags.
+
+    \b
+    Example:
+      watcher feeds import subscriptions.opml
+    """
+    settings = obj.settings()
+    wanted = read_opml(opml)
+    store = Store(settings.database)
+    try:
+        store.sync_config_feeds(settings.feeds, now_utc())
+        added, skipped = add_feeds(store, wanted, settings.defaults.interval_s)
+    finally:
+        store.close()
+    if obj.json:
+        emit_json({"added": [f.name for f in added], "skipped": skipped})
+        return
+    for feed in added:
+        click.echo(f"added feed {feed.name}: {feed.url}")
+    click.echo(f"imported {plural(len(added), 'feed')}, {len(skipped)} already watched")
+
+
+def add_feeds(
+    store: Store, wanted: Sequence[FeedConfig], interval_s: int
+) -> tuple[list[FeedState], list[str]]:
+    """Add the feeds not watched yet, in one transaction; return them and the skipped URLs."""
+    watched = {f.url for f in store.list_feeds() if f.last_status != FeedStatus.DISABLED}
+    added: list[FeedState] = []
+    skipped: list[str] = []
+    with store.transaction():
+        for cfg in wanted:
+            if cfg.url in watched:
+                skipped.append(cfg.url)
+                continue
+            watched.add(cfg.url)
+            added.append(
+                store.add_feed(
+                    cfg.url,
+                    title=cfg.title,
+                    tags=cfg.tags,
+                    interval_s=interval_s,
+                    source="cli",
+                    now=now_utc(),
+                )
+            )
+    return added, skipped
+
+
+@feeds.command("export")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
+@click.pass_obj
+@handle_errors
+def export_opml(obj: Context, output: Path | None) -> None:
+    """Write every polled feed as OPML 2.0 (URL, title, tags as categories).
+
+    \b
+    Example:
+      watcher feeds export -o feeds.opml
+    """
+    settings = obj.settings()
+    store = Store(settings.database)
+    try:
+        rows = store.sync_config_feeds(settings.feeds, now_utc())
+    finally:
+        store.close()
+    document = write_opml(as_feed_config(f) for f in rows)
+    if output is None:
+        click.echo(document, nl=False)
+        return
+    output.write_text(document, encoding="utf-8")
+    click.echo(f"exported {plural(len(rows), 'feed')} to {output}", err=True)
+
+
+def as_feed_config(feed: FeedState) -> FeedConfig:
+    return FeedConfig(url=feed.url, name=feed.name, title=feed.title, tags=feed.tags)
