@@ -1,4 +1,4 @@
-"""``watcher feeds``: list the feeds, add and remove command-line feeds."""
+"""``watcher feeds``: list the feeds, add and remove command-line feeds, re-enable one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now
 from watcher.commands.table import print_table
 from watcher.config import parse_duration
 from watcher.exceptions import ConfigError
-from watcher.store import Store
+from watcher.store import CONFIG_REASONS, Store
+from watcher.store.daemon_state import set_retry_hold
+from watcher.types import FeedStatus
 
 
 @cli.group(invoke_without_command=True)
@@ -110,3 +112,34 @@ def remove(obj: Context, name: str) -> None:
     finally:
         store.close()
     click.echo(f"removed feed {name}")
+
+
+@feeds.command("enable")
+@click.argument("name")
+@click.pass_obj
+@handle_errors
+def enable(obj: Context, name: str) -> None:
+    """Poll a disabled feed again (after a 410 Gone, or one disabled by hand), at once.
+
+    \b
+    Example:
+      watcher feeds enable example-world
+    """
+    settings = obj.settings()
+    store = Store(settings.database)
+    try:
+        store.sync_config_feeds(settings.feeds, now_utc())
+        feed = store.feed_by_name(name)
+        if feed is None:
+            raise ConfigError(f"no feed named {name!r}")
+        if feed.disabled_reason in CONFIG_REASONS:
+            raise ConfigError(f"feed {name} is {feed.disabled_reason}: edit {settings.path}")
+        if feed.last_status != FeedStatus.DISABLED:
+            click.echo(f"feed {name} is not disabled")
+            return
+        with store.transaction():
+            store.enable_feed(feed.id)
+            set_retry_hold(store, feed.id, None)
+    finally:
+        store.close()
+    click.echo(f"enabled feed {name}: it is polled on the next pass")

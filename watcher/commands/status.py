@@ -1,28 +1,41 @@
-"""``watcher status``: each feed's health and the alert queue, from the database."""
+"""``watcher status``: each feed's health and the alert queue, from the database.
+
+``--check`` exits 1 when the daemon's heartbeat is stale or a feed is failing (health.py
+decides); it changes nothing.
+"""
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Any
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option
+from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
 from watcher.commands.table import print_table
+from watcher.health import check_problems
 from watcher.store import Store
+from watcher.store.daemon_state import read_heartbeat
 from watcher.types import AlertStatus
 
 
 @cli.command()
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 1 when the daemon's heartbeat is older than 2 poll intervals or a feed is failing.",
+)
 @json_option
 @click.pass_obj
 @handle_errors
-def status(obj: Context) -> None:
+def status(obj: Context, check: bool) -> None:
     """Show each feed's last poll, error, item count and next poll, and the alert queue.
 
     \b
-    Example:
+    Examples:
       watcher status --json
+      watcher status --check || echo "watcher needs attention"
     """
     settings = obj.settings()
     store = Store(settings.database)
@@ -30,8 +43,16 @@ def status(obj: Context) -> None:
         feeds = store.list_feeds()
         counts = store.item_counts()
         queue = {s.value: len(store.list_alerts(status=s)) for s in AlertStatus}
+        heartbeat = read_heartbeat(store)
     finally:
         store.close()
+    problems = check_problems(
+        heartbeat,
+        feeds,
+        now_utc(),
+        failing_after=settings.health.failing_after,
+        default_interval_s=settings.defaults.interval_s,
+    )
     rows: list[dict[str, Any]] = [
         {
             "name": f.name,
@@ -47,17 +68,31 @@ def status(obj: Context) -> None:
         for f in feeds
     ]
     if obj.json:
-        emit_json({"feeds": rows, "alerts": queue})
-        return
+        emit_json(
+            {"feeds": rows, "alerts": queue, "heartbeat": _iso(heartbeat), "problems": problems}
+        )
+    else:
+        _print_status(rows, queue, heartbeat, problems if check else [])
+    if check and problems:
+        sys.exit(1)
+
+
+def _print_status(
+    rows: list[dict[str, Any]],
+    queue: dict[str, int],
+    heartbeat: datetime | None,
+    problems: list[str],
+) -> None:
     if not rows:
         click.echo("no feeds yet: run `watcher poll` first")
     else:
         print_table(
-            ["feed", "status", "items", "last poll", "next poll", "error"],
+            ["feed", "status", "failures", "items", "last poll", "next poll", "error"],
             [
                 [
                     r["name"],
                     r["last_status"] or "never polled",
+                    r["consecutive_failures"],
                     r["items"],
                     r["last_polled_at"],
                     r["next_poll_at"],
@@ -70,6 +105,9 @@ def status(obj: Context) -> None:
         f"\nalerts: {queue['pending']} pending, {queue['sent']} sent, "
         f"{queue['failed']} failed, {queue['suppressed']} suppressed"
     )
+    click.echo(f"daemon heartbeat: {_iso(heartbeat) or 'never'}")
+    for problem in problems:
+        click.echo(f"check: {problem}", err=True)
 
 
 def _iso(when: datetime | None) -> str | None:

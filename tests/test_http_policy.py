@@ -1,0 +1,272 @@
+"""Polite HTTP (SPEC §8): the pure next-poll decisions, then `watcher poll` against a real
+local server for each behaviour a user sees in `feeds` and `polls`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.feedgen import Entry, rss
+from tests.servers import FeedServer
+from watcher.cli import cli
+from watcher.http_policy import (
+    MAX_CACHE_S,
+    cache_lifetime_s,
+    first_run_at,
+    mask_url,
+    next_poll_after_failure,
+    next_poll_after_success,
+    retry_hold_until,
+)
+from watcher.store import Store
+from watcher.types import FeedState
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+# --- pure decisions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, None),
+        ({"cache-control": "public, max-age=7200"}, 7200),
+        ({"cache-control": 'max-age="600"'}, 600),
+        ({"cache-control": "s-maxage=50, max-age=300"}, 300),
+        ({"cache-control": "max-age=9999999"}, MAX_CACHE_S),
+        ({"cache-control": "no-cache, max-age=7200"}, None),
+        ({"cache-control": "no-store"}, None),
+        ({"expires": format_datetime(NOW + timedelta(hours=3), usegmt=True)}, 3 * 3600),
+        ({"expires": format_datetime(NOW - timedelta(hours=3), usegmt=True)}, 0),
+        ({"expires": "0"}, None),
+        ({"expires": "not a date"}, None),
+        (
+            {"cache-control": "max-age=60", "expires": format_datetime(NOW + timedelta(hours=3))},
+            60,
+        ),
+    ],
+)
+def test_cache_lifetime(headers: dict[str, str], expected: int | None) -> None:
+    assert cache_lifetime_s(headers, NOW) == expected
+
+
+def test_success_waits_an_interval_or_the_cache_lifetime_whichever_is_longer() -> None:
+    assert next_poll_after_success(NOW, 900, {}) == NOW + timedelta(seconds=900)
+    longer = {"cache-control": "max-age=7200"}
+    assert next_poll_after_success(NOW, 900, longer) == NOW + timedelta(hours=2)
+    shorter = {"cache-control": "max-age=60"}  # never sooner than our own interval
+    assert next_poll_after_success(NOW, 900, shorter) == NOW + timedelta(seconds=900)
+    huge = {"cache-control": "max-age=31536000"}
+    assert next_poll_after_success(NOW, 900, huge) == NOW + timedelta(days=1)
+
+
+def test_failure_backs_off_doubling_capped_at_a_day_and_honours_retry_after() -> None:
+    delays = [(next_poll_after_failure(NOW, 600, n) - NOW).total_seconds() for n in (1, 2, 3, 9)]
+    assert delays == [600, 1200, 2400, 86400]
+    assert next_poll_after_failure(NOW, 600, 1, 429, 7200) == NOW + timedelta(hours=2)
+    assert next_poll_after_failure(NOW, 600, 1, 503, 30) == NOW + timedelta(seconds=600)
+    assert next_poll_after_failure(NOW, 600, 1, 500, 7200) == NOW + timedelta(seconds=600)
+    assert retry_hold_until(NOW, 429, 120) == NOW + timedelta(seconds=120)
+    assert retry_hold_until(NOW, 500, 120) is None
+    assert retry_hold_until(NOW, 503, None) is None
+
+
+def test_first_run_keeps_future_times_and_spreads_overdue_ones() -> None:
+    ahead = NOW + timedelta(minutes=7)
+    assert first_run_at(ahead, NOW, 900) == ahead
+    starts = [first_run_at(NOW - timedelta(hours=1), NOW, 900) for _ in range(50)]
+    assert all(NOW <= s <= NOW + timedelta(seconds=60) for s in starts)
+    assert len(set(starts)) > 1  # not all at once
+    assert first_run_at(None, NOW, 900) <= NOW + timedelta(seconds=60)
+
+
+def test_mask_url_hides_passwords_and_query_values() -> None:
+    assert mask_url("https://bob:s3cret@example.org/f.xml?token=abc&x") == (
+        "https://bob:****@example.org/f.xml?token=****&x"
+    )
+    assert mask_url("https://example.org/f.xml") == "https://example.org/f.xml"
+
+
+# --- through `watcher poll` against a local server -----------------------------------------
+
+
+@pytest.fixture
+def project(tmp_path: Path, feed_server: FeedServer) -> Path:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text("- id: kursk\n  any: [Kursk]\n")
+    (tmp_path / "watcher.yaml").write_text(
+        "database: w.db\nrules: rules/\ndefaults: {interval: 15m}\n"
+        f"feeds:\n  - url: {feed_server.url('/f.xml')}\n    name: wire\n"
+        "channels:\n  console: {type: console}\n"
+    )
+    return tmp_path
+
+
+def poll(project: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--config", str(project / "watcher.yaml"), "poll", *args])
+    return result.exit_code, result.output
+
+
+def feed_state(project: Path) -> FeedState:
+    with Store(project / "w.db") as store:
+        feed = store.feed_by_name("wire")
+    assert feed is not None
+    return feed
+
+
+def polls(project: Path) -> list[tuple[int | None, str | None]]:
+    with Store(project / "w.db") as store:
+        rows = store.db.query("SELECT http_status, error FROM polls ORDER BY id")
+        return [(r["http_status"], r["error"]) for r in rows]
+
+
+def hits(server: FeedServer) -> int:
+    return sum(1 for r in list(server.requests) if r.path == "/f.xml")
+
+
+def next_in(feed: FeedState) -> float:
+    assert feed.next_poll_at is not None and feed.last_polled_at is not None
+    return (feed.next_poll_at - feed.last_polled_at).total_seconds()
+
+
+def test_cache_control_max_age_sets_the_next_poll(project: Path, feed_server: FeedServer) -> None:
+    feed_server.set("/f.xml", rss([]), headers={"Cache-Control": "max-age=7200"})
+    assert poll(project, "--all")[0] == 0
+    assert next_in(feed_state(project)) == 7200
+    feed_server.set("/f.xml", rss([]), headers={"Cache-Control": "max-age=999999"})
+    assert poll(project, "--all")[0] == 0
+    assert next_in(feed_state(project)) == 86400  # capped at a day
+    feed_server.set("/f.xml", rss([]))
+    assert poll(project, "--all")[0] == 0
+    assert next_in(feed_state(project)) == 900
+    assert poll(project)[0] == 0  # not due: no request
+    assert hits(feed_server) == 3
+
+
+def test_expires_sets_the_next_poll(project: Path, feed_server: FeedServer) -> None:
+    expires = format_datetime(datetime.now(UTC) + timedelta(hours=5), usegmt=True)
+    feed_server.set("/f.xml", rss([]), headers={"Expires": expires})
+    assert poll(project, "--all")[0] == 0
+    assert 5 * 3600 - 5 <= next_in(feed_state(project)) <= 5 * 3600
+
+
+def test_not_modified_is_recorded_as_a_poll(project: Path, feed_server: FeedServer) -> None:
+    feed_server.set("/f.xml", rss([Entry("1", "Kursk")]), etag='"v1"')
+    poll(project, "--all")
+    code, out = poll(project, "--all")
+    assert code == 0 and "nothing new" in out
+    assert polls(project) == [(200, None), (304, None)]
+    assert feed_state(project).last_status == "not_modified"
+
+
+def test_a_permanent_redirect_updates_the_stored_url(
+    project: Path, feed_server: FeedServer
+) -> None:
+    feed_server.redirect("/f.xml", "/moved.xml", status=301)
+    feed_server.set("/moved.xml", rss([Entry("1", "Kursk")]))
+    assert poll(project, "--all")[0] == 0
+    assert feed_state(project).url == feed_server.url("/moved.xml")
+    assert poll(project, "--all")[0] == 0
+    assert hits(feed_server) == 1  # the second poll went straight to the new URL
+    assert polls(project) == [(200, None), (200, None)]
+
+
+def test_a_temporary_redirect_keeps_the_url(project: Path, feed_server: FeedServer) -> None:
+    feed_server.redirect("/f.xml", "/elsewhere.xml", status=302)
+    feed_server.set("/elsewhere.xml", rss([]))
+    assert poll(project, "--all")[0] == 0
+    assert feed_state(project).url == feed_server.url("/f.xml")
+
+
+def test_410_disables_the_feed_until_enabled(project: Path, feed_server: FeedServer) -> None:
+    feed_server.set("/f.xml", b"gone", status=410)
+    code, _ = poll(project, "--all")
+    assert code == 0
+    feed = feed_state(project)
+    assert feed.last_status == "disabled"
+    assert feed.disabled_reason is not None and "410" in feed.disabled_reason
+    assert polls(project)[0][0] == 410
+    poll(project, "--all")
+    assert hits(feed_server) == 1  # not even --all polls a disabled feed
+    runner = CliRunner()
+    config = ["--config", str(project / "watcher.yaml")]
+    result = runner.invoke(cli, [*config, "feeds", "enable", "wire"])
+    assert result.exit_code == 0 and "enabled feed wire" in result.output
+    feed_server.set("/f.xml", rss([]))
+    assert poll(project)[0] == 0
+    assert hits(feed_server) == 2 and feed_state(project).last_status == "ok"
+    result = runner.invoke(cli, [*config, "feeds", "enable", "wire"])
+    assert result.exit_code == 0 and "not disabled" in result.output
+    result = runner.invoke(cli, [*config, "feeds", "enable", "nope"])
+    assert result.exit_code == 1 and "no feed named 'nope'" in result.stderr
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_honoured_even_by_poll_all(
+    project: Path, feed_server: FeedServer, status: int
+) -> None:
+    feed_server.set("/f.xml", b"slow down", status=status, headers={"Retry-After": "7200"})
+    assert poll(project, "--all")[0] == 0
+    feed = feed_state(project)
+    assert next_in(feed) == 7200
+    assert polls(project)[0][0] == status
+    assert poll(project, "--all")[0] == 0
+    assert poll(project)[0] == 0
+    assert hits(feed_server) == 1
+
+
+def test_retry_after_as_an_http_date(project: Path, feed_server: FeedServer) -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(hours=3), usegmt=True)
+    feed_server.set("/f.xml", b"", status=503, headers={"Retry-After": when})
+    poll(project, "--all")
+    assert 3 * 3600 - 5 <= next_in(feed_state(project)) <= 3 * 3600
+
+
+def test_a_failing_feed_backs_off_and_recovers_on_first_success(
+    project: Path, feed_server: FeedServer
+) -> None:
+    feed_server.set("/f.xml", b"oops", status=500)
+    waits = []
+    for _ in range(3):
+        assert poll(project, "--all")[0] == 0
+        waits.append(next_in(feed_state(project)))
+    assert waits == [900, 1800, 3600]
+    assert feed_state(project).consecutive_failures == 3
+    feed_server.set("/f.xml", rss([]))
+    assert poll(project, "--all")[0] == 0
+    feed = feed_state(project)
+    assert (feed.consecutive_failures, feed.last_status, next_in(feed)) == (0, "ok", 900)
+    assert [s for s, _ in polls(project)] == [500, 500, 500, 200]  # every attempt a row
+
+
+def test_proxy_from_the_environment_is_used(project: Path, feed_server: FeedServer) -> None:
+    """requests reads HTTP_PROXY: the feed's host does not exist, only the proxy answers."""
+    url = "http://feeds.example.invalid/world.xml"
+    feed_server.set(url, rss([Entry("1", "Kursk via proxy")]))  # a proxy sees absolute URLs
+    (project / "watcher.yaml").write_text(
+        f"database: w.db\nrules: rules/\nfeeds:\n  - url: {url}\n    name: wire\n"
+        "channels:\n  console: {type: console}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["HTTP_PROXY"] = f"http://127.0.0.1:{feed_server.port}"
+    done = subprocess.run(
+        [sys.executable, "-m", "watcher", "--config", str(project / "watcher.yaml")]
+        + ["poll", "--all"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "polled 1 feed: 1 new item" in done.stdout
+    assert any(r.path == url for r in feed_server.requests)
