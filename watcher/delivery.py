@@ -1,22 +1,35 @@
 """Deliver the outbox: send due alerts through their channels, then mark sent, retry or failed.
 
+    due alerts -> build each message (main thread, reads the database)
+               -> one sender thread per channel sends its alerts in order
+               -> the main thread records each outcome as soon as it arrives
+
 An alert is only ever marked ``sent`` after its channel accepted it; a failure is
-retried with backoff (policy.next_attempt) or marked ``failed``, never dropped.
+retried with backoff (policy.next_attempt) or marked ``failed``, never dropped. One
+slow or dead channel never delays the others: each channel sends in its own thread,
+and a channel that fails transiently is left alone for the rest of the pass.
+This module renders nothing itself and holds no SQL.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from watcher.alerts import Channel
 from watcher.alerts.render import make_snippets
 from watcher.exceptions import DeliveryError
 from watcher.pipeline import match_input
-from watcher.policy import next_attempt
+from watcher.policy import alert_subject, next_attempt
 from watcher.rules.match import match_item
 from watcher.runtime import Runtime
-from watcher.types import Alert, AlertItem, AlertMessage, AlsoReported, FeedState, StoredItem
+from watcher.store import outbox as sql
+from watcher.store.daemon_state import health_alert_message
+from watcher.types import Alert, AlertItem, AlertMessage, AlsoReported, StoredItem
 
 log = logging.getLogger(__name__)
 
@@ -27,38 +40,130 @@ class DeliveryReport:
     retrying: int = 0
     failed: int = 0
     bugs: int = 0
+    deferred: int = 0  # not tried this pass: their channel had just failed
 
 
-def deliver_pending(rt: Runtime, now: datetime) -> DeliveryReport:
-    """Send every due alert; a failure is retried later or marked failed, never dropped."""
+@dataclass(frozen=True)
+class _Outcome:
+    """What a sender thread reports about one alert."""
+
+    alert: Alert
+    error: DeliveryError | None = None
+    bug: bool = False
+
+
+_DONE = object()
+
+
+def deliver_pending(
+    rt: Runtime, now: datetime, alert_ids: Sequence[int] | None = None
+) -> DeliveryReport:
+    """Send every due alert (or only those listed); failures are retried later or failed."""
     report = DeliveryReport()
-    for alert in rt.store.due_alerts(now):
-        channel = rt.channels.get(alert.channel)
-        if channel is None:
-            rt.store.mark_failed(alert.id, f"channel {alert.channel} is not configured", now)
-            report.failed += 1
+    due = rt.store.due_alerts(now)
+    if alert_ids is not None:
+        wanted = set(alert_ids)
+        due = [a for a in due if a.id in wanted]
+    batches = _prepare(rt, due, now, report)
+    if not batches:
+        return report
+    outcomes: queue.Queue[_Outcome | object] = queue.Queue()
+    threads = [
+        threading.Thread(
+            target=_send_batch,
+            args=(rt.channels[name], batch, outcomes),
+            name=f"deliver-{name}",
+            daemon=True,
+        )
+        for name, batch in batches.items()
+    ]
+    for thread in threads:
+        thread.start()
+    recorded = _record_outcomes(rt, outcomes, len(threads), now, report)
+    for thread in threads:
+        thread.join()
+    report.deferred = sum(len(batch) for batch in batches.values()) - recorded
+    return report
+
+
+def _prepare(
+    rt: Runtime, due: list[Alert], now: datetime, report: DeliveryReport
+) -> dict[str, list[tuple[Alert, AlertMessage]]]:
+    """Build each due alert's message, grouped by channel; unbuildable ones are recorded."""
+    batches: dict[str, list[tuple[Alert, AlertMessage]]] = {}
+    for alert in due:
+        if alert.channel not in rt.channels:
+            error = DeliveryError(
+                alert.channel,
+                alert.id,
+                f"channel {alert.channel} is not configured",
+                permanent=True,
+            )
+            _after_failure(rt, alert, error, now, report)
             continue
         try:
             message = build_message(rt, alert)
-            channel.send(message)
-        except DeliveryError as e:
-            _after_failure(rt, alert, e, now, report)
-            continue
         except Exception as e:  # a bug: keep the alert for a retry, report exit 3
-            log.exception("internal error delivering alert=%d channel=%s", alert.id, alert.channel)
+            log.exception("internal error building alert=%d", alert.id)
             report.bugs += 1
             _after_failure(rt, alert, DeliveryError(alert.channel, alert.id, repr(e)), now, report)
             continue
-        rt.store.mark_sent(alert.id, now)
-        report.sent += 1
-        log.info("sent alert=%d rule=%s channel=%s", alert.id, alert.rule_id, alert.channel)
-    return report
+        batches.setdefault(alert.channel, []).append((alert, message))
+    return batches
+
+
+def _send_batch(
+    channel: Channel, batch: list[tuple[Alert, AlertMessage]], outcomes: queue.Queue[object]
+) -> None:
+    """Send one channel's alerts in order (in a thread); stop at its first transient failure."""
+    try:
+        for alert, message in batch:
+            outcome = _send_one(channel, alert, message)
+            outcomes.put(outcome)
+            if outcome.error is not None and not outcome.error.permanent:
+                break  # the channel is down: its other alerts wait for the next pass
+    finally:
+        outcomes.put(_DONE)
+
+
+def _send_one(channel: Channel, alert: Alert, message: AlertMessage) -> _Outcome:
+    try:
+        channel.send(message)
+    except DeliveryError as e:
+        return _Outcome(alert, e)
+    except Exception as e:  # a bug in a channel: keep the alert for a retry
+        log.exception("internal error delivering alert=%d channel=%s", alert.id, alert.channel)
+        return _Outcome(alert, DeliveryError(alert.channel, alert.id, repr(e)), bug=True)
+    return _Outcome(alert)
+
+
+def _record_outcomes(
+    rt: Runtime, outcomes: queue.Queue[object], senders: int, now: datetime, report: DeliveryReport
+) -> int:
+    """Write each outcome as it arrives, until every sender is done; returns how many."""
+    recorded = 0
+    while senders:
+        outcome = outcomes.get()
+        if outcome is _DONE:
+            senders -= 1
+            continue
+        assert isinstance(outcome, _Outcome)
+        recorded += 1
+        alert = outcome.alert
+        if outcome.error is None:
+            rt.store.mark_sent(alert.id, now)
+            report.sent += 1
+            log.info("sent alert=%d rule=%s channel=%s", alert.id, alert.rule_id, alert.channel)
+            continue
+        report.bugs += outcome.bug
+        _after_failure(rt, alert, outcome.error, now, report)
+    return recorded
 
 
 def _after_failure(
     rt: Runtime, alert: Alert, error: DeliveryError, now: datetime, report: DeliveryReport
 ) -> None:
-    retry_at = next_attempt(rt.settings, alert, now)
+    retry_at = next_attempt(rt.settings, alert, now, sql.retry_from(rt.store, alert.id))
     if error.permanent or retry_at is None:
         rt.store.mark_failed(alert.id, error.message, now)
         report.failed += 1
@@ -77,30 +182,74 @@ def _after_failure(
         )
 
 
+# --- what a channel shows --------------------------------------------------------------------
+
+
 def build_message(rt: Runtime, alert: Alert) -> AlertMessage:
-    """Everything a channel shows about one alert, read back from the database."""
+    """Everything a channel shows about one alert, read back from the database.
+
+    A match alert shows its item, later copies of the story as "also reported by", and
+    the items that ``max_alerts`` held back since the last alert on the channel. A digest
+    or volume alert shows one entry per story.
+    """
+    kind = rt.store.alert_kind(alert.id)
+    if kind == "health":  # about a feed, not an item: see health.py
+        return health_alert_message(rt.store, alert, rt.settings.display_timezone)
     rule = rt.rules_by_id.get(alert.rule_id)
     items = [rt.store.item(i) for i in alert.item_ids]
-    feeds = {f.id: f for f in (rt.store.feed(i.feed_id) for i in items)}
-    first, copies = items[0], items[1:]
-    also = tuple(AlsoReported(feed=feeds[c.feed_id].name, link=c.link) for c in copies)
-    main = _alert_item(rt, alert.rule_id, first, feeds[first.feed_id], also)
+    stories = _group_by_story(items) if kind != "match" else ([items] if items else [])
+    entries = [_story_entry(rt, alert.rule_id, story) for story in stories]
+    held = _held_back_entries(rt, alert)
+    first = entries[0].title if entries else ""
+    window = rule.threshold.within_s if rule and rule.threshold else 0
+    subject = alert_subject(kind, alert.rule_id, first, len(entries), window)
+    if kind == "health":
+        subject = f"[watcher] health: {alert.reason or first}"
+    if held:
+        subject += f" (+{len(held)} held back by max_alerts)"
     return AlertMessage(
         alert_id=alert.id,
-        kind="match",
+        kind=kind,
         created_at=alert.created_at,
         rule_id=alert.rule_id,
         rule_description=rule.description if rule else "",
         severity=rule.severity if rule else "medium",
-        items=(main,),
-        subject=f"[watcher] {alert.rule_id}: {first.title}",
+        items=tuple(entries + held),
+        subject=subject,
         display_timezone=rt.settings.display_timezone,
     )
 
 
+def _group_by_story(items: list[StoredItem]) -> list[list[StoredItem]]:
+    """Items grouped by story, stories in the order of their first item."""
+    groups: dict[int, list[StoredItem]] = {}
+    for item in items:
+        groups.setdefault(item.story_id, []).append(item)
+    return list(groups.values())
+
+
+def _story_entry(rt: Runtime, rule_id: str, story: list[StoredItem]) -> AlertItem:
+    first, copies = story[0], story[1:]
+    also = tuple(AlsoReported(feed=rt.store.feed(c.feed_id).name, link=c.link) for c in copies)
+    return _alert_item(rt, rule_id, first, also)
+
+
+def _held_back_entries(rt: Runtime, alert: Alert) -> list[AlertItem]:
+    """The items of throttled alerts this alert summarises, one entry each."""
+    entries: list[AlertItem] = []
+    seen: set[int] = set(alert.item_ids)
+    for held in sql.summarised_in(rt.store, alert.id):
+        for item_id in held.item_ids:
+            if item_id not in seen:
+                seen.add(item_id)
+                entries.append(_alert_item(rt, held.rule_id, rt.store.item(item_id), ()))
+    return entries
+
+
 def _alert_item(
-    rt: Runtime, rule_id: str, item: StoredItem, feed: FeedState, also: tuple[AlsoReported, ...]
+    rt: Runtime, rule_id: str, item: StoredItem, also: tuple[AlsoReported, ...]
 ) -> AlertItem:
+    feed = rt.store.feed(item.feed_id)
     source = match_input(item, feed)
     matches = [m for m in match_item(rt.compiled, source) if m.rule_id == rule_id]
     hits = matches[0].hits if matches else ()
@@ -114,4 +263,32 @@ def _alert_item(
         terms=rt.store.match_terms(item.id, rule_id),
         snippets=make_snippets(texts, hits),
         also_reported_by=also,
+    )
+
+
+def sample_message(channel: str, now: datetime, display_timezone: str = "UTC") -> AlertMessage:
+    """A sample alert for ``watcher channels test``: clearly a test, never stored.
+
+    Its id is negative (from the clock), so it never collides with a stored alert and
+    two tests never share a Message-ID.
+    """
+    item = AlertItem(
+        id=0,
+        title="watcher test alert",
+        link=None,
+        feed="watcher",
+        published_at=now,
+        terms=("test",),
+        snippets=(f"This is a **test** of the channel {channel}.",),
+    )
+    return AlertMessage(
+        alert_id=-int(now.timestamp()),
+        kind="match",
+        created_at=now,
+        rule_id="test",
+        rule_description="a test alert sent by `watcher channels test`",
+        severity="info",
+        items=(item,),
+        subject=f"[watcher] test: channel {channel}",
+        display_timezone=display_timezone,
     )

@@ -1,21 +1,42 @@
 """Write alert rows into the outbox (the ``alerts`` table) for a match; sends nothing.
 
 Called inside the transaction that stores the item and its match, so an alert exists
-if and only if the match that caused it does.
+if and only if the match that caused it does. The policy applied, in order:
+
+    backlog / too old / muted     -> a ``suppressed`` row with that reason
+    volume rule (threshold)       -> one ``threshold`` alert when the count is reached
+    the story already alerted     -> added to the pending alert, or ``duplicate of alert N``
+    digest                        -> added to the rule's open digest, or a new digest
+    max_alerts (rule or channel)  -> ``suppressed`` as throttled; the next alert that is
+                                     allowed on the channel carries these items as a summary
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from watcher.policy import (
+    MUTED,
+    is_muted,
+    is_over_limit,
+    limits_for,
+    threshold_reached,
+)
 from watcher.runtime import Runtime
+from watcher.store import outbox as sql
 from watcher.types import AlertStatus, Rule, StoredItem
+
+MUTES_STATE = "mutes"
 
 
 def queue_alert(
     rt: Runtime, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
 ) -> AlertStatus | None:
     """Write the alert row for one (rule, channel, item); None when nothing was written."""
+    if reason is None and _muted(rt, rule, item, now):
+        reason = MUTED
+    if rule.threshold is not None:
+        return _queue_threshold(rt, rule, channel, item, reason, now)
     store = rt.store
     live = store.live_alert(rule.id, channel, item.story_id)
     if live is not None:
@@ -25,8 +46,18 @@ def queue_alert(
             store.add_alert_item(live.id, item.id)
             return None
         reason = f"duplicate of alert {live.id}"
+    if rule.digest_s and reason is None:
+        return _queue_digest(rt, rule, channel, item, now)
+    if reason is None:
+        reason = _throttled(rt, rule, channel, now)
+    return _add(rt, rule, channel, item, reason, now)
+
+
+def _add(
+    rt: Runtime, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
+) -> AlertStatus:
     status = AlertStatus.SUPPRESSED if reason else AlertStatus.PENDING
-    store.add_alert(
+    alert_id = rt.store.add_alert(
         rule_id=rule.id,
         channel=channel,
         item_ids=[item.id],
@@ -35,4 +66,91 @@ def queue_alert(
         reason=reason,
         story_id=None if reason else item.story_id,
     )
+    if status is AlertStatus.PENDING:
+        _summarise_held_back(rt, channel, alert_id)
     return status
+
+
+def _muted(rt: Runtime, rule: Rule, item: StoredItem, now: datetime) -> bool:
+    mutes = rt.store.get_state(MUTES_STATE)
+    if not mutes:
+        return False
+    return is_muted(mutes, rule.id, rt.store.feed(item.feed_id).name, now)
+
+
+def _throttled(rt: Runtime, rule: Rule, channel: str, now: datetime) -> str | None:
+    """``throttled by max_alerts`` when a rule or channel cap is used up, else None."""
+    for limit, per_rule in limits_for(rule, rt.settings, channel):
+        since = now - timedelta(seconds=limit.per_s)
+        queued = sql.count_alerts_since(rt.store, channel, since, rule.id if per_rule else None)
+        if is_over_limit(limit, queued):
+            return sql.THROTTLED
+    return None
+
+
+def _summarise_held_back(rt: Runtime, channel: str, alert_id: int) -> None:
+    """Attach the channel's throttled, not yet summarised alerts to an allowed alert."""
+    held = [a.id for a in sql.held_back(rt.store, channel) if a.id != alert_id]
+    sql.mark_summarised(rt.store, held, alert_id)
+
+
+def _queue_digest(
+    rt: Runtime, rule: Rule, channel: str, item: StoredItem, now: datetime
+) -> AlertStatus | None:
+    """Add the item to the rule's open digest on this channel, or open a new one."""
+    store = rt.store
+    sent = sql.alert_with_story(store, rule.id, channel, item.story_id, "digest")
+    if sent is not None and item.id in sent.item_ids:
+        return None
+    if sent is not None and sent.status is not AlertStatus.PENDING:
+        return _add(rt, rule, channel, item, f"duplicate of alert {sent.id}", now)
+    digest = sent or sql.open_digest(store, rule.id, channel, now)
+    if digest is not None:
+        store.add_alert_item(digest.id, item.id)
+        return None
+    throttled = _throttled(rt, rule, channel, now)
+    if throttled:
+        return _add(rt, rule, channel, item, throttled, now)
+    assert rule.digest_s is not None
+    due = now + timedelta(seconds=rule.digest_s)
+    alert_id = store.add_alert(
+        rule_id=rule.id,
+        channel=channel,
+        item_ids=[item.id],
+        status=AlertStatus.PENDING,
+        now=now,
+        kind="digest",
+        next_attempt_at=due,
+    )
+    sql.set_retry_from(store, alert_id, due)
+    _summarise_held_back(rt, channel, alert_id)
+    return AlertStatus.PENDING
+
+
+def _queue_threshold(
+    rt: Runtime, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
+) -> AlertStatus | None:
+    """A volume rule alerts once when its count is reached within the window."""
+    threshold = rule.threshold
+    assert threshold is not None
+    if reason is not None:
+        return _add(rt, rule, channel, item, reason, now)
+    store = rt.store
+    since = now - timedelta(seconds=threshold.within_s)
+    last = sql.last_alert_of_kind(store, rule.id, channel, "threshold")
+    if last is not None and last.created_at > since:
+        if last.status is AlertStatus.PENDING and item.id not in last.item_ids:
+            store.add_alert_item(last.id, item.id)
+        return None
+    hits = sql.matches_since(store, rule.id, since)
+    if not threshold_reached(threshold, hits):
+        return None
+    store.add_alert(
+        rule_id=rule.id,
+        channel=channel,
+        item_ids=[item_id for item_id, _ in hits],
+        status=AlertStatus.PENDING,
+        now=now,
+        kind="threshold",
+    )
+    return AlertStatus.PENDING

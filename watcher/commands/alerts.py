@@ -1,15 +1,22 @@
-"""``watcher alerts``: list alerts from the outbox."""
+"""``watcher alerts``: list alerts from the outbox; ``watcher alerts retry`` sends failed ones."""
 
 from __future__ import annotations
 
+import sys
+from dataclasses import asdict
 from datetime import datetime
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option
+from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, plural
 from watcher.commands.table import print_table
+from watcher.delivery import DeliveryReport, deliver_pending
+from watcher.exceptions import LockedError
+from watcher.lock import hold_lock
+from watcher.runtime import open_runtime
 from watcher.store import Store
-from watcher.types import AlertStatus
+from watcher.store.outbox import requeue_failed
+from watcher.types import AlertStatus, Settings
 
 
 @cli.group(invoke_without_command=True)
@@ -82,3 +89,64 @@ def alerts(ctx: click.Context, status: str | None, rule_id: str | None, limit: i
 
 def _iso(when: datetime | None) -> str | None:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+
+
+@alerts.command()
+@click.argument("ids", nargs=-1, type=int, metavar="[ID]...")
+@json_option
+@click.pass_obj
+@handle_errors
+def retry(obj: Context, ids: tuple[int, ...]) -> None:
+    """Send failed alerts again (all, or the ids given), with a fresh retry deadline.
+
+    While the daemon runs, the alerts are put back in its queue and it sends them.
+
+    \b
+    Examples:
+      watcher alerts retry
+      watcher alerts retry 12 15
+    """
+    settings = obj.settings()
+    requeued, report = _requeue_and_send(settings, list(ids) or None)
+    if obj.json:
+        emit_json({"requeued": requeued, "delivery": asdict(report) if report else None})
+    else:
+        _print_retry(requeued, report, ids)
+    if report is not None and report.bugs:
+        sys.exit(3)
+
+
+def _requeue_and_send(
+    settings: Settings, ids: list[int] | None
+) -> tuple[list[int], DeliveryReport | None]:
+    """Requeue, then deliver now; only requeue when another process holds the lock."""
+    now = now_utc()
+    try:
+        with hold_lock(settings.database, "alerts retry"):
+            rt = open_runtime(settings)
+            try:
+                requeued = requeue_failed(rt.store, ids, now)
+                return requeued, deliver_pending(rt, now, requeued) if requeued else None
+            finally:
+                rt.store.close()
+    except LockedError:
+        with Store(settings.database) as store:
+            return requeue_failed(store, ids, now), None
+
+
+def _print_retry(requeued: list[int], report: DeliveryReport | None, ids: tuple[int, ...]) -> None:
+    missing = sorted(set(ids) - set(requeued))
+    if missing:
+        click.echo(f"not failed, left alone: {', '.join(map(str, missing))}", err=True)
+    if not requeued:
+        click.echo("no failed alerts to retry")
+        return
+    if report is None:
+        click.echo(f"requeued {plural(len(requeued), 'alert')}; the running daemon will send them")
+        return
+    line = f"retried {plural(len(requeued), 'alert')}: {report.sent} sent"
+    if report.retrying or report.deferred:
+        line += f", {report.retrying + report.deferred} to retry later"
+    if report.failed:
+        line += f", {report.failed} failed again (see `watcher alerts --status failed`)"
+    click.echo(line)

@@ -1,0 +1,80 @@
+"""``watcher channels``: list the configured channels and send a test alert through one."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from watcher.alerts import make_channel
+from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
+from watcher.delivery import sample_message
+from watcher.exceptions import ConfigError, DeliveryError
+from watcher.store import Store
+
+
+@cli.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+@handle_errors
+def channels(ctx: click.Context) -> None:
+    """List the configured channels (secrets masked).
+
+    \b
+    Examples:
+      watcher channels
+      watcher channels test analysts
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: Context = ctx.obj
+    settings = obj.settings()
+    shown = [
+        {"name": name, "type": cfg.type, "describe": make_channel(cfg, "").describe()}
+        for name, cfg in settings.channels.items()
+    ]
+    if obj.json:
+        emit_json(shown)
+        return
+    for entry in shown:
+        click.echo(entry["describe"])
+    if not shown:
+        click.echo("no channels configured")
+
+
+@channels.command("test")
+@click.argument("name")
+@json_option
+@click.pass_obj
+@handle_errors
+def test_channel(obj: Context, name: str) -> None:
+    """Send a test alert through one channel and report the outcome (exit 1 on failure).
+
+    \b
+    Example:
+      watcher channels test ops-hook
+    """
+    settings = obj.settings()
+    config = settings.channels.get(name)
+    if config is None:
+        known = ", ".join(settings.channels) or "none"
+        raise ConfigError(f"no channel named {name!r} in the config (channels: {known})")
+    with Store(settings.database) as store:
+        channel = make_channel(config, store.instance_id())
+    message = sample_message(name, now_utc(), settings.display_timezone)
+    try:
+        channel.send(message)
+    except DeliveryError as e:
+        kind = "permanent" if e.permanent else "transient"
+        _report(obj, name, channel.describe(), False, f"{e.message} ({kind})")
+        sys.exit(1)
+    _report(obj, name, channel.describe(), True, None)
+
+
+def _report(obj: Context, name: str, described: str, ok: bool, error: str | None) -> None:
+    if obj.json:
+        emit_json({"channel": name, "describe": described, "ok": ok, "error": error})
+    elif ok:
+        click.echo(f"sent a test alert through {described}")
+    else:
+        click.echo(f"error: test alert not delivered through {described}: {error}", err=True)

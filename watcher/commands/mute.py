@@ -1,0 +1,117 @@
+"""``watcher mute`` and ``watcher unmute``: silence a rule or a feed for a while.
+
+A muted rule's or feed's matches are still recorded; their alerts are ``suppressed``
+with reason ``muted``. Mutes live in the database, so the daemon sees them at once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+
+from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
+from watcher.commands.table import print_table
+from watcher.config import parse_duration
+from watcher.exceptions import ConfigError
+from watcher.outbox import MUTES_STATE
+from watcher.policy import live_mutes, mute_key
+from watcher.rules.load import load_rules
+from watcher.store import Store
+from watcher.store.rows import to_text
+from watcher.types import Settings
+
+
+@cli.command()
+@click.argument("target", required=False)
+@click.option("--for", "duration", metavar="DURATION", help="How long, e.g. 30m, 2h, 1d.")
+@json_option
+@click.pass_obj
+@handle_errors
+def mute(obj: Context, target: str | None, duration: str | None) -> None:
+    """Silence a rule or a feed for a while; without arguments, list the mutes.
+
+    TARGET is a rule id or a feed name (``rule:ID`` or ``feed:NAME`` when both exist).
+
+    \b
+    Examples:
+      watcher mute nk-troops-kursk --for 2h
+      watcher mute feed:example-world --for 1d
+      watcher mute
+    """
+    settings = obj.settings()
+    now = now_utc()
+    with Store(settings.database) as store:
+        mutes = live_mutes(store.get_state(MUTES_STATE) or {}, now)
+        if target is None:
+            _show(obj, mutes)
+            return
+        if duration is None:
+            raise click.UsageError("--for is required, e.g. --for 2h")
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--for") from e
+        key = _resolve(settings, store, target)
+        mutes[key] = to_text(now + timedelta(seconds=seconds))
+        store.set_state(MUTES_STATE, mutes)
+    if obj.json:
+        emit_json({"muted": key, "until": mutes[key]})
+    else:
+        click.echo(f"muted {key.replace(':', ' ', 1)} until {mutes[key]}")
+
+
+@cli.command()
+@click.argument("target")
+@click.pass_obj
+@handle_errors
+def unmute(obj: Context, target: str) -> None:
+    """End a mute early.
+
+    \b
+    Example:
+      watcher unmute nk-troops-kursk
+    """
+    settings = obj.settings()
+    now = now_utc()
+    with Store(settings.database) as store:
+        mutes = live_mutes(store.get_state(MUTES_STATE) or {}, now)
+        keys = [target] if ":" in target else [mute_key("rule", target), mute_key("feed", target)]
+        found = [k for k in keys if k in mutes]
+        if not found:
+            raise ConfigError(f"{target} is not muted")
+        for key in found:
+            del mutes[key]
+        store.set_state(MUTES_STATE, mutes)
+    click.echo("unmuted " + ", ".join(k.replace(":", " ", 1) for k in found))
+
+
+def _resolve(settings: Settings, store: Store, target: str) -> str:
+    """``rule:ID`` or ``feed:NAME`` for a target; ConfigError when it names neither."""
+    kind, _, name = target.partition(":")
+    if kind in ("rule", "feed") and name:
+        candidates = [(kind, name)]
+    else:
+        candidates, name = [("rule", target), ("feed", target)], target
+    rules = {r.id for r in load_rules(list(settings.rules), channels=list(settings.channels))}
+    feeds = {f.name for f in settings.feeds if f.name}
+    found = [
+        k
+        for k, n in candidates
+        if (k == "rule" and n in rules)
+        or (k == "feed" and (n in feeds or store.feed_by_name(n) is not None))
+    ]
+    if not found:
+        raise ConfigError(f"no rule or feed named {name!r}")
+    if len(found) > 1:
+        raise ConfigError(f"{name!r} is both a rule and a feed: write rule:{name} or feed:{name}")
+    return mute_key(found[0], name)
+
+
+def _show(obj: Context, mutes: dict[str, str]) -> None:
+    if obj.json:
+        emit_json([{"target": k, "until": v} for k, v in sorted(mutes.items())])
+    elif not mutes:
+        click.echo("nothing is muted")
+    else:
+        print_table(["muted", "until"], [[k, v] for k, v in sorted(mutes.items())])

@@ -1,0 +1,156 @@
+"""SQL for alert policy and delivery: digests, throttles, thresholds, retries; decides nothing.
+
+Functions take a :class:`~watcher.store.Store` and use its connection, so they run in
+the caller's transaction. Times are passed in; nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from watcher.store import Store
+from watcher.store.rows import alert_from_row, encode_json, from_text, to_text
+from watcher.types import Alert
+
+THROTTLED = "throttled by max_alerts"
+SUMMARISED = "throttled by max_alerts; summarised in alert "
+
+
+def _alerts(store: Store, sql: str, params: Sequence[Any]) -> list[Alert]:
+    return [alert_from_row(r) for r in store.db.query(sql, list(params))]
+
+
+# --- deadlines and retries ---------------------------------------------------------------
+
+
+def retry_from(store: Store, alert_id: int) -> datetime | None:
+    """When the alert's give-up deadline starts, if not at its creation."""
+    row = store.db.execute(
+        "SELECT retry_from FROM _alert_meta WHERE alert_id = ?", [alert_id]
+    ).fetchone()
+    return None if row is None else from_text(row[0])
+
+
+def set_retry_from(store: Store, alert_id: int, at: datetime) -> None:
+    store.db.execute(
+        "UPDATE _alert_meta SET retry_from = ? WHERE alert_id = ?", [to_text(at), alert_id]
+    )
+
+
+def requeue_failed(store: Store, alert_ids: Sequence[int] | None, now: datetime) -> list[int]:
+    """Make failed alerts (all, or those listed) pending again with a fresh deadline."""
+    with store.transaction():
+        ids = [
+            int(r["id"])
+            for r in store.db.query(
+                "SELECT id FROM alerts WHERE status = 'failed'"
+                " AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids))) ORDER BY id",
+                {"ids": None if alert_ids is None else encode_json(list(alert_ids))},
+            )
+        ]
+        for alert_id in ids:
+            store.db.execute(
+                "UPDATE alerts SET status = 'pending', next_attempt_at = NULL WHERE id = ?",
+                [alert_id],
+            )
+            set_retry_from(store, alert_id, now)
+    return ids
+
+
+# --- digests -----------------------------------------------------------------------------
+
+
+def open_digest(store: Store, rule_id: str, channel: str, now: datetime) -> Alert | None:
+    """The digest of this rule and channel still collecting items (not yet due)."""
+    rows = _alerts(
+        store,
+        "SELECT alerts.* FROM alerts JOIN _alert_meta m ON m.alert_id = alerts.id"
+        " WHERE m.kind = 'digest' AND m.rule_id = ? AND m.channel = ?"
+        " AND alerts.status = 'pending' AND alerts.attempts = 0"
+        " AND alerts.next_attempt_at > ? ORDER BY alerts.id DESC LIMIT 1",
+        [rule_id, channel, to_text(now)],
+    )
+    return rows[0] if rows else None
+
+
+def alert_with_story(
+    store: Store, rule_id: str, channel: str, story_id: int, kind: str
+) -> Alert | None:
+    """A live alert of ``kind`` for this rule and channel holding an item of the story."""
+    rows = _alerts(
+        store,
+        "SELECT alerts.* FROM alerts JOIN _alert_meta m ON m.alert_id = alerts.id"
+        " WHERE m.kind = ? AND m.rule_id = ? AND m.channel = ? AND m.live = 1"
+        " AND EXISTS (SELECT 1 FROM json_each(alerts.item_ids) j JOIN items i ON i.id = j.value"
+        " WHERE i.story_id = ?) ORDER BY alerts.id LIMIT 1",
+        [kind, rule_id, channel, story_id],
+    )
+    return rows[0] if rows else None
+
+
+# --- throttles ---------------------------------------------------------------------------
+
+
+def count_alerts_since(
+    store: Store, channel: str, since: datetime, rule_id: str | None = None
+) -> int:
+    """Alerts queued to be sent (not suppressed) on a channel since ``since``; health excluded."""
+    return int(
+        store.db.execute(
+            "SELECT count(*) FROM alerts WHERE channel = ? AND status != 'suppressed'"
+            " AND created_at > ? AND rule_id != 'health' AND (? IS NULL OR rule_id = ?)",
+            [channel, to_text(since), rule_id, rule_id],
+        ).fetchone()[0]
+    )
+
+
+def held_back(store: Store, channel: str) -> list[Alert]:
+    """Throttled alerts of a channel not yet summarised in a later alert, oldest first."""
+    return _alerts(
+        store,
+        "SELECT * FROM alerts WHERE channel = ? AND status = 'suppressed' AND reason = ?"
+        " ORDER BY id",
+        [channel, THROTTLED],
+    )
+
+
+def mark_summarised(store: Store, alert_ids: Sequence[int], into: int) -> None:
+    for alert_id in alert_ids:
+        store.db.execute(
+            "UPDATE alerts SET reason = ? WHERE id = ?", [f"{SUMMARISED}{into}", alert_id]
+        )
+
+
+def summarised_in(store: Store, alert_id: int) -> list[Alert]:
+    """The throttled alerts whose items the given alert carries as a summary."""
+    return _alerts(
+        store,
+        "SELECT * FROM alerts WHERE status = 'suppressed' AND reason = ? ORDER BY id",
+        [f"{SUMMARISED}{alert_id}"],
+    )
+
+
+# --- volume rules --------------------------------------------------------------------------
+
+
+def matches_since(store: Store, rule_id: str, since: datetime) -> list[tuple[int, int]]:
+    """(item id, feed id) of every item the rule matched since ``since``, oldest first."""
+    rows = store.db.execute(
+        "SELECT DISTINCT m.item_id, i.feed_id FROM matches m JOIN items i ON i.id = m.item_id"
+        " WHERE m.rule_id = ? AND m.matched_at > ? ORDER BY m.item_id",
+        [rule_id, to_text(since)],
+    ).fetchall()
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
+def last_alert_of_kind(store: Store, rule_id: str, channel: str, kind: str) -> Alert | None:
+    rows = _alerts(
+        store,
+        "SELECT alerts.* FROM alerts JOIN _alert_meta m ON m.alert_id = alerts.id"
+        " WHERE m.kind = ? AND m.rule_id = ? AND m.channel = ? AND m.live = 1"
+        " ORDER BY alerts.id DESC LIMIT 1",
+        [kind, rule_id, channel],
+    )
+    return rows[0] if rows else None
