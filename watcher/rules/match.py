@@ -8,6 +8,7 @@ anchor occurs in it (plus the few rules with no anchor, such as regex-only ones)
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,8 @@ class CompiledRule:
     language: str | None
     feed_names: frozenset[str]
     feed_tags: frozenset[str]
+    # Necessary condition: each clause needs one of its tokens somewhere in the item.
+    clauses: tuple[frozenset[str], ...] = ()
 
 
 def rule_condition(rule: Rule) -> Node:
@@ -134,7 +137,56 @@ def compile_rule(rule: Rule) -> CompiledRule:
         condition = _stem_node(condition, rule.stem)
     names = frozenset(f for f in rule.feeds if not f.startswith("tag:"))
     tags = frozenset(f[4:].casefold() for f in rule.feeds if f.startswith("tag:"))
-    return CompiledRule(rule, condition, rule.fields, rule.stem or None, names, tags)
+    clauses = tuple(sorted(set(required(condition)), key=len))
+    return CompiledRule(rule, condition, rule.fields, rule.stem or None, names, tags, clauses)
+
+
+# --- necessary token sets ------------------------------------------------------------------
+
+
+def required(node: Node) -> list[frozenset[str]]:
+    """Clauses that hold whenever ``node`` does: each lists tokens one of which must occur.
+
+    An item lacking every token of a clause cannot match, which a set test shows without
+    locating anything. A prefix ``drone*`` is held by an item with a token that starts so.
+    An empty list means nothing is known (a NOT, a regex).
+    """
+    if isinstance(node, Term):
+        return [frozenset({node.token})]
+    if isinstance(node, Prefix):
+        return [frozenset({node.prefix + "*"})]
+    if isinstance(node, Phrase):
+        return [_word_clause(word) for word in node.words]
+    if isinstance(node, And):
+        return [c for child in node.children for c in required(child)]
+    if isinstance(node, Or):
+        return _either(required(c) for c in node.children)
+    if isinstance(node, Scope):
+        return required(node.child)
+    if isinstance(node, Near):
+        return _either(map(required, node.left)) + _either(map(required, node.right))
+    return []
+
+
+def _word_clause(word: Word) -> frozenset[str]:
+    """Keys one of which occurs wherever ``word`` does: each alternative's first token.
+
+    A prefix is written ``drone*`` (no token holds a ``*``).
+    """
+    return frozenset(
+        tokens[0] + "*" if word.prefix and len(tokens) == 1 else tokens[0]
+        for tokens in word.alternatives
+    )
+
+
+def _either(options: Iterable[list[frozenset[str]]]) -> list[frozenset[str]]:
+    """One clause for an OR: the union of the narrowest clause of every branch."""
+    union: set[str] = set()
+    for clauses in options:
+        if not clauses:
+            return []
+        union |= min(clauses, key=len)
+    return [frozenset(union)]
 
 
 @dataclass
@@ -142,8 +194,8 @@ class _Index:
     """Rule positions by anchor: exact tokens and token pairs per language, and prefixes."""
 
     tokens: dict[str | None, dict[str, list[int]]] = field(default_factory=dict)
-    pairs: dict[str | None, dict[str, list[int]]] = field(default_factory=dict)
-    prefixes: dict[str, list[int]] = field(default_factory=dict)
+    pairs: dict[str | None, dict[tuple[str, str], list[int]]] = field(default_factory=dict)
+    prefixes: dict[str, list[int]] = field(default_factory=dict)  # prefix -> anchored rules
     always: list[int] = field(default_factory=list)
     automaton: ahocorasick.Automaton | None = None
 
@@ -154,16 +206,26 @@ class _Index:
         for kind, language, text in anchors:
             if kind == "p":
                 self.prefixes.setdefault(text, []).append(position)
+            elif kind == "t":
+                table = self.tokens.setdefault(language, {})
+                table.setdefault(text, []).append(position)
             else:
-                table = self.tokens if kind == "t" else self.pairs
-                table.setdefault(language, {}).setdefault(text, []).append(position)
+                first, second = text.split(" ")
+                pairs = self.pairs.setdefault(language, {})
+                pairs.setdefault((first, second), []).append(position)
 
-    def finish(self) -> None:
+    def finish(self, rules: Sequence[CompiledRule]) -> None:
+        """Build one automaton over every prefix that anchors or constrains a rule."""
+        for rule in rules:
+            for clause in rule.clauses:
+                for key in clause:
+                    if key.endswith("*"):
+                        self.prefixes.setdefault(key[:-1], [])
         if not self.prefixes:
             return
         automaton = ahocorasick.Automaton()
-        for prefix, positions in self.prefixes.items():
-            automaton.add_word(" " + prefix, tuple(positions))
+        for prefix in self.prefixes:
+            automaton.add_word(" " + prefix, prefix + "*")
         automaton.make_automaton()
         self.automaton = automaton
 
@@ -186,7 +248,7 @@ def compile_rules(rules: Sequence[Rule]) -> CompiledRules:
     index = _Index()
     for position, rule in enumerate(compiled):
         index.add(position, anchors(rule.condition, rule.language))
-    index.finish()
+    index.finish(compiled)
     return CompiledRules(compiled, index)
 
 
@@ -280,6 +342,9 @@ class _ItemText:
         self.tokens = {name: [tokenize(v) for v in vals] for name, vals in self.values.items()}
         self._stemmed: dict[tuple[str, str], list[list[str]]] = {}
         self._positions: dict[tuple[str, int, str | None], dict[str, list[int]]] = {}
+        self._sorted: dict[tuple[str, int], list[str]] = {}
+        self._pairs: dict[str | None, set[tuple[str, str]]] = {}
+        self.prefixes: set[str] = set()  # rule prefixes (``drone*``) found by ``candidates``
         self._spans: dict[tuple[object, str, str | None], list[Span]] = {}
         self._sets: dict[tuple[str, str | None], set[str]] = {}
 
@@ -296,6 +361,23 @@ class _ItemText:
             self._stemmed[key] = [STEMS.stem(language, tokens) for tokens in raw]
         return self._stemmed[key]
 
+    def token_set(self, language: str | None) -> set[str]:
+        """Every token of every field, in the language's stemmed form."""
+        key = ("", language)
+        found = self._sets.get(key)
+        if found is None:
+            found = self._sets[key] = set().union(*self.all_tokens(language))
+        return found
+
+    def pair_set(self, language: str | None) -> set[tuple[str, str]]:
+        """Every pair of adjacent tokens of every field value."""
+        found = self._pairs.get(language)
+        if found is None:
+            found = self._pairs[language] = set()
+            for tokens in self.all_tokens(language):
+                found.update(zip(tokens, tokens[1:]))  # noqa: B905
+        return found
+
     def has_token(self, name: str, language: str | None, token: str) -> bool:
         """Whether any value of field ``name`` holds ``token``, without locating it."""
         key = (name, language)
@@ -304,15 +386,24 @@ class _ItemText:
             found = self._sets[key] = set().union(*self.view(name, language))
         return token in found
 
-    def positions(self, name: str, index: int, language: str | None) -> dict[str, list[int]]:
+    def positions(self, name: str, index: int, language: str | None, token: str) -> list[int]:
+        """Where ``token`` occurs in one field value, found once by C-level list scans."""
         key = (name, index, language)
         table = self._positions.get(key)
         if table is None:
-            table = {}
-            for position, token in enumerate(self.view(name, language)[index]):
-                table.setdefault(token, []).append(position)
-            self._positions[key] = table
-        return table
+            table = self._positions[key] = {}
+        found = table.get(token)
+        if found is None:
+            found = table[token] = _occurrences(self.view(name, language)[index], token)
+        return found
+
+    def _distinct(self, name: str, index: int) -> list[str]:
+        """The value's distinct raw tokens, sorted, for prefix lookups by bisection."""
+        key = (name, index)
+        found = self._sorted.get(key)
+        if found is None:
+            found = self._sorted[key] = sorted(set(self.tokens[name][index]))
+        return found
 
     def spans(self, leaf: Leaf, name: str, language: str | None) -> list[Span]:
         key = (leaf, name, language)
@@ -324,7 +415,7 @@ class _ItemText:
     def _find(self, leaf: Leaf, name: str, language: str | None) -> Iterator[Span]:
         for index in range(len(self.tokens.get(name, ()))):
             if isinstance(leaf, Term):
-                for p in self.positions(name, index, language).get(leaf.token, ()):
+                for p in self.positions(name, index, language, leaf.token):
                     yield index, p, p + 1
             elif isinstance(leaf, Prefix):
                 for p in self._prefix_positions(name, index, leaf.prefix):
@@ -333,9 +424,13 @@ class _ItemText:
                 yield from self._phrase_spans(leaf, name, index, language)
 
     def _prefix_positions(self, name: str, index: int, prefix: str) -> list[int]:
-        table = self.positions(name, index, None)
-        found = [ps for token, ps in table.items() if token.startswith(prefix)]
-        return sorted(itertools.chain.from_iterable(found))
+        distinct = self._distinct(name, index)
+        found: list[int] = []
+        at = bisect.bisect_left(distinct, prefix)
+        while at < len(distinct) and distinct[at].startswith(prefix):
+            found.extend(self.positions(name, index, None, distinct[at]))
+            at += 1
+        return sorted(found)
 
     def _phrase_spans(
         self, phrase: Phrase, name: str, index: int, language: str | None
@@ -356,8 +451,19 @@ class _ItemText:
             if word.prefix and len(tokens) == 1:
                 starts.update(self._prefix_positions(name, index, tokens[0]))
             else:
-                starts.update(self.positions(name, index, language).get(tokens[0], ()))
+                starts.update(self.positions(name, index, language, tokens[0]))
         return starts
+
+
+def _occurrences(tokens: list[str], token: str) -> list[int]:
+    found: list[int] = []
+    at = -1
+    while True:
+        try:
+            at = tokens.index(token, at + 1)
+        except ValueError:
+            return found
+        found.append(at)
 
 
 def _extend(
@@ -514,27 +620,35 @@ def candidates(compiled: CompiledRules, text: _ItemText) -> list[int]:
     index = compiled.index
     found: set[int] = set(index.always)
     for language in index.languages():
-        values = list(text.all_tokens(language))
-        tokens = set().union(*values) if values else set()
-        table = index.tokens.get(language, {})
-        for token in _common(table, tokens):
-            found.update(table[token])
-        pairs_table = index.pairs.get(language)
-        if pairs_table:
-            pairs: set[str] = set()
-            for tokens_of_value in values:
-                pairs.update(map(" ".join, itertools.pairwise(tokens_of_value)))
-            for pair in _common(pairs_table, pairs):
-                found.update(pairs_table[pair])
+        tokens = text.token_set(language)
+        table = index.tokens.get(language)
+        if table:
+            for token in table.keys() & tokens:
+                found.update(table[token])
+        pairs = index.pairs.get(language)
+        if pairs:
+            for pair in pairs.keys() & text.pair_set(language):
+                found.update(pairs[pair])
     if index.automaton is not None:
-        raw = set().union(*text.all_tokens(None))
-        for _, positions in index.automaton.iter(" " + " ".join(raw)):
-            found.update(positions)
+        joined = " " + " ".join(text.token_set(None))
+        text.prefixes = {key for _, key in index.automaton.iter(joined)}
+        for key in text.prefixes:
+            positions = index.prefixes[key[:-1]]
+            if positions:
+                found.update(positions)
     return sorted(found)
 
 
-def _common(table: dict[str, list[int]], keys: set[str]) -> list[str]:
-    return [k for k in keys if k in table]
+def _may_match(rule: CompiledRule, text: _ItemText) -> bool:
+    """False when the item lacks every token of one of the rule's necessary clauses."""
+    if not rule.clauses:
+        return True
+    tokens = text.token_set(rule.language)
+    prefixes = text.prefixes
+    for clause in rule.clauses:
+        if clause.isdisjoint(tokens) and clause.isdisjoint(prefixes):
+            return False
+    return True
 
 
 def match_item(compiled: CompiledRules, item: MatchItem) -> list[Match]:
@@ -542,7 +656,10 @@ def match_item(compiled: CompiledRules, item: MatchItem) -> list[Match]:
     text = _ItemText(item)
     matches: list[Match] = []
     for position in candidates(compiled, text):
-        found = evaluate_rule(compiled.rules[position], item, text)
+        rule = compiled.rules[position]
+        if not _may_match(rule, text):
+            continue
+        found = evaluate_rule(rule, item, text)
         if found is not None:
             matches.append(found)
     return matches
