@@ -1,0 +1,336 @@
+"""Full-text search: the query translation, agreement with rule matching, and the command."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.feedgen import Entry, rss
+from tests.servers import FeedServer
+from watcher.cli import cli
+from watcher.rules.match import compile_rules, match_item
+from watcher.search import SearchQueryError, translate_query
+from watcher.store import Store
+from watcher.store.search import MARK_END, MARK_START, SearchFilters, search_items
+from watcher.types import MatchItem, ParsedItem, Rule
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+# --- translation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "fts"),
+    [
+        ("Kursk", '"kursk"'),
+        ("drone*", '"drone"*'),
+        ('"North Korean troops"', '"north" + "korean" + "troops"'),
+        ("fiber-optic", '("fiber" + "optic" OR "fiberoptic")'),
+        ("Korean NEAR/3 Kursk", 'NEAR("korean" "kursk", 2)'),
+        ("a NEAR b", 'NEAR("a" "b", 9)'),
+        ("a OR b", '("a" OR "b")'),
+        ("a b", '("a" AND "b")'),
+        ("a -b", '("a") NOT ("b")'),
+        ("a NOT title:b", '("a") NOT ({title} : "b")'),
+        ("title:(a OR b)", '({title} : "a" OR {title} : "b")'),
+        ("summary:a content:b", '({summary_text} : "a" AND {content_text} : "b")'),
+        ("text:a", '"a"'),
+        ("Straße", '"strasse"'),
+        ("Österreich", '"osterreich"'),
+        ("x'; DROP TABLE items", '("x" AND "drop" AND "table" AND "items")'),
+    ],
+)
+def test_queries_become_quoted_fts5_expressions(query: str, fts: str) -> None:
+    assert translate_query(query).fts == fts
+
+
+@pytest.mark.parametrize(
+    ("query", "message", "column"),
+    [
+        ('Kursk "North', "unbalanced quote", 7),
+        ("(a OR b", "unbalanced parenthesis", 1),
+        ("a OR", "OR needs a condition on its right", 3),
+        ("NOT a", "only NOT", 1),
+        ("a /dro+ne/", "search cannot run a /regex/", 3),
+        ("a feed:kyiv", "search cannot look in feed:", 3),
+        ("author:smith", "search cannot look in author:", 1),
+        ("Title:x", "did you mean 'title'?", 1),
+        ("a NEAR/0 b", "NEAR/ needs a whole number", 3),
+        ("", "empty query", None),
+        ("Robert'); DROP TABLE items; --", "unbalanced parenthesis", 8),
+    ],
+)
+def test_query_errors_name_the_column(query: str, message: str, column: int | None) -> None:
+    with pytest.raises(SearchQueryError) as caught:
+        translate_query(query)
+    assert message in str(caught.value)
+    assert caught.value.column == column
+    assert str(caught.value).startswith("query: ")
+    if column:
+        assert str(caught.value).endswith(f"at column {column}")
+
+
+QUERY_PIECES = [
+    "kursk", "drone*", '"north korean"', "fiber-optic", "(", ")", "AND", "OR", "NOT", "-",
+    "NEAR", "NEAR/2", "title:", "content:", "summary:", '"', "x*y", "é", "10:30", "{", "}",
+    "^", "+", ":", "'", "*", "NEAR/0", "feed:", "/re/", "«a»", "\\",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.lists(st.sampled_from(QUERY_PIECES), min_size=1, max_size=8).map(" ".join),
+    )
+)
+def test_any_text_is_a_clear_error_or_a_query_sqlite_accepts(text: str) -> None:
+    try:
+        query = translate_query(text)
+    except SearchQueryError as error:
+        assert str(error).startswith("query: ")
+        return
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(title, summary_text, content_text)")
+    db.execute("INSERT INTO t VALUES ('kursk drone', 'north korean', 'fiber optic')")
+    db.execute("SELECT rowid FROM t WHERE t MATCH ?", [query.fts]).fetchall()  # no error
+
+
+# --- search agrees with rule matching ------------------------------------------------------
+
+WORDS = ["kursk", "drone", "drones", "korean", "north", "troops", "fiber", "optic", "kyiv"]
+PLANTED = ["North Korean troops", "fiber-optic drones", "Korean troops in Kursk", "FiberOptic"]
+JOINS = [" ", " ", " ", "-", ", ", ". ", " the "]
+
+
+def _text(rng: random.Random, count: int) -> str:
+    pieces = [rng.choice(PLANTED if rng.random() < 0.15 else WORDS) for _ in range(count)]
+    out = pieces[0]
+    for piece in pieces[1:]:
+        out += rng.choice(JOINS) + piece
+    return out
+
+
+Corpus = tuple[Store, dict[int, MatchItem]]
+
+
+@pytest.fixture(scope="module")
+def corpus(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Store, dict[int, MatchItem]]]:
+    store = Store(tmp_path_factory.mktemp("corpus") / "w.db")
+    feed = store.add_feed("https://example.org/f.xml", name="wire", now=NOW)
+    rng = random.Random(4)
+    items: dict[int, MatchItem] = {}
+    for n in range(120):
+        title, summary, content = _text(rng, 3), _text(rng, 6), _text(rng, 8)
+        parsed = ParsedItem(guid=str(n), title=title, summary_text=summary, content_text=content)
+        stored = store.upsert_item(feed.id, parsed, NOW)
+        fields = {"title": (title,), "summary": (summary,), "content": (content,)}
+        items[stored.id] = MatchItem(fields=fields, feed_name="wire")
+    yield store, items
+    store.close()
+
+
+def _rule_ids(items: dict[int, MatchItem], query: str) -> set[int]:
+    compiled = compile_rules([Rule(id="q", file="t.yaml", query=query)])
+    return {i for i, item in items.items() if match_item(compiled, item)}
+
+
+def _search_ids(store: Store, query: str) -> set[int]:
+    hits = search_items(store, translate_query(query).fts, SearchFilters(limit=1000))
+    return {h.id for h in hits}
+
+
+AGREEING_QUERIES = [
+    "kursk",
+    "drone*",
+    "dro*",
+    '"north korean troops"',
+    '"korean troops" kursk',
+    "fiber-optic",
+    '"fiber-optic drone*"',
+    "kursk OR kyiv",
+    "kursk -drones",
+    "title:kursk",
+    "title:(kursk OR kyiv) content:drone*",
+    "drones NOT title:drones",
+    "korean NEAR/1 troops",
+    "korean NEAR/3 kursk",
+    "(kyiv OR kursk) NEAR/2 drone*",
+    '"north korean" NEAR/4 (troops OR drones)',
+]
+
+
+@pytest.mark.parametrize("query", AGREEING_QUERIES)
+def test_search_finds_exactly_what_a_rule_with_the_query_matches(
+    corpus: Corpus, query: str
+) -> None:
+    store, items = corpus
+    expected = _rule_ids(items, query)
+    assert expected, "the corpus should hold matches for every query"
+    assert _search_ids(store, query) == expected
+
+
+SIMPLE = st.sampled_from(["kursk", "drone*", "korean", '"north korean"', "fiber-optic", "kyiv"])
+
+
+def _combined(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.tuples(children, children).map(lambda p: f"({p[0]} OR {p[1]})"),
+        st.tuples(children, children).map(lambda p: f"({p[0]} {p[1]})"),
+        st.tuples(children, children).map(lambda p: f"({p[0]} -{p[1]})"),
+        children.map(lambda c: f"title:({c})"),
+        children.map(lambda c: f"content:({c})"),
+    )
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.recursive(SIMPLE, _combined, max_leaves=5))
+def test_random_boolean_queries_agree_with_rules(corpus: Corpus, query: str) -> None:
+    store, items = corpus
+    assert _search_ids(store, query) == _rule_ids(items, query)
+
+
+# --- ranking and filters -------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "w.db") as opened:
+        yield opened
+
+
+def _add(store: Store, feed: str, guid: str, title: str, body: str = "", days_ago: int = 0) -> int:
+    found = store.feed_by_name(feed)
+    feed_id = found.id if found else store.add_feed(f"https://{feed}.org/f", name=feed, now=NOW).id
+    published = NOW - timedelta(days=days_ago)
+    item = ParsedItem(guid=guid, title=title, summary_text=body, published_at=published)
+    return store.upsert_item(feed_id, item, NOW).id
+
+
+def _ids(store: Store, query: str, **filters: object) -> list[int]:
+    hits = search_items(store, translate_query(query).fts, SearchFilters(**filters))  # type: ignore[arg-type]
+    return [h.id for h in hits]
+
+
+def test_a_title_hit_ranks_above_a_body_hit_and_ties_go_to_the_newest(store: Store) -> None:
+    body_old = _add(store, "a", "1", "Weather report", "snow in kursk today", days_ago=3)
+    title_hit = _add(store, "a", "2", "Kursk offensive", "troops advance", days_ago=5)
+    body_new = _add(store, "a", "3", "Weather report", "snow in kursk today", days_ago=1)
+    _add(store, "a", "4", "Unrelated", "markets")
+    assert _ids(store, "kursk") == [title_hit, body_new, body_old]
+
+
+def test_filters_since_feed_rule_and_limit(store: Store) -> None:
+    old = _add(store, "wire", "1", "Kursk old", days_ago=10)
+    new = _add(store, "wire", "2", "Kursk new", days_ago=1)
+    other = _add(store, "other", "3", "Kursk other", days_ago=1)
+    store.db.execute(
+        "INSERT INTO matches (item_id, rule_id, terms, matched_at) VALUES (?, 'r', '[]', ?)",
+        [old, "2026-03-01T00:00:00Z"],
+    )
+    assert set(_ids(store, "kursk")) == {old, new, other}
+    assert set(_ids(store, "kursk", since=NOW - timedelta(days=7))) == {new, other}
+    assert set(_ids(store, "kursk", feeds=("wire",))) == {old, new}
+    assert _ids(store, "kursk", rule_id="r") == [old]
+    assert len(_ids(store, "kursk", limit=2)) == 2
+
+
+def test_hits_carry_highlighted_title_snippet_and_rules(store: Store) -> None:
+    item_id = _add(
+        store, "wire", "1", "North Korean troops in Kursk", "Reports of troops near Kursk"
+    )
+    store.db.execute(
+        "INSERT INTO matches (item_id, rule_id, terms, matched_at) VALUES (?, 'nk', '[]', ?)",
+        [item_id, "2026-03-01T00:00:00Z"],
+    )
+    (hit,) = search_items(store, translate_query("kursk").fts, SearchFilters())
+    assert hit.title == f"North Korean troops in {MARK_START}Kursk{MARK_END}"
+    assert f"{MARK_START}Kursk{MARK_END}" in hit.snippet
+    assert hit.rules == ("nk",) and hit.feed == "wire"
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def project(tmp_path: Path, feed_server: FeedServer) -> Path:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(
+        "- id: nk-troops-kursk\n  any: ['North Korean troops']\n  all: [Kursk]\n"
+    )
+    now = datetime.now(UTC)
+    month_ago = now - timedelta(days=30)
+    feed_server.set(
+        "/f.xml",
+        rss(
+            [
+                Entry("1", "North Korean troops reach Kursk", "Fights near Kursk", published=now),
+                Entry("2", "Kursk weather", "Snow expected in the region", published=now),
+                Entry("3", "Old Kursk story", "From last month", published=month_ago),
+                Entry("4", "Markets rally", "Nothing about the war", published=now),
+            ]
+        ),
+    )
+    (tmp_path / "watcher.yaml").write_text(
+        f"database: w.db\nrules: rules/\nfeeds:\n  - url: {feed_server.url('/f.xml')}\n"
+        "    name: wire\n    first_poll_alerts: none\n"
+        "channels:\n  files: {type: eml, dir: outbox}\n"
+    )
+    assert _run(tmp_path, "poll", "--all")[0] == 0
+    return tmp_path
+
+
+def _run(project: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["--config", str(project / "watcher.yaml"), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_search_command_prints_a_table_with_marked_snippets(project: Path) -> None:
+    code, out, _ = _run(project, "search", "kursk", "--since", "7d")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["published", "feed", "title"]
+    assert "wire  North Korean troops reach **Kursk**" in out
+    assert "matched: nk-troops-kursk" in out
+    assert "Old Kursk story" not in out and "Markets" not in out
+    assert out.rstrip().endswith("2 items")
+
+
+def test_search_command_json_and_csv(project: Path) -> None:
+    code, out, _ = _run(project, "search", "kursk", "--rule", "nk-troops-kursk", "--json")
+    assert code == 0
+    (hit,) = json.loads(out)
+    assert hit["title"] == "North Korean troops reach Kursk"
+    assert hit["rules"] == ["nk-troops-kursk"] and hit["feed"] == "wire"
+    assert "**Kursk**" in hit["snippet"] and hit["published_at"].endswith("Z")
+    code, out, _ = _run(project, "search", "kursk", "--csv", "--limit", "2")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 2
+    assert rows[0]["title"] == "North Korean troops reach Kursk" and rows[0]["feed"] == "wire"
+
+
+def test_search_command_errors_are_one_line(project: Path) -> None:
+    code, out, err = _run(project, "search", 'Kursk "North')
+    assert code == 1 and out == ""
+    assert err == "error: query: unbalanced quote at column 7\n"
+    code, _, err = _run(project, "search", "kursk", "--feed", "nope")
+    assert code == 2 and "no such feed: nope" in err
+    code, _, err = _run(project, "search", "kursk", "--since", "soon")
+    assert code == 1 and "--since" in err
+    code, out, _ = _run(project, "search", "zebra")
+    assert code == 0 and "no items found" in out

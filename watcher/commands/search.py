@@ -1,0 +1,171 @@
+"""``watcher search``: full-text search of the archive; the SQL lives in store/search.py.
+
+Output: a table with highlighted titles and snippets on a terminal (bold), or ``--json``
+and ``--csv`` with the matched words marked ``**like this**``.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import datetime, timedelta
+
+import click
+
+from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
+from watcher.config import parse_duration
+from watcher.exceptions import ConfigError, Problem
+from watcher.search import SearchQuery, SearchQueryError, translate_query
+from watcher.store import Store
+from watcher.store.search import (
+    MARK_END,
+    MARK_START,
+    SearchFilters,
+    SearchHit,
+    feed_names,
+    search_items,
+)
+
+FEED_WIDTH = 24
+CSV_COLUMNS = ("id", "published_at", "feed", "title", "link", "rules", "snippet")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--since", metavar="DURATION", help="Only items published within this (7d, 12h).")
+@click.option("--feed", "feeds", multiple=True, metavar="NAME", help="Only this feed (repeatable).")
+@click.option("--rule", "rule_id", metavar="ID", help="Only items this rule matched.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--csv", "as_csv", is_flag=True, help="CSV output (one row per item).")
+@json_option
+@click.pass_obj
+@handle_errors
+def search(
+    obj: Context,
+    query: str,
+    since: str | None,
+    feeds: tuple[str, ...],
+    rule_id: str | None,
+    limit: int,
+    as_csv: bool,
+) -> None:
+    """Search stored items with the rule query syntax, best matches first.
+
+    Words, "phrases", prefix*, AND/OR/NOT (or -word), NEAR/n and the scopes
+    title:, summary:, content: work as in rules; a /regex/ does not.
+
+    \b
+    Examples:
+      watcher search 'Kursk "North Korean"' --since 7d
+      watcher search 'drone* NEAR/5 fiber' --feed kyiv-independent --csv > drones.csv
+      watcher search kursk --rule nk-troops-kursk --json
+    """
+    translated = _translate(query)
+    filters = SearchFilters(_since(since), feeds, rule_id, limit)
+    store = Store(obj.settings().database)
+    try:
+        _check_feeds(store, feeds)
+        hits = search_items(store, translated.fts, filters)
+    finally:
+        store.close()
+    if obj.json:
+        emit_json([_hit_dict(h) for h in hits])
+    elif as_csv:
+        _write_csv(hits)
+    else:
+        _print_hits(hits)
+
+
+def _translate(query: str) -> SearchQuery:
+    try:
+        return translate_query(query)
+    except SearchQueryError as error:
+        if error.column and sys.stderr.isatty():
+            click.echo(f"error: {error}", err=True)
+            click.echo(f"  {error.text}\n  {' ' * (error.column - 1)}^", err=True)
+            sys.exit(1)
+        raise
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return now_utc() - timedelta(seconds=parse_duration(text))
+    except ValueError as error:
+        raise ConfigError(Problem(file="", message=f"--since: {error}")) from None
+
+
+def _check_feeds(store: Store, names: tuple[str, ...]) -> None:
+    unknown = sorted(set(names) - feed_names(store, names))
+    if unknown:
+        raise click.BadParameter(f"no such feed: {', '.join(unknown)}", param_hint="--feed")
+
+
+# --- output --------------------------------------------------------------------------------
+
+
+def marked(text: str, start: str = "**", end: str = "**") -> str:
+    """Replace the search marks with ``start``/``end`` (``**`` for text output)."""
+    return text.replace(MARK_START, start).replace(MARK_END, end)
+
+
+def _hit_dict(hit: SearchHit) -> dict[str, object]:
+    return {
+        "id": hit.id,
+        "feed": hit.feed,
+        "title": marked(hit.title, "", ""),
+        "title_marked": marked(hit.title),
+        "link": hit.link,
+        "published_at": _iso(hit.published_at),
+        "first_seen_at": _iso(hit.first_seen_at),
+        "rules": list(hit.rules),
+        "snippet": marked(hit.snippet),
+        "score": round(hit.score, 4),
+    }
+
+
+def _write_csv(hits: list[SearchHit]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for hit in hits:
+        row = _hit_dict(hit)
+        row["rules"] = " ".join(hit.rules)
+        writer.writerow([row[c] for c in CSV_COLUMNS])
+
+
+def _print_hits(hits: list[SearchHit]) -> None:
+    """A table of date, feed and title; under each row its link, rules and snippet."""
+    if not hits:
+        click.echo("no items found")
+        return
+    bold = sys.stdout.isatty()
+    width = min(FEED_WIDTH, max(len(h.feed) for h in hits))
+    click.echo(f"{'published':<16}  {'feed':<{width}}  title")
+    for hit in hits:
+        when = (_iso(hit.published_at or hit.first_seen_at) or "")[:16].replace("T", " ")
+        feed = hit.feed if len(hit.feed) <= width else hit.feed[: width - 1] + "…"
+        click.echo(f"{when:<16}  {feed:<{width}}  {_show(hit.title, bold)}")
+        indent = " " * (20 + width)
+        for line in _details(hit, bold):
+            click.echo(indent + line)
+    click.echo(f"\n{len(hits)} item{'s' if len(hits) != 1 else ''}")
+
+
+def _details(hit: SearchHit, bold: bool) -> list[str]:
+    lines = [hit.link] if hit.link else []
+    if hit.rules:
+        lines.append("matched: " + ", ".join(hit.rules))
+    if hit.snippet:
+        lines.append(_show(" ".join(hit.snippet.split()), bold))
+    return lines
+
+
+def _show(text: str, bold: bool) -> str:
+    if bold:
+        return marked(text, "\x1b[1m", "\x1b[22m")
+    return marked(text)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None

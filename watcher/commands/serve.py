@@ -1,0 +1,84 @@
+"""``watcher serve``: browse the database in Datasette with watcher's metadata.
+
+The metadata (table and column descriptions, canned queries) ships as package data,
+``watcher/datasette_metadata.json``; its database key is renamed to the file's stem, as
+Datasette names databases. Datasette itself is the optional ``datasette`` extra; this
+module only starts it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from watcher.cli import Context, cli, handle_errors
+from watcher.exceptions import WatcherError
+
+METADATA = "datasette_metadata.json"
+INSTALL_HINT = (
+    "Datasette is not installed; install the extra with `pip install 'watcher[datasette]'`"
+    " (or `pip install datasette`), then run `watcher serve` again"
+)
+
+
+def datasette_metadata(database: Path | str = "watcher.db") -> dict[str, Any]:
+    """watcher's Datasette metadata, keyed by the database name Datasette will use."""
+    text = resources.files("watcher").joinpath(METADATA).read_text(encoding="utf-8")
+    metadata: dict[str, Any] = json.loads(text)
+    databases = metadata["databases"]
+    databases[Path(database).stem] = databases.pop("watcher")
+    return metadata
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True)
+@click.option("--open", "open_browser", is_flag=True, help="Open a browser window.")
+@click.option(
+    "--metadata", "print_metadata", is_flag=True, help="Print the metadata JSON and exit."
+)
+@click.pass_obj
+@handle_errors
+def serve(obj: Context, host: str, port: int, open_browser: bool, print_metadata: bool) -> None:
+    """Browse and query the database in Datasette (needs the `datasette` extra).
+
+    Tables and columns carry descriptions; canned queries answer the common questions
+    (search with alerts, alerts per rule per day, failing feeds, latest matches of a
+    rule, items per feed per day).
+
+    \b
+    Examples:
+      watcher serve                      # then open http://127.0.0.1:8001/
+      watcher serve --metadata > metadata.json
+      datasette data/watcher.db -m metadata.json
+    """
+    database = obj.settings().database
+    if print_metadata:
+        click.echo(json.dumps(datasette_metadata(database), indent=2, ensure_ascii=False))
+        return
+    if importlib.util.find_spec("datasette") is None:
+        raise WatcherError(INSTALL_HINT)
+    if not database.exists():
+        raise WatcherError(f"no database at {database}: run `watcher poll` first")
+    sys.exit(_run_datasette(database, host, port, open_browser))
+
+
+def _run_datasette(database: Path, host: str, port: int, open_browser: bool) -> int:
+    with tempfile.TemporaryDirectory(prefix="watcher-serve-") as folder:
+        metadata = Path(folder) / "metadata.json"
+        metadata.write_text(json.dumps(datasette_metadata(database)), encoding="utf-8")
+        command = [sys.executable, "-m", "datasette", "serve", str(database)]
+        command += ["--metadata", str(metadata), "--host", host, "--port", str(port)]
+        command += ["--open"] if open_browser else []
+        try:
+            return subprocess.call(command)
+        except KeyboardInterrupt:
+            return 0
