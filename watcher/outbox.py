@@ -20,10 +20,11 @@ from watcher.policy import (
     is_muted,
     is_over_limit,
     limits_for,
-    threshold_reached,
 )
 from watcher.runtime import Runtime
 from watcher.store import outbox as sql
+from watcher.store.archive import volume_matches
+from watcher.threshold import decide_threshold
 from watcher.types import AlertStatus, Rule, StoredItem
 
 MUTES_STATE = "mutes"
@@ -130,25 +131,31 @@ def _queue_digest(
 def _queue_threshold(
     rt: Runtime, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
 ) -> AlertStatus | None:
-    """A volume rule alerts once when its count is reached within the window."""
+    """A volume rule alerts once when its count is reached within the window.
+
+    It fires again only after re-arming: the window held fewer than count at some moment
+    after the last firing (threshold.decide_threshold).
+    """
     threshold = rule.threshold
     assert threshold is not None
     if reason is not None:
         return _add(rt, rule, channel, item, reason, now)
     store = rt.store
-    since = now - timedelta(seconds=threshold.within_s)
+    within = timedelta(seconds=threshold.within_s)
     last = sql.last_alert_of_kind(store, rule.id, channel, "threshold")
-    if last is not None and last.created_at > since:
-        if last.status is AlertStatus.PENDING and item.id not in last.item_ids:
+    if last is not None and last.status is AlertStatus.PENDING and last.created_at > now - within:
+        if item.id not in last.item_ids:  # unsent yet: it carries every contributing item
             store.add_alert_item(last.id, item.id)
         return None
-    hits = sql.matches_since(store, rule.id, since)
-    if not threshold_reached(threshold, hits):
+    last_fired = last.created_at if last is not None else None
+    history = volume_matches(store, rule.id, min(now, last_fired or now) - within)
+    item_ids = decide_threshold(threshold, history, last_fired, now)
+    if item_ids is None:
         return None
     store.add_alert(
         rule_id=rule.id,
         channel=channel,
-        item_ids=[item_id for item_id, _ in hits],
+        item_ids=list(item_ids),
         status=AlertStatus.PENDING,
         now=now,
         kind="threshold",

@@ -1,0 +1,83 @@
+"""Read the stored archive for backtests and volume rules; reads only, decides nothing.
+
+Functions take an open :class:`watcher.store.Store`; items are read in batches by id so a
+backtest over a large archive holds one batch in memory at a time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from watcher.exceptions import StoreError
+from watcher.store import Store
+from watcher.store.rows import feed_from_row, item_from_row, required_time, to_text
+from watcher.threshold import VolumeMatch
+from watcher.types import FeedState, StoredItem
+
+BATCH_SIZE = 500
+_IN_WINDOW = "(first_seen_at >= :since OR published_at >= :since)"
+
+
+def count_items_since(store: Store, since: datetime) -> int:
+    """How many items were first seen or published at or after ``since``."""
+    sql = f"SELECT count(*) FROM items WHERE {_IN_WINDOW}"
+    return int(_execute(store, sql, {"since": to_text(since)}).fetchone()[0])
+
+
+def items_since(
+    store: Store, since: datetime, batch_size: int = BATCH_SIZE
+) -> Iterator[list[tuple[StoredItem, FeedState]]]:
+    """Items first seen or published at or after ``since``, oldest id first, in batches."""
+    feeds = {f.id: f for f in _feeds(store)}
+    last_id = 0
+    sql = f"SELECT * FROM items WHERE {_IN_WINDOW} AND id > :after ORDER BY id LIMIT :limit"
+    while True:
+        params = {"since": to_text(since), "after": last_id, "limit": batch_size}
+        rows = list(_query(store, sql, params))
+        if not rows:
+            return
+        last_id = rows[-1]["id"]
+        yield [(item_from_row(r, "unchanged"), feeds[r["feed_id"]]) for r in rows]
+
+
+def volume_matches(store: Store, rule_id: str, since: datetime) -> list[VolumeMatch]:
+    """Matches of ``rule_id`` recorded after ``since``, with each item's feed, oldest first."""
+    sql = (
+        "SELECT matches.item_id, items.feed_id, matches.matched_at FROM matches"
+        " JOIN items ON items.id = matches.item_id"
+        " WHERE matches.rule_id = :rule AND matches.matched_at > :since"
+        " ORDER BY matches.matched_at, matches.id"
+    )
+    rows = _query(store, sql, {"rule": rule_id, "since": to_text(since)})
+    return [VolumeMatch(r["item_id"], r["feed_id"], required_time(r["matched_at"])) for r in rows]
+
+
+def last_alert_at(store: Store, rule_id: str, kind: str) -> datetime | None:
+    """When the latest alert of this kind for the rule was created (any channel, any status)."""
+    sql = (
+        "SELECT max(alerts.created_at) FROM alerts JOIN _alert_meta m ON m.alert_id = alerts.id"
+        " WHERE m.rule_id = :rule AND m.kind = :kind"
+    )
+    text = _execute(store, sql, {"rule": rule_id, "kind": kind}).fetchone()[0]
+    return None if text is None else required_time(text)
+
+
+def _feeds(store: Store) -> list[FeedState]:
+    return [feed_from_row(r) for r in _query(store, "SELECT * FROM feeds", {})]
+
+
+def _query(store: Store, sql: str, params: dict[str, object]) -> list[dict[str, Any]]:
+    try:
+        return list(store.db.query(sql, params))
+    except sqlite3.Error as e:
+        raise StoreError(f"database error: {store.path}: {type(e).__name__}: {e}") from e
+
+
+def _execute(store: Store, sql: str, params: dict[str, object]) -> sqlite3.Cursor:
+    try:
+        return store.db.execute(sql, params)
+    except sqlite3.Error as e:
+        raise StoreError(f"database error: {store.path}: {type(e).__name__}: {e}") from e
