@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from watcher.exceptions import StoreError
 from watcher.store import Store
 from watcher.store.prune import (
     Cursor,
@@ -36,55 +37,76 @@ class PruneReport:
     story_keys: int = 0  # internal story keys forgotten
     batches: int = 0
     duration_ms: int = 0
+    error: str | None = None  # why pruning stopped early (it is tried again next time)
 
 
 def prune_archive(
     store: Store, settings: Settings, now: datetime, batch: int = DEFAULT_BATCH
 ) -> PruneReport:
-    """Delete old unmatched items and old poll rows, ``batch`` rows per transaction."""
+    """Delete old unmatched items and old poll rows, ``batch`` rows per transaction.
+
+    Never raises a StoreError: a failure (say, a lock held past the busy timeout) stops
+    this run, is logged and reported, and the next run carries on.
+    """
     began = time.monotonic()
+    counts = _Counts()
     items_before = now - timedelta(seconds=settings.retention_s)
     polls_before = now - timedelta(seconds=settings.poll_log_retention_s)
-    items, item_batches = _prune_items(store, items_before, batch)
-    polls, poll_batches = _drain(lambda: prune_polls_batch(store, polls_before, batch), batch)
-    keys, key_batches = _drain(lambda: prune_story_keys_batch(store, items_before, batch), batch)
+    error = None
+    try:
+        counts.items = _prune_items(store, items_before, batch, counts)
+        counts.polls = _drain(lambda: prune_polls_batch(store, polls_before, batch), batch, counts)
+        counts.keys = _drain(
+            lambda: prune_story_keys_batch(store, items_before, batch), batch, counts
+        )
+    except StoreError as e:
+        error = str(e)
+        log.warning("prune stopped error=%s", error)
     report = PruneReport(
-        items=items,
-        polls=polls,
-        story_keys=keys,
-        batches=item_batches + poll_batches + key_batches,
+        items=counts.items,
+        polls=counts.polls,
+        story_keys=counts.keys,
+        batches=counts.batches,
         duration_ms=int((time.monotonic() - began) * 1000),
+        error=error,
     )
-    if items or polls:
+    if report.items or report.polls:
         log.info(
             "pruned items=%d polls=%d batches=%d ms=%d",
-            items,
-            polls,
+            report.items,
+            report.polls,
             report.batches,
             report.duration_ms,
         )
     return report
 
 
-def _prune_items(store: Store, before: datetime, batch: int) -> tuple[int, int]:
+@dataclass
+class _Counts:
+    items: int = 0
+    polls: int = 0
+    keys: int = 0
+    batches: int = 0
+
+
+def _prune_items(store: Store, before: datetime, batch: int, counts: _Counts) -> int:
     """Walk old items in first-seen order, deleting the unmatched ones of each batch."""
-    deleted = batches = 0
     cursor = Cursor()
     while True:
         result = prune_items_batch(store, before, cursor, batch)
-        deleted += result.deleted
-        batches += 1
+        counts.items += result.deleted
+        counts.batches += 1
         if result.scanned < batch:
-            return deleted, batches
+            return counts.items
         cursor = result.cursor
 
 
-def _drain(step: Callable[[], int], batch: int) -> tuple[int, int]:
-    """Call ``step`` until a batch deletes fewer than ``batch`` rows."""
-    total = batches = 0
+def _drain(step: Callable[[], int], batch: int, counts: _Counts) -> int:
+    """Call ``step`` until a batch deletes fewer than ``batch`` rows; returns the total."""
+    total = 0
     while True:
         done = step()
         total += done
-        batches += 1
+        counts.batches += 1
         if done < batch:
-            return total, batches
+            return total

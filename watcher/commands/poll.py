@@ -17,6 +17,7 @@ from watcher.pipeline import (
     poll_feeds,
     select_feeds,
 )
+from watcher.retention import PruneReport, prune_archive
 from watcher.runtime import open_runtime
 
 
@@ -49,12 +50,16 @@ def poll(obj: Context, all_feeds: bool, names: tuple[str, ...]) -> None:
                 )
             report = _poll_with_progress(rt, feeds, now, obj.json)
             delivery = deliver_pending(rt, now)
+            pruned = prune_archive(rt.store, settings, now)
         finally:
             rt.store.close()
     if obj.json:
-        emit_json({"poll": _report_dict(report), "delivery": asdict(delivery)})
+        emit_json(
+            {"poll": _report_dict(report), "delivery": asdict(delivery), "pruned": asdict(pruned)}
+        )
     else:
         _print_summary(report, delivery)
+        _print_pruned(pruned)
     if report.bugs or delivery.bugs:
         sys.exit(3)
 
@@ -68,6 +73,14 @@ def _poll_with_progress(rt: Any, feeds: list[Any], now: Any, quiet: bool) -> Pol
             bar.update(1)
 
         return poll_feeds(rt, feeds, now, progress=step)
+
+
+def _print_pruned(pruned: PruneReport) -> None:
+    if pruned.items or pruned.polls:
+        click.echo(
+            f"pruned {pruned.items} old unmatched item{'s' if pruned.items != 1 else ''}"
+            f" and {pruned.polls} old poll record{'s' if pruned.polls != 1 else ''}"
+        )
 
 
 def _report_dict(report: PollReport) -> dict[str, Any]:
