@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -138,3 +139,24 @@ def test_watcher_poll_prunes_at_the_end(tmp_path: Path, feed_server: FeedServer)
     with Store(tmp_path / "w.db") as store:
         titles = [r[0] for r in store.db.execute("SELECT title FROM items")]
     assert titles == ["Fresh item"]
+
+
+def test_status_shows_database_size_and_row_counts(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.set("/f.xml", rss([Entry("1", "One"), Entry("2", "Two")]))
+    (tmp_path / "watcher.yaml").write_text(
+        f"database: w.db\nfeeds:\n  - url: {feed_server.url('/f.xml')}\n    name: wire\n"
+        "channels:\n  files: {type: eml, dir: outbox}\n"
+    )
+    config = ["--config", str(tmp_path / "watcher.yaml")]
+    assert CliRunner().invoke(cli, [*config, "poll", "--all"]).exit_code == 0
+    result = CliRunner().invoke(cli, [*config, "status"])
+    assert result.exit_code == 0
+    line = next(x for x in result.stdout.splitlines() if x.startswith("database: "))
+    assert str(tmp_path / "w.db") in line
+    assert line.endswith(": 1 feeds, 2 items, 0 matches, 0 alerts, 1 polls")
+    assert re.search(r", \d+(\.\d)? (KB|MB): ", line)
+    data = json.loads(CliRunner().invoke(cli, [*config, "status", "--json"]).stdout)["database"]
+    assert data["rows"] == {"feeds": 1, "items": 2, "matches": 0, "alerts": 0, "polls": 1}
+    wal = tmp_path / "w.db-wal"
+    expected = (tmp_path / "w.db").stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    assert data["size_bytes"] == expected > 0

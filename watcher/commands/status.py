@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,6 +18,7 @@ from watcher.commands.table import print_table
 from watcher.health import check_problems
 from watcher.store import Store
 from watcher.store.daemon_state import read_heartbeat
+from watcher.store.stats import ArchiveStats, archive_stats, human_size
 from watcher.types import AlertStatus
 
 
@@ -44,6 +46,7 @@ def status(obj: Context, check: bool) -> None:
         counts = store.item_counts()
         queue = {s.value: len(store.list_alerts(status=s)) for s in AlertStatus}
         heartbeat = read_heartbeat(store)
+        archive = archive_stats(store)
     finally:
         store.close()
     problems = check_problems(
@@ -69,10 +72,17 @@ def status(obj: Context, check: bool) -> None:
     ]
     if obj.json:
         emit_json(
-            {"feeds": rows, "alerts": queue, "heartbeat": _iso(heartbeat), "problems": problems}
+            {
+                "feeds": rows,
+                "alerts": queue,
+                "heartbeat": _iso(heartbeat),
+                "problems": problems,
+                "database": _database_dict(settings.database, archive),
+            }
         )
     else:
         _print_status(rows, queue, heartbeat, problems if check else [])
+        _print_database(settings.database, archive)
     if check and problems:
         sys.exit(1)
 
@@ -108,6 +118,16 @@ def _print_status(
     click.echo(f"daemon heartbeat: {_iso(heartbeat) or 'never'}")
     for problem in problems:
         click.echo(f"check: {problem}", err=True)
+
+
+def _database_dict(path: Path, archive: ArchiveStats) -> dict[str, Any]:
+    return {"path": str(path), "size_bytes": archive.size_bytes, "rows": archive.rows}
+
+
+def _print_database(path: Path, archive: ArchiveStats) -> None:
+    """``database: data/watcher.db, 1.2 MB: 3 feeds, 1,204 items, 17 matches, ...``."""
+    counts = ", ".join(f"{n:,} {table}" for table, n in archive.rows.items())
+    click.echo(f"database: {path}, {human_size(archive.size_bytes)}: {counts}")
 
 
 def _iso(when: datetime | None) -> str | None:
