@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 import sys
-import tempfile
+import webbrowser
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,10 @@ def datasette_metadata(database: Path | str = "watcher.db") -> dict[str, Any]:
     databases = metadata["databases"]
     databases[Path(database).stem] = databases.pop("watcher")
     return metadata
+
+
+def datasette_installed() -> bool:
+    return importlib.util.find_spec("datasette") is not None
 
 
 @cli.command()
@@ -64,7 +67,7 @@ def serve(obj: Context, host: str, port: int, open_browser: bool, print_metadata
     if print_metadata:
         click.echo(json.dumps(datasette_metadata(database), indent=2, ensure_ascii=False))
         return
-    if importlib.util.find_spec("datasette") is None:
+    if not datasette_installed():
         raise WatcherError(INSTALL_HINT)
     if not database.exists():
         raise WatcherError(f"no database at {database}: run `watcher poll` first")
@@ -72,13 +75,14 @@ def serve(obj: Context, host: str, port: int, open_browser: bool, print_metadata
 
 
 def _run_datasette(database: Path, host: str, port: int, open_browser: bool) -> int:
-    with tempfile.TemporaryDirectory(prefix="watcher-serve-") as folder:
-        metadata = Path(folder) / "metadata.json"
-        metadata.write_text(json.dumps(datasette_metadata(database)), encoding="utf-8")
-        command = [sys.executable, "-m", "datasette", "serve", str(database)]
-        command += ["--metadata", str(metadata), "--host", host, "--port", str(port)]
-        command += ["--open"] if open_browser else []
-        try:
-            return subprocess.call(command)
-        except KeyboardInterrupt:
-            return 0
+    """Serve the database in this process until SIGINT/SIGTERM; returns the exit code."""
+    import uvicorn  # a dependency of datasette
+    from datasette.app import Datasette
+
+    app = Datasette([str(database)], metadata=datasette_metadata(database)).app()
+    url = f"http://{host}:{port}/{database.stem}"
+    click.echo(f"serving {database} at {url} (Ctrl-C stops)", err=True)
+    if open_browser:
+        webbrowser.open(url)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+    return 0
