@@ -329,3 +329,28 @@ def test_clock_scale_maps_daemon_time_to_real_time() -> None:
     assert clock.real(in_an_hour) - clock.origin == timedelta(seconds=36)
     assert clock.seconds(60) == pytest.approx(0.6)
     assert abs((clock.now() - clock.origin).total_seconds()) < 5
+
+
+def test_old_poll_rows_are_pruned_by_the_daemon(
+    tmp_path: Path, feed_server: FeedServer, daemons: list[Daemon]
+) -> None:
+    feed_server.set("/a.xml", rss([]))
+    project = write_project(tmp_path, {"wire": feed_server.url("/a.xml")})
+    config = ["--config", str(project / "watcher.yaml")]
+    assert CliRunner().invoke(cli, [*config, "poll", "--all"]).exit_code == 0
+    old = to_text(now() - timedelta(days=60))  # poll_log_retention is 30d
+    with Store(project / "w.db") as store:
+        store.db.execute("UPDATE polls SET started_at = ?", [old])
+
+    def old_rows() -> int:
+        with Store(project / "w.db") as store:
+            return int(
+                store.db.execute(
+                    "SELECT count(*) FROM polls WHERE started_at = ?", [old]
+                ).fetchone()[0]
+            )
+
+    d = Daemon(project)
+    daemons.append(d)
+    wait_for(lambda: old_rows() == 0, "the old poll rows to be pruned")
+    assert d.stop() == 0

@@ -10,7 +10,7 @@ logic (that is pipeline.py, delivery.py, http_policy.py and health.py).
       internal:watch            every 3 s: config/rule file changes -> reload; feeds added or
                                 removed in the database -> jobs added or removed
       internal:health-quiet     hourly: "feed gone quiet" health alerts
-      internal:prune            hourly: retention and poll_log_retention
+      internal:prune            hourly: retention and poll_log_retention (retention.py)
     SIGHUP -> reload (an invalid new config is logged, the running one kept)
     SIGTERM/SIGINT -> stop taking work, wait for jobs in flight (bounded), exit 0
 
@@ -49,6 +49,7 @@ from watcher.health import health_channels, quiet_event
 from watcher.http_policy import first_run_at, jitter_s
 from watcher.lock import hold_lock
 from watcher.pipeline import PollReport, feed_options, fetch_and_parse, store_result
+from watcher.retention import prune_archive
 from watcher.rules.load import load_rules
 from watcher.rules.match import compile_rules
 from watcher.runtime import Runtime
@@ -199,6 +200,7 @@ class Daemon:
         self._flight = threading.Condition()
         self._in_flight = 0
         self._deliver_wanted = threading.Event()
+        self._delivering = threading.Event()
         self._feed_jobs: dict[str, tuple[int, int]] = {}  # job id -> (feed id, interval_s)
         self._jobs_lock = threading.RLock()
         self._files: dict[Path, int | None] = {}
@@ -395,6 +397,8 @@ class Daemon:
     def deliver_soon(self) -> None:
         """Deliver now (alerts exist that were not there a moment ago)."""
         self._deliver_wanted.set()
+        if self._delivering.is_set():
+            return  # the pass running now sees the flag and goes round once more
         with suppress(JobLookupError):
             self.scheduler.modify_job(DELIVER_JOB, next_run_time=datetime.now(UTC))
 
@@ -447,11 +451,15 @@ class Daemon:
 
     def deliver(self) -> None:
         with self._job() as go:
-            while go and not self.stopping.is_set():
-                self._deliver_wanted.clear()
-                deliver_pending(self.runtime(), self.clock.now())
-                if not self._deliver_wanted.is_set():
-                    return
+            self._delivering.set()
+            try:
+                while go and not self.stopping.is_set():
+                    self._deliver_wanted.clear()
+                    deliver_pending(self.runtime(), self.clock.now())
+                    if not self._deliver_wanted.is_set():
+                        return
+            finally:
+                self._delivering.clear()
 
     def watch(self) -> None:
         """Reload when the config or a rule file changed; follow feeds added in the db."""
@@ -524,21 +532,11 @@ class Daemon:
                 self.deliver_soon()
 
     def prune(self) -> None:
-        """Apply ``retention`` and ``poll_log_retention``.
-
-        Hook: when the archive's ``watcher.retention.prune_archive`` lands, call it here.
-        """
+        """Apply ``retention`` and ``poll_log_retention`` (retention.py does the work)."""
         with self._job() as go:
-            if not go:
-                return
-            rt = self.runtime()
-            now = self.clock.now()
-            items, polls = rt.store.prune(
-                items_before=now - timedelta(seconds=rt.settings.retention_s),
-                polls_before=now - timedelta(seconds=rt.settings.poll_log_retention_s),
-            )
-            if items or polls:
-                log.info("pruned items=%d polls=%d", items, polls)
+            if go:
+                rt = self.runtime()
+                prune_archive(rt.store, rt.settings, self.clock.now())
 
 
 def _job_key(feed: FeedState) -> tuple[int, int]:
