@@ -1,17 +1,22 @@
-"""``watcher rules check|test``: validate rule files, dry-run rules on text or an item."""
+"""``watcher rules check|test``: validate rule files; dry-run rules on text, item or archive."""
 
 from __future__ import annotations
 
 import json
+import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option, plural
+from watcher.backtest import backtest_json, backtest_lines, count_archive, run_backtest
+from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, plural
+from watcher.config import parse_duration
 from watcher.exceptions import ConfigError, Problem
-from watcher.rules.load import load_rules
+from watcher.rules.load import QueryProblem, load_rules
 from watcher.rules.match import compile_rules, match_item
+from watcher.store import Store
 from watcher.types import FIELDS, Match, MatchItem, Rule
 
 
@@ -32,7 +37,11 @@ def check(obj: Context) -> None:
       watcher rules check
     """
     settings = obj.settings()
-    loaded = load_rules(list(settings.rules), channels=list(settings.channels))
+    try:
+        loaded = load_rules(list(settings.rules), channels=list(settings.channels))
+    except ConfigError as e:
+        _report_problems(e, carets=sys.stderr.isatty())
+        sys.exit(1)
     if obj.json:
         emit_json(
             {"ok": True, "rules": [r.id for r in loaded], "files": [str(p) for p in settings.rules]}
@@ -47,6 +56,27 @@ def check(obj: Context) -> None:
     click.echo("ok: " + " ".join(counts))
 
 
+def _report_problems(error: ConfigError, *, carets: bool) -> None:
+    """One line per problem; on a terminal, a query problem also shows its text and a caret."""
+    for problem in error.problems:
+        click.echo(f"error: {problem if problem.file else problem.message}", err=True)
+        if carets and isinstance(problem, QueryProblem) and problem.text and problem.column:
+            for line in caret_lines(problem.text, problem.column):
+                click.echo(line, err=True)
+
+
+def caret_lines(text: str, column: int) -> list[str]:
+    """The line of ``text`` holding the 1-based ``column``, and a ``^`` under that spot."""
+    offset = column - 1
+    lines = text.split("\n")
+    for line in lines:
+        if offset <= len(line):
+            pad = "".join("\t" if ch == "\t" else " " for ch in line[:offset])
+            return [f"    {line}", f"    {pad}^"]
+        offset -= len(line) + 1
+    return [f"    {lines[-1]}", f"    {' ' * len(lines[-1])}^"]
+
+
 @rules.command("test")
 @click.argument("target", metavar="ID|FILE")
 @click.option("--text", metavar="T", help="Match against an item whose title is T.")
@@ -58,20 +88,32 @@ def check(obj: Context) -> None:
     help="Match against one item: a JSON object with any of title, summary, "
     "content, author, link, tags, feed.",
 )
+@click.option(
+    "--since",
+    metavar="DURATION",
+    help="Backtest: run over the stored items first seen or published in the last "
+    "DURATION (30d, 12h) and count what each rule would have matched.",
+)
 @json_option
 @click.pass_obj
 @handle_errors
-def test(obj: Context, target: str, text: str | None, item_file: str | None) -> None:
-    """Dry-run rules on a text or one item and show what matches.
+def test(
+    obj: Context, target: str, text: str | None, item_file: str | None, since: str | None
+) -> None:
+    """Dry-run rules on a text, one item or the stored archive and show what matches.
 
     \b
     Examples:
       watcher rules test rules/kursk.yaml --text "North Korean troops near Kursk"
       watcher rules test nk-troops-kursk --item item.json --json
+      watcher rules test rules/kursk.yaml --since 30d
     """
-    if (text is None) == (item_file is None):
-        raise click.UsageError("give exactly one of --text or --item")
+    if sum(x is not None for x in (text, item_file, since)) != 1:
+        raise click.UsageError("give exactly one of --text, --item or --since")
     selected = _rules_for(obj, target)
+    if since is not None:
+        _backtest(obj, selected, since)
+        return
     item = _item_from_text(text) if text is not None else _item_from_file(Path(str(item_file)))
     matches = match_item(compile_rules(selected), item)
     if obj.json:
@@ -81,6 +123,29 @@ def test(obj: Context, target: str, text: str | None, item_file: str | None) -> 
         click.echo("no rule matched")
     for m in matches:
         click.echo(f"{m.rule_id}: " + ", ".join(m.terms))
+
+
+def _backtest(obj: Context, selected: list[Rule], since: str) -> None:
+    """Run the rules over the archive; a progress bar on a terminal's stderr only."""
+    try:
+        window = parse_duration(since)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--since") from e
+    start = now_utc() - timedelta(seconds=window)
+    compiled = compile_rules(selected)
+    with Store(obj.settings().database) as store:
+        if sys.stderr.isatty() and not obj.json:
+            total = count_archive(store, start)
+            bar: Any
+            with click.progressbar(length=total, label="matching", file=sys.stderr) as bar:
+                result = run_backtest(store, compiled, start, progress=bar.update)
+        else:
+            result = run_backtest(store, compiled, start)
+    if obj.json:
+        emit_json(backtest_json(result))
+        return
+    for line in backtest_lines(result):
+        click.echo(line)
 
 
 def _rules_for(obj: Context, target: str) -> list[Rule]:

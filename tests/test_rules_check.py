@@ -1,0 +1,60 @@
+"""``watcher rules check`` on a broken rule file: one line per error, carets on a terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.terminal import run_on_terminal
+from watcher.cli import cli
+from watcher.commands.rules import caret_lines
+
+BROKEN = """\
+- id: good
+  any: [Kursk]
+- id: unbalanced
+  query: '(drones OR "fiber optic" AND Kursk'
+- id: scope
+  query: 'drones Title:Kursk'
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "broken.yaml").write_text(BROKEN)
+    (tmp_path / "watcher.yaml").write_text(
+        "database: w.db\nrules: rules/\nchannels:\n  c: {type: console}\n"
+    )
+    return tmp_path
+
+
+def test_piped_errors_are_one_line_each(project: Path) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(project / "watcher.yaml"), "rules", "check"])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2
+    assert all(
+        line.startswith("error: rules/broken.yaml:") or "broken.yaml:" in line for line in lines
+    )
+    assert "rule unbalanced" in lines[0] and "column 1" in lines[0]
+    assert "rule scope" in lines[1] and "column 8" in lines[1] and "title" in lines[1]
+    assert "^" not in result.stderr
+
+
+def test_terminal_shows_the_query_and_a_caret_under_the_column(project: Path) -> None:
+    code, out, err = run_on_terminal("--config", str(project / "watcher.yaml"), "rules", "check")
+    assert code == 1
+    lines = err.splitlines()
+    assert "rule scope" in lines[3]
+    assert lines[4] == "    drones Title:Kursk"
+    assert lines[5] == "           ^"  # under the T of Title, column 8
+    assert lines[1] == '    (drones OR "fiber optic" AND Kursk'
+    assert lines[2] == "    ^"
+
+
+def test_caret_lines_find_the_line_of_a_multi_line_query() -> None:
+    assert caret_lines("a OR\n\tb c:", 9) == ["    \tb c:", "    \t  ^"]
+    assert caret_lines("abc", 4) == ["    abc", "       ^"]
