@@ -160,3 +160,32 @@ def test_status_shows_database_size_and_row_counts(tmp_path: Path, feed_server: 
     wal = tmp_path / "w.db-wal"
     expected = (tmp_path / "w.db").stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     assert data["size_bytes"] == expected > 0
+
+
+def test_backup_copies_the_database_while_a_writer_holds_it(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.set("/f.xml", rss([Entry("1", "One"), Entry("2", "Two")]))
+    (tmp_path / "watcher.yaml").write_text(
+        f"database: w.db\nfeeds:\n  - url: {feed_server.url('/f.xml')}\n    name: wire\n"
+        "channels:\n  files: {type: eml, dir: outbox}\n"
+    )
+    config = ["--config", str(tmp_path / "watcher.yaml")]
+    assert CliRunner().invoke(cli, [*config, "poll", "--all"]).exit_code == 0
+    copy = tmp_path / "backups" / "copy.db"
+    with Store(tmp_path / "w.db") as writer, writer.transaction():
+        writer.db.execute("UPDATE feeds SET title = 'uncommitted'")
+        result = CliRunner().invoke(cli, [*config, "backup", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert f"to {copy}" in result.stdout
+    with Store(copy) as restored:
+        assert [r[0] for r in restored.db.execute("SELECT title FROM items ORDER BY id")] == [
+            "One",
+            "Two",
+        ]
+        assert restored.feed_by_name("wire").title != "uncommitted"  # type: ignore[union-attr]
+    again = CliRunner().invoke(cli, [*config, "backup", str(copy)])
+    assert again.exit_code == 1 and "use --force" in again.stderr
+    forced = CliRunner().invoke(cli, [*config, "backup", str(copy), "--force", "--json"])
+    assert forced.exit_code == 0 and json.loads(forced.stdout)["bytes"] == copy.stat().st_size
+    assert not list(copy.parent.glob("*.partial"))
