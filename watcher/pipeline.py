@@ -13,6 +13,7 @@ the network or the database is called from here, in order.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +23,7 @@ from datetime import datetime
 
 import requests
 
+from watcher import workers
 from watcher.exceptions import FeedError
 from watcher.feeds.fetch import fetch_feed
 from watcher.feeds.parse import parse_feed
@@ -45,6 +47,7 @@ from watcher.types import (
     FeedState,
     FeedStatus,
     Fetched,
+    Match,
     MatchItem,
     ParsedFeed,
     Settings,
@@ -68,6 +71,7 @@ class FeedResult:
     error: str | None = None
     http_status: int | None = None
     duration_ms: int = 0
+    matches: dict[str, tuple[Match, ...]] | None = None  # workers.match_key -> matches
     retry_after_s: float | None = None  # the server's Retry-After on a 429/503
 
 
@@ -127,28 +131,51 @@ def poll_feeds(
     now: datetime,
     progress: Callable[[FeedResult], None] | None = None,
 ) -> PollReport:
-    """Fetch and parse in worker threads, then store, match and queue alerts per feed."""
+    """Fetch, parse (and match) in workers, then store each batch of feeds in one transaction.
+
+    Each feed's items, matches, alert rows and poll row are written in a savepoint of
+    its batch's transaction: a feed that fails to store leaves nothing half-written,
+    and the batch shares one commit.
+    """
     report = PollReport(feeds=len(feeds))
     jobs = [(feed, feed_options(rt.settings, feed)) for feed in feeds]
-    for result in _fetch_all(rt, jobs):
-        try:
-            store_result(rt, result, now, report)
-        except Exception as e:  # a bug: record it, finish the pass, exit 3 later
-            log.exception("internal error feed=%s", result.feed.name)
-            report.bugs += 1
-            _record_error(rt, result, now, f"internal error: {type(e).__name__}: {e}", report)
-        if progress:
-            progress(result)
+    for batch in _fetch_all(rt, jobs):
+        with rt.store.transaction():
+            for result in batch:
+                _store_one(rt, result, now, report)
+                if progress:
+                    progress(result)
     return report
 
 
-def _fetch_all(rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]]) -> Iterator[FeedResult]:
-    workers = max(1, min(rt.settings.poll.workers, len(jobs)))
-    max_bytes = rt.settings.poll.max_bytes
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        yield from pool.map(
-            lambda job: fetch_and_parse(rt.session, job[0], job[1], max_bytes), jobs
+def _store_one(rt: Runtime, result: FeedResult, now: datetime, report: PollReport) -> None:
+    try:
+        store_result(rt, result, now, report)
+    except Exception as e:  # a bug: record it, finish the pass, exit 3 later
+        log.exception("internal error feed=%s", result.feed.name)
+        report.bugs += 1
+        _record_error(rt, result, now, f"internal error: {type(e).__name__}: {e}", report)
+
+
+def _fetch_all(rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]]) -> Iterator[list[FeedResult]]:
+    """Batches of results: from worker processes for many feeds, else from threads here."""
+    processes = workers.process_count(len(jobs))
+    if processes:
+        config = workers.WorkerConfig(
+            compiled=rt.compiled,
+            user_agent=rt.settings.poll.user_agent,
+            max_bytes=rt.settings.poll.max_bytes,
+            threads=max(1, rt.settings.poll.workers // processes),
+            fetch_and_parse=fetch_and_parse,
         )
+        yield from workers.poll_in_processes(jobs, config, processes)
+        return
+    threads = max(1, min(rt.settings.poll.workers, len(jobs)))
+    max_bytes = rt.settings.poll.max_bytes
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
+        results = pool.map(lambda job: fetch_and_parse(rt.session, job[0], job[1], max_bytes), jobs)
+        while batch := list(itertools.islice(results, workers.CHUNK_FEEDS)):
+            yield batch
 
 
 def fetch_and_parse(
@@ -206,7 +233,9 @@ def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollRep
                 continue
             new += stored.change == "new"
             report.updated_items += stored.change == "updated"
-            _match_and_queue(rt, feed, result.options, stored, first_poll, now, report)
+            key = workers.match_key(stored.guid, stored.content_hash)
+            known = result.matches.get(key) if result.matches is not None else None
+            _match_and_queue(rt, feed, result.options, stored, first_poll, now, report, known)
         _record(rt, result, now, FeedStatus.OK, new_items=new, warning=parsed.warning)
     report.ok += 1
     report.new_items += new
@@ -316,9 +345,11 @@ def _match_and_queue(
     first_poll: bool,
     now: datetime,
     report: PollReport,
+    known: Sequence[Match] | None = None,
 ) -> None:
-    matches = match_item(rt.compiled, match_input(item, feed))
-    rules = rt.rules_by_id
+    """Record the rules matching ``item`` (``known``: computed by a worker) and queue alerts."""
+    matches = known if known is not None else match_item(rt.compiled, match_input(item, feed))
+    rules = rt.rules_by_id if matches else {}
     for match in matches:
         rt.store.add_match(item.id, match, now)
         report.matches += 1

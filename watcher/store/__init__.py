@@ -104,6 +104,9 @@ class Store:
         self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.enable_wal()
+        # WAL with synchronous=NORMAL: a commit survives a killed process without an fsync;
+        # only a power loss may drop the last commits (never corrupting the file).
+        self.db.execute("PRAGMA synchronous = NORMAL")
 
     def _migrate(self) -> None:
         """Apply pending migrations under the write lock; an up-to-date database takes none."""

@@ -1,0 +1,190 @@
+"""Benchmark of ``watcher poll --all`` against the local feed farm; changes no watcher code.
+
+For each feed count (default 1,000 and 5,000) it writes a config with that many farm
+feeds, 1,000 rules and an eml channel in a temporary folder, then times two runs of
+the real command in a subprocess:
+
+- round 1: an empty database, every feed new (~20 items of ~2.5 KB each);
+- round 2: 90 % of the feeds answer 304, 10 % have 2 new items.
+
+Besides wall time and feeds/s it reports the child's CPU time and peak RSS, and the
+fixed cost of a command that polls one feed (start-up, config, rules), which every
+run pays. With ``--daemon SECONDS`` it also measures the RSS of ``watcher run`` with
+the largest feed count, if that command exists.
+
+Run: ``.venv/bin/python benchmarks/bench_poll.py [--feeds 1000,5000] [--rules 1000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from farm import RunningFarm, running_farm, vocabulary  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+WATCHER = [sys.executable, "-m", "watcher"]
+
+
+@dataclass
+class Run:
+    label: str
+    feeds: int
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    report: dict[str, object]
+
+    @property
+    def rate(self) -> float:
+        return self.feeds / self.wall_s
+
+
+def write_rules(path: Path, count: int, seed: int = 3) -> None:
+    """``count`` rules over the rarer farm words: phrases, prefixes, boolean and NEAR."""
+    rng = random.Random(seed)
+    words = vocabulary()
+    rare = words[len(words) // 4 :]
+    lines = []
+    for index in range(count):
+        a, b, c, d = (rng.choice(rare) for _ in range(4))
+        kind = index % 4
+        lines.append(f"- id: r{index}")
+        if index % 100 == 0:
+            lines.append(f'  any: ["{a}"]')  # a few broad rules
+        elif kind == 0:
+            lines.append(f'  any: ["{a} {b}", "{c} {d}"]')
+        elif kind == 1:
+            lines.append(f"  query: '{a[:5]}* AND {b}'")
+        elif kind == 2:
+            lines.append(f"  query: '({a} OR {b}) AND {c} NOT {d}'")
+        else:
+            lines.append(f"  query: '{a} NEAR/5 {b}'")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_config(folder: Path, farm: RunningFarm, feeds: int, rules: int) -> Path:
+    write_rules(folder / "rules.yaml", rules)
+    lines = [
+        "database: watcher.db",
+        "rules: [rules.yaml]",
+        "defaults: {interval: 15m, timeout: 20s, first_poll_alerts: recent, max_age: 30d}",
+        "channels:",
+        "  files: {type: eml, dir: outbox}",
+        "feeds:",
+    ]
+    lines.extend(f"  - {{url: '{farm.url(i)}', name: f{i:05d}}}" for i in range(feeds))
+    path = folder / "watcher.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_watcher(label: str, feeds: int, config: Path, *args: str) -> Run:
+    """Run one watcher command; wall time, CPU time and peak RSS come from wait4()."""
+    command = [*WATCHER, "--config", str(config), "--json", *args]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        output, errors = out.read(), err.read()
+    if child.returncode != 0:
+        raise SystemExit(f"{label}: watcher exited {child.returncode}\n{errors.decode()[-3000:]}")
+    cpu = usage.ru_utime + usage.ru_stime
+    report = json.loads(output) if output.strip() else {}
+    return Run(label, feeds, wall, cpu, usage.ru_maxrss / 1024, report)
+
+
+def bench(feeds: int, rules: int, processes: int, changed: float) -> list[Run]:
+    runs = []
+    with running_farm(feeds, processes=processes) as farm, tempfile.TemporaryDirectory() as tmp:
+        config = write_config(Path(tmp), farm, feeds, rules)
+        runs.append(run_watcher("fixed cost (one feed)", 1, config, "poll", "--feed", "f00000"))
+        os.unlink(Path(tmp) / "watcher.db")
+        runs.append(run_watcher("round 1: all new", feeds, config, "poll", "--all"))
+        farm.bump(changed)
+        runs.append(run_watcher(f"round 2: {changed:.0%} changed", feeds, config, "poll", "--all"))
+    return runs
+
+
+def daemon_rss(feeds: int, rules: int, seconds: float) -> float | None:
+    """Peak RSS (MB) of ``watcher run`` polling ``feeds`` feeds for ``seconds``."""
+    with running_farm(feeds) as farm, tempfile.TemporaryDirectory() as tmp:
+        config = write_config(Path(tmp), farm, feeds, rules)
+        child = subprocess.Popen(
+            [*WATCHER, "--config", str(config), "run"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+        peak = 0.0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and child.poll() is None:
+            peak = max(peak, _rss_mb(child.pid))
+            time.sleep(0.2)
+        if child.poll() is not None:
+            return None
+        child.send_signal(signal.SIGTERM)
+        child.wait(60)
+        return peak
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def print_runs(runs: list[Run]) -> None:
+    print("| run | feeds | wall s | feeds/s | CPU s | peak RSS MB | new items | failed |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for run in runs:
+        poll = run.report.get("poll", {})
+        assert isinstance(poll, dict)
+        print(
+            f"| {run.label} | {run.feeds} | {run.wall_s:.2f} | {run.rate:.0f} | {run.cpu_s:.2f}"
+            f" | {run.peak_rss_mb:.0f} | {poll.get('new_items', '')}"
+            f" | {len(poll.get('failed', []))} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--feeds", default="1000,5000", help="comma-separated feed counts")
+    parser.add_argument("--rules", type=int, default=1000)
+    parser.add_argument("--changed", type=float, default=0.1)
+    parser.add_argument("--farm-processes", type=int, default=1)
+    parser.add_argument("--daemon", type=float, default=0, help="seconds of `watcher run`")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, rules={args.rules}")
+    counts = [int(n) for n in args.feeds.split(",")]
+    for count in counts:
+        print(f"\n{count} feeds")
+        print_runs(bench(count, args.rules, args.farm_processes, args.changed))
+    if args.daemon:
+        peak = daemon_rss(max(counts), args.rules, args.daemon)
+        shown = "`watcher run` not available" if peak is None else f"{peak:.0f} MB"
+        print(f"\ndaemon peak RSS, {max(counts)} feeds, {args.rules} rules: {shown}")
+
+
+if __name__ == "__main__":
+    main()

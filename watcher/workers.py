@@ -1,0 +1,164 @@
+"""Fetch, parse and match feeds in worker processes; never touches the database.
+
+A poll of many feeds is bound by CPU (XML parsing, HTML sanitising, rule
+matching), which one Python process cannot spread over several cores. This
+module runs those stages in a pool of processes, each fetching a chunk of feeds
+with its own keep-alive connections and threads, and hands back one
+``FeedResult`` per feed, with the rule matches of every parsed item already
+computed. The parent only stores results, so the outbox stays in one process.
+
+The number of chunks in flight is bounded (``window``), so memory does not grow
+with the number of feeds polled.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import requests
+
+from watcher.feeds.fetch import make_session
+from watcher.rules.match import CompiledRules, match_item
+from watcher.store.rows import content_hash
+from watcher.types import FeedConfig, FeedState, MatchItem, ParsedItem
+
+if TYPE_CHECKING:
+    from watcher.pipeline import FeedResult
+
+Job = tuple[FeedState, FeedConfig]
+FetchParse = Callable[[requests.Session, FeedState, FeedConfig, int], "FeedResult"]
+
+# Below this many feeds a pool costs more than it saves.
+MIN_FEEDS_FOR_PROCESSES = 200
+CHUNK_FEEDS = 25
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What every worker process needs; picklable, so that ``spawn`` works too."""
+
+    compiled: CompiledRules
+    user_agent: str
+    max_bytes: int
+    threads: int
+    fetch_and_parse: FetchParse
+
+
+class _Worker:
+    """The state of one worker process: its session, thread pool and compiled rules."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.session = make_session(config.user_agent, pool_size=config.threads)
+        self.threads = ThreadPoolExecutor(config.threads, thread_name_prefix="fetch")
+
+
+_worker: _Worker | None = None
+
+
+def _start_worker(config: WorkerConfig) -> None:
+    global _worker
+    _worker = _Worker(config)
+
+
+def _poll_chunk(jobs: Sequence[Job]) -> list[FeedResult]:
+    """Fetch, parse and match one chunk of feeds (in a worker process)."""
+    worker = _worker
+    assert worker is not None, "worker process not initialised"
+    config = worker.config
+
+    def one(job: Job) -> FeedResult:
+        result = config.fetch_and_parse(worker.session, job[0], job[1], config.max_bytes)
+        add_matches(result, config.compiled)
+        return result
+
+    return list(worker.threads.map(one, jobs))
+
+
+def add_matches(result: FeedResult, compiled: CompiledRules) -> None:
+    """Fill ``result.matches``: (guid, content hash) -> the rules that match that item."""
+    if result.parsed is None:
+        return
+    feed = result.feed
+    result.matches = {
+        match_key(item.guid, content_hash(item)): tuple(
+            match_item(compiled, item_match_input(item, feed))
+        )
+        for item in result.parsed.items
+    }
+
+
+def match_key(guid: str, digest: str) -> str:
+    """Names one version of one item: a stored item's guid and content hash give the same."""
+    return f"{digest} {guid}"
+
+
+def item_match_input(item: ParsedItem, feed: FeedState) -> MatchItem:
+    """What the matcher sees of a parsed item: the same fields a stored item gives it."""
+    fields: dict[str, tuple[str, ...]] = {
+        "title": (item.title,),
+        "summary": (item.summary_text,),
+        "content": (item.content_text,),
+        "author": (item.author,) if item.author else (),
+        "link": (item.link,) if item.link else (),
+        "tags": item.tags,
+        "feed": tuple(v for v in (feed.name, feed.title) if v),
+    }
+    return MatchItem(fields=fields, feed_name=feed.name, feed_tags=feed.tags)
+
+
+def process_count(feeds: int) -> int:
+    """How many worker processes a poll of ``feeds`` feeds should use (0: none)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if feeds < MIN_FEEDS_FOR_PROCESSES or (cpus or 1) < 2:
+        return 0
+    return cpus or 1
+
+
+def poll_in_processes(
+    jobs: Sequence[Job], config: WorkerConfig, processes: int, *, chunk: int = CHUNK_FEEDS
+) -> Iterator[list[FeedResult]]:
+    """Yield the results of ``jobs``, a chunk at a time, as worker processes finish them.
+
+    At most two chunks per process are in flight; the caller's storing of one
+    chunk overlaps with the fetching of the next ones.
+    """
+    chunks = (list(jobs[i : i + chunk]) for i in range(0, len(jobs), chunk))
+    with ProcessPoolExecutor(
+        processes, mp_context=_context(), initializer=_start_worker, initargs=(config,)
+    ) as pool:
+        yield from _bounded(pool, chunks, window=2 * processes)
+
+
+def _bounded(
+    pool: ProcessPoolExecutor, chunks: Iterable[list[Job]], window: int
+) -> Iterator[list[FeedResult]]:
+    pending: set[Future[list[FeedResult]]] = set()
+    source = iter(chunks)
+    while True:
+        while len(pending) < window and (next_chunk := next(source, None)) is not None:
+            pending.add(pool.submit(_poll_chunk, next_chunk))
+        if not pending:
+            return
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield future.result()
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """``fork`` while the process has one thread (cheap, nothing to re-import), else spawn."""
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
