@@ -2,7 +2,8 @@
 
 Ranked by bm25 (a title hit weighs most), then by recency. The best ``limit`` item ids
 are found first; titles and snippets (FTS5 ``highlight()``/``snippet()``) are then
-computed for those rows only, so a query matching half the archive stays fast.
+computed for those rows only, so a query matching half the archive stays fast. The
+snippet comes from the summary or the content; the title is shown whole.
 Matched words in ``title`` and ``snippet`` are wrapped in ``MARK_START``/``MARK_END``.
 """
 
@@ -61,8 +62,10 @@ LIMIT :limit
 _DETAILS = f"""
 SELECT items.id, feeds.name AS feed, items.link, items.published_at, items.first_seen_at,
        highlight(items_fts, 0, '{MARK_START}', '{MARK_END}') AS title,
-       snippet(items_fts, -1, '{MARK_START}', '{MARK_END}', '{ELLIPSIS}', {SNIPPET_TOKENS})
-         AS snippet,
+       snippet(items_fts, 1, '{MARK_START}', '{MARK_END}', '{ELLIPSIS}', {SNIPPET_TOKENS})
+         AS summary_snippet,
+       snippet(items_fts, 2, '{MARK_START}', '{MARK_END}', '{ELLIPSIS}', {SNIPPET_TOKENS})
+         AS content_snippet,
        (SELECT json_group_array(DISTINCT rule_id) FROM matches
         WHERE matches.item_id = items.id) AS rules
 FROM items_fts JOIN items ON items.id = items_fts.rowid JOIN feeds ON feeds.id = items.feed_id
@@ -112,10 +115,18 @@ def _details(store: Store, fts_query: str, item_id: int, score: float) -> Search
         link=data["link"],
         published_at=from_text(data["published_at"]),
         first_seen_at=from_text(data["first_seen_at"]) or datetime.min,
-        snippet=data["snippet"] or "",
+        snippet=_body_snippet(data["summary_snippet"], data["content_snippet"]),
         rules=_rules(data["rules"]),
         score=score,
     )
+
+
+def _body_snippet(summary: str | None, content: str | None) -> str:
+    """The summary's fragment if it holds a matched word, else the content's, else either."""
+    for text in (summary, content):
+        if text and MARK_START in text:
+            return text
+    return summary or content or ""
 
 
 def _rules(text: str | None) -> tuple[str, ...]:
