@@ -139,17 +139,22 @@ def poll_in_processes(
     with ProcessPoolExecutor(
         processes, mp_context=_context(), initializer=_start_worker, initargs=(config,)
     ) as pool:
-        yield from _bounded(pool, chunks, window=2 * processes)
+        yield from bounded(
+            lambda jobs: pool.submit(_poll_chunk, jobs), chunks, window=2 * processes
+        )
 
 
-def _bounded(
-    pool: ProcessPoolExecutor, chunks: Iterable[list[Job]], window: int
+def bounded(
+    submit: Callable[[list[Job]], Future[list[FeedResult]]],
+    chunks: Iterable[list[Job]],
+    window: int,
 ) -> Iterator[list[FeedResult]]:
+    """Submit chunks with at most ``window`` in flight; yield results as they complete."""
     pending: set[Future[list[FeedResult]]] = set()
     source = iter(chunks)
     while True:
         while len(pending) < window and (next_chunk := next(source, None)) is not None:
-            pending.add(pool.submit(_poll_chunk, next_chunk))
+            pending.add(submit(next_chunk))
         if not pending:
             return
         done, pending = wait(pending, return_when=FIRST_COMPLETED)
