@@ -47,7 +47,7 @@ SYLLABLES = [
 VOCABULARY = 50_000
 RULE_RANKS = (500, 30_000)  # specific rules: rarer words, never the most common ones
 RARE_RANKS = (5_000, VOCABULARY)  # a word that alone makes a condition: a name, a place
-BROAD_RANKS = (20, 3_000)
+BROAD_RANKS = (1_000, VOCABULARY)  # single words anywhere past the commonest
 
 
 @dataclass(frozen=True)
