@@ -83,7 +83,7 @@ def parse_xml_feed(content: bytes, url: str, content_type: str | None = None) ->
 def _prepare_xml(content: bytes, content_type: str | None) -> tuple[bytes, list[str]]:
     """Fix what can be fixed before parsing, saying what was changed."""
     notes: list[str] = []
-    data = content
+    data = _wide_to_utf8(content)
     stripped = data.removeprefix(_BOM).lstrip()
     if len(stripped) != len(data.removeprefix(_BOM)):
         notes.append("whitespace before the XML declaration removed")
@@ -97,6 +97,27 @@ def _prepare_xml(content: bytes, content_type: str | None) -> tuple[bytes, list[
         data, note = repaired
         notes.append(note)
     return data, notes
+
+
+def _wide_to_utf8(data: bytes) -> bytes:
+    """Re-encode a UTF-16 or UTF-32 document as UTF-8 so the byte-level checks see it."""
+    codec = next((name for marks, name in _WIDE if data.startswith(marks)), None)
+    if codec is None:
+        return data
+    text = data.decode(codec, "replace").removeprefix("\ufeff")
+    return _DECLARED_ENCODING.sub(r"\1utf-8\2", text, count=1).encode("utf-8")
+
+
+# UTF-32 first: its little-endian BOM starts like UTF-16's.
+_WIDE = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+    (b"<\x00?\x00", "utf-16-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+)
+_DECLARED_ENCODING = re.compile(r"""^(<\?xml[^>]{0,200}?encoding=["'])[A-Za-z0-9._-]+(["'])""")
 
 
 def _drop_entity_declarations(data: bytes) -> bytes:
