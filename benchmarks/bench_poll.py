@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from farm import RunningFarm, running_farm, vocabulary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+CHECKOUT = [ROOT]  # whose watcher package runs (--root: compare with another checkout)
 WATCHER = [sys.executable, "-m", "watcher"]
 
 
@@ -95,7 +96,7 @@ def run_watcher(label: str, feeds: int, config: Path, *args: str) -> Run:
     command = [*WATCHER, "--config", str(config), "--json", *args]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT)
+        child = subprocess.Popen(command, stdout=out, stderr=err, cwd=CHECKOUT[0])
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -129,7 +130,7 @@ def daemon_rss(feeds: int, rules: int, seconds: float) -> float | None:
             [*WATCHER, "--config", str(config), "run"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            cwd=ROOT,
+            cwd=CHECKOUT[0],
         )
         peak = 0.0
         deadline = time.monotonic() + seconds
@@ -174,7 +175,9 @@ def main() -> None:
     parser.add_argument("--changed", type=float, default=0.1)
     parser.add_argument("--farm-processes", type=int, default=1)
     parser.add_argument("--daemon", type=float, default=0, help="seconds of `watcher run`")
+    parser.add_argument("--root", type=Path, default=ROOT, help="checkout to benchmark")
     args = parser.parse_args()
+    CHECKOUT[0] = args.root.resolve()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, rules={args.rules}")
     counts = [int(n) for n in args.feeds.split(",")]
     for count in counts:
