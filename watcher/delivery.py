@@ -2,7 +2,9 @@
 
     due alerts -> build each message (main thread, reads the database)
                -> one sender thread per channel sends its alerts in order
-               -> the main thread records each outcome as soon as it arrives
+               -> the main thread records each outcome as soon as it arrives; a sender
+                  waits for that before its next send, so a crash leaves at most one
+                  alert per channel sent but not yet recorded (sent again on restart)
 
 An alert is only ever marked ``sent`` after its channel accepted it; a failure is
 retried with backoff (policy.next_attempt) or marked ``failed``, never dropped. One
@@ -17,7 +19,7 @@ import logging
 import queue
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from watcher.alerts import Channel
@@ -45,11 +47,12 @@ class DeliveryReport:
 
 @dataclass(frozen=True)
 class _Outcome:
-    """What a sender thread reports about one alert."""
+    """What a sender thread reports about one alert; ``recorded`` is set once it is written."""
 
     alert: Alert
     error: DeliveryError | None = None
     bug: bool = False
+    recorded: threading.Event = field(default_factory=threading.Event)
 
 
 _DONE = object()
@@ -68,10 +71,11 @@ def deliver_pending(
     if not batches:
         return report
     outcomes: queue.Queue[_Outcome | object] = queue.Queue()
+    stop = threading.Event()
     threads = [
         threading.Thread(
             target=_send_batch,
-            args=(rt.channels[name], batch, outcomes),
+            args=(rt.channels[name], batch, outcomes, stop),
             name=f"deliver-{name}",
             daemon=True,
         )
@@ -79,7 +83,10 @@ def deliver_pending(
     ]
     for thread in threads:
         thread.start()
-    recorded = _record_outcomes(rt, outcomes, len(threads), now, report)
+    try:
+        recorded = _record_outcomes(rt, outcomes, len(threads), now, report)
+    finally:
+        stop.set()  # on an error while recording, senders stop after their current send
     for thread in threads:
         thread.join()
     report.deferred = sum(len(batch) for batch in batches.values()) - recorded
@@ -113,13 +120,24 @@ def _prepare(
 
 
 def _send_batch(
-    channel: Channel, batch: list[tuple[Alert, AlertMessage]], outcomes: queue.Queue[object]
+    channel: Channel,
+    batch: list[tuple[Alert, AlertMessage]],
+    outcomes: queue.Queue[object],
+    stop: threading.Event,
 ) -> None:
-    """Send one channel's alerts in order (in a thread); stop at its first transient failure."""
+    """Send one channel's alerts in order (in a thread); stop at its first transient failure.
+
+    Each send waits until the previous outcome is recorded in the database.
+    """
     try:
         for alert, message in batch:
+            if stop.is_set():
+                break
             outcome = _send_one(channel, alert, message)
             outcomes.put(outcome)
+            while not outcome.recorded.wait(0.1):
+                if stop.is_set():
+                    return
             if outcome.error is not None and not outcome.error.permanent:
                 break  # the channel is down: its other alerts wait for the next pass
     finally:
@@ -148,16 +166,21 @@ def _record_outcomes(
             senders -= 1
             continue
         assert isinstance(outcome, _Outcome)
+        _record(rt, outcome, now, report)
+        outcome.recorded.set()
         recorded += 1
-        alert = outcome.alert
-        if outcome.error is None:
-            rt.store.mark_sent(alert.id, now)
-            report.sent += 1
-            log.info("sent alert=%d rule=%s channel=%s", alert.id, alert.rule_id, alert.channel)
-            continue
-        report.bugs += outcome.bug
-        _after_failure(rt, alert, outcome.error, now, report)
     return recorded
+
+
+def _record(rt: Runtime, outcome: _Outcome, now: datetime, report: DeliveryReport) -> None:
+    alert = outcome.alert
+    if outcome.error is None:
+        rt.store.mark_sent(alert.id, now)
+        report.sent += 1
+        log.info("sent alert=%d rule=%s channel=%s", alert.id, alert.rule_id, alert.channel)
+        return
+    report.bugs += outcome.bug
+    _after_failure(rt, alert, outcome.error, now, report)
 
 
 def _after_failure(
