@@ -226,8 +226,6 @@ def build_message(rt: Runtime, alert: Alert) -> AlertMessage:
     first = entries[0].title if entries else ""
     window = rule.threshold.within_s if rule and rule.threshold else 0
     subject = alert_subject(kind, alert.rule_id, first, len(entries), window)
-    if kind == "health":
-        subject = f"[watcher] health: {alert.reason or first}"
     if held:
         subject += f" (+{len(held)} held back by max_alerts)"
     return AlertMessage(
