@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import ahocorasick
 import snowballstemmer
@@ -107,6 +108,14 @@ def _stem_word(word: Word, language: str) -> Word:
 
 
 @dataclass(frozen=True)
+class Clause:
+    """A necessary condition: the item holds one of ``tokens`` or a token with a ``prefixes``."""
+
+    tokens: frozenset[str]
+    prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CompiledRule:
     rule: Rule
     condition: Node
@@ -114,8 +123,8 @@ class CompiledRule:
     language: str | None
     feed_names: frozenset[str]
     feed_tags: frozenset[str]
-    # Necessary condition: each clause needs one of its tokens somewhere in the item.
-    clauses: tuple[frozenset[str], ...] = ()
+    # Necessary conditions, narrowest first: an item failing one cannot match.
+    clauses: tuple[Clause, ...] = ()
 
 
 def rule_condition(rule: Rule) -> Node:
@@ -137,8 +146,32 @@ def compile_rule(rule: Rule) -> CompiledRule:
         condition = _stem_node(condition, rule.stem)
     names = frozenset(f for f in rule.feeds if not f.startswith("tag:"))
     tags = frozenset(f[4:].casefold() for f in rule.feeds if f.startswith("tag:"))
-    clauses = tuple(sorted(set(required(condition)), key=len))
+    keys = sorted(set(required(condition)), key=lambda c: (len(c), sorted(c)))
+    clauses = tuple(_clause(c) for c in keys)
     return CompiledRule(rule, condition, rule.fields, rule.stem or None, names, tags, clauses)
+
+
+def _clause(keys: frozenset[str]) -> Clause:
+    """Split clause keys into exact tokens and prefixes (written ``drone*``)."""
+    prefixes = tuple(sorted(k[:-1] for k in keys if k.endswith("*")))
+    return Clause(frozenset(k for k in keys if not k.endswith("*")), prefixes)
+
+
+def fields_used(rule: CompiledRule) -> set[str]:
+    """Every field the rule may look at: its own fields and those of its scopes."""
+    found = set(rule.fields)
+    stack: list[Node] = [rule.condition]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Scope):
+            if node.field != "text":
+                found.add(node.field)
+            stack.append(node.child)
+        elif isinstance(node, And | Or):
+            stack.extend(node.children)
+        elif isinstance(node, Not):
+            stack.append(node.child)
+    return found
 
 
 # --- necessary token sets ------------------------------------------------------------------
@@ -189,48 +222,74 @@ def _either(options: Iterable[list[frozenset[str]]]) -> list[frozenset[str]]:
     return [frozenset(union)]
 
 
+# An index entry: tokens one of which must also occur, and the rules filed there.
+Entry = tuple[frozenset[str], tuple[int, ...]]
+
+
 @dataclass
 class _Index:
-    """Rule positions by anchor: exact tokens and token pairs per language, and prefixes."""
+    """Rule positions by anchor token per language (each with a second, companion test),
+    and by prefix."""
 
-    tokens: dict[str | None, dict[str, list[int]]] = field(default_factory=dict)
-    pairs: dict[str | None, dict[tuple[str, str], list[int]]] = field(default_factory=dict)
+    tokens: dict[str | None, dict[str, tuple[Entry, ...]]] = field(default_factory=dict)
     prefixes: dict[str, list[int]] = field(default_factory=dict)  # prefix -> anchored rules
     always: list[int] = field(default_factory=list)
+    fields: frozenset[str] = frozenset()  # every field some rule looks at
     automaton: ahocorasick.Automaton | None = None
 
-    def add(self, position: int, anchors: frozenset[Key] | None) -> None:
-        if anchors is None:
-            self.always.append(position)
-            return
-        for kind, language, text in anchors:
+
+def _build_index(rules: Sequence[CompiledRule]) -> _Index:
+    """File each rule under its anchors; companions make most false candidates drop at once."""
+    index = _Index()
+    filed: dict[str | None, dict[str, dict[frozenset[str], list[int]]]] = {}
+    for position, rule in enumerate(rules):
+        keys = anchors(rule.condition, rule.language)
+        if keys is None:
+            index.always.append(position)
+            continue
+        for kind, language, text in keys:
             if kind == "p":
-                self.prefixes.setdefault(text, []).append(position)
-            elif kind == "t":
-                table = self.tokens.setdefault(language, {})
-                table.setdefault(text, []).append(position)
-            else:
-                first, second = text.split(" ")
-                pairs = self.pairs.setdefault(language, {})
-                pairs.setdefault((first, second), []).append(position)
+                index.prefixes.setdefault(text, []).append(position)
+                continue
+            token, needs = _anchor_token(rule, kind, text)
+            table = filed.setdefault(language, {}).setdefault(token, {})
+            table.setdefault(needs, []).append(position)
+    index.tokens = {
+        language: {token: tuple((k, tuple(v)) for k, v in by.items()) for token, by in t.items()}
+        for language, t in filed.items()
+    }
+    index.fields = frozenset().union(*map(fields_used, rules))
+    index.automaton = _prefix_automaton(index.prefixes)
+    return index
 
-    def finish(self, rules: Sequence[CompiledRule]) -> None:
-        """Build one automaton over every prefix that anchors or constrains a rule."""
-        for rule in rules:
-            for clause in rule.clauses:
-                for key in clause:
-                    if key.endswith("*"):
-                        self.prefixes.setdefault(key[:-1], [])
-        if not self.prefixes:
-            return
-        automaton = ahocorasick.Automaton()
-        for prefix in self.prefixes:
-            automaton.add_word(" " + prefix, prefix + "*")
-        automaton.make_automaton()
-        self.automaton = automaton
 
-    def languages(self) -> set[str | None]:
-        return set(self.tokens) | set(self.pairs)
+def _anchor_token(rule: CompiledRule, kind: str, text: str) -> tuple[str, frozenset[str]]:
+    """The token a rule is filed under for one anchor key, and a companion clause.
+
+    A pair ``a b`` is filed under its longer token with the other as companion; a token
+    under itself with the rule's narrowest exact clause that does not hold it. An item
+    must hold the token and one companion token for the rule to be a candidate.
+    """
+    options = [c.tokens for c in rule.clauses if not c.prefixes]
+    if kind == "b":
+        first, second = text.split(" ")
+        text, other = (first, second) if len(first) >= len(second) else (second, first)
+        options.insert(0, frozenset({other}))
+    for needs in options:
+        if text not in needs:
+            return text, needs
+    return text, frozenset({text})
+
+
+def _prefix_automaton(prefixes: dict[str, list[int]]) -> ahocorasick.Automaton | None:
+    """One automaton finding every anchoring prefix at the start of a token."""
+    if not prefixes:
+        return None
+    automaton = ahocorasick.Automaton()
+    for prefix in prefixes:
+        automaton.add_word(" " + prefix, prefix)
+    automaton.make_automaton()
+    return automaton
 
 
 @dataclass(frozen=True)
@@ -245,11 +304,7 @@ class CompiledRules:
 def compile_rules(rules: Sequence[Rule]) -> CompiledRules:
     """Compile enabled rules and index them by anchor; raises QueryError on a bad rule."""
     compiled = tuple(compile_rule(r) for r in rules if r.enabled)
-    index = _Index()
-    for position, rule in enumerate(compiled):
-        index.add(position, anchors(rule.condition, rule.language))
-    index.finish(compiled)
-    return CompiledRules(compiled, index)
+    return CompiledRules(compiled, _build_index(compiled))
 
 
 # --- anchors -------------------------------------------------------------------------------
@@ -333,27 +388,35 @@ def _best_key(tokens: list[tuple[str, bool]], language: str | None) -> Key:
 
 
 class _ItemText:
-    """An item's field values tokenised once, with lazily built per-language views."""
+    """An item's field values, tokenised once on first use, with per-language views.
 
-    def __init__(self, item: MatchItem) -> None:
-        self.values = dict(item.fields)
-        if not self.values.get("feed") and item.feed_name:
-            self.values["feed"] = (item.feed_name,)
-        self.tokens = {name: [tokenize(v) for v in vals] for name, vals in self.values.items()}
+    ``fields`` names the fields whose tokens make up the item's token set (every field some
+    rule looks at); ``None``: all of them.
+    """
+
+    def __init__(self, item: MatchItem, fields: Collection[str] | None = None) -> None:
+        values = item.fields
+        if not values.get("feed") and item.feed_name:
+            values = {**values, "feed": (item.feed_name,)}
+        self.values = values
+        self.scope = [n for n in values if fields is None or n in fields]
+        self.tokens: dict[str, list[list[str]]] = {}
         self._stemmed: dict[tuple[str, str], list[list[str]]] = {}
         self._positions: dict[tuple[str, int, str | None], dict[str, list[int]]] = {}
         self._sorted: dict[tuple[str, int], list[str]] = {}
-        self._pairs: dict[str | None, set[tuple[str, str]]] = {}
-        self.prefixes: set[str] = set()  # rule prefixes (``drone*``) found by ``candidates``
         self._spans: dict[tuple[object, str, str | None], list[Span]] = {}
         self._sets: dict[tuple[str, str | None], set[str]] = {}
+        self._joined = ""
 
-    def all_tokens(self, language: str | None) -> Iterator[list[str]]:
-        for name in self.tokens:
-            yield from self.view(name, language)
+    def raw(self, name: str) -> list[list[str]]:
+        """The tokens of each value of field ``name``."""
+        found = self.tokens.get(name)
+        if found is None:
+            found = self.tokens[name] = [tokenize(v) for v in self.values.get(name, ())]
+        return found
 
     def view(self, name: str, language: str | None) -> list[list[str]]:
-        raw = self.tokens.get(name, [])
+        raw = self.raw(name)
         if language is None:
             return raw
         key = (name, language)
@@ -362,24 +425,28 @@ class _ItemText:
         return self._stemmed[key]
 
     def token_set(self, language: str | None) -> set[str]:
-        """Every token of every field, in the language's stemmed form."""
+        """Every token of the fields in scope, in the language's stemmed form."""
         key = ("", language)
         found = self._sets.get(key)
         if found is None:
-            found = self._sets[key] = set().union(*self.all_tokens(language))
+            lists = [tokens for name in self.scope for tokens in self.view(name, language)]
+            found = self._sets[key] = set().union(*lists)
         return found
 
-    def pair_set(self, language: str | None) -> set[tuple[str, str]]:
-        """Every pair of adjacent tokens of every field value."""
-        found = self._pairs.get(language)
-        if found is None:
-            found = self._pairs[language] = set()
-            for tokens in self.all_tokens(language):
-                found.update(zip(tokens, tokens[1:]))  # noqa: B905
-        return found
+    def joined(self) -> str:
+        """The distinct raw tokens, each preceded by a space, for prefix searches."""
+        if not self._joined:
+            self._joined = " " + " ".join(self.token_set(None))
+        return self._joined
+
+    def has_prefix(self, prefix: str) -> bool:
+        """Whether some raw token in scope starts with ``prefix``."""
+        return " " + prefix in self.joined()
 
     def has_token(self, name: str, language: str | None, token: str) -> bool:
         """Whether any value of field ``name`` holds ``token``, without locating it."""
+        if token not in self.token_set(language) and name in self.scope:
+            return False
         key = (name, language)
         found = self._sets.get(key)
         if found is None:
@@ -402,7 +469,7 @@ class _ItemText:
         key = (name, index)
         found = self._sorted.get(key)
         if found is None:
-            found = self._sorted[key] = sorted(set(self.tokens[name][index]))
+            found = self._sorted[key] = sorted(set(self.raw(name)[index]))
         return found
 
     def spans(self, leaf: Leaf, name: str, language: str | None) -> list[Span]:
@@ -413,7 +480,7 @@ class _ItemText:
         return found
 
     def _find(self, leaf: Leaf, name: str, language: str | None) -> Iterator[Span]:
-        for index in range(len(self.tokens.get(name, ()))):
+        for index in range(len(self.raw(name))):
             if isinstance(leaf, Term):
                 for p in self.positions(name, index, language, leaf.token):
                     yield index, p, p + 1
@@ -435,7 +502,7 @@ class _ItemText:
     def _phrase_spans(
         self, phrase: Phrase, name: str, index: int, language: str | None
     ) -> Iterator[Span]:
-        raw = self.tokens[name][index]
+        raw = self.raw(name)[index]
         stemmed = self.view(name, language)[index]
         seen: set[tuple[int, int]] = set()
         for start in sorted(self._phrase_starts(phrase.words[0], name, index, language)):
@@ -616,44 +683,33 @@ def evaluate_rule(
 
 
 def candidates(compiled: CompiledRules, text: _ItemText) -> list[int]:
-    """Positions of the rules whose anchor occurs in the item, in rule order."""
+    """Positions of the rules whose anchor and companion occur in the item, in rule order."""
     index = compiled.index
     found: set[int] = set(index.always)
-    for language in index.languages():
+    for language, table in index.tokens.items():
         tokens = text.token_set(language)
-        table = index.tokens.get(language)
-        if table:
-            for token in table.keys() & tokens:
-                found.update(table[token])
-        pairs = index.pairs.get(language)
-        if pairs:
-            for pair in pairs.keys() & text.pair_set(language):
-                found.update(pairs[pair])
+        for token in table.keys() & tokens:
+            for needs, positions in table[token]:
+                if not needs.isdisjoint(tokens):
+                    found.update(positions)
     if index.automaton is not None:
-        joined = " " + " ".join(text.token_set(None))
-        text.prefixes = {key for _, key in index.automaton.iter(joined)}
-        for key in text.prefixes:
-            positions = index.prefixes[key[:-1]]
-            if positions:
-                found.update(positions)
+        prefixes = set(map(itemgetter(1), index.automaton.iter(text.joined())))
+        found.update(*map(index.prefixes.__getitem__, prefixes))
     return sorted(found)
 
 
 def _may_match(rule: CompiledRule, text: _ItemText) -> bool:
-    """False when the item lacks every token of one of the rule's necessary clauses."""
-    if not rule.clauses:
-        return True
+    """False when the item fails one of the rule's necessary clauses."""
     tokens = text.token_set(rule.language)
-    prefixes = text.prefixes
     for clause in rule.clauses:
-        if clause.isdisjoint(tokens) and clause.isdisjoint(prefixes):
+        if clause.tokens.isdisjoint(tokens) and not any(map(text.has_prefix, clause.prefixes)):
             return False
     return True
 
 
 def match_item(compiled: CompiledRules, item: MatchItem) -> list[Match]:
     """Every enabled rule that matches ``item``, in rule order."""
-    text = _ItemText(item)
+    text = _ItemText(item, compiled.index.fields)
     matches: list[Match] = []
     for position in candidates(compiled, text):
         rule = compiled.rules[position]
