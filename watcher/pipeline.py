@@ -40,6 +40,7 @@ from watcher.outbox import queue_alert
 from watcher.policy import channels_for, decide_backlog
 from watcher.rules.match import match_item
 from watcher.runtime import Runtime
+from watcher.store.batch import upsert_items
 from watcher.store.daemon_state import add_health_alert, held_feed_ids, set_retry_hold
 from watcher.types import (
     AlertStatus,
@@ -94,9 +95,9 @@ class PollReport:
 
 def feed_options(settings: Settings, feed: FeedState) -> FeedConfig:
     """The per-feed settings of a stored feed: its config entry, else the defaults."""
-    for cfg in settings.feeds:
-        if cfg.name == feed.name or (cfg.name is None and cfg.url == feed.url):
-            return cfg
+    cfg = _OptionsIndex.of(settings.feeds).find(feed)
+    if cfg is not None:
+        return cfg
     d = settings.defaults
     return FeedConfig(
         url=feed.url,
@@ -108,6 +109,39 @@ def feed_options(settings: Settings, feed: FeedState) -> FeedConfig:
         max_age_s=d.max_age_s,
         headers=d.headers,
     )
+
+
+class _OptionsIndex:
+    """The config's feed entries by name and by URL (for entries without a name)."""
+
+    _last: tuple[tuple[FeedConfig, ...], _OptionsIndex] | None = None
+
+    def __init__(self, feeds: tuple[FeedConfig, ...]) -> None:
+        self.by_name: dict[str, int] = {}
+        self.by_url: dict[str, int] = {}
+        self.feeds = feeds
+        for position, cfg in enumerate(feeds):
+            if cfg.name is not None:
+                self.by_name.setdefault(cfg.name, position)
+            else:
+                self.by_url.setdefault(cfg.url, position)
+
+    @classmethod
+    def of(cls, feeds: tuple[FeedConfig, ...]) -> _OptionsIndex:
+        """The index of ``feeds``, reused while the same settings are in use."""
+        last = cls._last
+        if last is not None and last[0] is feeds:
+            return last[1]
+        index = cls(feeds)
+        cls._last = (feeds, index)
+        return index
+
+    def find(self, feed: FeedState) -> FeedConfig | None:
+        """The first entry named like the feed, or without a name and with its URL."""
+        found = [
+            p for p in (self.by_name.get(feed.name), self.by_url.get(feed.url)) if p is not None
+        ]
+        return self.feeds[min(found)] if found else None
 
 
 def select_feeds(
@@ -227,10 +261,7 @@ def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollRep
     with rt.store.transaction():
         first_poll = rt.store.is_first_poll(feed.id)
         new = 0
-        for item in parsed.items:
-            stored = rt.store.upsert_item(feed.id, item, now)
-            if stored.change == "unchanged":
-                continue
+        for stored in upsert_items(rt.store, feed.id, parsed.items, now):
             new += stored.change == "new"
             report.updated_items += stored.change == "updated"
             key = workers.match_key(stored.guid, stored.content_hash)

@@ -6,6 +6,7 @@ Built once from a validated config; holds no business logic.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import requests
@@ -27,8 +28,9 @@ class Runtime:
     channels: dict[str, Channel]
     session: requests.Session
 
-    @property
+    @cached_property
     def rules_by_id(self) -> dict[str, Rule]:
+        """Rules by id, built once (a reload builds a new Runtime)."""
         return {rule.id: rule for rule in self.rules}
 
 

@@ -77,6 +77,10 @@ def _display(path: Path) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
+# libyaml's parser when built in (marks and nodes are the same, ~10x faster).
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _compose(
     path: Path, problems: list[Problem]
 ) -> tuple[yaml.Node | None, yaml.SafeLoader | None]:
@@ -86,7 +90,7 @@ def _compose(
     except (OSError, UnicodeDecodeError) as error:
         problems.append(Problem(name, f"cannot read rule file: {error}"))
         return None, None
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         return loader.get_single_node(), loader
     except yaml.YAMLError as error:
