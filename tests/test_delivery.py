@@ -309,7 +309,10 @@ def test_max_alerts_holds_back_the_excess_and_summarises_it_next(make_world: Any
     last = w.smtp.messages[-1].message
     assert last["Subject"] == "[watcher] kursk: Kursk later (+3 held back by max_alerts)"
     body = w.hook.requests[-1].json()
-    assert [i["title"] for i in body["items"]] == ["Kursk later", "Kursk 2", "Kursk 3", "Kursk 4"]
+    assert [i["title"] for i in body["items"]] == ["Kursk later"]
+    assert [i["title"] for i in body["held_back"]] == ["Kursk 2", "Kursk 3", "Kursk 4"]
+    text = last.get_body(("plain",)).get_content()
+    assert "Held back by max_alerts (3):" in text and "Kursk 4" in text
     assert {a["reason"] for a in w.alerts() if a["status"] == "suppressed"} == {
         f"throttled by max_alerts; summarised in alert {i}"
         for i in (body_id(w, "mail"), int(body["alert_id"]))

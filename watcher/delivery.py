@@ -235,9 +235,10 @@ def build_message(rt: Runtime, alert: Alert) -> AlertMessage:
         rule_id=alert.rule_id,
         rule_description=rule.description if rule else "",
         severity=rule.severity if rule else "medium",
-        items=tuple(entries + held),
+        items=tuple(entries),
         subject=subject,
         display_timezone=rt.settings.display_timezone,
+        held_back=tuple(held),
     )
 
 

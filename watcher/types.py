@@ -332,3 +332,4 @@ class AlertMessage:
     items: tuple[AlertItem, ...]
     subject: str
     display_timezone: str = "UTC"
+    held_back: tuple[AlertItem, ...] = ()  # matches max_alerts kept back since the last alert

@@ -7,7 +7,7 @@ import sys
 import click
 
 from watcher.alerts.render import format_time
-from watcher.types import AlertMessage, ChannelConfig
+from watcher.types import AlertItem, AlertMessage, ChannelConfig
 
 _SEVERITY_COLOURS = {"critical": "red", "high": "red", "medium": "yellow"}
 
@@ -25,17 +25,22 @@ class ConsoleChannel:
         zone = message.display_timezone
         for item in message.items:
             click.echo(f"{head}: {item.title or '(no title)'}")
-            click.echo(
-                f"    {item.feed} · {format_time(item.published_at, zone)} · {item.link or ''}"
-            )
-            if item.terms:
-                click.echo("    matched: " + ", ".join(item.terms))
-            for snippet in item.snippets:
-                click.echo("    " + _highlight(snippet))
-            for other in item.also_reported_by:
-                click.echo(f"    also reported by {other.feed}")
+            _print_item(item, zone)
         if len(message.items) != 1:
             click.echo(f"    ({len(message.items)} items)")
+        for item in message.held_back:
+            click.echo(f"    held back by max_alerts: {item.title or '(no title)'}")
+            _print_item(item, zone, indent="      ")
+
+
+def _print_item(item: AlertItem, zone: str, indent: str = "    ") -> None:
+    click.echo(f"{indent}{item.feed} · {format_time(item.published_at, zone)} · {item.link or ''}")
+    if item.terms:
+        click.echo(f"{indent}matched: " + ", ".join(item.terms))
+    for snippet in item.snippets:
+        click.echo(indent + _highlight(snippet))
+    for other in item.also_reported_by:
+        click.echo(f"{indent}also reported by {other.feed}")
 
 
 def _highlight(snippet: str) -> str:

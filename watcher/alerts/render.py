@@ -108,6 +108,11 @@ def render_text(msg: AlertMessage) -> str:
     lines = [f"{msg.rule_id} ({msg.severity}): {msg.rule_description}".rstrip(": "), ""]
     for item in msg.items:
         lines.extend(_item_text(item, msg.display_timezone))
+    if msg.held_back:
+        lines.append(f"Held back by max_alerts ({len(msg.held_back)}):")
+        lines.append("")
+        for item in msg.held_back:
+            lines.extend(_item_text(item, msg.display_timezone))
     lines.append(
         f"alert {msg.alert_id} · created {format_time(msg.created_at, msg.display_timezone)}"
     )
@@ -137,26 +142,35 @@ def render_html(msg: AlertMessage) -> str:
         + "</p>",
     ]
     for item in msg.items:
-        title = esc(item.title or "(no title)")
-        link = _safe_link(item.link)
-        heading = f'<a href="{esc(link)}">{title}</a>' if link else title
-        parts.append(f"<h3>{heading}</h3>")
-        when = esc(format_time(item.published_at, msg.display_timezone))
-        parts.append(f"<p>{esc(item.feed)} · {when}</p>")
-        if item.terms:
-            parts.append(f"<p>matched: {esc(', '.join(item.terms))}</p>")
-        for snippet in item.snippets:
-            parts.append(f"<p>{_bold_html(snippet)}</p>")
-        for other in item.also_reported_by:
-            href = _safe_link(other.link)
-            name = esc(other.feed)
-            parts.append(
-                f'<p>also reported by <a href="{esc(href)}">{name}</a></p>'
-                if href
-                else f"<p>also reported by {name}</p>"
-            )
+        parts.extend(_item_html(item, msg.display_timezone))
+    if msg.held_back:
+        parts.append(f"<h4>Held back by max_alerts ({len(msg.held_back)})</h4>")
+        for item in msg.held_back:
+            parts.extend(_item_html(item, msg.display_timezone))
     parts.append(f"<p><small>alert {msg.alert_id}</small></p></body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _item_html(item: AlertItem, zone: str) -> list[str]:
+    esc = html.escape
+    title = esc(item.title or "(no title)")
+    link = _safe_link(item.link)
+    heading = f'<a href="{esc(link)}">{title}</a>' if link else title
+    parts = [f"<h3>{heading}</h3>"]
+    parts.append(f"<p>{esc(item.feed)} · {esc(format_time(item.published_at, zone))}</p>")
+    if item.terms:
+        parts.append(f"<p>matched: {esc(', '.join(item.terms))}</p>")
+    for snippet in item.snippets:
+        parts.append(f"<p>{_bold_html(snippet)}</p>")
+    for other in item.also_reported_by:
+        href = _safe_link(other.link)
+        name = esc(other.feed)
+        parts.append(
+            f'<p>also reported by <a href="{esc(href)}">{name}</a></p>'
+            if href
+            else f"<p>also reported by {name}</p>"
+        )
+    return parts
 
 
 def _bold_html(snippet: str) -> str:

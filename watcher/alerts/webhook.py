@@ -40,7 +40,7 @@ def format_utc(when: datetime | None) -> str | None:
 
 def webhook_body(message: AlertMessage) -> dict[str, Any]:
     """The JSON document of SPEC §5 for one alert; snippets keep their ``**`` marks."""
-    return {
+    body: dict[str, Any] = {
         "alert_id": str(message.alert_id),
         "kind": message.kind,
         "created_at": format_utc(message.created_at),
@@ -51,6 +51,9 @@ def webhook_body(message: AlertMessage) -> dict[str, Any]:
         },
         "items": [_item_body(item) for item in message.items],
     }
+    if message.held_back:  # only when max_alerts kept matches back: the SPEC shape otherwise
+        body["held_back"] = [_item_body(item) for item in message.held_back]
+    return body
 
 
 def _item_body(item: AlertItem) -> dict[str, Any]:
