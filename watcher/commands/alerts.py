@@ -11,7 +11,7 @@ import click
 from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, plural
 from watcher.commands.table import print_table
 from watcher.delivery import DeliveryReport, deliver_pending
-from watcher.exceptions import LockedError
+from watcher.exceptions import LockedError, StoreError
 from watcher.lock import hold_lock
 from watcher.runtime import open_runtime
 from watcher.store import Store
@@ -46,6 +46,7 @@ def alerts(ctx: click.Context, status: str | None, rule_id: str | None, limit: i
         rows = store.list_alerts(
             status=AlertStatus(status) if status else None, rule_id=rule_id, limit=limit
         )
+        titles = {a.id: _first_title(store, a.item_ids) for a in rows}
     finally:
         store.close()
     if obj.json:
@@ -56,6 +57,7 @@ def alerts(ctx: click.Context, status: str | None, rule_id: str | None, limit: i
                     "rule_id": a.rule_id,
                     "channel": a.channel,
                     "item_ids": list(a.item_ids),
+                    "title": titles[a.id],
                     "status": a.status.value,
                     "reason": a.reason,
                     "attempts": a.attempts,
@@ -71,20 +73,32 @@ def alerts(ctx: click.Context, status: str | None, rule_id: str | None, limit: i
         click.echo("no alerts")
         return
     print_table(
-        ["id", "rule", "channel", "status", "items", "created", "note"],
+        ["id", "rule", "channel", "status", "created", "title", "note"],
         [
             [
                 a.id,
                 a.rule_id,
                 a.channel,
                 a.status.value,
-                ",".join(map(str, a.item_ids)),
                 _iso(a.created_at),
+                (titles[a.id] or "")
+                + (f" (+{len(a.item_ids) - 1})" if len(a.item_ids) > 1 else ""),
                 a.reason or a.last_error,
             ]
             for a in rows
         ],
+        max_width=50,
     )
+
+
+def _first_title(store: Store, item_ids: tuple[int, ...]) -> str | None:
+    """The title of an alert's first item (health alerts have none)."""
+    if not item_ids or item_ids[0] <= 0:
+        return None
+    try:
+        return store.item(item_ids[0]).title
+    except StoreError:  # an item pruned or never stored: the alert row stays readable
+        return None
 
 
 def _iso(when: datetime | None) -> str | None:
