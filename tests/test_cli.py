@@ -220,3 +220,14 @@ def test_python_dash_m_watcher_poll_end_to_end(project: Path, feed_server: FeedS
     assert feed_server.requests[-1].header("If-None-Match") == '"x"'
     eml = next((project / "outbox").glob("*.eml")).read_text()
     assert "Subject: [watcher] nk-troops-kursk: DPRK troops push into Kursk villages" in eml
+
+
+def test_alerts_lists_what_alerted_with_titles(project: Path) -> None:
+    invoke(project, "poll", "--all")
+    code, out, _ = invoke(project, "alerts", "--rule", "nk-troops-kursk")
+    assert code == 0
+    lines = [line for line in out.splitlines() if "nk-troops-kursk" in line]
+    assert len(lines) == 2  # one per channel
+    assert all("sent" in line and "DPRK troops push into Kursk villages" in line for line in lines)
+    code, out, _ = invoke(project, "alerts", "--json")
+    assert {a["title"] for a in json.loads(out)} == {"DPRK troops push into Kursk villages"}
