@@ -1,9 +1,10 @@
 """Turn a fetched feed body into ``ParsedFeed``; does no I/O and stores nothing.
 
 The format is detected from the content: a JSON object is a JSON Feed
-(``jsonfeed.py``), anything else goes to feedparser (RSS 0.9x/1.0/2.0, Atom) with
-its own sanitiser and relative-URI resolution off; HTML is sanitised once, with
-nh3 (``html.py``). Entries get stable ids, UTC dates and plain text.
+(``jsonfeed.py``); well-formed plain RSS 2.0 and Atom 1.0 are read by ``fastparse``
+(lxml), and anything it declines goes to feedparser (RSS 0.9x/1.0/2.0, Atom) with
+its own sanitiser and relative-URI resolution off (both give the same entries).
+HTML is sanitised once, with nh3 (``html.py``). Entries get stable ids, UTC dates and plain text.
 
 Raises ``ParseError`` when the body holds no feed at all.
 """
@@ -23,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 
 from watcher.exceptions import ParseError
-from watcher.feeds import jsonfeed
+from watcher.feeds import fastparse, jsonfeed
 from watcher.feeds.html import (
     collapse_whitespace,
     html_to_text,
@@ -51,9 +52,14 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
     return _drop_empty_items(parse_xml_feed(content, url, content_type), url)
 
 
-def parse_xml_feed(content: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
-    """Parse RSS or Atom with feedparser; see ``parse_feed``."""
+def parse_xml_feed(
+    content: bytes, url: str, content_type: str | None = None, *, fast_path: bool = True
+) -> ParsedFeed:
+    """Parse RSS or Atom (lxml when it can, else feedparser); see ``parse_feed``."""
     data, notes = _prepare_xml(content, content_type)
+    fast = None if notes or not fast_path else fastparse.read_feed(data, content_type)
+    if fast is not None and fast.entries:
+        return _parsed_feed(fast.feed, fast.entries, fast.version, url, None)
     result = _run_feedparser(data, url, content_type)
     warning = _bozo_warning(result)
     entries = list(result.get("entries") or [])
@@ -65,15 +71,21 @@ def parse_xml_feed(content: bytes, url: str, content_type: str | None = None) ->
         if not entries:
             raise ParseError(url, f"not a feed: truncated document, no complete item ({warning})")
         notes.append("truncated document: the item cut off at the end was dropped")
-    feed: dict[str, Any] = result.get("feed") or {}
+    warnings = "; ".join([*notes, warning] if warning else notes) or None
+    return _parsed_feed(result.get("feed") or {}, entries, version, url, warnings)
+
+
+def _parsed_feed(
+    feed: dict[str, Any], entries: list[Any], version: str, url: str, warning: str | None
+) -> ParsedFeed:
+    """A ParsedFeed from feedparser-shaped dicts (from feedparser or from ``fastparse``)."""
     base = _link_base(url)
-    items = tuple(_item(entry, base) for entry in entries)
     return ParsedFeed(
         title=_plain_title(feed) or None,
         link=_absolute(base, feed.get("link")),
         format=version or "xml",
-        items=items,
-        warning="; ".join([*notes, warning] if warning else notes) or None,
+        items=tuple(_item(entry, base) for entry in entries),
+        warning=warning,
     )
 
 
