@@ -8,16 +8,15 @@ anchor occurs in it (plus the few rules with no anchor, such as regex-only ones)
 
 from __future__ import annotations
 
-import bisect
 import itertools
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
 import ahocorasick
 import snowballstemmer
 
-from watcher.rules.normalize import tokenize, tokenize_spans
+from watcher.rules.normalize import spaced, tokenize_spans
 from watcher.rules.query import (
     And,
     Leaf,
@@ -37,6 +36,7 @@ from watcher.rules.query import (
 from watcher.types import Hit, Match, MatchItem, Rule
 
 Span = tuple[int, int, int]  # value index, first token, end token (exclusive)
+Needles = tuple[tuple[str, ...], ...]
 Key = tuple[str, str | None, str]  # kind ("t" token, "b" token pair, "p" prefix), language, text
 MAX_EXPANSIONS = 32
 _STEM_CACHE_LIMIT = 200_000
@@ -125,6 +125,8 @@ class CompiledRule:
     feed_tags: frozenset[str]
     # Necessary conditions, narrowest first: an item failing one cannot match.
     clauses: tuple[Clause, ...] = ()
+    # Per leaf (by id), substring groups a field value must all hold for the leaf to occur.
+    needles: Mapping[int, Needles] = field(default_factory=dict)
 
 
 def rule_condition(rule: Rule) -> Node:
@@ -148,7 +150,42 @@ def compile_rule(rule: Rule) -> CompiledRule:
     tags = frozenset(f[4:].casefold() for f in rule.feeds if f.startswith("tag:"))
     keys = sorted(set(required(condition)), key=lambda c: (len(c), sorted(c)))
     clauses = tuple(_clause(c) for c in keys)
-    return CompiledRule(rule, condition, rule.fields, rule.stem or None, names, tags, clauses)
+    needles = {} if rule.stem else {id(leaf): _needles(leaf) for leaf in _leaves(condition)}
+    return CompiledRule(
+        rule, condition, rule.fields, rule.stem or None, names, tags, clauses, needles
+    )
+
+
+def _leaves(node: Node) -> Iterator[Leaf]:
+    """Every term, prefix and phrase of a condition tree."""
+    if isinstance(node, Term | Prefix | Phrase):
+        yield node
+    elif isinstance(node, And | Or):
+        for child in node.children:
+            yield from _leaves(child)
+    elif isinstance(node, Not | Scope):
+        yield from _leaves(node.child)
+    elif isinstance(node, Near):
+        yield from (*node.left, *node.right)
+
+
+def _needles(leaf: Leaf) -> Needles:
+    """Substrings of a spaced value (``normalize.spaced``) that a leaf's occurrence implies.
+
+    Each group lists alternatives, one of which must occur: `` drone `` for a token,
+    `` dron`` for a prefix, and for a phrase one group per word.
+    """
+    if isinstance(leaf, Term):
+        return ((f" {leaf.token} ",),)
+    if isinstance(leaf, Prefix):
+        return ((f" {leaf.prefix}",),)
+    return tuple(
+        tuple(
+            f" {tokens[0]}" if word.prefix and len(tokens) == 1 else f" {tokens[0]} "
+            for tokens in word.alternatives
+        )
+        for word in leaf.words
+    )
 
 
 def _clause(keys: frozenset[str]) -> Clause:
@@ -401,18 +438,25 @@ class _ItemText:
         self.values = values
         self.scope = [n for n in values if fields is None or n in fields]
         self.tokens: dict[str, list[list[str]]] = {}
+        self._spaced: dict[str, list[str]] = {}
         self._stemmed: dict[tuple[str, str], list[list[str]]] = {}
         self._positions: dict[tuple[str, int, str | None], dict[str, list[int]]] = {}
-        self._sorted: dict[tuple[str, int], list[str]] = {}
-        self._spans: dict[tuple[object, str, str | None], list[Span]] = {}
+        self._spans: dict[tuple[int, str, str | None], list[Span]] = {}
+        self._joined: dict[tuple[str, int, str | None], str] = {}
         self._sets: dict[tuple[str, str | None], set[str]] = {}
-        self._joined = ""
+
+    def spaced(self, name: str) -> list[str]:
+        """Each value of field ``name`` as ``normalize.spaced`` gives it."""
+        found = self._spaced.get(name)
+        if found is None:
+            found = self._spaced[name] = [spaced(v) for v in self.values.get(name, ())]
+        return found
 
     def raw(self, name: str) -> list[list[str]]:
         """The tokens of each value of field ``name``."""
         found = self.tokens.get(name)
         if found is None:
-            found = self.tokens[name] = [tokenize(v) for v in self.values.get(name, ())]
+            found = self.tokens[name] = [s.split() for s in self.spaced(name)]
         return found
 
     def view(self, name: str, language: str | None) -> list[list[str]]:
@@ -433,47 +477,69 @@ class _ItemText:
             found = self._sets[key] = set().union(*lists)
         return found
 
-    def joined(self) -> str:
-        """The distinct raw tokens, each preceded by a space, for prefix searches."""
-        if not self._joined:
-            self._joined = " " + " ".join(self.token_set(None))
-        return self._joined
+    def spaced_values(self) -> Iterator[str]:
+        """Every value in scope as ``normalize.spaced`` gives it."""
+        for name in self.scope:
+            yield from self.spaced(name)
 
     def has_prefix(self, prefix: str) -> bool:
         """Whether some raw token in scope starts with ``prefix``."""
-        return " " + prefix in self.joined()
+        needle = " " + prefix
+        return any(needle in value for value in self.spaced_values())
 
     def has_token(self, name: str, language: str | None, token: str) -> bool:
         """Whether any value of field ``name`` holds ``token``, without locating it."""
         if token not in self.token_set(language) and name in self.scope:
             return False
+        if language is None:
+            needle = " " + token + " "
+            return any(needle in value for value in self.spaced(name))
         key = (name, language)
         found = self._sets.get(key)
         if found is None:
             found = self._sets[key] = set().union(*self.view(name, language))
         return token in found
 
+    def joined(self, name: str, index: int, language: str | None) -> str:
+        """One value's tokens in the language's form, one space around each.
+
+        The token at position ``i`` starts right after the ``i``-th space.
+        """
+        key = (name, index, language)
+        found = self._joined.get(key)
+        if found is None:
+            found = self._joined[key] = f" {' '.join(self.view(name, language)[index])} "
+        return found
+
     def positions(self, name: str, index: int, language: str | None, token: str) -> list[int]:
-        """Where ``token`` occurs in one field value, found once by C-level list scans."""
+        """Where ``token`` occurs in one field value, found once by C-level string searches."""
         key = (name, index, language)
         table = self._positions.get(key)
         if table is None:
             table = self._positions[key] = {}
         found = table.get(token)
         if found is None:
-            found = table[token] = _occurrences(self.view(name, language)[index], token)
+            if language is None and f" {token} " not in self.spaced(name)[index]:
+                found = table[token] = []
+            else:
+                found = table[token] = _starts(self.joined(name, index, language), (token,))
         return found
 
-    def _distinct(self, name: str, index: int) -> list[str]:
-        """The value's distinct raw tokens, sorted, for prefix lookups by bisection."""
-        key = (name, index)
-        found = self._sorted.get(key)
-        if found is None:
-            found = self._sorted[key] = sorted(set(self.raw(name)[index]))
-        return found
+    def may_hold(self, name: str, needles: Needles) -> bool:
+        """Whether some value of field ``name`` holds a needle of every group."""
+        for value in self.spaced(name):
+            for group in needles:
+                for needle in group:
+                    if needle in value:
+                        break
+                else:
+                    break  # no needle of this group: try the next value
+            else:
+                return True
+        return False
 
     def spans(self, leaf: Leaf, name: str, language: str | None) -> list[Span]:
-        key = (leaf, name, language)
+        key = (id(leaf), name, language)
         found = self._spans.get(key)
         if found is None:
             found = self._spans[key] = list(self._find(leaf, name, language))
@@ -491,17 +557,19 @@ class _ItemText:
                 yield from self._phrase_spans(leaf, name, index, language)
 
     def _prefix_positions(self, name: str, index: int, prefix: str) -> list[int]:
-        distinct = self._distinct(name, index)
         found: list[int] = []
-        at = bisect.bisect_left(distinct, prefix)
-        while at < len(distinct) and distinct[at].startswith(prefix):
-            found.extend(self.positions(name, index, None, distinct[at]))
-            at += 1
+        for token in _tokens_starting(self.spaced(name)[index], prefix):
+            found.extend(self.positions(name, index, None, token))
         return sorted(found)
 
     def _phrase_spans(
         self, phrase: Phrase, name: str, index: int, language: str | None
     ) -> Iterator[Span]:
+        tokens = _plain_tokens(phrase)
+        if tokens is not None:
+            for start in _starts(self.joined(name, index, language), tokens):
+                yield index, start, start + len(tokens)
+            return
         raw = self.raw(name)[index]
         stemmed = self.view(name, language)[index]
         seen: set[tuple[int, int]] = set()
@@ -522,15 +590,40 @@ class _ItemText:
         return starts
 
 
-def _occurrences(tokens: list[str], token: str) -> list[int]:
+def _tokens_starting(value: str, prefix: str) -> set[str]:
+    """The distinct tokens of a spaced value that start with ``prefix``."""
+    found: set[str] = set()
+    needle = " " + prefix
+    at = value.find(needle)
+    while at >= 0:
+        end = value.index(" ", at + 1)
+        found.add(value[at + 1 : end])
+        at = value.find(needle, end)
+    return found
+
+
+def _plain_tokens(phrase: Phrase) -> tuple[str, ...] | None:
+    """The phrase's tokens when each word has one spelling and no wildcard."""
+    tokens: list[str] = []
+    for word in phrase.words:
+        if word.prefix or len(word.alternatives) != 1:
+            return None
+        tokens.extend(word.alternatives[0])
+    return tuple(tokens)
+
+
+def _starts(joined: str, tokens: tuple[str, ...]) -> list[int]:
+    """Token positions where ``tokens`` occur consecutively in a ``joined`` value."""
+    needle = f" {' '.join(tokens)} "
     found: list[int] = []
-    at = -1
-    while True:
-        try:
-            at = tokens.index(token, at + 1)
-        except ValueError:
-            return found
-        found.append(at)
+    at = joined.find(needle)
+    count = before = 0
+    while at >= 0:
+        count += joined.count(" ", before, at)  # tokens before this occurrence
+        before = at
+        found.append(count)
+        at = joined.find(needle, at + len(needle) - 1)
+    return found
 
 
 def _extend(
@@ -569,7 +662,10 @@ class _Evaluation:
         return self.rule.fields if scope in (None, "text") else (scope,)
 
     def leaf_spans(self, leaf: Leaf, fields: tuple[str, ...]) -> Iterator[tuple[str, Span]]:
+        needles = self.rule.needles.get(id(leaf))
         for name in fields:
+            if needles is not None and not self.text.may_hold(name, needles):
+                continue
             for span in self.text.spans(leaf, name, self.rule.language):
                 yield name, span
 
@@ -693,7 +789,8 @@ def candidates(compiled: CompiledRules, text: _ItemText) -> list[int]:
                 if not needs.isdisjoint(tokens):
                     found.update(positions)
     if index.automaton is not None:
-        prefixes = set(map(itemgetter(1), index.automaton.iter(text.joined())))
+        hits = map(index.automaton.iter, text.spaced_values())
+        prefixes = set(map(itemgetter(1), itertools.chain.from_iterable(hits)))
         found.update(*map(index.prefixes.__getitem__, prefixes))
     return sorted(found)
 

@@ -111,6 +111,18 @@ def tokenize(text: str) -> list[str]:
     return tokens_of_normalized(normalize(text))
 
 
+def spaced(text: str) -> str:
+    """Return the tokens of ``text`` with spaces around each and no other characters.
+
+    ``spaced(text).split() == tokenize(text)``; ``text`` holds the token ``t`` exactly when
+    ``" " + t + " "`` occurs in the result, and a token starting with ``p`` when ``" " + p``
+    does, so that such tests are one substring search.
+    """
+    if text.isascii():
+        return (" " + text + " ").encode("ascii").translate(_ASCII_SPLIT).decode("ascii")
+    return " " + " ".join(tokens_of_normalized(normalize(text))) + " "
+
+
 def tokenize_spans(text: str) -> list[tuple[str, int, int]]:
     """Return ``tokenize(text)`` with each token's ``(start, end)`` offsets into ``text``.
 
