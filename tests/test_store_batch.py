@@ -96,3 +96,42 @@ def test_new_items_come_back_as_a_read_back_would_give_them(tmp_path: Path) -> N
     hits = store.db.execute("SELECT rowid FROM items_fts WHERE items_fts MATCH 'storm'").fetchall()
     assert sorted(r[0] for r in hits) == [s.id for s in stored]
     store.close()
+
+
+def test_batched_304s_write_what_record_poll_writes(tmp_path: Path) -> None:
+    from watcher.store.batch import NotModified, record_not_modified
+    from watcher.types import FeedStatus
+
+    store, feeds = open_store(tmp_path, "p.db")
+    for feed_id in feeds:  # a feed that had failed once, with validators stored
+        store.db.execute(
+            "UPDATE feeds SET consecutive_failures = 1, last_status = 'error',"
+            " last_error = 'x', etag = 'old' WHERE id = ?",
+            [feed_id],
+        )
+    later = NOW + timedelta(minutes=15)
+    store.record_poll(
+        feeds[0],
+        started_at=NOW,
+        duration_ms=7,
+        http_status=304,
+        new_items=0,
+        error=None,
+        status=FeedStatus.NOT_MODIFIED,
+        now=NOW,
+        etag=None,
+        last_modified="Mon, 01 Jan 2024 00:00:00 GMT",
+        next_poll_at=later,
+    )
+    record_not_modified(
+        store, [NotModified(feeds[1], 7, 304, None, "Mon, 01 Jan 2024 00:00:00 GMT", later)], NOW
+    )
+    rows = table(store, "SELECT * FROM feeds ORDER BY id")
+    assert rows[0][3:] == rows[1][3:]  # every column after id, url, name
+    polls = table(
+        store,
+        "SELECT feed_id, started_at, duration_ms, http_status, new_items, error"
+        " FROM polls ORDER BY id",
+    )
+    assert [p[1:] for p in polls] == [(NOW.strftime("%Y-%m-%dT%H:%M:%SZ"), 7, 304, 0, None)] * 2
+    store.close()

@@ -40,7 +40,7 @@ from watcher.outbox import queue_alert
 from watcher.policy import channels_for, decide_backlog
 from watcher.rules.match import match_item
 from watcher.runtime import Runtime
-from watcher.store.batch import upsert_items
+from watcher.store.batch import NotModified, record_not_modified, upsert_items
 from watcher.store.daemon_state import add_health_alert, held_feed_ids, set_retry_hold
 from watcher.types import (
     AlertStatus,
@@ -175,11 +175,61 @@ def poll_feeds(
     jobs = [(feed, feed_options(rt.settings, feed)) for feed in feeds]
     for batch in _fetch_all(rt, jobs):
         with rt.store.transaction():
+            quiet = [r for r in batch if _plain_not_modified(rt, r)]
+            done = {id(r) for r in quiet} if _store_not_modified(rt, quiet, now, report) else set()
             for result in batch:
-                _store_one(rt, result, now, report)
+                if id(result) not in done:
+                    _store_one(rt, result, now, report)
                 if progress:
                     progress(result)
     return report
+
+
+def _plain_not_modified(rt: Runtime, result: FeedResult) -> bool:
+    """A 304 with nothing else to record: no redirect, no health event, no hold to lift."""
+    fetched = result.fetched
+    return (
+        result.error is None
+        and fetched is not None
+        and fetched.not_modified
+        and fetched.permanent_redirect is None
+        and fetched.url.startswith(("http:", "https:"))
+        and result.feed.consecutive_failures == 0
+    )
+
+
+def _store_not_modified(
+    rt: Runtime, results: list[FeedResult], now: datetime, report: PollReport
+) -> bool:
+    """Record plain 304s in one statement per table; False (nothing written) on any error."""
+    if not results:
+        return True
+    polls = [_not_modified_row(result, now) for result in results]
+    try:
+        with rt.store.transaction():
+            record_not_modified(rt.store, polls, now)
+            for result in results:
+                set_retry_hold(rt.store, result.feed.id, None)
+    except Exception:  # the feeds are then stored one by one, each on its own
+        log.exception("internal error while recording %d unchanged feeds", len(results))
+        return False
+    report.not_modified += len(results)
+    for result in results:
+        log.info("polled feed=%s status=not_modified", result.feed.name)
+    return True
+
+
+def _not_modified_row(result: FeedResult, now: datetime) -> NotModified:
+    fetched = result.fetched
+    assert fetched is not None
+    return NotModified(
+        feed_id=result.feed.id,
+        duration_ms=result.duration_ms,
+        http_status=fetched.status,
+        etag=fetched.etag,
+        last_modified=fetched.last_modified,
+        next_poll_at=next_poll_after_success(now, result.feed.interval_s, fetched.headers),
+    )
 
 
 def _store_one(rt: Runtime, result: FeedResult, now: datetime, report: PollReport) -> None:

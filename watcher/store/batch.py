@@ -184,3 +184,38 @@ def _as_stored(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class NotModified:
+    """One poll answered 304: what ``Store.record_poll`` would be given for it."""
+
+    feed_id: int
+    duration_ms: int
+    http_status: int | None
+    etag: str | None
+    last_modified: str | None
+    next_poll_at: datetime
+
+
+def record_not_modified(store: Store, polls: Sequence[NotModified], now: datetime) -> None:
+    """Record many 304 polls at once: a ``polls`` row each and the feeds' new state.
+
+    The same rows ``Store.record_poll(..., status=not_modified)`` writes, in three
+    statements for the whole batch.
+    """
+    at = to_text(now)
+    conn = store.db.conn
+    with store.transaction():
+        conn.executemany(
+            "INSERT INTO polls (feed_id, started_at, duration_ms, http_status, new_items, error)"
+            " VALUES (?, ?, ?, ?, 0, NULL)",
+            [(p.feed_id, at, p.duration_ms, p.http_status) for p in polls],
+        )
+        conn.executemany(
+            "UPDATE feeds SET last_polled_at = ?1, last_status = 'not_modified',"
+            " last_error = NULL, last_success_at = ?1, consecutive_failures = 0,"
+            " next_poll_at = ?2, etag = coalesce(?3, etag),"
+            " last_modified = coalesce(?4, last_modified) WHERE id = ?5",
+            [(at, to_text(p.next_poll_at), p.etag, p.last_modified, p.feed_id) for p in polls],
+        )
