@@ -74,6 +74,7 @@ class FeedResult:
     duration_ms: int = 0
     matches: dict[str, tuple[Match, ...]] | None = None  # workers.match_key -> matches
     retry_after_s: float | None = None  # the server's Retry-After on a 429/503
+    hashes: tuple[str, ...] | None = None  # content_hash of each parsed item, when known
 
 
 @dataclass
@@ -311,7 +312,7 @@ def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollRep
     with rt.store.transaction():
         first_poll = rt.store.is_first_poll(feed.id)
         new = 0
-        for stored in upsert_items(rt.store, feed.id, parsed.items, now):
+        for stored in upsert_items(rt.store, feed.id, parsed.items, now, result.hashes):
             new += stored.change == "new"
             report.updated_items += stored.change == "updated"
             key = workers.match_key(stored.guid, stored.content_hash)

@@ -92,11 +92,10 @@ def add_matches(result: FeedResult, compiled: CompiledRules) -> None:
     if result.parsed is None:
         return
     feed = result.feed
+    result.hashes = tuple(content_hash(item) for item in result.parsed.items)
     result.matches = {
-        match_key(item.guid, content_hash(item)): tuple(
-            match_item(compiled, item_match_input(item, feed))
-        )
-        for item in result.parsed.items
+        match_key(item.guid, digest): tuple(match_item(compiled, item_match_input(item, feed)))
+        for item, digest in zip(result.parsed.items, result.hashes, strict=True)
     }
 
 

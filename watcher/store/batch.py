@@ -22,19 +22,25 @@ Key = tuple[str, str]  # (kind, key) of a story key
 
 
 def upsert_items(
-    store: Store, feed_id: int, items: Sequence[ParsedItem], now: datetime
+    store: Store,
+    feed_id: int,
+    items: Sequence[ParsedItem],
+    now: datetime,
+    hashes: Sequence[str] | None = None,
 ) -> list[StoredItem]:
     """Store a feed's items; return the new and updated ones, in feed order.
 
     Runs inside the caller's transaction (or its own); the result is the same as
     calling ``store.upsert_item`` on each item in order, leaving out unchanged ones.
+    ``hashes`` are the items' content hashes when already computed (by a worker).
     """
+    digests = hashes if hashes is not None and len(hashes) == len(items) else None
     with store.transaction():
         known = _known_items(store, feed_id, [item.guid for item in items])
         writer = _NewItems(store, feed_id, now)
         changed: list[StoredItem] = []
-        for item in items:
-            columns = item_columns(item)
+        for position, item in enumerate(items):
+            columns = item_columns(item, digests[position] if digests else None)
             digest = known.get(item.guid)
             if digest == columns["content_hash"]:
                 continue

@@ -66,8 +66,11 @@ def content_hash(item: ParsedItem) -> str:
     return hashlib.sha256(encode_json(parts).encode("utf-8")).hexdigest()
 
 
-def item_columns(item: ParsedItem) -> dict[str, Any]:
-    """The ``items`` columns that come from the parsed item itself."""
+def item_columns(item: ParsedItem, digest: str | None = None) -> dict[str, Any]:
+    """The ``items`` columns that come from the parsed item itself.
+
+    ``digest`` is the item's ``content_hash`` when the caller already has it.
+    """
     return {
         "guid": item.guid,
         "link": item.link,
@@ -80,7 +83,7 @@ def item_columns(item: ParsedItem) -> dict[str, Any]:
         "tags": encode_json(list(item.tags)),
         "published_at": to_text_or_none(item.published_at),
         "updated_at": to_text_or_none(item.updated_at),
-        "content_hash": content_hash(item),
+        "content_hash": digest or content_hash(item),
     }
 
 
