@@ -9,9 +9,9 @@ anchor occurs in it (plus the few rules with no anchor, such as regex-only ones)
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 import ahocorasick
 import snowballstemmer
@@ -37,7 +37,8 @@ from watcher.types import Hit, Match, MatchItem, Rule
 
 Span = tuple[int, int, int]  # value index, first token, end token (exclusive)
 Needles = tuple[tuple[str, ...], ...]
-Key = tuple[str, str | None, str]  # kind ("t" token, "b" token pair, "p" prefix), language, text
+Key = tuple[str, str | None, str]
+_SECOND = operator.itemgetter(1)  # kind ("t" token, "b" token pair, "p" prefix), language, text
 MAX_EXPANSIONS = 32
 _STEM_CACHE_LIMIT = 200_000
 
@@ -269,6 +270,7 @@ class _Index:
     and by prefix."""
 
     tokens: dict[str | None, dict[str, tuple[Entry, ...]]] = field(default_factory=dict)
+    keys: dict[str | None, frozenset[str]] = field(default_factory=dict)  # of ``tokens``
     prefixes: dict[str, list[int]] = field(default_factory=dict)  # prefix -> anchored rules
     always: list[int] = field(default_factory=list)
     fields: frozenset[str] = frozenset()  # every field some rule looks at
@@ -295,6 +297,7 @@ def _build_index(rules: Sequence[CompiledRule]) -> _Index:
         language: {token: tuple((k, tuple(v)) for k, v in by.items()) for token, by in t.items()}
         for language, t in filed.items()
     }
+    index.keys = {language: frozenset(table) for language, table in index.tokens.items()}
     index.fields = frozenset().union(*map(fields_used, rules))
     index.automaton = _prefix_automaton(index.prefixes)
     return index
@@ -443,6 +446,7 @@ class _ItemText:
         self._positions: dict[tuple[str, int, str | None], dict[str, list[int]]] = {}
         self._spans: dict[tuple[int, str, str | None], list[Span]] = {}
         self._joined: dict[tuple[str, int, str | None], str] = {}
+        self._all_spaced = ""
         self._sets: dict[tuple[str, str | None], set[str]] = {}
 
     def spaced(self, name: str) -> list[str]:
@@ -484,16 +488,20 @@ class _ItemText:
 
     def has_prefix(self, prefix: str) -> bool:
         """Whether some raw token in scope starts with ``prefix``."""
-        needle = " " + prefix
-        return any(needle in value for value in self.spaced_values())
+        if not self._all_spaced:
+            self._all_spaced = "".join(self.spaced_values())
+        return " " + prefix in self._all_spaced
 
     def has_token(self, name: str, language: str | None, token: str) -> bool:
         """Whether any value of field ``name`` holds ``token``, without locating it."""
         if token not in self.token_set(language) and name in self.scope:
             return False
         if language is None:
-            needle = " " + token + " "
-            return any(needle in value for value in self.spaced(name))
+            needle = f" {token} "
+            for value in self.spaced(name):  # noqa: SIM110 - see ``holds_term``
+                if needle in value:
+                    return True
+            return False
         key = (name, language)
         found = self._sets.get(key)
         if found is None:
@@ -671,21 +679,30 @@ class _Evaluation:
 
     def holds(self, node: Node, fields: tuple[str, ...]) -> bool:
         if isinstance(node, Term):
-            language = self.rule.language
-            return any(self.text.has_token(name, language, node.token) for name in fields)
+            return self.holds_term(node.token, fields)
         if isinstance(node, Prefix | Phrase):
             return any(True for _ in self.leaf_spans(node, fields))
         if isinstance(node, Regex):
             return any(True for _ in self.regex_hits(node, fields))
         if isinstance(node, And):
-            return all(self.holds(c, fields) for c in node.children)
+            return all(map(self.holds, node.children, itertools.repeat(fields)))
         if isinstance(node, Or):
-            return any(self.holds(c, fields) for c in node.children)
+            return any(map(self.holds, node.children, itertools.repeat(fields)))
         if isinstance(node, Not):
             return not self.holds(node.child, fields)
         if isinstance(node, Scope):
             return self.holds(node.child, self.fields_for(node.field))
         return any(True for _ in self.near_pairs(node, fields))
+
+    def holds_term(self, token: str, fields: tuple[str, ...]) -> bool:
+        """Whether one of ``fields`` holds ``token``; the item's token set rules most out."""
+        language = self.rule.language
+        if token not in self.text.token_set(language):
+            return False
+        for name in fields:  # noqa: SIM110 - a loop, not a generator, on this hot path
+            if self.text.has_token(name, language, token):
+                return True
+        return False
 
     def regex_hits(
         self, node: Regex, fields: tuple[str, ...]
@@ -784,13 +801,13 @@ def candidates(compiled: CompiledRules, text: _ItemText) -> list[int]:
     found: set[int] = set(index.always)
     for language, table in index.tokens.items():
         tokens = text.token_set(language)
-        for token in table.keys() & tokens:
+        for token in index.keys[language].intersection(tokens):
             for needs, positions in table[token]:
                 if not needs.isdisjoint(tokens):
                     found.update(positions)
     if index.automaton is not None:
         hits = map(index.automaton.iter, text.spaced_values())
-        prefixes = set(map(itemgetter(1), itertools.chain.from_iterable(hits)))
+        prefixes = set(map(_SECOND, itertools.chain.from_iterable(hits)))
         found.update(*map(index.prefixes.__getitem__, prefixes))
     return sorted(found)
 
