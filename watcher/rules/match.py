@@ -260,13 +260,16 @@ def _either(options: Iterable[list[frozenset[str]]]) -> list[frozenset[str]]:
     return [frozenset(union)]
 
 
-# An index entry: tokens one of which must also occur, and the rules filed there.
-Entry = tuple[frozenset[str], tuple[int, ...]]
+# Rules filed under one anchor token with the same companion clause: its tokens and
+# prefixes, then the ``sure`` rules, whose every necessary clause the anchor and companion
+# imply, and the ``check`` rules, which must also pass ``_may_match``. A plain tuple,
+# unpacked in the hottest loop of matching.
+Entry = tuple[frozenset[str], tuple[str, ...], tuple[int, ...], tuple[int, ...]]
 
 
 @dataclass
 class _Index:
-    """Rule positions by anchor token per language (each with a second, companion test),
+    """Rule positions by anchor token per language (each with a companion clause to test),
     and by prefix."""
 
     tokens: dict[str | None, dict[str, tuple[Entry, ...]]] = field(default_factory=dict)
@@ -280,7 +283,7 @@ class _Index:
 def _build_index(rules: Sequence[CompiledRule]) -> _Index:
     """File each rule under its anchors; companions make most false candidates drop at once."""
     index = _Index()
-    filed: dict[str | None, dict[str, dict[frozenset[str], list[int]]]] = {}
+    filed: dict[str | None, dict[str, dict[Clause, tuple[list[int], list[int]]]]] = {}
     for position, rule in enumerate(rules):
         keys = anchors(rule.condition, rule.language)
         if keys is None:
@@ -290,12 +293,17 @@ def _build_index(rules: Sequence[CompiledRule]) -> _Index:
             if kind == "p":
                 index.prefixes.setdefault(text, []).append(position)
                 continue
-            token, needs = _anchor_token(rule, kind, text)
+            token, companion = _anchor_token(rule, kind, text)
             table = filed.setdefault(language, {}).setdefault(token, {})
-            table.setdefault(needs, []).append(position)
+            sure, check = table.setdefault(companion, ([], []))
+            implied = all(_implied(c, token, companion) for c in rule.clauses)
+            (sure if implied else check).append(position)
     index.tokens = {
-        language: {token: tuple((k, tuple(v)) for k, v in by.items()) for token, by in t.items()}
-        for language, t in filed.items()
+        language: {
+            token: tuple((c.tokens, c.prefixes, tuple(s), tuple(k)) for c, (s, k) in by.items())
+            for token, by in table.items()
+        }
+        for language, table in filed.items()
     }
     index.keys = {language: frozenset(table) for language, table in index.tokens.items()}
     index.fields = frozenset().union(*map(fields_used, rules))
@@ -303,22 +311,30 @@ def _build_index(rules: Sequence[CompiledRule]) -> _Index:
     return index
 
 
-def _anchor_token(rule: CompiledRule, kind: str, text: str) -> tuple[str, frozenset[str]]:
+def _anchor_token(rule: CompiledRule, kind: str, text: str) -> tuple[str, Clause]:
     """The token a rule is filed under for one anchor key, and a companion clause.
 
     A pair ``a b`` is filed under its longer token with the other as companion; a token
-    under itself with the rule's narrowest exact clause that does not hold it. An item
-    must hold the token and one companion token for the rule to be a candidate.
+    under itself with the rule's narrowest clause that does not hold it, preferring
+    clauses without prefixes (a set test rather than a substring search). An item must
+    hold the token and satisfy the companion for the rule to be a candidate.
     """
-    options = [c.tokens for c in rule.clauses if not c.prefixes]
+    options = sorted(rule.clauses, key=lambda c: bool(c.prefixes))
     if kind == "b":
         first, second = text.split(" ")
         text, other = (first, second) if len(first) >= len(second) else (second, first)
-        options.insert(0, frozenset({other}))
-    for needs in options:
-        if text not in needs:
-            return text, needs
-    return text, frozenset({text})
+        options.insert(0, Clause(frozenset({other})))
+    for companion in options:
+        if text not in companion.tokens:
+            return text, companion
+    return text, Clause(frozenset({text}))
+
+
+def _implied(clause: Clause, token: str, companion: Clause) -> bool:
+    """Whether an item holding ``token`` and satisfying ``companion`` satisfies ``clause``."""
+    if token in clause.tokens or clause == companion:
+        return True
+    return not companion.prefixes and companion.tokens <= clause.tokens
 
 
 def _prefix_automaton(prefixes: dict[str, list[int]]) -> ahocorasick.Automaton | None:
@@ -796,20 +812,29 @@ def evaluate_rule(
 
 
 def candidates(compiled: CompiledRules, text: _ItemText) -> list[int]:
-    """Positions of the rules whose anchor and companion occur in the item, in rule order."""
+    """Positions of the rules that may match the item, in rule order.
+
+    A rule is a candidate when the item holds one of its anchor tokens and satisfies the
+    companion filed with it; a rule whose other clauses that does not settle must also
+    pass ``_may_match``.
+    """
     index = compiled.index
-    found: set[int] = set(index.always)
+    sure: set[int] = set()
+    check: set[int] = set(index.always)
     for language, table in index.tokens.items():
         tokens = text.token_set(language)
         for token in index.keys[language].intersection(tokens):
-            for needs, positions in table[token]:
-                if not needs.isdisjoint(tokens):
-                    found.update(positions)
+            for needs, prefixes, sure_rules, check_rules in table[token]:
+                if not needs.isdisjoint(tokens) or any(map(text.has_prefix, prefixes)):
+                    sure.update(sure_rules)
+                    check.update(check_rules)
     if index.automaton is not None:
         hits = map(index.automaton.iter, text.spaced_values())
         prefixes = set(map(_SECOND, itertools.chain.from_iterable(hits)))
-        found.update(*map(index.prefixes.__getitem__, prefixes))
-    return sorted(found)
+        check.update(*map(index.prefixes.__getitem__, prefixes))
+    rules = compiled.rules
+    sure.update(p for p in check - sure if _may_match(rules[p], text))
+    return sorted(sure)
 
 
 def _may_match(rule: CompiledRule, text: _ItemText) -> bool:
@@ -826,10 +851,7 @@ def match_item(compiled: CompiledRules, item: MatchItem) -> list[Match]:
     text = _ItemText(item, compiled.index.fields)
     matches: list[Match] = []
     for position in candidates(compiled, text):
-        rule = compiled.rules[position]
-        if not _may_match(rule, text):
-            continue
-        found = evaluate_rule(rule, item, text)
+        found = evaluate_rule(compiled.rules[position], item, text)
         if found is not None:
             matches.append(found)
     return matches
