@@ -830,8 +830,8 @@ def candidates(compiled: CompiledRules, text: _ItemText) -> list[int]:
                     check.update(check_rules)
     if index.automaton is not None:
         hits = map(index.automaton.iter, text.spaced_values())
-        prefixes = set(map(_SECOND, itertools.chain.from_iterable(hits)))
-        check.update(*map(index.prefixes.__getitem__, prefixes))
+        found = set(map(_SECOND, itertools.chain.from_iterable(hits)))
+        check.update(*map(index.prefixes.__getitem__, found))
     rules = compiled.rules
     sure.update(p for p in check - sure if _may_match(rules[p], text))
     return sorted(sure)
