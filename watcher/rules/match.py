@@ -646,7 +646,7 @@ def _starts(joined: str, tokens: tuple[str, ...]) -> list[int]:
         count += joined.count(" ", before, at)  # tokens before this occurrence
         before = at
         found.append(count)
-        at = joined.find(needle, at + len(needle) - 1)
+        at = joined.find(needle, at + 1)  # occurrences of a phrase may overlap
     return found
 
 

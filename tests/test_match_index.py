@@ -1,0 +1,131 @@
+"""The fast paths of the matcher: spaced values, string-search positions, the anchor index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watcher.rules.match import compile_rules, match_item, match_item_unindexed
+from watcher.rules.normalize import spaced, tokenize
+from watcher.types import Hit, MatchItem, Rule
+
+
+def rule(rule_id: str = "r", **kwargs: Any) -> Rule:
+    return Rule(id=rule_id, file="rules/test.yaml", **kwargs)
+
+
+WORDS = ["kursk", "drone", "drones", "troops", "fiber", "optic", "fiberoptic", "north", "a"]
+any_text = st.lists(
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6)
+    | st.sampled_from([*WORDS, "Kursk’s", "Straße", "½", "ǅ"]),
+    max_size=8,
+).map("".join)
+word_text = st.lists(
+    st.sampled_from([*WORDS, "Kursk’s", "fiber-optic", "DRONES", ".", ",", "—", "Drône"]),
+    max_size=16,
+).map(" ".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(any_text)
+def test_spaced_holds_the_tokens_between_spaces(text: str) -> None:
+    value = spaced(text)
+    tokens = tokenize(text)
+    assert value.split() == tokens
+    assert value.startswith(" ") and value.endswith(" ")
+    for token in tokens:
+        assert f" {token} " in value
+        assert f" {token[:2]}" in value
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "ab"]), max_size=12), st.data())
+def test_phrase_and_term_hits_are_every_occurrence(tokens: list[str], data: st.DataObject) -> None:
+    phrase = data.draw(st.lists(st.sampled_from(["a", "b", "ab"]), min_size=1, max_size=3))
+    n = len(phrase)
+    expected = [
+        Hit("title", 0, i, i + n) for i in range(len(tokens) - n + 1) if tokens[i : i + n] == phrase
+    ]
+    found = match_item(
+        compile_rules([rule(any=(" ".join(phrase),))]),
+        MatchItem(fields={"title": (" ".join(tokens),)}),
+    )
+    assert list(found[0].hits if found else ()) == expected
+
+
+def test_overlapping_phrase_occurrences_are_all_hits() -> None:
+    found = match_item(
+        compile_rules([rule(any=("north north",))]),
+        MatchItem(fields={"title": ("North, north. NORTH",)}),
+    )
+    assert found[0].hits == (Hit("title", 0, 0, 2), Hit("title", 0, 1, 3))
+
+
+# Rule shapes of the benchmark (benchmarks/bench_match.py) and a few more.
+SHAPES = [
+    lambda a, b, c, d: {"any": (f"{a} {b}", f"{c} {d}")},
+    lambda a, b, c, d: {"query": f"{a[:4]}* AND {b}"},
+    lambda a, b, c, d: {"query": f"({a} OR {b}) {c} NOT {d}"},
+    lambda a, b, c, d: {"query": f'{a} NEAR/2 "{b} {c}"'},
+    lambda a, b, c, d: {"all": (a,), "any": (f'"{b}-{c}"',)},
+    lambda a, b, c, d: {"query": f'title:{a} AND ({b} OR "{c} {d}")'},
+    lambda a, b, c, d: {"query": f"{a[:3]}*"},
+    lambda a, b, c, d: {"query": f"author:{a} OR tags:{b}"},
+    lambda a, b, c, d: {"any": (f"{a} {b}",), "stem": "english"},
+    lambda a, b, c, d: {"query": f"/{a}s?/ AND {b}"},
+    lambda a, b, c, d: {"none": (a,), "any": (b,), "fields": ("summary",)},
+]
+
+
+@st.composite
+def rule_sets(draw: st.DrawFn) -> list[Rule]:
+    rules = []
+    for i in range(draw(st.integers(1, 12))):
+        shape = draw(st.sampled_from(SHAPES))
+        a, b, c, d = (draw(st.sampled_from(WORDS[:-1])) for _ in range(4))
+        rules.append(rule(f"r{i}", **shape(a, b, c, d)))
+    return rules
+
+
+@settings(max_examples=150, deadline=None)
+@given(rule_sets(), word_text, word_text, word_text, st.lists(word_text, max_size=2))
+def test_indexed_engine_equals_rule_by_rule_on_every_field(
+    rules: list[Rule], title: str, summary: str, content: str, tags: list[str]
+) -> None:
+    compiled = compile_rules(rules)
+    subject = MatchItem(
+        fields={
+            "title": (title,),
+            "summary": (summary,),
+            "content": (content,),
+            "author": (summary[:20],),
+            "tags": tuple(tags),
+        },
+        feed_name="news",
+    )
+    assert match_item(compiled, subject) == match_item_unindexed(compiled, subject)
+
+
+def test_fields_no_default_rule_reads_are_still_seen_by_scoped_rules() -> None:
+    rules = [rule("plain", any=("smith",)), rule("scoped", query="author:smith")]
+    subject = MatchItem(fields={"title": ("News",), "author": ("J. Smith",)})
+    assert [m.rule_id for m in match_item(compile_rules(rules), subject)] == ["scoped"]
+
+
+def test_prefix_only_rules_match_tokens_that_start_so() -> None:
+    compiled = compile_rules([rule("p", query="dro*"), rule("q", query="kurs* AND troops")])
+    ids = [m.rule_id for m in match_item(compiled, MatchItem(fields={"title": ("Drones",)}))]
+    assert ids == ["p"]
+    assert not match_item(compiled, MatchItem(fields={"title": ("adrone",)}))
+    both = MatchItem(fields={"content": ("Troops near Kursk’s border",)})
+    assert [m.rule_id for m in match_item(compiled, both)] == ["q"]
+
+
+def test_a_companion_word_elsewhere_is_not_a_phrase() -> None:
+    compiled = compile_rules([rule(any=("fiber optic",))])
+    apart = MatchItem(fields={"title": ("optic cables and fiber",)})
+    together = MatchItem(fields={"title": ("new Fiber optic cables",)})
+    assert not match_item(compiled, apart)
+    assert match_item(compiled, together)[0].hits == (Hit("title", 0, 1, 3),)
