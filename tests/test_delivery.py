@@ -206,7 +206,7 @@ def test_a_slow_channel_never_delays_the_others(make_world: Any) -> None:
         """While the hook hangs, both mails must already be recorded as sent."""
         with Store(w.path / "w.db") as reader:
             seen.append(_wait_for(lambda: _sent_mail(reader) == 2))
-            seen.append(len(w.hook.requests) == 1)
+            seen.append(_wait_for(lambda: len(w.hook.requests) == 1))  # still hanging
         w.hook.stopping.set()  # then hang up on the waiting request
 
     watcher = threading.Thread(target=watch)
