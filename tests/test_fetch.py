@@ -191,7 +191,7 @@ def test_gzip_bomb_is_stopped_early(
     started = time.monotonic()
     with pytest.raises(FetchError, match="max_bytes"):
         fetch_feed(http_session, feed_server.url("/bomb"), max_bytes=1024 * 1024)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 5.0  # inflating 64 MB would take far longer
 
 
 def test_compressed_size_under_cap_but_decoded_over_it(
@@ -210,7 +210,7 @@ def test_dribbling_server_hits_the_deadline(
     started = time.monotonic()
     with pytest.raises(FetchError, match="timeout"):
         fetch_feed(http_session, feed_server.url("/slow"), timeout=0.5)
-    assert 0.45 <= time.monotonic() - started < 1.5
+    assert 0.45 <= time.monotonic() - started < 5.0  # the whole body takes 200 s
 
 
 def test_server_that_never_answers_times_out(
@@ -220,7 +220,7 @@ def test_server_that_never_answers_times_out(
     started = time.monotonic()
     with pytest.raises(FetchError, match="too slow"):
         fetch_feed(http_session, feed_server.url("/stuck"), timeout=0.3)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 5.0  # the server waits 30 s
 
 
 def test_connection_refused_says_what_to_check(http_session: requests.Session) -> None:

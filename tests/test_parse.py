@@ -226,9 +226,9 @@ def test_billion_laughs_neither_hangs_nor_expands() -> None:
         '<rss version="2.0"><channel><title>T</title>'
         "<item><title>&lol9;</title><guid>x</guid></item></channel></rss>"
     ).encode()
-    started = time.monotonic()
+    started = time.process_time()  # CPU time: immune to a busy machine
     feed = parse_feed(body, "https://x.example/feed")
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert feed.items[0].title == "&lol9;"
     assert feed.warning and "entity" in feed.warning
 
@@ -287,10 +287,10 @@ def test_html_to_text_keeps_escaped_angle_brackets_as_text() -> None:
 @pytest.mark.parametrize("piece", ["<a ", "<a href='", "<!--", "<p><b><i>", "&amp;<a/"])
 def test_pathological_html_is_linear(piece: str) -> None:
     html = piece * (100_000 // len(piece))
-    started = time.monotonic()
+    started = time.process_time()  # CPU time: immune to a busy machine
     sanitize_html(html, "https://x.example/")
     html_to_text(html)
-    assert time.monotonic() - started < 0.5
+    assert time.process_time() - started < 0.5
 
 
 def test_pathological_item_in_a_feed_is_fast() -> None:
@@ -299,10 +299,10 @@ def test_pathological_item_in_a_feed_is_fast() -> None:
         + b"<a " * 33_000
         + b"</description><guid>p</guid></item></channel></rss>"
     )
-    started = time.monotonic()
+    started = time.process_time()  # CPU time: immune to a busy machine
     feed = parse_feed(body, "https://x.example/feed")
     assert feed.items[0].guid == "p"
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 # --- encodings ----------------------------------------------------------------------------
