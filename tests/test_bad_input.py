@@ -284,7 +284,7 @@ def test_a_gzip_bomb_stops_at_max_bytes_quickly_with_bounded_memory(
     finally:
         tracemalloc.stop()
     assert_contained(out, "larger than max_bytes")
-    assert out.seconds < 3
+    assert out.seconds < 6  # far below the uncapped time, with room for a busy machine
     assert peak < 64 * 1024**2
 
 
@@ -302,7 +302,7 @@ def test_a_dribbling_body_is_stopped_by_the_total_deadline(
     feed_server.set("/bad.xml", titled("slow") * 10, dribble=0.02, chunk_size=4)
     out = world(feed_server.url("/bad.xml"), timeout=0.5)
     assert_contained(out, "took longer than the timeout", http_status=200)
-    assert out.seconds < 3
+    assert out.seconds < 6  # far below the uncapped time, with room for a busy machine
 
 
 def test_a_server_slow_to_answer_is_stopped_by_the_timeout(
@@ -311,7 +311,7 @@ def test_a_server_slow_to_answer_is_stopped_by_the_timeout(
     feed_server.set("/bad.xml", titled("late"), delay=30)
     out = world(feed_server.url("/bad.xml"), timeout=0.5)
     assert_contained(out, "took longer than the timeout", http_status=None)
-    assert out.seconds < 3
+    assert out.seconds < 6  # far below the uncapped time, with room for a busy machine
 
 
 def test_headers_dribbled_byte_by_byte_are_stopped_by_the_total_deadline(world: Any) -> None:
@@ -321,7 +321,7 @@ def test_headers_dribbled_byte_by_byte_are_stopped_by_the_total_deadline(world: 
         out = world(server.url("/bad.xml"), timeout=0.5)
     # polls keeps the 200 when the status line was read before the deadline.
     assert_contained(out, "took longer than the timeout", http_status=None, or_status=200)
-    assert out.seconds < 3
+    assert out.seconds < 6  # far below the uncapped time, with room for a busy machine
 
 
 def test_a_connection_cut_mid_body_is_an_error(world: Any) -> None:
