@@ -10,6 +10,7 @@ Every expected failure is a ``FetchError``; anything else escaping is a bug.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
+import requests.auth
 import urllib3
 
 from watcher.exceptions import FetchError
@@ -36,6 +38,7 @@ ACCEPT = (
 )
 MAX_REDIRECTS = 10
 CHUNK_BYTES = 64 * 1024
+HOSTS_KEPT = 256
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
 _SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
@@ -57,18 +60,43 @@ class HTTPStatusError(FetchError):
 def make_session(user_agent: str, *, pool_size: int = 32) -> requests.Session:
     """Return a session for feed fetches: pooled connections, no automatic retries.
 
-    Proxies come from ``HTTP(S)_PROXY``/``NO_PROXY`` as requests reads them.
+    ``pool_size`` is the number of idle keep-alive connections kept per host; idle
+    connections to up to ``HOSTS_KEPT`` hosts are kept (fewer made every poll close
+    and reopen connections as fetches move between hosts). Proxies come from
+    ``HTTP(S)_PROXY``/``NO_PROXY`` as requests reads them.
     """
     session = requests.Session()
     adapter = header_deadline.DeadlineAdapter(
-        pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0
+        pool_connections=max(pool_size, HOSTS_KEPT), pool_maxsize=pool_size, max_retries=0
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    if not _netrc_files():
+        session.auth = _NoAuth()  # spares requests a look for ~/.netrc on every request
     session.headers.update(
         {"User-Agent": user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
     )
     return session
+
+
+class _NoAuth(requests.auth.AuthBase):
+    """Sends no credentials (what requests does when there is no netrc file)."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+def _netrc_files() -> list[Path]:
+    """The netrc files requests would read for credentials, among those that exist."""
+    named = os.environ.get("NETRC")
+    candidates = [named] if named else ["~/.netrc", "~/_netrc"]
+    found = []
+    for name in candidates:
+        with suppress(RuntimeError, OSError):  # no home directory
+            path = Path(name).expanduser()
+            if path.exists():
+                found.append(path)
+    return found
 
 
 def fetch_feed(
@@ -205,7 +233,9 @@ def _finish(
     if status >= 400 or (status >= 300 and status != 304):
         raise _status_error(url, response)
     try:
-        content = b"" if status == 304 else _read_body(response, url, deadline, max_bytes)
+        content = _read_body(response, url, deadline, max_bytes) if status != 304 else b""
+        if status == 304:
+            response.raw.release_conn()  # a 304 has no body: keep the connection
     except FetchError as e:
         e.http_status = status  # the server did answer: polls shows its status
         raise
@@ -287,6 +317,7 @@ def _read_body(response: requests.Response, url: str, deadline: float, max_bytes
             raise FetchError(url, f"response larger than max_bytes ({max_bytes} bytes)")
         parts.append(data)
     parts.append(decoder.finish())
+    response.raw.release_conn()  # read to the end: the connection can serve the next fetch
     return b"".join(parts)
 
 
