@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.rules.match import compile_rules, match_item, match_item_unindexed
+from watcher.rules.match import _leaves, compile_rules, match_item, match_item_unindexed
 from watcher.rules.normalize import spaced, tokenize
 from watcher.types import Hit, MatchItem, Rule
 
@@ -129,3 +130,18 @@ def test_a_companion_word_elsewhere_is_not_a_phrase() -> None:
     together = MatchItem(fields={"title": ("new Fiber optic cables",)})
     assert not match_item(compiled, apart)
     assert match_item(compiled, together)[0].hits == (Hit("title", 0, 1, 3),)
+
+
+def test_compiled_rules_survive_pickling_as_a_spawned_worker_gets_them() -> None:
+    rules = [
+        rule("p", any=("fiber optic",), none=("kursk",)),
+        rule("q", query='troops NEAR/2 "north korean"'),
+    ]
+    compiled = compile_rules(rules)
+    copy = pickle.loads(pickle.dumps(compiled))
+    subject = MatchItem(fields={"title": ("Fiber optic drones; north korean troops",)})
+    assert match_item(copy, subject) == match_item(compiled, subject)
+    assert [m.rule_id for m in match_item(copy, subject)] == ["p", "q"]
+    for one in copy.rules:  # the prefilter of every leaf is found in the copy
+        assert one.needles and all(isinstance(k, int) for k in one.needles)
+        assert set(one.needles) <= {id(leaf) for leaf in _leaves(one.condition)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -133,6 +133,10 @@ class CompiledRule:
     clauses: tuple[Clause, ...] = ()
     # Per leaf (by id), substring groups a field value must all hold for the leaf to occur.
     needles: Mapping[int, Needles] = field(default_factory=dict)
+
+    def __reduce__(self) -> tuple[Callable[[Rule], CompiledRule], tuple[Rule]]:
+        """Unpickle by compiling again: ``needles`` is keyed by the ids of this tree's leaves."""
+        return compile_rule, (self.rule,)
 
 
 def rule_condition(rule: Rule) -> Node:
@@ -380,6 +384,10 @@ class CompiledRules:
 
     def __len__(self) -> int:
         return len(self.rules)
+
+    def __reduce__(self) -> tuple[Callable[[Sequence[Rule]], CompiledRules], tuple[list[Rule]]]:
+        """Unpickle (a ``spawn`` worker) by compiling the rules again, index included."""
+        return compile_rules, ([r.rule for r in self.rules],)
 
 
 def compile_rules(rules: Sequence[Rule]) -> CompiledRules:
