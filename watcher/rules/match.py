@@ -269,10 +269,10 @@ def _either(options: Iterable[list[frozenset[str]]]) -> list[frozenset[str]]:
     return [frozenset(union)]
 
 
-# Rules filed under one anchor token with the same companion clause: its tokens and
-# prefixes, then the ``sure`` rules, whose every necessary clause the anchor and companion
-# imply, and the ``check`` rules, which must also pass ``_may_match``. A plain tuple,
-# unpacked in the hottest loop of matching.
+# Rules filed under one anchor token with the same companion clause: its tokens and its
+# prefixes (`` drone`` for ``drone*``), then the ``sure`` rules, whose every necessary
+# clause the anchor and companion imply, and the ``check`` rules, which must also pass
+# ``_may_match``. A plain tuple, unpacked in the hottest loop of matching.
 Entry = tuple[frozenset[str], tuple[str, ...], tuple[int, ...], tuple[int, ...]]
 
 
@@ -310,7 +310,7 @@ def _build_index(rules: Sequence[CompiledRule]) -> _Index:
             (sure if implied else check).append(position)
     index.tokens = {
         language: {
-            token: tuple((c.tokens, c.prefixes, tuple(s), tuple(k)) for c, (s, k) in by.items())
+            token: tuple((c.tokens, _starts_of(c), tuple(s), tuple(k)) for c, (s, k) in by.items())
             for token, by in table.items()
         }
         for language, table in filed.items()
@@ -324,6 +324,11 @@ def _build_index(rules: Sequence[CompiledRule]) -> _Index:
     }
     index.automaton = _prefix_automaton(index.prefixes)
     return index
+
+
+def _starts_of(clause: Clause) -> tuple[str, ...]:
+    """The clause's prefixes as substrings of a spaced value: `` drone`` for ``drone*``."""
+    return tuple(" " + prefix for prefix in clause.prefixes)
 
 
 def _vocabulary(rules: Sequence[CompiledRule]) -> dict[str | None, frozenset[str]]:
@@ -553,9 +558,13 @@ class _ItemText:
 
     def has_prefix(self, prefix: str) -> bool:
         """Whether some raw token in scope starts with ``prefix``."""
+        return self.has_start(" " + prefix)
+
+    def has_start(self, needle: str) -> bool:
+        """Whether some value in scope holds ``needle``, a prefix with a space before it."""
         if not self._all_spaced:
             self._all_spaced = "".join(self.spaced_values())
-        return " " + prefix in self._all_spaced
+        return needle in self._all_spaced
 
     def has_token(self, name: str, language: str | None, token: str) -> bool:
         """Whether any value of field ``name`` holds ``token``, without locating it."""
@@ -872,12 +881,12 @@ def candidates(compiled: CompiledRules, text: _ItemText) -> list[int]:
     index = compiled.index
     sure: set[int] = set()
     check: set[int] = set(index.always)
-    has_prefix = text.has_prefix
+    has_start = text.has_start
     for language, table in index.tokens.items():
         tokens = text.token_set(language)
         for token in index.keys[language].intersection(tokens):
-            for needs, prefixes, sure_rules, check_rules in table[token]:
-                if not needs.isdisjoint(tokens) or (prefixes and any(map(has_prefix, prefixes))):
+            for needs, starts, sure_rules, check_rules in table[token]:
+                if not needs.isdisjoint(tokens) or (starts and any(map(has_start, starts))):
                     sure.update(sure_rules)
                     if check_rules:
                         check.update(check_rules)
@@ -885,8 +894,10 @@ def candidates(compiled: CompiledRules, text: _ItemText) -> list[int]:
         hits = map(index.automaton.iter, text.spaced_values())
         found = set(map(_SECOND, itertools.chain.from_iterable(hits)))
         check.update(*map(index.prefixes.__getitem__, found))
-    rules = compiled.rules
-    sure.update(p for p in check - sure if _may_match(rules[p], text))
+    check -= sure
+    if check:
+        rules = compiled.rules
+        sure.update(p for p in check if _may_match(rules[p], text))
     return sorted(sure)
 
 
