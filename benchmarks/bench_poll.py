@@ -155,6 +155,18 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    return next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "?")
+
+
+def _load() -> str:
+    return " ".join(f"{n:.2f}" for n in os.getloadavg())
+
+
 def print_runs(runs: list[Run]) -> None:
     print("| run | feeds | wall s | feeds/s | CPU s | peak RSS MB | new items | failed |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -179,10 +191,12 @@ def main() -> None:
     args = parser.parse_args()
     CHECKOUT[0] = args.root.resolve()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, rules={args.rules}")
+    print(f"cpu: {_cpu_model()}; load average before: {_load()}")
     counts = [int(n) for n in args.feeds.split(",")]
     for count in counts:
         print(f"\n{count} feeds")
         print_runs(bench(count, args.rules, args.farm_processes, args.changed))
+        print(f"load average after: {_load()}")
     if args.daemon:
         peak = daemon_rss(max(counts), args.rules, args.daemon)
         shown = "`watcher run` not available" if peak is None else f"{peak:.0f} MB"
