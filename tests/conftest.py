@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import requests
 
 from tests.servers import FeedServer
-from watcher.feeds.fetch import make_session
+from watcher.feeds.fetch import FeedSession, make_session
 
 
 @pytest.fixture
@@ -19,7 +18,7 @@ def feed_server() -> Iterator[FeedServer]:
 
 
 @pytest.fixture
-def http_session() -> Iterator[requests.Session]:
+def http_session() -> Iterator[FeedSession]:
     """A fetch session with a test user agent, closed after the test."""
     session = make_session("watcher-tests/1.0")
     yield session

@@ -9,17 +9,22 @@ import zlib
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.servers import FeedServer
 from watcher.exceptions import FetchError
-from watcher.feeds.fetch import HTTPStatusError, fetch_feed, make_session, parse_retry_after
+from watcher.feeds.fetch import (
+    FeedSession,
+    HTTPStatusError,
+    fetch_feed,
+    make_session,
+    parse_retry_after,
+)
 
 RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>'
 LAST_MODIFIED = "Tue, 11 Mar 2025 08:30:00 GMT"
 
 
-def test_200_then_304_with_etag(feed_server: FeedServer, http_session: requests.Session) -> None:
+def test_200_then_304_with_etag(feed_server: FeedServer, http_session: FeedSession) -> None:
     feed_server.set("/feed.xml", RSS, etag='"v1"', headers={"Content-Type": "application/rss+xml"})
     first = fetch_feed(http_session, feed_server.url("/feed.xml"))
     assert (first.status, first.content, first.etag) == (200, RSS, '"v1"')
@@ -33,7 +38,7 @@ def test_200_then_304_with_etag(feed_server: FeedServer, http_session: requests.
     assert second.etag == '"v1"'
 
 
-def test_304_with_last_modified(feed_server: FeedServer, http_session: requests.Session) -> None:
+def test_304_with_last_modified(feed_server: FeedServer, http_session: FeedSession) -> None:
     feed_server.set("/feed.xml", RSS, last_modified=LAST_MODIFIED)
     first = fetch_feed(http_session, feed_server.url("/feed.xml"))
     assert first.last_modified == LAST_MODIFIED
@@ -47,7 +52,7 @@ def test_304_with_last_modified(feed_server: FeedServer, http_session: requests.
 
 
 def test_changed_etag_gives_the_new_body(
-    feed_server: FeedServer, http_session: requests.Session
+    feed_server: FeedServer, http_session: FeedSession
 ) -> None:
     feed_server.set("/feed.xml", RSS, etag='"v2"')
     fetched = fetch_feed(http_session, feed_server.url("/feed.xml"), etag='"v1"')
@@ -64,21 +69,19 @@ def test_sends_user_agent_and_extra_headers(feed_server: FeedServer) -> None:
     assert "gzip" in (request.header("Accept-Encoding") or "")
 
 
-def test_gzip_body_is_decoded(feed_server: FeedServer, http_session: requests.Session) -> None:
+def test_gzip_body_is_decoded(feed_server: FeedServer, http_session: FeedSession) -> None:
     feed_server.set("/feed.xml", RSS * 50, gzip=True)
     fetched = fetch_feed(http_session, feed_server.url("/feed.xml"))
     assert fetched.headers["content-encoding"] == "gzip"
     assert fetched.content == RSS * 50
 
 
-def test_deflate_body_is_decoded(feed_server: FeedServer, http_session: requests.Session) -> None:
+def test_deflate_body_is_decoded(feed_server: FeedServer, http_session: FeedSession) -> None:
     feed_server.set("/z", zlib.compress(RSS), headers={"Content-Encoding": "deflate"})
     assert fetch_feed(http_session, feed_server.url("/z")).content == RSS
 
 
-def test_corrupt_gzip_is_a_fetch_error(
-    feed_server: FeedServer, http_session: requests.Session
-) -> None:
+def test_corrupt_gzip_is_a_fetch_error(feed_server: FeedServer, http_session: FeedSession) -> None:
     feed_server.set("/bad", b"not gzip at all", headers={"Content-Encoding": "gzip"})
     with pytest.raises(FetchError, match="not valid gzip"):
         fetch_feed(http_session, feed_server.url("/bad"))
@@ -86,7 +89,7 @@ def test_corrupt_gzip_is_a_fetch_error(
 
 @pytest.mark.parametrize("status", [301, 308])
 def test_permanent_redirect_reports_the_new_url(
-    feed_server: FeedServer, http_session: requests.Session, status: int
+    feed_server: FeedServer, http_session: FeedSession, status: int
 ) -> None:
     feed_server.set("/new.xml", RSS)
     feed_server.redirect("/old.xml", "/middle.xml", status=status)
@@ -102,7 +105,7 @@ def test_permanent_redirect_reports_the_new_url(
 
 @pytest.mark.parametrize("status", [302, 307])
 def test_temporary_hop_means_no_permanent_redirect(
-    feed_server: FeedServer, http_session: requests.Session, status: int
+    feed_server: FeedServer, http_session: FeedSession, status: int
 ) -> None:
     feed_server.set("/new.xml", RSS)
     feed_server.redirect("/old.xml", "/middle.xml", status=301)
@@ -114,9 +117,7 @@ def test_temporary_hop_means_no_permanent_redirect(
     assert fetched.permanent_redirect is None
 
 
-def test_redirect_loop_is_a_fetch_error(
-    feed_server: FeedServer, http_session: requests.Session
-) -> None:
+def test_redirect_loop_is_a_fetch_error(feed_server: FeedServer, http_session: FeedSession) -> None:
     feed_server.redirect("/a", "/b")
     feed_server.redirect("/b", "/a")
     with pytest.raises(FetchError, match="redirects"):
@@ -124,7 +125,7 @@ def test_redirect_loop_is_a_fetch_error(
 
 
 def test_redirect_to_another_host_drops_credentials(
-    feed_server: FeedServer, http_session: requests.Session
+    feed_server: FeedServer, http_session: FeedSession
 ) -> None:
     with FeedServer() as other:
         other.set("/feed.xml", RSS)
@@ -141,7 +142,7 @@ def test_redirect_to_another_host_drops_credentials(
     ("status", "message"), [(404, "HTTP 404 Not Found"), (500, "HTTP 500 Internal Server Error")]
 )
 def test_http_errors(
-    feed_server: FeedServer, http_session: requests.Session, status: int, message: str
+    feed_server: FeedServer, http_session: FeedSession, status: int, message: str
 ) -> None:
     feed_server.set("/feed.xml", b"oops", status=status)
     with pytest.raises(FetchError) as caught:
@@ -151,7 +152,7 @@ def test_http_errors(
     assert caught.value.url == feed_server.url("/feed.xml")
 
 
-def test_retry_after_is_reported(feed_server: FeedServer, http_session: requests.Session) -> None:
+def test_retry_after_is_reported(feed_server: FeedServer, http_session: FeedSession) -> None:
     feed_server.set("/busy", b"", status=429, headers={"Retry-After": "120"})
     with pytest.raises(HTTPStatusError) as caught:
         fetch_feed(http_session, feed_server.url("/busy"))
@@ -167,7 +168,7 @@ def test_parse_retry_after_date() -> None:
     assert parse_retry_after("soon", now) is None
 
 
-def test_max_bytes_plain(feed_server: FeedServer, http_session: requests.Session) -> None:
+def test_max_bytes_plain(feed_server: FeedServer, http_session: FeedSession) -> None:
     feed_server.set("/big", b"x" * 5000)
     assert len(fetch_feed(http_session, feed_server.url("/big"), max_bytes=5000).content) == 5000
     with pytest.raises(FetchError, match="max_bytes"):
@@ -182,9 +183,7 @@ def _gzip_bomb(size: int) -> bytes:
     return b"".join([*parts, packer.flush()])
 
 
-def test_gzip_bomb_is_stopped_early(
-    feed_server: FeedServer, http_session: requests.Session
-) -> None:
+def test_gzip_bomb_is_stopped_early(feed_server: FeedServer, http_session: FeedSession) -> None:
     bomb = _gzip_bomb(64 * 1024 * 1024)
     assert len(bomb) < 100_000
     feed_server.set("/bomb", bomb, headers={"Content-Encoding": "gzip"})
@@ -195,7 +194,7 @@ def test_gzip_bomb_is_stopped_early(
 
 
 def test_compressed_size_under_cap_but_decoded_over_it(
-    feed_server: FeedServer, http_session: requests.Session
+    feed_server: FeedServer, http_session: FeedSession
 ) -> None:
     body = b"drones over Kursk " * 1000
     feed_server.set("/feed", gzip.compress(body), headers={"Content-Encoding": "gzip"})
@@ -204,7 +203,7 @@ def test_compressed_size_under_cap_but_decoded_over_it(
 
 
 def test_dribbling_server_hits_the_deadline(
-    feed_server: FeedServer, http_session: requests.Session
+    feed_server: FeedServer, http_session: FeedSession
 ) -> None:
     feed_server.set("/slow", b"x" * 10_000, dribble=0.02)
     started = time.monotonic()
@@ -214,7 +213,7 @@ def test_dribbling_server_hits_the_deadline(
 
 
 def test_server_that_never_answers_times_out(
-    feed_server: FeedServer, http_session: requests.Session
+    feed_server: FeedServer, http_session: FeedSession
 ) -> None:
     feed_server.set("/stuck", RSS, delay=30)
     started = time.monotonic()
@@ -223,7 +222,7 @@ def test_server_that_never_answers_times_out(
     assert time.monotonic() - started < 5.0  # the server waits 30 s
 
 
-def test_connection_refused_says_what_to_check(http_session: requests.Session) -> None:
+def test_connection_refused_says_what_to_check(http_session: FeedSession) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -234,7 +233,7 @@ def test_connection_refused_says_what_to_check(http_session: requests.Session) -
     assert caught.value.http_status is None
 
 
-def test_local_file_by_path_and_file_url(tmp_path: Path, http_session: requests.Session) -> None:
+def test_local_file_by_path_and_file_url(tmp_path: Path, http_session: FeedSession) -> None:
     path = tmp_path / "feed.xml"
     path.write_bytes(RSS)
     by_path = fetch_feed(http_session, str(path))
@@ -243,7 +242,7 @@ def test_local_file_by_path_and_file_url(tmp_path: Path, http_session: requests.
     assert (by_url.status, by_url.content) == (200, RSS)
 
 
-def test_local_file_cap_and_missing_file(tmp_path: Path, http_session: requests.Session) -> None:
+def test_local_file_cap_and_missing_file(tmp_path: Path, http_session: FeedSession) -> None:
     path = tmp_path / "feed.xml"
     path.write_bytes(RSS)
     with pytest.raises(FetchError, match="max_bytes"):
@@ -252,18 +251,18 @@ def test_local_file_cap_and_missing_file(tmp_path: Path, http_session: requests.
         fetch_feed(http_session, str(tmp_path / "missing.xml"))
 
 
-def test_unsupported_scheme(http_session: requests.Session) -> None:
+def test_unsupported_scheme(http_session: FeedSession) -> None:
     with pytest.raises(FetchError, match="unsupported URL scheme"):
         fetch_feed(http_session, "ftp://example.org/feed.xml")
 
 
 @pytest.mark.parametrize("url", ["http://", "http://[::1", "http://a..b/", "http://h:99999/"])
-def test_invalid_urls_are_fetch_errors(http_session: requests.Session, url: str) -> None:
+def test_invalid_urls_are_fetch_errors(http_session: FeedSession, url: str) -> None:
     with pytest.raises(FetchError, match="invalid URL"):
         fetch_feed(http_session, url, timeout=2)
 
 
-def test_redirect_without_location(feed_server: FeedServer, http_session: requests.Session) -> None:
+def test_redirect_without_location(feed_server: FeedServer, http_session: FeedSession) -> None:
     feed_server.set("/r", b"", status=302)
     with pytest.raises(FetchError, match="without a Location"):
         fetch_feed(http_session, feed_server.url("/r"))

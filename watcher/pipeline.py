@@ -21,11 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import requests
-
 from watcher import workers
 from watcher.exceptions import FeedError
-from watcher.feeds.fetch import fetch_feed
+from watcher.feeds.fetch import FeedSession, fetch_feed
 from watcher.feeds.parse import parse_feed
 from watcher.health import HealthEvent, event_after_poll, health_channels
 from watcher.http_policy import (
@@ -264,7 +262,7 @@ def _fetch_all(rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]]) -> Iterato
 
 
 def fetch_and_parse(
-    session: requests.Session, feed: FeedState, options: FeedConfig, max_bytes: int
+    session: FeedSession, feed: FeedState, options: FeedConfig, max_bytes: int
 ) -> FeedResult:
     """Fetch and parse one feed; every failure becomes ``FeedResult.error``."""
     result = FeedResult(feed=feed, options=options)

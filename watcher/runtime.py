@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-import requests
-
 from watcher.alerts import Channel, make_channel
-from watcher.feeds.fetch import make_session
+from watcher.feeds.fetch import FeedSession, make_session
 from watcher.rules.load import load_rules
 from watcher.rules.match import CompiledRules, compile_rules
 from watcher.store import Store
@@ -26,7 +24,7 @@ class Runtime:
     rules: list[Rule]
     compiled: CompiledRules
     channels: dict[str, Channel]
-    session: requests.Session
+    session: FeedSession
 
     @cached_property
     def rules_by_id(self) -> dict[str, Rule]:

@@ -27,9 +27,7 @@ from concurrent.futures import (
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import requests
-
-from watcher.feeds.fetch import make_session
+from watcher.feeds.fetch import FeedSession, make_session
 from watcher.rules.match import CompiledRules, match_item
 from watcher.store.rows import content_hash
 from watcher.types import FeedConfig, FeedState, MatchItem, ParsedItem
@@ -38,7 +36,7 @@ if TYPE_CHECKING:
     from watcher.pipeline import FeedResult
 
 Job = tuple[FeedState, FeedConfig]
-FetchParse = Callable[[requests.Session, FeedState, FeedConfig, int], "FeedResult"]
+FetchParse = Callable[[FeedSession, FeedState, FeedConfig, int], "FeedResult"]
 
 # Below this many feeds a pool costs more than it saves.
 MIN_FEEDS_FOR_PROCESSES = 200

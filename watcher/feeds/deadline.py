@@ -1,10 +1,11 @@
 """A total deadline for reading a response's status line and headers; knows nothing about feeds.
 
 A socket timeout bounds each read, not their sum: a server that sends its headers a
-byte at a time, each within the timeout, holds a fetch forever. ``DeadlineAdapter``
-(a requests adapter) reads headers under a watchdog: when the deadline set with
-``limit()`` passes, one shared background thread shuts the socket down, the read
-fails at once, and requests raises an error the caller can recognise by the clock.
+byte at a time, each within the timeout, holds a fetch forever. Connections of a
+urllib3 pool manager passed to ``install()`` read headers under a watchdog: when
+the deadline set with ``limit()`` passes, one shared background thread shuts the
+socket down, the read fails at once, and urllib3 raises an error the caller can
+recognise by the clock.
 Bodies are bounded by the caller, read by read.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from requests.adapters import HTTPAdapter
+from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.response import BaseHTTPResponse
@@ -133,12 +134,6 @@ class _DeadlineHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _DeadlineHTTPSConnection
 
 
-class DeadlineAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` whose connections honour ``limit()`` while reading headers."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _DeadlineHTTPPool,
-            "https": _DeadlineHTTPSPool,
-        }
+def install(manager: PoolManager) -> None:
+    """Make the connections ``manager`` opens from now on honour ``limit()`` for headers."""
+    manager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
