@@ -1,0 +1,36 @@
+"""Every command has help and appears in README's command list; the README stays true."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from watcher.cli import cli
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found: list[tuple[str, ...]] = []
+    for name, command in sorted(group.commands.items()):
+        path = (*prefix, name)
+        found.append(path)
+        if isinstance(command, click.Group):
+            found.extend(commands(command, path))
+    return found
+
+
+@pytest.mark.parametrize("path", commands(cli), ids=" ".join)
+def test_every_command_has_help_and_is_in_the_readme(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+    lines = [line for line in README.splitlines() if f"watcher {path[0]}" in line]
+    assert any(all(word in line for word in path[1:]) for line in lines), path
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    head = README[:1200]
+    assert "make demo" in head and "make test" in head
