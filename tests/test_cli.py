@@ -231,3 +231,19 @@ def test_alerts_lists_what_alerted_with_titles(project: Path) -> None:
     assert all("sent" in line and "DPRK troops push into Kursk villages" in line for line in lines)
     code, out, _ = invoke(project, "alerts", "--json")
     assert {a["title"] for a in json.loads(out)} == {"DPRK troops push into Kursk villages"}
+
+
+def test_poll_reports_a_failed_feed_once_and_exits_0(
+    project: Path, feed_server: FeedServer
+) -> None:
+    feed_server.set("/gone.xml", b"", status=500)
+    config = project / "watcher.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "channels:", f"  - url: {feed_server.url('/gone.xml')}\n    name: broken\nchannels:"
+        )
+    )
+    code, out, err = invoke(project, "poll", "--all")
+    assert code == 0
+    assert "polled 2 feeds (1 failed): 2 new items" in out
+    assert err.count("HTTP 500") == 1 and "feed broken failed" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import asdict
 from typing import Any
@@ -39,6 +40,9 @@ def poll(obj: Context, all_feeds: bool, names: tuple[str, ...]) -> None:
     """
     settings = obj.settings()
     now = now_utc()
+    if logging.getLogger().level >= logging.WARNING:
+        # Failed feeds are listed in the summary below; the log would say it twice.
+        logging.getLogger("watcher.pipeline").setLevel(logging.ERROR)
     with hold_lock(settings.database, "poll"):
         rt = open_runtime(settings)
         try:
@@ -92,7 +96,9 @@ def _report_dict(report: PollReport) -> dict[str, Any]:
 def _print_summary(report: PollReport, delivery: DeliveryReport) -> None:
     for name, error in report.failed:
         click.echo(f"feed {name} failed: {error}", err=True)
-    polled = f"polled {report.feeds} feed{'s' if report.feeds != 1 else ''}"
+    polled = f"polled {report.feeds} feed{'s' if report.feeds != 1 else ''}" + (
+        f" ({len(report.failed)} failed)" if report.failed else ""
+    )
     if not (report.new_items or report.updated_items):
         line = f"{polled}: nothing new"
     else:
@@ -111,4 +117,4 @@ def _print_summary(report: PollReport, delivery: DeliveryReport) -> None:
             + (f", {delivery.failed} failed" if delivery.failed else "")
         )
     if report.failed:
-        click.echo(f"{len(report.failed)} feed(s) failed; see `watcher status`", err=True)
+        click.echo("see `watcher status` for every feed's last error", err=True)
