@@ -2,9 +2,11 @@
 
     due alerts -> build each message (main thread, reads the database)
                -> one sender thread per channel sends its alerts in order
-               -> the main thread records each outcome as soon as it arrives; a sender
-                  waits for that before its next send, so a crash leaves at most one
-                  alert per channel sent but not yet recorded (sent again on restart)
+               -> the main thread records the outcomes that have arrived, up to
+                  RECORD_BATCH of them in one transaction; a sender goes on sending
+                  while fewer than IN_FLIGHT of its outcomes are unrecorded, so a crash
+                  leaves at most IN_FLIGHT alerts per channel sent but not yet
+                  recorded (sent again on restart)
 
 An alert is only ever marked ``sent`` after its channel accepted it; a failure is
 retried with backoff (policy.next_attempt) or marked ``failed``, never dropped. One
@@ -15,6 +17,7 @@ This module renders nothing itself and holds no SQL.
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -34,6 +37,11 @@ from watcher.store.daemon_state import health_alert_message
 from watcher.types import Alert, AlertItem, AlertMessage, AlsoReported, StoredItem
 
 log = logging.getLogger(__name__)
+
+# A sender has at most this many sent alerts not yet recorded: the most a crash re-sends.
+IN_FLIGHT = 50
+# At most this many outcomes are written in one transaction.
+RECORD_BATCH = 50
 
 
 @dataclass
@@ -127,21 +135,36 @@ def _send_batch(
 ) -> None:
     """Send one channel's alerts in order (in a thread); stop at its first transient failure.
 
-    Each send waits until the previous outcome is recorded in the database.
+    A send waits while ``IN_FLIGHT`` earlier outcomes are not yet recorded.
     """
+    unrecorded: collections.deque[_Outcome] = collections.deque()
     try:
         for alert, message in batch:
-            if stop.is_set():
+            if stop.is_set() or not _wait_for_room(unrecorded, IN_FLIGHT - 1, stop):
                 break
             outcome = _send_one(channel, alert, message)
             outcomes.put(outcome)
-            while not outcome.recorded.wait(0.1):
-                if stop.is_set():
-                    return
+            unrecorded.append(outcome)
             if outcome.error is not None and not outcome.error.permanent:
                 break  # the channel is down: its other alerts wait for the next pass
+        _wait_for_room(unrecorded, 0, stop)
     finally:
         outcomes.put(_DONE)
+
+
+def _wait_for_room(
+    unrecorded: collections.deque[_Outcome], most: int, stop: threading.Event
+) -> bool:
+    """Wait until at most ``most`` outcomes are unrecorded; False when told to stop."""
+    while unrecorded and unrecorded[0].recorded.is_set():
+        unrecorded.popleft()
+    while len(unrecorded) > most:
+        if not unrecorded[0].recorded.wait(0.1):
+            if stop.is_set():
+                return False
+            continue
+        unrecorded.popleft()
+    return True
 
 
 def _send_one(channel: Channel, alert: Alert, message: AlertMessage) -> _Outcome:
@@ -158,17 +181,34 @@ def _send_one(channel: Channel, alert: Alert, message: AlertMessage) -> _Outcome
 def _record_outcomes(
     rt: Runtime, outcomes: queue.Queue[object], senders: int, now: datetime, report: DeliveryReport
 ) -> int:
-    """Write each outcome as it arrives, until every sender is done; returns how many."""
+    """Write outcomes as they arrive, until every sender is done; returns how many.
+
+    The outcomes waiting when the writer gets to them (at most ``RECORD_BATCH``) go in
+    one transaction; a sender is told only after that transaction is committed.
+    """
     recorded = 0
     while senders:
-        outcome = outcomes.get()
-        if outcome is _DONE:
-            senders -= 1
-            continue
-        assert isinstance(outcome, _Outcome)
-        _record(rt, outcome, now, report)
-        outcome.recorded.set()
-        recorded += 1
+        batch: list[_Outcome] = []
+        item = outcomes.get()
+        while True:
+            if item is _DONE:
+                senders -= 1
+            else:
+                assert isinstance(item, _Outcome)
+                batch.append(item)
+            if len(batch) >= RECORD_BATCH:
+                break
+            try:
+                item = outcomes.get_nowait()
+            except queue.Empty:
+                break
+        if batch:
+            with rt.store.transaction():
+                for outcome in batch:
+                    _record(rt, outcome, now, report)
+            for outcome in batch:
+                outcome.recorded.set()
+            recorded += len(batch)
     return recorded
 
 

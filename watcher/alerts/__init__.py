@@ -12,7 +12,6 @@ from typing import Protocol
 from watcher.alerts.console import ConsoleChannel
 from watcher.alerts.email import EmailChannel
 from watcher.alerts.eml import EmlChannel
-from watcher.alerts.webhook import WebhookChannel
 from watcher.types import AlertMessage, ChannelConfig
 
 
@@ -27,6 +26,13 @@ class Channel(Protocol):
 ChannelFactory = Callable[[ChannelConfig, str], Channel]
 
 
+def _webhook_channel(config: ChannelConfig, instance: str) -> Channel:
+    """Imported on use: only webhooks need requests, which takes a while to import."""
+    from watcher.alerts.webhook import WebhookChannel
+
+    return WebhookChannel(config, instance)
+
+
 def _apprise_channel(config: ChannelConfig, instance: str) -> Channel:
     """Imported on use: the apprise extra may be missing (a ConfigError then says so)."""
     from watcher.alerts.apprise import AppriseChannel
@@ -38,7 +44,7 @@ CHANNELS: dict[str, ChannelFactory] = {
     "console": ConsoleChannel,
     "eml": EmlChannel,
     "email": EmailChannel,
-    "webhook": WebhookChannel,
+    "webhook": _webhook_channel,
     "apprise": _apprise_channel,
 }
 

@@ -8,7 +8,6 @@ import sys
 import click
 
 from watcher.cli import Context, cli, handle_errors
-from watcher.daemon import run_daemon
 
 
 @cli.command()
@@ -26,6 +25,8 @@ def run(obj: Context) -> None:
       watcher --config /etc/watcher/watcher.yaml run
       systemctl reload watcher      # sends SIGHUP
     """
+    from watcher.daemon import run_daemon  # the scheduler is loaded only to run it
+
     _info_unless_asked()
     sys.exit(run_daemon(obj.settings))
 
