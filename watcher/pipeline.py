@@ -47,7 +47,6 @@ from watcher.types import (
     FeedStatus,
     Fetched,
     Match,
-    MatchItem,
     ParsedFeed,
     Settings,
     StoredItem,
@@ -404,17 +403,7 @@ def _raise_health(rt: Runtime, event: HealthEvent | None, now: datetime) -> None
 # --- from a stored item to matches and alert rows ------------------------------------------
 
 
-def match_input(item: StoredItem, feed: FeedState) -> MatchItem:
-    fields: dict[str, tuple[str, ...]] = {
-        "title": (item.title,),
-        "summary": (item.summary_text,),
-        "content": (item.content_text,),
-        "author": (item.author,) if item.author else (),
-        "link": (item.link,) if item.link else (),
-        "tags": item.tags,
-        "feed": tuple(v for v in (feed.name, feed.title) if v),
-    }
-    return MatchItem(fields=fields, feed_name=feed.name, feed_tags=feed.tags)
+match_input = workers.item_match_input
 
 
 def _match_and_queue(

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from watcher.feeds.fetch import FeedSession, make_session
 from watcher.rules.match import CompiledRules, match_item
 from watcher.store.rows import content_hash
-from watcher.types import FeedConfig, FeedState, MatchItem, ParsedItem
+from watcher.types import FeedConfig, FeedState, MatchItem, ParsedItem, StoredItem
 
 if TYPE_CHECKING:
     from watcher.pipeline import FeedResult
@@ -102,8 +102,8 @@ def match_key(guid: str, digest: str) -> str:
     return f"{digest} {guid}"
 
 
-def item_match_input(item: ParsedItem, feed: FeedState) -> MatchItem:
-    """What the matcher sees of a parsed item: the same fields a stored item gives it."""
+def item_match_input(item: ParsedItem | StoredItem, feed: FeedState) -> MatchItem:
+    """What the matcher sees of an item, parsed or stored: the same fields either way."""
     fields: dict[str, tuple[str, ...]] = {
         "title": (item.title,),
         "summary": (item.summary_text,),
