@@ -506,7 +506,7 @@ def _cause(error: BaseException) -> str:
     """Name the innermost cause of ``error`` in a short "Type: detail" form."""
     inner: BaseException = error
     for _ in range(5):
-        reason = getattr(inner, "reason", None)
+        reason = getattr(inner, "reason", None) or getattr(inner, "original_error", None)
         nested = reason if isinstance(reason, BaseException) else None
         if nested is None and inner.args and isinstance(inner.args[0], BaseException):
             nested = inner.args[0]
