@@ -39,7 +39,7 @@ from watcher.types import Alert, AlertItem, AlertMessage, AlsoReported, StoredIt
 log = logging.getLogger(__name__)
 
 # A sender has at most this many sent alerts not yet recorded: the most a crash re-sends.
-IN_FLIGHT = 50
+IN_FLIGHT = 8
 # At most this many outcomes are written in one transaction.
 RECORD_BATCH = 50
 
