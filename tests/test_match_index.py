@@ -145,3 +145,19 @@ def test_compiled_rules_survive_pickling_as_a_spawned_worker_gets_them() -> None
     for one in copy.rules:  # the prefilter of every leaf is found in the copy
         assert one.needles and all(isinstance(k, int) for k in one.needles)
         assert set(one.needles) <= {id(leaf) for leaf in _leaves(one.condition)}
+
+
+def test_a_scoped_word_elsewhere_does_not_make_a_candidate_match() -> None:
+    compiled = compile_rules(
+        [
+            rule("t", query='title:(drone* OR "fiber optic") AND troops'),
+            rule("s", query="summary:(title:kursk) north"),
+        ]
+    )
+    elsewhere = MatchItem(
+        fields={"title": ("Troops", "North"), "content": ("drones fiber optic kursk",)}
+    )
+    assert not match_item(compiled, elsewhere)
+    inside = MatchItem(fields={"title": ("Troops", "Fiber optic to Kursk"), "content": ("north",)})
+    assert [m.rule_id for m in match_item(compiled, inside)] == ["t", "s"]
+    assert match_item(compiled, inside) == match_item_unindexed(compiled, inside)
