@@ -161,3 +161,20 @@ def test_a_scoped_word_elsewhere_does_not_make_a_candidate_match() -> None:
     inside = MatchItem(fields={"title": ("Troops", "Fiber optic to Kursk"), "content": ("north",)})
     assert [m.rule_id for m in match_item(compiled, inside)] == ["t", "s"]
     assert match_item(compiled, inside) == match_item_unindexed(compiled, inside)
+
+
+def test_a_phrase_pair_is_side_by_side_across_punctuation_but_not_across_values() -> None:
+    compiled = compile_rules(
+        [
+            rule("p", any=("fiber optic",)),
+            rule("s", any=("running drones",), stem="english"),
+        ]
+    )
+    across_stop = MatchItem(fields={"title": ("Fiber. Optic cables",)})
+    assert [m.rule_id for m in match_item(compiled, across_stop)] == ["p"]
+    across_values = MatchItem(fields={"title": ("cheap fiber", "optic cables")})
+    assert not match_item(compiled, across_values)
+    stemmed = MatchItem(fields={"content": ("The drones ran; he runs drones",)})
+    assert [m.rule_id for m in match_item(compiled, stemmed)] == ["s"]
+    for subject in (across_stop, across_values, stemmed):
+        assert match_item(compiled, subject) == match_item_unindexed(compiled, subject)

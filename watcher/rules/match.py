@@ -287,10 +287,12 @@ def _either(options: Iterable[list[frozenset[str]]]) -> list[frozenset[str]]:
 
 
 # Rules filed under one anchor token with the same companion clause: its tokens and its
-# prefixes (`` drone`` for ``drone*``), then the ``sure`` rules, whose every necessary
-# clause the anchor and companion imply, and the ``check`` rules, which must also pass
-# ``_may_match``. A plain tuple, unpacked in the hottest loop of matching.
-Entry = tuple[frozenset[str], tuple[str, ...], tuple[int, ...], tuple[int, ...]]
+# prefixes (`` drone`` for ``drone*``), the token pair the anchor came from as it occurs in
+# a joined value (`` fiber optic ``; empty for a single-token anchor), then the ``sure``
+# rules, whose every necessary clause the anchor and companion imply, and the ``check``
+# rules, which must also pass ``_may_match``. A plain tuple, unpacked in a hot loop.
+Entry = tuple[frozenset[str], tuple[str, ...], str, tuple[int, ...], tuple[int, ...]]
+Filed = dict[str | None, dict[str, dict[tuple[Clause, str], tuple[list[int], list[int]]]]]
 
 
 @dataclass
@@ -300,10 +302,10 @@ class _Index:
 
     tokens: dict[str | None, dict[str, tuple[Entry, ...]]] = field(default_factory=dict)
     keys: dict[str | None, frozenset[str]] = field(default_factory=dict)  # of ``tokens``
-    # Per anchor token, every companion token of its entries (one set test rules out the
-    # anchor), and the anchors with a companion prefix, which need a substring search.
-    companions: dict[str | None, dict[str, frozenset[str]]] = field(default_factory=dict)
-    prefixed: dict[str | None, frozenset[str]] = field(default_factory=dict)
+    # Per anchor token, every companion token of its entries: an item holding none of them
+    # fails every entry. An anchor with a companion prefix lists itself, so that it always
+    # goes on to the entry-by-entry test.
+    companions: dict[str | None, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     prefixes: dict[str, list[int]] = field(default_factory=dict)  # prefix -> anchored rules
     always: list[int] = field(default_factory=list)
     fields: frozenset[str] = frozenset()  # every field some rule looks at
@@ -314,7 +316,7 @@ class _Index:
 def _build_index(rules: Sequence[CompiledRule]) -> _Index:
     """File each rule under its anchors; companions make most false candidates drop at once."""
     index = _Index()
-    filed: dict[str | None, dict[str, dict[Clause, tuple[list[int], list[int]]]]] = {}
+    filed: Filed = {}
     for position, rule in enumerate(rules):
         keys = anchors(rule.condition, rule.language)
         if keys is None:
@@ -326,12 +328,16 @@ def _build_index(rules: Sequence[CompiledRule]) -> _Index:
                 continue
             token, companion = _anchor_token(rule, kind, text)
             table = filed.setdefault(language, {}).setdefault(token, {})
-            sure, check = table.setdefault(companion, ([], []))
+            pair = f" {text} " if kind == "b" else ""
+            sure, check = table.setdefault((companion, pair), ([], []))
             implied = not rule.scoped and all(_implied(c, token, companion) for c in rule.clauses)
             (sure if implied else check).append(position)
     index.tokens = {
         language: {
-            token: tuple((c.tokens, _starts_of(c), tuple(s), tuple(k)) for c, (s, k) in by.items())
+            token: tuple(
+                (c.tokens, _starts_of(c), pair, tuple(s), tuple(k))
+                for (c, pair), (s, k) in by.items()
+            )
             for token, by in table.items()
         }
         for language, table in filed.items()
@@ -339,12 +345,8 @@ def _build_index(rules: Sequence[CompiledRule]) -> _Index:
     index.keys = {language: frozenset(table) for language, table in index.tokens.items()}
     for language, by_token in index.tokens.items():
         index.companions[language] = {
-            token: frozenset().union(*(entry[0] for entry in entries))
-            for token, entries in by_token.items()
+            token: _companion_tokens(token, entries) for token, entries in by_token.items()
         }
-        index.prefixed[language] = frozenset(
-            token for token, entries in by_token.items() if any(entry[1] for entry in entries)
-        )
     index.fields = frozenset().union(*map(fields_used, rules))
     index.vocabulary = {
         language: tokens
@@ -353,6 +355,14 @@ def _build_index(rules: Sequence[CompiledRule]) -> _Index:
     }
     index.automaton = _prefix_automaton(index.prefixes)
     return index
+
+
+def _companion_tokens(token: str, entries: Sequence[Entry]) -> tuple[str, ...]:
+    """Every companion token of an anchor's entries; the anchor too if one has a prefix."""
+    found = set().union(*(entry[0] for entry in entries))
+    if any(entry[1] for entry in entries):
+        found.add(token)
+    return tuple(sorted(found))
 
 
 def _starts_of(clause: Clause) -> tuple[str, ...]:
@@ -537,6 +547,7 @@ class _ItemText:
         self._spans: dict[tuple[int, str, str | None], list[Span]] = {}
         self._joined: dict[tuple[str, int, str | None], str] = {}
         self._all_spaced = ""
+        self._joined_all: dict[str | None, str] = {}
         self._sets: dict[tuple[str, str | None], AbstractSet[str]] = {}
         self._vocabulary = vocabulary or {}
 
@@ -618,6 +629,20 @@ class _ItemText:
         found = self._joined.get(key)
         if found is None:
             found = self._joined[key] = f" {' '.join(self.view(name, language)[index])} "
+        return found
+
+    def joined_all(self, language: str | None) -> str:
+        """Every value in scope as ``joined`` gives it, one after the other.
+
+        Two tokens are side by side in some value exactly when `` a b `` occurs in it.
+        """
+        found = self._joined_all.get(language)
+        if found is None:
+            found = self._joined_all[language] = "".join(
+                self.joined(name, index, language)
+                for name in self.scope
+                for index in range(len(self.raw(name)))
+            )
         return found
 
     def positions(self, name: str, index: int, language: str | None, token: str) -> list[int]:
@@ -914,11 +939,14 @@ def candidates(compiled: CompiledRules, text: _ItemText) -> list[int]:
     for language, table in index.tokens.items():
         tokens = text.token_set(language)
         for token in _passing_anchors(index, language, tokens):
-            for needs, starts, sure_rules, check_rules in table[token]:
-                if not needs.isdisjoint(tokens) or (starts and any(map(has_start, starts))):
-                    sure.update(sure_rules)
-                    if check_rules:
-                        check.update(check_rules)
+            for needs, starts, pair, sure_rules, check_rules in table[token]:
+                if needs.isdisjoint(tokens) and not (starts and any(map(has_start, starts))):
+                    continue
+                if pair and pair not in text.joined_all(language):
+                    continue  # the phrase's two tokens occur, but never side by side
+                sure.update(sure_rules)
+                if check_rules:
+                    check.update(check_rules)
     if index.automaton is not None:
         hits = map(index.automaton.iter, text.spaced_values())
         found = set(map(_SECOND, itertools.chain.from_iterable(hits)))
@@ -943,9 +971,7 @@ def _passing_anchors(
     if not held:
         return held
     needs = map(index.companions[language].__getitem__, held)
-    disjoint = map(frozenset.isdisjoint, needs, itertools.repeat(tokens))
-    passing = set(itertools.compress(held, map(operator.not_, disjoint)))
-    return passing.union(index.prefixed[language].intersection(held))
+    return set(itertools.compress(held, map(operator.not_, map(tokens.isdisjoint, needs))))
 
 
 def _may_match(rule: CompiledRule, text: _ItemText) -> bool:
