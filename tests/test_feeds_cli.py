@@ -162,3 +162,19 @@ def test_add_list_remove(project: Path) -> None:
     assert code == 1 and "remove it there" in err
     code, out, _ = invoke(project, "feeds", "remove", "example-org-a-rss")
     assert code == 0 and "https://example.org/a.rss" not in json.dumps(listed(project))
+
+
+def test_add_refuses_what_is_neither_a_url_nor_a_file(project: Path) -> None:
+    code, out, err = invoke(project, "feeds", "add", "example.org/world.rss")
+    assert code == 2
+    assert "neither an http(s) URL nor an existing file" in err
+    assert "example.org" not in json.dumps(listed(project))
+
+
+def test_add_makes_a_local_file_absolute(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (project / "local.xml").write_bytes(rss([Entry("l1", "A local item")]))
+    monkeypatch.chdir(project)
+    code, out, err = invoke(project, "feeds", "add", "local.xml", "--name", "local")
+    assert code == 0, err
+    assert out == f"added feed local: {project / 'local.xml'}\n"
+    assert str(project / "local.xml") in listed(project)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import urlsplit
+
 import click
 
 from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
@@ -72,7 +75,9 @@ def add(
     \b
     Example:
       watcher feeds add https://example.org/world.rss --tag world
+      watcher feeds add data/feeds/local.xml --name local
     """
+    url = feed_location(url)
     settings = obj.settings()
     try:
         interval_s = parse_duration(interval) if interval else settings.defaults.interval_s
@@ -90,6 +95,19 @@ def add(
     finally:
         store.close()
     click.echo(f"added feed {feed.name}: {feed.url}")
+
+
+def feed_location(url: str) -> str:
+    """An http(s) or file:// URL as given; an existing local file made absolute."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("http", "https", "file"):
+        return url
+    path = Path(url).expanduser()
+    if not scheme and path.is_file():
+        return str(path.resolve())
+    raise click.BadParameter(
+        f"{url!r} is neither an http(s) URL nor an existing file", param_hint="URL"
+    )
 
 
 @feeds.command("remove")
