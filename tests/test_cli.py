@@ -247,3 +247,19 @@ def test_poll_reports_a_failed_feed_once_and_exits_0(
     assert code == 0
     assert "polled 2 feeds (1 failed): 2 new items" in out
     assert err.count("HTTP 500") == 1 and "feed broken failed" in err
+
+
+def test_output_into_a_closed_pipe_is_no_traceback(project: Path) -> None:
+    assert invoke(project, "poll", "--all")[0] == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `watcher alerts | head -0`: nobody reads the output
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "watcher", "--config", str(project / "watcher.yaml"), "alerts"]
+    try:
+        done = subprocess.run(
+            cmd, stdout=write_end, stderr=subprocess.PIPE, text=True, env=env, timeout=60
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 1

@@ -60,11 +60,21 @@ def handle_errors(fn: F) -> F:
             sys.exit(1)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
+        except BrokenPipeError:
+            _silence_stdout()
+            sys.exit(1)
         except Exception:
             log.exception("internal error (a bug in watcher)")
             sys.exit(3)
 
     return cast(F, wrapper)
+
+
+def _silence_stdout() -> None:
+    """The reader of stdout went away (``watcher alerts | head``): drop what is left unwritten."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def json_option(fn: F) -> F:
