@@ -263,3 +263,14 @@ def test_output_into_a_closed_pipe_is_no_traceback(project: Path) -> None:
         os.close(write_end)
     assert done.stderr == ""
     assert done.returncode == 1
+
+
+def test_channels_lists_each_channel_as_a_table(project: Path) -> None:
+    code, out, err = invoke(project, "channels")
+    assert code == 0, err
+    lines = [line.split() for line in out.splitlines()]
+    assert lines[0] == ["name", "type", "min", "severity", "target"]
+    assert lines[1] == ["console", "console", "info", "-"]
+    assert lines[2] == ["files", "eml", "info", f"dir={project / 'outbox'}"]
+    code, out, _ = invoke(project, "channels", "--json")
+    assert [c["name"] for c in json.loads(out)] == ["console", "files"]

@@ -8,6 +8,7 @@ import click
 
 from watcher.alerts import make_channel
 from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
+from watcher.commands.table import print_table
 from watcher.delivery import sample_message
 from watcher.exceptions import ConfigError, DeliveryError
 from watcher.store import Store
@@ -36,10 +37,22 @@ def channels(ctx: click.Context) -> None:
     if obj.json:
         emit_json(shown)
         return
-    for entry in shown:
-        click.echo(entry["describe"])
     if not shown:
         click.echo("no channels configured")
+        return
+    print_table(
+        ["name", "type", "min severity", "target"],
+        [
+            [name, cfg.type, cfg.min_severity, _target(entry["describe"], cfg.type, name)]
+            for (name, cfg), entry in zip(settings.channels.items(), shown, strict=True)
+        ],
+        max_width=100,
+    )
+
+
+def _target(described: str, type_: str, name: str) -> str:
+    """What ``describe()`` says after its leading type and name: where alerts go."""
+    return described.removeprefix(f"{type_} {name}").strip() or "-"
 
 
 @channels.command("test")
