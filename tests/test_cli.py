@@ -274,3 +274,19 @@ def test_channels_lists_each_channel_as_a_table(project: Path) -> None:
     assert lines[2] == ["files", "eml", "info", f"dir={project / 'outbox'}"]
     code, out, _ = invoke(project, "channels", "--json")
     assert [c["name"] for c in json.loads(out)] == ["console", "files"]
+
+
+def test_tables_show_times_in_the_display_timezone(project: Path) -> None:
+    config = project / "watcher.yaml"
+    config.write_text(config.read_text() + "display_timezone: Asia/Tokyo\n")
+    assert invoke(project, "poll", "--all")[0] == 0
+    code, out, _ = invoke(project, "status")
+    assert code == 0 and " JST " in out.splitlines()[1]
+    code, out, _ = invoke(project, "alerts")
+    assert code == 0 and " JST " in out.splitlines()[1]
+    code, out, _ = invoke(project, "search", "kursk")
+    assert code == 0 and out.splitlines()[1].split()[2] == "JST"
+    code, out, _ = invoke(project, "mute", "drones", "--for", "1h")
+    assert code == 0 and out.startswith("muted rule drones until ") and out.endswith(" JST\n")
+    code, out, _ = invoke(project, "alerts", "--json")
+    assert json.loads(out)[0]["created_at"].endswith("Z")  # JSON stays UTC

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -68,6 +69,20 @@ def handle_errors(fn: F) -> F:
             sys.exit(3)
 
     return cast(F, wrapper)
+
+
+def show_time(when: datetime | str | None, zone: str) -> str:
+    """A time for a table or a message, in ``display_timezone``: ``2026-11-02 17:30 EET``.
+
+    JSON and CSV output keep UTC ISO-8601 (``2026-11-02T15:30:00Z``) instead.
+    """
+    if when is None:
+        return ""
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _silence_stdout() -> None:

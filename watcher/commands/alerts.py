@@ -8,7 +8,16 @@ from datetime import datetime
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, plural
+from watcher.cli import (
+    Context,
+    cli,
+    emit_json,
+    handle_errors,
+    json_option,
+    now_utc,
+    plural,
+    show_time,
+)
 from watcher.commands.table import print_table
 from watcher.delivery import DeliveryReport, deliver_pending
 from watcher.exceptions import LockedError, StoreError
@@ -41,7 +50,8 @@ def alerts(ctx: click.Context, status: str | None, rule_id: str | None, limit: i
     if ctx.invoked_subcommand is not None:
         return
     obj: Context = ctx.obj
-    store = Store(obj.settings().database)
+    settings = obj.settings()
+    store = Store(settings.database)
     try:
         rows = store.list_alerts(
             status=AlertStatus(status) if status else None, rule_id=rule_id, limit=limit
@@ -80,7 +90,7 @@ def alerts(ctx: click.Context, status: str | None, rule_id: str | None, limit: i
                 a.rule_id,
                 a.channel,
                 a.status.value,
-                _iso(a.created_at),
+                show_time(a.created_at, settings.display_timezone),
                 (titles[a.id] or "")
                 + (f" (+{len(a.item_ids) - 1})" if len(a.item_ids) > 1 else ""),
                 a.reason or a.last_error,

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
+from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, show_time
 from watcher.commands.table import print_table
 from watcher.config import parse_duration
 from watcher.exceptions import ConfigError
@@ -44,7 +44,7 @@ def mute(obj: Context, target: str | None, duration: str | None) -> None:
     with Store(settings.database) as store:
         mutes = live_mutes(store.get_state(MUTES_STATE) or {}, now)
         if target is None:
-            _show(obj, mutes)
+            _show(obj, mutes, settings.display_timezone)
             return
         if duration is None:
             raise click.UsageError("--for is required, e.g. --for 2h")
@@ -58,7 +58,8 @@ def mute(obj: Context, target: str | None, duration: str | None) -> None:
     if obj.json:
         emit_json({"muted": key, "until": mutes[key]})
     else:
-        click.echo(f"muted {key.replace(':', ' ', 1)} until {mutes[key]}")
+        until = show_time(mutes[key], settings.display_timezone)
+        click.echo(f"muted {key.replace(':', ' ', 1)} until {until}")
 
 
 @cli.command()
@@ -108,10 +109,10 @@ def _resolve(settings: Settings, store: Store, target: str) -> str:
     return mute_key(found[0], name)
 
 
-def _show(obj: Context, mutes: dict[str, str]) -> None:
+def _show(obj: Context, mutes: dict[str, str], zone: str) -> None:
     if obj.json:
         emit_json([{"target": k, "until": v} for k, v in sorted(mutes.items())])
     elif not mutes:
         click.echo("nothing is muted")
     else:
-        print_table(["muted", "until"], [[k, v] for k, v in sorted(mutes.items())])
+        print_table(["muted", "until"], [[k, show_time(v, zone)] for k, v in sorted(mutes.items())])

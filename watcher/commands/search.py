@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
+from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, show_time
 from watcher.config import parse_duration
 from watcher.exceptions import ConfigError, Problem
 from watcher.search import SearchQuery, SearchQueryError, translate_query
@@ -62,7 +62,8 @@ def search(
     """
     translated = _translate(query)
     filters = SearchFilters(_since(since), feeds, rule_id, limit)
-    store = Store(obj.settings().database)
+    settings = obj.settings()
+    store = Store(settings.database)
     try:
         _check_feeds(store, feeds)
         hits = search_items(store, translated.fts, filters)
@@ -73,7 +74,7 @@ def search(
     elif as_csv:
         _write_csv(hits)
     else:
-        _print_hits(hits)
+        _print_hits(hits, settings.display_timezone)
 
 
 def _translate(query: str) -> SearchQuery:
@@ -134,19 +135,20 @@ def _write_csv(hits: list[SearchHit]) -> None:
         writer.writerow([row[c] for c in CSV_COLUMNS])
 
 
-def _print_hits(hits: list[SearchHit]) -> None:
+def _print_hits(hits: list[SearchHit], zone: str) -> None:
     """A table of date, feed and title; under each row its link, rules and snippet."""
     if not hits:
         click.echo("no items found")
         return
     bold = sys.stdout.isatty()
     width = min(FEED_WIDTH, max(len(h.feed) for h in hits))
-    click.echo(f"{'published':<16}  {'feed':<{width}}  title")
+    stamp = len(show_time(hits[0].published_at or hits[0].first_seen_at, zone))
+    click.echo(f"{'published':<{stamp}}  {'feed':<{width}}  title")
     for hit in hits:
-        when = (_iso(hit.published_at or hit.first_seen_at) or "")[:16].replace("T", " ")
+        when = show_time(hit.published_at or hit.first_seen_at, zone)
         feed = hit.feed if len(hit.feed) <= width else hit.feed[: width - 1] + "…"
-        click.echo(f"{when:<16}  {feed:<{width}}  {_show(hit.title, bold)}")
-        indent = " " * (20 + width)
+        click.echo(f"{when:<{stamp}}  {feed:<{width}}  {_show(hit.title, bold)}")
+        indent = " " * (stamp + 4 + width)
         for line in _details(hit, bold):
             click.echo(indent + line)
     click.echo(f"\n{len(hits)} item{'s' if len(hits) != 1 else ''}")

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
+from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, show_time
 from watcher.commands.table import print_table
 from watcher.health import check_problems
 from watcher.store import Store
@@ -40,6 +40,7 @@ def status(obj: Context, check: bool) -> None:
       watcher status --check || echo "watcher needs attention"
     """
     settings = obj.settings()
+    zone = settings.display_timezone
     store = Store(settings.database)
     try:
         feeds = store.list_feeds()
@@ -81,7 +82,7 @@ def status(obj: Context, check: bool) -> None:
             }
         )
     else:
-        _print_status(rows, queue, heartbeat, problems if check else [])
+        _print_status(rows, queue, heartbeat, problems if check else [], zone)
         _print_database(settings.database, archive)
     if check and problems:
         sys.exit(1)
@@ -92,6 +93,7 @@ def _print_status(
     queue: dict[str, int],
     heartbeat: datetime | None,
     problems: list[str],
+    zone: str,
 ) -> None:
     if not rows:
         click.echo("no feeds yet: run `watcher poll` first")
@@ -104,8 +106,8 @@ def _print_status(
                     r["last_status"] or "never polled",
                     r["consecutive_failures"],
                     r["items"],
-                    r["last_polled_at"],
-                    r["next_poll_at"],
+                    show_time(r["last_polled_at"], zone),
+                    show_time(r["next_poll_at"], zone),
                     r["last_error"] or r["disabled_reason"],
                 ]
                 for r in rows
@@ -115,7 +117,7 @@ def _print_status(
         f"\nalerts: {queue['pending']} pending, {queue['sent']} sent, "
         f"{queue['failed']} failed, {queue['suppressed']} suppressed"
     )
-    click.echo(f"daemon heartbeat: {_iso(heartbeat) or 'never'}")
+    click.echo(f"daemon heartbeat: {show_time(heartbeat, zone) or 'never'}")
     for problem in problems:
         click.echo(f"check: {problem}", err=True)
 
