@@ -331,6 +331,6 @@ def test_search_command_errors_are_one_line(project: Path) -> None:
     code, _, err = _run(project, "search", "kursk", "--feed", "nope")
     assert code == 2 and "no such feed: nope" in err
     code, _, err = _run(project, "search", "kursk", "--since", "soon")
-    assert code == 1 and "--since" in err
+    assert code == 2 and "Invalid value for --since: invalid duration" in err
     code, out, _ = _run(project, "search", "zebra")
     assert code == 0 and "no items found" in out

@@ -14,7 +14,6 @@ import click
 
 from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, show_time
 from watcher.config import parse_duration
-from watcher.exceptions import ConfigError, Problem
 from watcher.search import SearchQuery, SearchQueryError, translate_query
 from watcher.store import Store
 from watcher.store.search import (
@@ -94,7 +93,7 @@ def _since(text: str | None) -> datetime | None:
     try:
         return now_utc() - timedelta(seconds=parse_duration(text))
     except ValueError as error:
-        raise ConfigError(Problem(file="", message=f"--since: {error}")) from None
+        raise click.BadParameter(str(error), param_hint="--since") from None
 
 
 def _check_feeds(store: Store, names: tuple[str, ...]) -> None:
