@@ -290,3 +290,10 @@ def test_tables_show_times_in_the_display_timezone(project: Path) -> None:
     assert code == 0 and out.startswith("muted rule drones until ") and out.endswith(" JST\n")
     code, out, _ = invoke(project, "alerts", "--json")
     assert json.loads(out)[0]["created_at"].endswith("Z")  # JSON stays UTC
+
+
+def test_alerts_retry_of_an_unknown_id_says_so(project: Path) -> None:
+    code, out, err = invoke(project, "alerts", "retry", "999")
+    assert code == 0
+    assert err == "no failed alert with this id, left alone: 999\n"
+    assert out == "no failed alerts to retry\n"
