@@ -177,6 +177,7 @@ def test_a_config_error_is_one_line_per_problem_without_traceback(tmp_path: Path
 def test_init_scaffolds_a_project_that_checks_clean(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["init", str(tmp_path / "p")])
     assert result.exit_code == 0
+    assert f"next: `cd {tmp_path / 'p'}`, edit the feeds in watcher.yaml" in result.stdout
     result = CliRunner().invoke(
         cli, ["--config", str(tmp_path / "p" / "watcher.yaml"), "rules", "check"]
     )

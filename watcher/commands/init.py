@@ -67,6 +67,8 @@ def init(directory: str) -> None:
     config.write_text(CONFIG, encoding="utf-8")
     rules.write_text(RULES, encoding="utf-8")
     click.echo(f"created {config} and {rules}")
+    move = "" if root.resolve() == Path.cwd().resolve() else f"`cd {directory}`, "
     click.echo(
-        "next: edit the feeds in watcher.yaml, then run `watcher rules check` and `watcher poll`"
+        f"next: {move}edit the feeds in watcher.yaml, "
+        "then run `watcher rules check` and `watcher poll`"
     )
