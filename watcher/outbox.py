@@ -39,11 +39,13 @@ def queue_alert(
     if rule.threshold is not None:
         return _queue_threshold(rt, rule, channel, item, reason, now)
     store = rt.store
+    if item.change == "updated" and sql.item_alerted(store, rule.id, channel, item.id):
+        return None  # an item that alerted for a rule never alerts again for it
     live = store.live_alert(rule.id, channel, item.story_id)
     if live is not None:
         if item.id in live.item_ids:
-            return None  # an item that alerted for a rule never alerts again for it
-        if live.status is AlertStatus.PENDING:
+            return None
+        if live.status is not AlertStatus.SENT:  # pending or failed: still unsent
             store.add_alert_item(live.id, item.id)
             return None
         reason = f"duplicate of alert {live.id}"
@@ -103,7 +105,7 @@ def _queue_digest(
     sent = sql.alert_with_story(store, rule.id, channel, item.story_id, "digest")
     if sent is not None and item.id in sent.item_ids:
         return None
-    if sent is not None and sent.status is not AlertStatus.PENDING:
+    if sent is not None and sent.status is AlertStatus.SENT:
         return _add(rt, rule, channel, item, f"duplicate of alert {sent.id}", now)
     digest = sent or sql.open_digest(store, rule.id, channel, now)
     if digest is not None:

@@ -59,6 +59,21 @@ def requeue_failed(store: Store, alert_ids: Sequence[int] | None, now: datetime)
     return ids
 
 
+def item_alerted(store: Store, rule_id: str, channel: str, item_id: int) -> bool:
+    """Whether the item already alerted for the rule on the channel.
+
+    That is: an alert lists it that is not suppressed, or that was held back by
+    ``max_alerts`` (it is summarised in a later alert), or that is a duplicate of one sent.
+    """
+    row = store.db.execute(
+        "SELECT 1 FROM alerts WHERE rule_id = ? AND channel = ?"
+        " AND (status != 'suppressed' OR reason LIKE ? OR reason LIKE 'duplicate of alert %')"
+        " AND EXISTS (SELECT 1 FROM json_each(alerts.item_ids) j WHERE j.value = ?) LIMIT 1",
+        [rule_id, channel, THROTTLED + "%", item_id],
+    ).fetchone()
+    return row is not None
+
+
 # --- digests -----------------------------------------------------------------------------
 
 
