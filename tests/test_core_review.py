@@ -7,11 +7,13 @@ asserts on what the receivers got and on the ``alerts`` rows a user reads.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from tests import test_delivery
 from tests.test_delivery import NOW, RULES
-from watcher.store.outbox import requeue_failed
+from watcher.store import Store
+from watcher.store.outbox import count_alerts_since, held_back, requeue_failed, summarised_in
 
 make_world = test_delivery.make_world  # the fixture: a project, its receivers and runtime
 
@@ -45,3 +47,25 @@ def test_a_throttled_item_that_changes_later_does_not_alert_again(make_world: An
     )
     assert w.deliver(NOW + timedelta(hours=4)).sent == 0
     assert len(w.hook.requests) == sent
+
+
+def test_the_outbox_lookups_made_for_each_new_alert_use_an_index(tmp_path: Path) -> None:
+    """The alerts table only grows; what every new alert asks must not read all of it."""
+    with Store(tmp_path / "w.db") as store:
+        since = NOW - timedelta(hours=1)
+        asked = {  # what each lookup must narrow by, through an index
+            "reason=?": lambda: held_back(store, "mail"),
+            "reason=? ": lambda: summarised_in(store, 7),
+            "channel=?": lambda: count_alerts_since(store, "mail", since),
+            "=?": lambda: count_alerts_since(store, "mail", since, "kursk"),
+        }
+        plans: dict[str, list[str]] = {}
+        store.db.conn.set_trace_callback(lambda sql: plans[name].append(sql))
+        for name, ask in asked.items():
+            plans[name] = []
+            ask()
+        store.db.conn.set_trace_callback(None)
+        for narrowed_by, statements in plans.items():
+            for sql in (s for s in statements if s.startswith("SELECT")):
+                plan = " ".join(r[3] for r in store.db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+                assert "SCAN alerts" not in plan and narrowed_by.strip() in plan, plan

@@ -122,6 +122,7 @@ def test_migrations_are_recorded_and_not_rerun(tmp_path: Path) -> None:
         "0003_views_state",
         "0004_alert_retry",
         "0005_archive_views",
+        "0006_alert_indexes",
     ]
 
 

@@ -9,6 +9,7 @@ never edited once released: a schema change is a new, higher-numbered migration.
     0003_views_state     the recent_alerts and failing_feeds views, the _state table
     0004_alert_retry     _alert_meta.retry_from: when an alert's delivery deadline starts
     0005_archive_views   the rule_activity and recent_matches views
+    0006_alert_indexes   indexes for the outbox's per-alert lookups (caps, held-back alerts)
 """
 
 from __future__ import annotations
@@ -290,6 +291,19 @@ ORDER BY matches.matched_at DESC, matches.id DESC;
 def add_archive_views(db: Database) -> None:
     """Views for the common questions: what each rule did, and the latest matches."""
     _run(db, _ARCHIVE_VIEWS)
+
+
+_ALERT_INDEXES = """
+CREATE INDEX IF NOT EXISTS alerts_channel ON alerts(channel, created_at);
+CREATE INDEX IF NOT EXISTS alerts_reason ON alerts(status, reason);
+"""
+
+
+@MIGRATIONS(name="0006_alert_indexes")
+def add_alert_indexes(db: Database) -> None:
+    """Indexes for what each new alert looks up: a channel's recent alerts (``max_alerts``)
+    and the alerts held back for a later summary; without them both scan every alert."""
+    _run(db, _ALERT_INDEXES)
 
 
 def _run(db: Database, script: str) -> None:
