@@ -31,6 +31,14 @@ def test_every_command_has_help_and_is_in_the_readme(path: tuple[str, ...]) -> N
     assert any(all(word in line for word in path[1:]) for line in lines), path
 
 
+@pytest.mark.parametrize("path", commands(cli), ids=" ".join)
+def test_every_command_help_carries_an_example(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert "Example" in result.output, path
+    examples = [line for line in result.output.splitlines() if line.strip().startswith("watcher ")]
+    assert any(all(word in line.split() for word in path) for line in examples), path
+
+
 def test_readme_opens_with_the_two_commands() -> None:
     head = README[:1200]
     assert "make demo" in head and "make test" in head

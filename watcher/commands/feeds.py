@@ -19,7 +19,14 @@ from watcher.types import FeedStatus
 @cli.group(invoke_without_command=True)
 @click.pass_context
 def feeds(ctx: click.Context) -> None:
-    """List, add and remove feeds (`watcher feeds` alone lists them)."""
+    """List, add and remove feeds (`watcher feeds` alone lists them).
+
+    \b
+    Examples:
+      watcher feeds
+      watcher feeds add https://example.org/world.rss --tag world
+      watcher feeds import subs.opml
+    """
     if ctx.invoked_subcommand is None:
         ctx.invoke(list_feeds)
 
@@ -29,7 +36,13 @@ def feeds(ctx: click.Context) -> None:
 @click.pass_obj
 @handle_errors
 def list_feeds(obj: Context) -> None:
-    """List every feed with its source (config or cli) and status."""
+    """List every feed with its source (config or cli) and status.
+
+    \b
+    Examples:
+      watcher feeds list
+      watcher feeds list --json
+    """
     settings = obj.settings()
     store = Store(settings.database)
     try:
@@ -115,7 +128,12 @@ def feed_location(url: str) -> str:
 @click.pass_obj
 @handle_errors
 def remove(obj: Context, name: str) -> None:
-    """Remove a feed added with `feeds add`; its stored items stay."""
+    """Remove a feed added with `feeds add` or `feeds import`; its stored items stay.
+
+    \b
+    Example:
+      watcher feeds remove example-org-world-rss
+    """
     settings = obj.settings()
     store = Store(settings.database)
     try:

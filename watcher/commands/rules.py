@@ -22,7 +22,13 @@ from watcher.types import FIELDS, Match, MatchItem, Rule
 
 @cli.group()
 def rules() -> None:
-    """Validate and try out rule files."""
+    """Validate and try out rule files.
+
+    \b
+    Examples:
+      watcher rules check
+      watcher rules test rules/kursk.yaml --text "DPRK troops advance in Kursk"
+    """
 
 
 @rules.command("check")
