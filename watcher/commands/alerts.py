@@ -161,7 +161,8 @@ def _requeue_and_send(
 def _print_retry(requeued: list[int], report: DeliveryReport | None, ids: tuple[int, ...]) -> None:
     missing = sorted(set(ids) - set(requeued))
     if missing:
-        click.echo(f"no failed alert with this id, left alone: {', '.join(map(str, missing))}", err=True)
+        listed = ", ".join(map(str, missing))
+        click.echo(f"no failed alert with this id, left alone: {listed}", err=True)
     if not requeued:
         click.echo("no failed alerts to retry")
         return
