@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests import test_delivery
+from tests.receivers import SmtpReceiver
 from tests.test_delivery import NOW, RULES
 from watcher.store import Store
 from watcher.store.outbox import count_alerts_since, held_back, requeue_failed, summarised_in
@@ -69,3 +70,19 @@ def test_the_outbox_lookups_made_for_each_new_alert_use_an_index(tmp_path: Path)
             for sql in (s for s in statements if s.startswith("SELECT")):
                 plan = " ".join(r[3] for r in store.db.execute(f"EXPLAIN QUERY PLAN {sql}"))
                 assert "SCAN alerts" not in plan and narrowed_by.strip() in plan, plan
+
+
+def test_an_alert_first_tried_a_day_late_still_gets_its_retries(make_world: Any) -> None:
+    """Down over a weekend: the first attempt after the restart meets a mail server that
+    is briefly down; the alert is retried, not failed after that single attempt."""
+    later = SmtpReceiver()  # its port is chosen now; it starts listening later
+    w = make_world(smtp=later)
+    w.ingest("a", "Kursk bridge hit")
+    back = NOW + timedelta(hours=60)
+    report = w.deliver(back)
+    assert (report.sent, report.retrying, report.failed) == (1, 1, 0)
+    mail = next(a for a in w.alerts() if a["channel"] == "mail")
+    assert mail["status"] == "pending"
+    with later:
+        assert w.deliver(back + timedelta(minutes=1)).sent == 1
+    assert [m.message["Subject"] for m in later.messages] == ["[watcher] kursk: Kursk bridge hit"]

@@ -226,7 +226,7 @@ def _record(rt: Runtime, outcome: _Outcome, now: datetime, report: DeliveryRepor
 def _after_failure(
     rt: Runtime, alert: Alert, error: DeliveryError, now: datetime, report: DeliveryReport
 ) -> None:
-    retry_at = next_attempt(rt.settings, alert, now, sql.retry_from(rt.store, alert.id))
+    retry_at = next_attempt(rt.settings, alert, now, _retry_window_start(rt, alert, now))
     if error.permanent or retry_at is None:
         rt.store.mark_failed(alert.id, error.message, now)
         report.failed += 1
@@ -243,6 +243,19 @@ def _after_failure(
             retry_at.isoformat(),
             error.message,
         )
+
+
+def _retry_window_start(rt: Runtime, alert: Alert, now: datetime) -> datetime | None:
+    """When the alert's ``give_up_after`` window starts: at its first delivery attempt.
+
+    An alert first tried long after it was queued (the process was down) still gets
+    its retries; a digest or a manual retry has set its own start already.
+    """
+    start = sql.retry_from(rt.store, alert.id)
+    if start is None and alert.attempts == 0:
+        sql.set_retry_from(rt.store, alert.id, now)
+        start = now
+    return start
 
 
 # --- what a channel shows --------------------------------------------------------------------
