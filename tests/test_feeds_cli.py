@@ -178,3 +178,11 @@ def test_add_makes_a_local_file_absolute(project: Path, monkeypatch: pytest.Monk
     assert code == 0, err
     assert out == f"added feed local: {project / 'local.xml'}\n"
     assert str(project / "local.xml") in listed(project)
+
+
+def test_list_says_never_polled_as_status_does(project: Path) -> None:
+    invoke(project, "feeds", "add", "https://example.org/new.rss", "--name", "new")
+    code, out, _ = invoke(project, "feeds", "list")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("new "))
+    assert "never polled" in row

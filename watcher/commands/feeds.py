@@ -68,7 +68,10 @@ def list_feeds(obj: Context) -> None:
         return
     print_table(
         ["name", "source", "status", "tags", "url"],
-        [[f.name, f.source, f.last_status or "-", ",".join(f.tags), f.url] for f in rows],
+        [
+            [f.name, f.source, f.last_status or "never polled", ",".join(f.tags), f.url]
+            for f in rows
+        ],
         max_width=80,
     )
 
