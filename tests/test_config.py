@@ -272,7 +272,7 @@ def test_feed_overrides_every_default_key(tmp_path: Path) -> None:
 # --- errors -------------------------------------------------------------------------------
 
 ERROR_CASES = [
-    ("databse: x.db\n", "databse", "databse", "unknown key 'databse': did you mean 'database'?"),
+    ("databse: x.db\n", "databse", "databse", "unknown key 'databse'; did you mean 'database'?"),
     (
         "feeds:\n  - url: https://a.example/\n  - url: https://b.example/\n"
         "  - url: https://c.example/\n    intervl: 5m\n",
@@ -300,7 +300,7 @@ ERROR_CASES = [
         "defaults:\n  first_poll_alerts: recnt\n",
         "first_poll",
         "defaults.first_poll_alerts",
-        "'recnt' is not one of recent, all, none: did you mean 'recent'?",
+        "'recnt' is not one of recent, all, none; did you mean 'recent'?",
     ),
     (
         "channels:\n  c: {type: console, min_severity: urgent}\n",
@@ -313,7 +313,7 @@ ERROR_CASES = [
         "channels:\n  c:\n    type: emial\n",
         "emial",
         "channels.c.type",
-        "unknown channel type 'emial': did you mean 'email'? "
+        "unknown channel type 'emial'; did you mean 'email'? "
         "(valid types: apprise, console, email, eml, webhook)",
     ),
     ("channels:\n  c: {dir: x}\n", "c:", "channels.c", "missing required key 'type'"),

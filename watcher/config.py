@@ -270,7 +270,7 @@ def _format_duration(seconds: int) -> str:
 
 def _hint(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
-    return f": did you mean {close[0]!r}?" if close else ""
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 # --- the settings tables ------------------------------------------------------------------

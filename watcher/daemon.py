@@ -280,7 +280,7 @@ class Daemon:
             settings.database,
             len(self._feed_jobs),
             len(rt.rules),
-            ",".join(c.describe() for c in rt.channels.values()) or "-",
+            ",".join(rt.channels) or "-",
             settings.poll.workers,
             settings.poll.per_host,
         )

@@ -130,8 +130,8 @@ def _excluded(node: Node) -> Node | None:
 def _scope_columns(scope: Scope) -> tuple[str, ...]:
     if scope.field not in SCOPE_COLUMNS:
         raise QueryError(
-            f"search cannot look in {scope.field}: (only title:, summary:, content:, text:);"
-            " use --feed to pick feeds",
+            f"search cannot look in {scope.field}: (only title:, summary:, content:, text:;"
+            " --feed picks feeds)",
             scope.column,
         )
     return SCOPE_COLUMNS[scope.field]
