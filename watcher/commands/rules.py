@@ -123,7 +123,8 @@ def test(
     item = _item_from_text(text) if text is not None else _item_from_file(Path(str(item_file)))
     matches = match_item(compile_rules(selected), item)
     if obj.json:
-        emit_json(summarize(matches))
+        # One line, exactly the shape SPEC §4 prints, for scripts that compare text.
+        click.echo(json.dumps(summarize(matches), ensure_ascii=False))
         return
     if not matches:
         click.echo("no rule matched")
