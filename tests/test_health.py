@@ -148,8 +148,11 @@ def test_failing_and_recovered_alerts_go_through_the_outbox(
         "[watcher] health: wire: recovered",
     ]
     with Store(project / "w.db") as store:
-        rows = list(store.db.query("SELECT rule_id, status FROM alerts ORDER BY id"))
-    assert rows == [{"rule_id": "health", "status": "sent"}] * 2
+        rows = list(store.db.query("SELECT rule_id, status, reason FROM alerts ORDER BY id"))
+    assert rows == [
+        {"rule_id": "health", "status": "sent", "reason": "feed wire: failing"},
+        {"rule_id": "health", "status": "sent", "reason": "feed wire: recovered"},
+    ]
 
 
 def test_status_check_exit_codes(project: Path, feed_server: FeedServer) -> None:

@@ -98,6 +98,7 @@ def add_health_alert(
                 item_ids=[],
                 status=AlertStatus.PENDING,
                 now=now,
+                reason=f"feed {event.feed}: {event.kind}",  # readable from SQL and `alerts`
                 kind=HEALTH_KIND,
             )
             store.set_state(
