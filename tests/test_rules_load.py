@@ -195,6 +195,23 @@ def test_duplicate_ids_name_both_files(tmp_path: Path) -> None:
     assert f"{first}:1" in problem.message or "a.yaml:1" in problem.message
 
 
+@pytest.mark.parametrize("broken", ["first", "second"])
+def test_duplicate_ids_are_reported_when_either_copy_is_invalid(
+    tmp_path: Path, broken: str
+) -> None:
+    bad = "  any: [x]\n  severity: urgent\n"  # an invalid severity
+    good = "  any: [y]\n"
+    first = write(tmp_path, "a.yaml", "- id: same\n" + (bad if broken == "first" else good))
+    second = write(tmp_path, "b.yaml", "- id: same\n" + (bad if broken == "second" else good))
+    with pytest.raises(ConfigError) as caught:
+        load_rules([first, second])
+    messages = [(Path(p.file).name, p.line, p.message) for p in caught.value.problems]
+    duplicates = [m for m in messages if m[2].startswith("duplicate rule id 'same'")]
+    assert len(duplicates) == 1 and duplicates[0][:2] == ("b.yaml", 1)
+    assert "a.yaml:1" in duplicates[0][2]
+    assert any(m[2].startswith("severity:") for m in messages)
+
+
 def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
     broken = write(tmp_path, "broken.yaml", "- id: x\n  any: [a\n")
     missing = tmp_path / "missing.yaml"

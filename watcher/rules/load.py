@@ -118,6 +118,15 @@ def _line(node: yaml.Node) -> int:
 # --- one rule ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _RuleId:
+    """Where a rule id was written, whether or not the rule around it is valid."""
+
+    id: str
+    file: str
+    line: int
+
+
 @dataclass
 class _RuleReader:
     """Validates one rule mapping, collecting problems instead of stopping at the first."""
@@ -127,6 +136,7 @@ class _RuleReader:
     loader: yaml.SafeLoader
     channels: Collection[str] | None
     problems: list[Problem]
+    ids: list[_RuleId]
     label: str = "rule"
 
     def read(self, position: int) -> Rule | None:
@@ -140,6 +150,7 @@ class _RuleReader:
         if not isinstance(rule_id[0], str) or not rule_id[0].strip():
             self.problem("id: every rule needs an id (a non-empty string)", rule_id[1])
             return None
+        self.ids.append(_RuleId(rule_id[0], self.file, _line(self.node)))
         if fields is None:
             return None
         return Rule(id=rule_id[0], file=self.file, line=_line(self.node), **fields)
@@ -396,15 +407,19 @@ def load_rules(paths: Sequence[Path], channels: Collection[str] | None = None) -
     """
     problems: list[Problem] = []
     rules: list[Rule] = []
+    ids: list[_RuleId] = []
     for path in paths:
-        rules.extend(_load_file(Path(path), channels, problems))
-    _check_duplicates(rules, problems)
+        rules.extend(_load_file(Path(path), channels, problems, ids))
+    _check_duplicates(ids, problems)
     if problems:
         raise ConfigError(problems)
     return rules
 
 
-def _load_file(path: Path, channels: Collection[str] | None, problems: list[Problem]) -> list[Rule]:
+def _load_file(
+    path: Path, channels: Collection[str] | None, problems: list[Problem], ids: list[_RuleId]
+) -> list[Rule]:
+    """The valid rules of one file; every id written in it, valid rule or not, goes to ``ids``."""
     node, loader = _compose(path, problems)
     if loader is None:
         return []
@@ -412,7 +427,7 @@ def _load_file(path: Path, channels: Collection[str] | None, problems: list[Prob
     rules: list[Rule] = []
     try:
         for position, rule_node in enumerate(_rule_nodes(node, name, problems), start=1):
-            rule = _RuleReader(name, rule_node, loader, channels, problems).read(position)
+            rule = _RuleReader(name, rule_node, loader, channels, problems, ids).read(position)
             if rule is not None:
                 rules.append(rule)
     finally:
@@ -420,13 +435,13 @@ def _load_file(path: Path, channels: Collection[str] | None, problems: list[Prob
     return rules
 
 
-def _check_duplicates(rules: list[Rule], problems: list[Problem]) -> None:
-    first: dict[str, Rule] = {}
-    for rule in rules:
+def _check_duplicates(ids: list[_RuleId], problems: list[Problem]) -> None:
+    """Report each id written twice, even where either copy has other problems."""
+    first: dict[str, _RuleId] = {}
+    for rule in ids:
         seen = first.setdefault(rule.id, rule)
         if seen is not rule:
-            where = f"{seen.file}:{seen.line}" if seen.line else seen.file
-            message = f"duplicate rule id {rule.id!r} (first defined in {where})"
+            message = f"duplicate rule id {rule.id!r} (first defined in {seen.file}:{seen.line})"
             problems.append(Problem(rule.file, message, rule.line, f"rule {rule.id}"))
 
 
