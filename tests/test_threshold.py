@@ -8,13 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import watcher.outbox
 from tests.receivers import WebhookReceiver
 from watcher.config import load_settings
 from watcher.delivery import build_message, deliver_pending
 from watcher.pipeline import FeedResult, PollReport, feed_options, select_feeds, store_result
 from watcher.runtime import Runtime, open_runtime
-from watcher.threshold import VolumeMatch, decide_threshold, is_armed
+from watcher.threshold import (
+    ArmState,
+    VolumeMatch,
+    decide_threshold,
+    decide_volume,
+    history_start,
+    is_armed,
+)
 from watcher.types import Fetched, ParsedFeed, ParsedItem, Threshold
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -79,6 +89,39 @@ def test_not_re_armed_before_the_dip_happens() -> None:
     rule = Threshold(count=2, within_s=3600)
     history = seen((1, 1, 0), (2, 1, 10), (3, 1, 50))
     assert not is_armed(rule, history, at(10), at(55))  # still two inside at every moment
+
+
+# --- the bounded decision agrees with the full one ---------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    count=st.integers(1, 4),
+    within=st.integers(1, 6),
+    feed=st.booleans(),
+    events=st.lists(st.tuples(st.integers(0, 8), st.integers(1, 3)), max_size=40),
+)
+def test_bounded_decision_matches_the_full_history(
+    count: int, within: int, feed: bool, events: list[tuple[int, int]]
+) -> None:
+    """Each match is decided on at most two windows of history, exactly as on all of it."""
+    rule = Threshold(count=count, within_s=within * 60, distinct="feed" if feed else None)
+    recorded: list[VolumeMatch] = []
+    last_fired: datetime | None = None
+    state = ArmState(None)
+    minute = 0
+    for n, (gap, feed_id) in enumerate(events):
+        minute += gap
+        now = at(minute)
+        recorded.append(VolumeMatch(n, feed_id, now))
+        expected = decide_threshold(rule, recorded, last_fired, now)
+        since = history_start(rule, state, now)
+        assert since >= now - timedelta(minutes=2 * within)
+        recent = [m for m in recorded if m.matched_at >= since]
+        decided, state = decide_volume(rule, recent, state, now)
+        assert decided == expected
+        if expected is not None:
+            last_fired = now
 
 
 # --- through the pipeline --------------------------------------------------------------------
@@ -167,3 +210,35 @@ def test_volume_subject_names_the_count_and_window(world: Runtime) -> None:
     message: Any = build_message(world, alert)
     assert message.subject == "[watcher] kursk-surge: 3 items in 2h"
     assert message.kind == "threshold"
+
+
+def test_a_rule_that_fired_long_ago_reads_two_windows_and_fires_once_on_a_new_surge(
+    world: Runtime, webhook_server: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n, feed in enumerate("abc"):
+        ingest(world, feed, f"first{n}", "Kursk", at(n))
+    deliver_pending(world, at(3))
+    assert _surge_alerts(webhook_server) == 1
+    # A month of single reports every five hours: re-armed, never three feeds in 2h.
+    for n in range(150):
+        ingest(world, "abcd"[n % 4], f"lone{n}", f"Kursk note {n}", at(60 + 300 * n))
+    oldest: list[datetime] = []
+    real = watcher.outbox.decide_volume
+
+    def spy(rule: Threshold, history: Any, state: ArmState, now: datetime) -> Any:
+        oldest.append(min((m.matched_at for m in history), default=now))
+        assert now - oldest[-1] <= 2 * timedelta(seconds=rule.within_s)
+        return real(rule, history, state, now)
+
+    monkeypatch.setattr(watcher.outbox, "decide_volume", spy)
+    later = 60 + 300 * 150
+    for n, feed in enumerate("bcd"):  # a new surge, then it keeps going
+        ingest(world, feed, f"wave{n}", f"Kursk new wave {n}", at(later + n))
+    for n in range(6):
+        ingest(world, "abcd"[n % 4], f"more{n}", "Kursk more", at(later + 20 + 20 * n))
+    deliver_pending(world, at(later + 200))
+    assert oldest and _surge_alerts(webhook_server) == 2
+    last = webhook_server.requests[-1].json()
+    titles = [i["title"] for i in last["items"]]
+    assert titles[:3] == [f"Kursk new wave {n}" for n in range(3)]
+    assert not [t for t in titles if "note" in t]  # reports from before the surge stay out

@@ -24,10 +24,12 @@ from watcher.policy import (
 from watcher.runtime import Runtime
 from watcher.store import outbox as sql
 from watcher.store.archive import volume_matches
-from watcher.threshold import decide_threshold
-from watcher.types import AlertStatus, Rule, StoredItem
+from watcher.store.rows import from_text, to_text
+from watcher.threshold import ArmState, decide_volume, history_start, observe_arming
+from watcher.types import Alert, AlertStatus, Rule, StoredItem
 
 MUTES_STATE = "mutes"
+ARMING_STATE = "threshold_arming:"  # + "<rule id>:<channel>": ArmState of a volume rule
 
 
 def queue_alert(
@@ -100,9 +102,17 @@ def _summarise_held_back(rt: Runtime, channel: str, alert_id: int) -> None:
 def _queue_digest(
     rt: Runtime, rule: Rule, channel: str, item: StoredItem, now: datetime
 ) -> AlertStatus | None:
-    """Add the item to the rule's open digest on this channel, or open a new one."""
+    """Add the item to the rule's open digest on this channel, or open a new one.
+
+    A digest that holds the story takes the copy while unsent, or makes it a duplicate once
+    sent. Only digests created at most one interval before the story began can hold it, so
+    older ones are not searched.
+    """
     store = rt.store
-    sent = sql.alert_with_story(store, rule.id, channel, item.story_id, "digest")
+    assert rule.digest_s is not None
+    began = min(now, sql.story_started_at(store, item.story_id) or now)
+    since = began - timedelta(seconds=rule.digest_s)
+    sent = sql.alert_with_story(store, rule.id, channel, item.story_id, "digest", since)
     if sent is not None and item.id in sent.item_ids:
         return None
     if sent is not None and sent.status is AlertStatus.SENT:
@@ -114,7 +124,6 @@ def _queue_digest(
     throttled = _throttled(rt, rule, channel, now)
     if throttled:
         return _add(rt, rule, channel, item, throttled, now)
-    assert rule.digest_s is not None
     due = now + timedelta(seconds=rule.digest_s)
     alert_id = store.add_alert(
         rule_id=rule.id,
@@ -136,22 +145,20 @@ def _queue_threshold(
     """A volume rule alerts once when its count is reached within the window.
 
     It fires again only after re-arming: the window held fewer than count at some moment
-    after the last firing (threshold.decide_threshold).
+    after the last firing (threshold.decide_volume). Every match is looked at, suppressed
+    or not, so the re-arming kept in ``_state`` is current and the read stays two windows.
     """
     threshold = rule.threshold
     assert threshold is not None
-    if reason is not None:
-        return _add(rt, rule, channel, item, reason, now)
     store = rt.store
-    within = timedelta(seconds=threshold.within_s)
     last = sql.last_alert_of_kind(store, rule.id, channel, "threshold")
-    if last is not None and last.status is AlertStatus.PENDING and last.created_at > now - within:
-        if item.id not in last.item_ids:  # unsent yet: it carries every contributing item
-            store.add_alert_item(last.id, item.id)
-        return None
-    last_fired = last.created_at if last is not None else None
-    history = volume_matches(store, rule.id, min(now, last_fired or now) - within)
-    item_ids = decide_threshold(threshold, history, last_fired, now)
+    state = _arm_state(rt, rule.id, channel, last.created_at if last is not None else None)
+    history = volume_matches(store, rule.id, history_start(threshold, state, now))
+    if reason is not None or _adds_to_pending(rt, last, item, threshold.within_s, now):
+        _save_arm_state(rt, rule.id, channel, observe_arming(threshold, history, state, now)[0])
+        return _add(rt, rule, channel, item, reason, now) if reason is not None else None
+    item_ids, state = decide_volume(threshold, history, state, now)
+    _save_arm_state(rt, rule.id, channel, state)
     if item_ids is None:
         return None
     store.add_alert(
@@ -163,3 +170,40 @@ def _queue_threshold(
         kind="threshold",
     )
     return AlertStatus.PENDING
+
+
+def _adds_to_pending(
+    rt: Runtime, last: Alert | None, item: StoredItem, within_s: int, now: datetime
+) -> bool:
+    """Add the item to the volume alert fired within the window and still unsent, if any."""
+    if last is None or last.status is not AlertStatus.PENDING:
+        return False
+    if last.created_at <= now - timedelta(seconds=within_s):
+        return False
+    if item.id not in last.item_ids:  # unsent yet: it carries every contributing item
+        rt.store.add_alert_item(last.id, item.id)
+    return True
+
+
+def _arm_key(rule_id: str, channel: str) -> str:
+    return f"{ARMING_STATE}{rule_id}:{channel}"
+
+
+def _arm_state(rt: Runtime, rule_id: str, channel: str, fired: datetime | None) -> ArmState:
+    """The saved re-arming progress, if it is about the rule's last firing on the channel."""
+    saved = rt.store.get_state(_arm_key(rule_id, channel))
+    if fired is None or not isinstance(saved, dict) or saved.get("fired") != to_text(fired):
+        return ArmState(fired)
+    checked = saved.get("checked")
+    return ArmState(
+        fired, from_text(checked) if isinstance(checked, str) else None, saved.get("armed") is True
+    )
+
+
+def _save_arm_state(rt: Runtime, rule_id: str, channel: str, state: ArmState) -> None:
+    value = {
+        "fired": None if state.fired is None else to_text(state.fired),
+        "checked": None if state.checked is None else to_text(state.checked),
+        "armed": state.armed,
+    }
+    rt.store.set_state(_arm_key(rule_id, channel), value)

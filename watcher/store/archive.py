@@ -44,11 +44,14 @@ def items_since(
 
 
 def volume_matches(store: Store, rule_id: str, since: datetime) -> list[VolumeMatch]:
-    """Matches of ``rule_id`` recorded after ``since``, with each item's feed, oldest first."""
+    """Matches of ``rule_id`` recorded at or after ``since``, with each item's feed, oldest first.
+
+    Served by the ``matches_rule`` index on (rule_id, matched_at): reads only that range.
+    """
     sql = (
         "SELECT matches.item_id, items.feed_id, matches.matched_at FROM matches"
         " JOIN items ON items.id = matches.item_id"
-        " WHERE matches.rule_id = :rule AND matches.matched_at > :since"
+        " WHERE matches.rule_id = :rule AND matches.matched_at >= :since"
         " ORDER BY matches.matched_at, matches.id"
     )
     rows = _query(store, sql, {"rule": rule_id, "since": to_text(since)})

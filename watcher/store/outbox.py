@@ -18,8 +18,9 @@ THROTTLED = "throttled by max_alerts"
 SUMMARISED = "throttled by max_alerts; summarised in alert "
 
 
-def _alerts(store: Store, sql: str, params: Sequence[Any]) -> list[Alert]:
-    return [alert_from_row(r) for r in store.db.query(sql, list(params))]
+def _alerts(store: Store, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Alert]:
+    bound = params if isinstance(params, dict) else list(params)
+    return [alert_from_row(r) for r in store.db.query(sql, bound)]
 
 
 # --- deadlines and retries ---------------------------------------------------------------
@@ -91,18 +92,39 @@ def open_digest(store: Store, rule_id: str, channel: str, now: datetime) -> Aler
 
 
 def alert_with_story(
-    store: Store, rule_id: str, channel: str, story_id: int, kind: str
+    store: Store, rule_id: str, channel: str, story_id: int, kind: str, since: datetime
 ) -> Alert | None:
-    """A live alert of ``kind`` for this rule and channel holding an item of the story."""
+    """A live alert of ``kind`` for this rule and channel holding an item of the story.
+
+    Only alerts still pending or created after ``since`` are looked at (the caller passes
+    one digest interval before the story began: no older digest can hold its items). They
+    come first (CROSS JOIN keeps that order), from the ``alerts_rule`` and ``alerts_reason``
+    indexes, so the lookup does not grow with the rule's history.
+    """
     rows = _alerts(
         store,
-        "SELECT alerts.* FROM alerts JOIN _alert_meta m ON m.alert_id = alerts.id"
-        " WHERE m.kind = ? AND m.rule_id = ? AND m.channel = ? AND m.live = 1"
+        "SELECT alerts.* FROM (SELECT id FROM alerts WHERE rule_id = :rule AND created_at > :since"
+        " UNION SELECT id FROM alerts WHERE status = 'pending' AND rule_id = :rule) AS recent"
+        " CROSS JOIN alerts ON alerts.id = recent.id"
+        " CROSS JOIN _alert_meta m ON m.alert_id = alerts.id"
+        " WHERE m.kind = :kind AND m.rule_id = :rule AND m.channel = :channel AND m.live = 1"
         " AND EXISTS (SELECT 1 FROM json_each(alerts.item_ids) j JOIN items i ON i.id = j.value"
-        " WHERE i.story_id = ?) ORDER BY alerts.id LIMIT 1",
-        [kind, rule_id, channel, story_id],
+        " WHERE i.story_id = :story) ORDER BY alerts.id LIMIT 1",
+        {
+            "rule": rule_id,
+            "since": to_text(since),
+            "kind": kind,
+            "channel": channel,
+            "story": story_id,
+        },
     )
     return rows[0] if rows else None
+
+
+def story_started_at(store: Store, story_id: int) -> datetime | None:
+    """When the story's first item was first seen (None if that item is gone)."""
+    row = store.db.execute("SELECT first_seen_at FROM items WHERE id = ?", [story_id]).fetchone()
+    return None if row is None else from_text(row[0])
 
 
 # --- throttles ---------------------------------------------------------------------------
