@@ -10,17 +10,18 @@ import email
 import json
 import socket
 import ssl
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.servers import ThreadedServer
 
 
 def free_port() -> int:
@@ -140,7 +141,7 @@ class ReceivedRequest:
 
 
 @dataclass
-class WebhookReceiver:
+class WebhookReceiver(ThreadedServer):
     """An HTTP server recording each request; ``statuses`` are answered in turn, then 200.
 
     ``hang = True`` records a request and never answers it (until the server stops).
@@ -151,13 +152,8 @@ class WebhookReceiver:
     requests: list[ReceivedRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.stopping = threading.Event()
         self._lock = threading.Lock()
-        self._httpd = _QuietServer(("127.0.0.1", 0), _handler_for(self))
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self.serve(_handler_for(self))
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -169,30 +165,6 @@ class WebhookReceiver:
             if self.hang:
                 return None
             return self.statuses.pop(0) if self.statuses else 200
-
-    def start(self) -> WebhookReceiver:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 def _handler_for(receiver: WebhookReceiver) -> Callable[..., BaseHTTPRequestHandler]:

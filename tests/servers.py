@@ -10,9 +10,10 @@ from __future__ import annotations
 import gzip
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -38,21 +39,18 @@ class Request:
         return self.headers.get(name.lower())
 
 
-class FeedServer:
-    """``server.set(path, body, ...)``, ``server.url(path)``, ``server.requests``."""
+class ThreadedServer:
+    """Runs an HTTP server on 127.0.0.1 (a free port) in a thread: start/stop, or ``with``."""
 
-    def __init__(self) -> None:
-        self.routes: dict[str, Route] = {}
-        self.requests: list[Request] = []
+    def serve(self, handler: Callable[..., BaseHTTPRequestHandler]) -> None:
         self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._httpd = _QuietServer(("127.0.0.1", 0), _make_handler(self))
-        self.port: int = self._httpd.server_address[1]
+        self._httpd = QuietServer(("127.0.0.1", 0), handler)
+        self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
 
-    def start(self) -> FeedServer:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -62,11 +60,21 @@ class FeedServer:
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> FeedServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class FeedServer(ThreadedServer):
+    """``server.set(path, body, ...)``, ``server.url(path)``, ``server.requests``."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self.serve(_make_handler(self))
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -105,7 +113,7 @@ class FeedServer:
             return self.routes.get(path)
 
 
-class _QuietServer(ThreadingHTTPServer):
+class QuietServer(ThreadingHTTPServer):
     """Threads die with the test; a client hanging up mid-response is not an error."""
 
     daemon_threads = True
