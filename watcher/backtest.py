@@ -91,7 +91,6 @@ def _tally(
 
 
 def _example(item: StoredItem, feed: FeedState, source: MatchItem, match: Match) -> Example:
-    texts = {(name, i): v for name, values in source.fields.items() for i, v in enumerate(values)}
     return Example(
         item_id=item.id,
         title=item.title,
@@ -99,7 +98,7 @@ def _example(item: StoredItem, feed: FeedState, source: MatchItem, match: Match)
         feed=feed.name,
         published_at=item.published_at,
         terms=match.terms,
-        snippets=make_snippets(texts, match.hits),
+        snippets=make_snippets(source.fields, match.hits),
     )
 
 

@@ -328,7 +328,6 @@ def _alert_item(
     source = match_input(item, feed)
     matches = [m for m in match_item(rt.compiled, source) if m.rule_id == rule_id]
     hits = matches[0].hits if matches else ()
-    texts = {(name, i): v for name, values in source.fields.items() for i, v in enumerate(values)}
     return AlertItem(
         id=item.id,
         title=item.title,
@@ -336,7 +335,7 @@ def _alert_item(
         feed=feed.name,
         published_at=item.published_at,
         terms=rt.store.match_terms(item.id, rule_id),
-        snippets=make_snippets(texts, hits),
+        snippets=make_snippets(source.fields, hits),
         also_reported_by=also,
     )
 

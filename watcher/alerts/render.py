@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -30,11 +31,13 @@ _SPACES = re.compile(r"\s+")
 # --- snippets ------------------------------------------------------------------------------
 
 
-def make_snippets(texts: dict[tuple[str, int], str], hits: tuple[Hit, ...]) -> tuple[str, ...]:
+def make_snippets(fields: Mapping[str, Sequence[str]], hits: tuple[Hit, ...]) -> tuple[str, ...]:
     """Build up to MAX_SNIPPETS snippets, one per hit region, matched words as ``**bold**``.
 
-    ``texts`` maps (field, value index) to the plain text the hit positions refer to.
+    ``fields`` maps a field name to its plain-text values (``MatchItem.fields``): the
+    texts the hit positions refer to.
     """
+    texts = {(name, i): v for name, values in fields.items() for i, v in enumerate(values)}
     by_value: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for hit in hits:
         if (hit.field, hit.index) in texts and hit.field not in ("link", "feed", "tags"):
