@@ -41,3 +41,24 @@ def webhook_server() -> Iterator[WebhookReceiver]:
     """A ``WebhookReceiver`` on 127.0.0.1 recording POSTs; set ``statuses`` or ``hang``."""
     with WebhookReceiver() as server:
         yield server
+
+
+# The matcher's two candidate look-ups: the C module and the pure-Python path.
+from watcher.rules import match as _match  # noqa: E402
+
+
+@pytest.fixture(scope="module", params=["c", "python"])
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a module's tests once with the C candidate scan and once with the Python path.
+
+    Module-scoped, so hypothesis tests take it too. The C run fails, not skips, when
+    ``watcher.rules._scan`` was not built: ``make`` builds it.
+    """
+    if request.param == "c":
+        if _match.ScanIndex is None:
+            pytest.fail("watcher.rules._scan is not built; reinstall with a C compiler")
+        yield "c"
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_match, "ScanIndex", None)
+        yield "python"

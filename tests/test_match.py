@@ -11,6 +11,9 @@ from hypothesis import strategies as st
 from watcher.rules.match import compile_rules, match_item, match_item_unindexed
 from watcher.types import Hit, MatchItem, Rule
 
+# Every test runs with the C candidate scan and with the Python path (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
 
 def rule(rule_id: str = "r", **kwargs: Any) -> Rule:
     return Rule(id=rule_id, file="rules/test.yaml", **kwargs)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.rules.match import _leaves, compile_rules, match_item, match_item_unindexed
 from watcher.rules.normalize import spaced, tokenize
 from watcher.types import Hit, MatchItem, Rule
+
+# Every test runs with the C candidate scan and with the Python path (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
 
 
 def rule(rule_id: str = "r", **kwargs: Any) -> Rule:
@@ -178,3 +182,12 @@ def test_a_phrase_pair_is_side_by_side_across_punctuation_but_not_across_values(
     assert [m.rule_id for m in match_item(compiled, stemmed)] == ["s"]
     for subject in (across_stop, across_values, stemmed):
         assert match_item(compiled, subject) == match_item_unindexed(compiled, subject)
+
+
+def test_each_engine_run_uses_its_own_candidate_look_up(engine: str) -> None:
+    rules = [rule(any=("fiber optic",)), rule("s", any=("drones",), stem="english")]
+    compiled = compile_rules(rules)
+    assert (compiled.index.scanner is not None) == (engine == "c")
+    subject = MatchItem(fields={"content": ("Fiber-optic drones near Kursk.",)})
+    assert [m.rule_id for m in match_item(compiled, subject)] == ["r", "s"]
+    assert match_item(compile_rules(rules, scan=False), subject) == match_item(compiled, subject)

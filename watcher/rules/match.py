@@ -4,6 +4,10 @@
 only match when some token, token pair or token prefix is present is filed under one such
 anchor, so ``match_item`` tokenises an item once and fully evaluates only the rules whose
 anchor occurs in it (plus the few rules with no anchor, such as regex-only ones).
+
+The anchor look-up of unstemmed rules runs in the C module ``_scan`` when it was built (one
+pass over the item's text, no Python object per token); otherwise, and for stemmed rules,
+in Python with sets. Both give the same candidates; the tests run both.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import operator
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import ahocorasick
 import snowballstemmer
@@ -36,6 +41,12 @@ from watcher.rules.query import (
 )
 from watcher.types import Hit, Match, MatchItem, Rule
 
+try:
+    from watcher.rules._scan import Found
+    from watcher.rules._scan import Index as ScanIndex
+except ImportError:  # built without a C compiler: the Python path gives the same results
+    Found = ScanIndex = None  # type: ignore[assignment,misc]
+
 Span = tuple[int, int, int]  # value index, first token, end token (exclusive)
 Needles = tuple[tuple[str, ...], ...]
 Key = tuple[str, str | None, str]
@@ -46,6 +57,14 @@ MAX_EXPANSIONS = 32
 # (measured: 8,700 tokens at 3,000 rules gain 15 %, 22,000 at 10,000 rules lose 3 %).
 VOCABULARY_LIMIT = 16_384
 _STEM_CACHE_LIMIT = 200_000
+
+
+class TokenSet(Protocol):
+    """The rule words an item holds: a set, or what ``ScanIndex.scan`` found."""
+
+    def __contains__(self, token: object, /) -> bool: ...
+
+    def isdisjoint(self, tokens: Iterable[str], /) -> bool: ...
 
 
 # --- stemming ------------------------------------------------------------------------------
@@ -311,9 +330,13 @@ class _Index:
     fields: frozenset[str] = frozenset()  # every field some rule looks at
     vocabulary: dict[str | None, frozenset[str]] = field(default_factory=dict)  # rule tokens
     automaton: ahocorasick.Automaton | None = None
+    # The C look-up of the unstemmed anchors (``tokens[None]``), and per entry it reports,
+    # what Python still does with it: the pair to check, the sure and the check rules.
+    scanner: ScanIndex | None = None
+    scanned: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = ()
 
 
-def _build_index(rules: Sequence[CompiledRule]) -> _Index:
+def _build_index(rules: Sequence[CompiledRule], scan: bool = True) -> _Index:
     """File each rule under its anchors; companions make most false candidates drop at once."""
     index = _Index()
     filed: Filed = {}
@@ -354,7 +377,30 @@ def _build_index(rules: Sequence[CompiledRule]) -> _Index:
         if len(tokens) <= VOCABULARY_LIMIT
     }
     index.automaton = _prefix_automaton(index.prefixes)
+    if scan and ScanIndex is not None and None in index.tokens:
+        _add_scanner(index, rules)
     return index
+
+
+def _add_scanner(index: _Index, rules: Sequence[CompiledRule]) -> None:
+    """Hand the unstemmed anchors to the C module; it then answers the token-set questions
+    about unstemmed rule words too, so their vocabulary filter is no longer needed."""
+    assert ScanIndex is not None
+    table = index.tokens[None]
+    words = set(_vocabulary(rules).get(None, ())).union(table)
+    for entries in table.values():
+        words.update(*(entry[0] for entry in entries))
+    ordered = sorted(words)
+    ids = {word: number for number, word in enumerate(ordered)}
+    specs: list[tuple[int, tuple[int, ...], tuple[str, ...]]] = []
+    scanned: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+    for token, entries in table.items():
+        for needs, starts, pair, sure, check in entries:
+            specs.append((ids[token], tuple(ids[t] for t in sorted(needs)), starts))
+            scanned.append((pair, sure, check))
+    index.scanner = ScanIndex(ordered, specs)
+    index.scanned = tuple(scanned)
+    index.vocabulary.pop(None, None)
 
 
 def _companion_tokens(token: str, entries: Sequence[Entry]) -> tuple[str, ...]:
@@ -429,15 +475,20 @@ class CompiledRules:
     def __len__(self) -> int:
         return len(self.rules)
 
-    def __reduce__(self) -> tuple[Callable[[Sequence[Rule]], CompiledRules], tuple[list[Rule]]]:
+    def __reduce__(
+        self,
+    ) -> tuple[Callable[[Sequence[Rule], bool], CompiledRules], tuple[list[Rule], bool]]:
         """Unpickle (a ``spawn`` worker) by compiling the rules again, index included."""
-        return compile_rules, ([r.rule for r in self.rules],)
+        return compile_rules, ([r.rule for r in self.rules], self.index.scanner is not None)
 
 
-def compile_rules(rules: Sequence[Rule]) -> CompiledRules:
-    """Compile enabled rules and index them by anchor; raises QueryError on a bad rule."""
+def compile_rules(rules: Sequence[Rule], scan: bool = True) -> CompiledRules:
+    """Compile enabled rules and index them by anchor; raises QueryError on a bad rule.
+
+    ``scan=False`` keeps the anchor look-up in Python even when the C module is built.
+    """
     compiled = tuple(compile_rule(r) for r in rules if r.enabled)
-    return CompiledRules(compiled, _build_index(compiled))
+    return CompiledRules(compiled, _build_index(compiled, scan))
 
 
 # --- anchors -------------------------------------------------------------------------------
@@ -526,7 +577,8 @@ class _ItemText:
     ``fields`` names the fields whose tokens make up the item's token set (every field some
     rule looks at); ``None``: all of them. ``vocabulary`` holds, per language, every token
     the rules mention: the token set then keeps only those, which is all any test asks
-    about and cheaper to find than the set of every token.
+    about and cheaper to find than the set of every token. With a ``scanner``, the
+    unstemmed token set is what it finds in the text.
     """
 
     def __init__(
@@ -534,6 +586,7 @@ class _ItemText:
         item: MatchItem,
         fields: Collection[str] | None = None,
         vocabulary: Mapping[str | None, frozenset[str]] | None = None,
+        scanner: ScanIndex | None = None,
     ) -> None:
         values = item.fields
         if not values.get("feed") and item.feed_name:
@@ -548,8 +601,9 @@ class _ItemText:
         self._joined: dict[tuple[str, int, str | None], str] = {}
         self._all_spaced = ""
         self._joined_all: dict[str | None, str] = {}
-        self._sets: dict[tuple[str, str | None], AbstractSet[str]] = {}
+        self._sets: dict[tuple[str, str | None], TokenSet] = {}
         self._vocabulary = vocabulary or {}
+        self._scanner = scanner
 
     def spaced(self, name: str) -> list[str]:
         """Each value of field ``name`` as ``normalize.spaced`` gives it."""
@@ -574,14 +628,17 @@ class _ItemText:
             self._stemmed[key] = [STEMS.stem(language, tokens) for tokens in raw]
         return self._stemmed[key]
 
-    def token_set(self, language: str | None) -> AbstractSet[str]:
+    def token_set(self, language: str | None) -> TokenSet:
         """The tokens of the fields in scope, in the language's stemmed form.
 
-        With a vocabulary for the language, only the tokens it holds.
+        With a vocabulary for the language, only the tokens it holds; with a scanner, the
+        unstemmed set is what the scan found: the rule words, and the passing entries.
         """
         key = ("", language)
         found = self._sets.get(key)
-        if found is None:
+        if found is None and language is None and self._scanner is not None:
+            found = self._sets[key] = self._scanner.scan(self.all_spaced())
+        elif found is None:
             lists = [tokens for name in self.scope for tokens in self.view(name, language)]
             known = self._vocabulary.get(language)
             if known is None:
@@ -600,11 +657,15 @@ class _ItemText:
         """Whether some raw token in scope starts with ``prefix``."""
         return self.has_start(" " + prefix)
 
-    def has_start(self, needle: str) -> bool:
-        """Whether some value in scope holds ``needle``, a prefix with a space before it."""
+    def all_spaced(self) -> str:
+        """Every value in scope as ``normalize.spaced`` gives it, one after the other."""
         if not self._all_spaced:
             self._all_spaced = "".join(self.spaced_values())
-        return needle in self._all_spaced
+        return self._all_spaced
+
+    def has_start(self, needle: str) -> bool:
+        """Whether some value in scope holds ``needle``, a prefix with a space before it."""
+        return needle in self.all_spaced()
 
     def has_token(self, name: str, language: str | None, token: str) -> bool:
         """Whether any value of field ``name`` holds ``token``, without locating it."""
@@ -938,6 +999,16 @@ def candidates(compiled: CompiledRules, text: _ItemText) -> list[int]:
     has_start = text.has_start
     for language, table in index.tokens.items():
         tokens = text.token_set(language)
+        if Found is not None and isinstance(tokens, Found):
+            for entry in tokens.entries:
+                pair, sure_rules, check_rules = index.scanned[entry]
+                if pair and pair not in text.joined_all(language):
+                    continue
+                sure.update(sure_rules)
+                if check_rules:
+                    check.update(check_rules)
+            continue
+        assert isinstance(tokens, AbstractSet)
         for token in _passing_anchors(index, language, tokens):
             for needs, starts, pair, sure_rules, check_rules in table[token]:
                 if needs.isdisjoint(tokens) and not (starts and any(map(has_start, starts))):
@@ -978,14 +1049,15 @@ def _may_match(rule: CompiledRule, text: _ItemText) -> bool:
     """False when the item fails one of the rule's necessary clauses."""
     tokens = text.token_set(rule.language)
     for clause in rule.clauses:
-        if clause.tokens.isdisjoint(tokens) and not any(map(text.has_prefix, clause.prefixes)):
+        if tokens.isdisjoint(clause.tokens) and not any(map(text.has_prefix, clause.prefixes)):
             return False
     return all(text.may_hold(name, (group,)) for name, group in rule.scoped)
 
 
 def match_item(compiled: CompiledRules, item: MatchItem) -> list[Match]:
     """Every enabled rule that matches ``item``, in rule order."""
-    text = _ItemText(item, compiled.index.fields, compiled.index.vocabulary)
+    index = compiled.index
+    text = _ItemText(item, index.fields, index.vocabulary, index.scanner)
     matches: list[Match] = []
     for position in candidates(compiled, text):
         found = evaluate_rule(compiled.rules[position], item, text)

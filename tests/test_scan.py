@@ -1,0 +1,93 @@
+"""The C candidate scan (watcher/rules/_scan.c) on its own: what it finds, what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watcher.rules.match import ScanIndex
+from watcher.rules.normalize import spaced
+
+if ScanIndex is None:  # the module-level failure names the cause; no test is skipped
+    pytest.fail("watcher.rules._scan is not built; reinstall with a C compiler")
+assert ScanIndex is not None
+Index = ScanIndex
+
+
+def test_words_held_as_whole_tokens_only() -> None:
+    index = Index(["kursk", "troops", "straße", "11"], [])
+    found = index.scan(spaced("North Korean troops near Kursk’s border; 11,000 men"))
+    assert "kursk" in found and "troops" in found and "11" in found
+    assert "straße" not in found  # a rule word the text does not hold
+    assert "north" not in found  # held by the text, but not a rule word: never asked
+    assert "troop" not in found and 11 not in found
+    assert found.isdisjoint(["straße", "drones"]) and not found.isdisjoint(["x", "kursk"])
+
+
+def test_non_ascii_words_are_compared_as_utf8() -> None:
+    index = Index(["курск", "ötzi"], [])
+    found = index.scan(" войска у курск ötzi ")
+    assert "курск" in found and "ötzi" in found and "курска" not in found
+
+
+def test_entries_pass_on_a_companion_word_or_prefix_and_come_sorted() -> None:
+    words = ["kursk", "troops", "north", "fiber"]
+    entries = [
+        (0, (1,), ()),  # kursk with troops
+        (1, (), (" dron",)),  # troops with a token starting "dron"
+        (2, (0,), ()),  # north with kursk
+        (3, (2,), (" opti",)),  # fiber with north, or a token starting "opti"
+    ]
+    index = Index(words, entries)
+    assert index.words == 4
+    assert index.scan(" north korean troops near kursk ").entries == [0, 2]
+    assert index.scan(" troops with drones and fiber optics ").entries == [1, 3]
+    assert index.scan(" troops with the drone ").entries == [1]
+    assert index.scan(" kursk ").entries == []  # the anchor alone is not enough
+    assert index.scan("").entries == [] and index.scan("     ").entries == []
+    assert index.scan(" xdrone troops ").entries == []  # a prefix starts a token
+
+
+def test_bad_input_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="distinct"):
+        Index(["a", "a"], [])
+    with pytest.raises(ValueError, match="out of range"):
+        Index(["a"], [(1, (), ())])
+    with pytest.raises(ValueError, match="out of range"):
+        Index(["a"], [(0, (3,), ())])
+    with pytest.raises(TypeError):
+        Index([1], [])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        Index(["a"], [(0, (), (b" a",))])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        Index(["a"], []).scan(b" a ")  # type: ignore[arg-type]
+
+
+word = st.text("abcdeé", min_size=1, max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(word, unique=True, max_size=40), st.lists(word, max_size=30), st.data())
+def test_scan_agrees_with_python_sets(
+    words: list[str], tokens: list[str], data: st.DataObject
+) -> None:
+    """Membership and passing entries exactly as the Python path computes them."""
+    entries = []
+    if words:
+        for _ in range(data.draw(st.integers(0, 12))):
+            anchor = data.draw(st.integers(0, len(words) - 1))
+            companions = tuple(data.draw(st.lists(st.integers(0, len(words) - 1), max_size=3)))
+            prefixes = tuple(" " + p for p in data.draw(st.lists(word, max_size=2)))
+            entries.append((anchor, companions, prefixes))
+    text = " " + "  ".join(tokens) + " "
+    found = Index(words, entries).scan(text)
+    held = set(words) & set(tokens)
+    assert {w for w in words if w in found} == held
+    expected = [
+        number
+        for number, (anchor, companions, prefixes) in enumerate(entries)
+        if words[anchor] in held
+        and (any(words[c] in held for c in companions) or any(p in text for p in prefixes))
+    ]
+    assert found.entries == expected
