@@ -34,10 +34,10 @@ def test_non_ascii_words_are_compared_as_utf8() -> None:
 def test_entries_pass_on_a_companion_word_or_prefix_and_come_sorted() -> None:
     words = ["kursk", "troops", "north", "fiber"]
     entries = [
-        (0, (1,), ()),  # kursk with troops
-        (1, (), (" dron",)),  # troops with a token starting "dron"
-        (2, (0,), ()),  # north with kursk
-        (3, (2,), (" opti",)),  # fiber with north, or a token starting "opti"
+        (0, (1,), (), ()),  # kursk with troops
+        (1, (), (" dron",), ()),  # troops with a token starting "dron"
+        (2, (0,), (), ()),  # north with kursk
+        (3, (2,), (" opti",), ()),  # fiber with north, or a token starting "opti"
     ]
     index = Index(words, entries)
     assert index.words == 4
@@ -49,17 +49,45 @@ def test_entries_pass_on_a_companion_word_or_prefix_and_come_sorted() -> None:
     assert index.scan(" xdrone troops ").entries == []  # a prefix starts a token
 
 
+def test_a_pair_is_side_by_side_within_one_value() -> None:
+    index = Index(["fiber", "optic"], [(0, (1,), (), (0, 1))])  # "fiber optic"
+    assert index.scan(" fiber optic drones ").entries == [0]
+    assert index.scan(spaced("fiber, optic")).entries == [0]  # punctuation between: a pair
+    assert index.scan(" fiber x optic ").entries == []
+    assert index.scan(" optic fiber ").entries == []
+    assert index.scan(" a fiber \n optic b ").entries == []  # two values
+    assert index.scan(" fiber \n fiber optic ").entries == [0]
+
+
+def test_long_prefixes_are_found_past_the_start_bitmap() -> None:
+    words = ["kursk"]
+    entries = [(0, (), (" dron", " drone", " abc", " fiberopt"), ())]
+    index = Index(words, entries)
+    for text, passes in [
+        (" kursk drones ", True),
+        (" kursk fiberoptic ", True),
+        (" kursk abcd ", True),  # a prefix under four letters is searched for
+        (" kursk xdrone fibe ", False),
+        (" kursk dro ", False),
+    ]:
+        assert (index.scan(text).entries == [0]) is passes, text
+
+
 def test_bad_input_is_refused_with_a_clear_error() -> None:
     with pytest.raises(ValueError, match="distinct"):
         Index(["a", "a"], [])
     with pytest.raises(ValueError, match="out of range"):
-        Index(["a"], [(1, (), ())])
+        Index(["a"], [(1, (), (), ())])
     with pytest.raises(ValueError, match="out of range"):
-        Index(["a"], [(0, (3,), ())])
+        Index(["a"], [(0, (3,), (), ())])
+    with pytest.raises(ValueError, match="pair"):
+        Index(["a"], [(0, (), (), (0,))])
+    with pytest.raises(TypeError):
+        Index(["a"], [(0, (), ())])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         Index([1], [])  # type: ignore[list-item]
     with pytest.raises(TypeError):
-        Index(["a"], [(0, (), (b" a",))])  # type: ignore[list-item]
+        Index(["a"], [(0, (), (b" a",), ())])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         Index(["a"], []).scan(b" a ")  # type: ignore[arg-type]
 
@@ -79,15 +107,20 @@ def test_scan_agrees_with_python_sets(
             anchor = data.draw(st.integers(0, len(words) - 1))
             companions = tuple(data.draw(st.lists(st.integers(0, len(words) - 1), max_size=3)))
             prefixes = tuple(" " + p for p in data.draw(st.lists(word, max_size=2)))
-            entries.append((anchor, companions, prefixes))
-    text = " " + "  ".join(tokens) + " "
+            pair = data.draw(st.just(()) | st.tuples(*[st.integers(0, len(words) - 1)] * 2))
+            entries.append((anchor, companions, prefixes, pair))
+    cut = data.draw(st.integers(0, len(tokens)))
+    values = [" " + " ".join(tokens[:cut]) + " ", " " + "  ".join(tokens[cut:]) + " "]
+    text = "\n".join(values)
     found = Index(words, entries).scan(text)
     held = set(words) & set(tokens)
     assert {w for w in words if w in found} == held
+    joined = "\n".join(" " + " ".join(v.split()) + " " for v in values)
     expected = [
         number
-        for number, (anchor, companions, prefixes) in enumerate(entries)
+        for number, (anchor, companions, prefixes, pair) in enumerate(entries)
         if words[anchor] in held
         and (any(words[c] in held for c in companions) or any(p in text for p in prefixes))
+        and (not pair or f" {words[pair[0]]} {words[pair[1]]} " in joined)
     ]
     assert found.entries == expected

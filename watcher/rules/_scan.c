@@ -2,11 +2,12 @@
  *
  * An ``Index`` holds the rules' words (unstemmed) in a compact open-addressing table and,
  * per anchor word, the entries filed under it with their companion conditions. ``scan``
- * walks an item's text once -- the spaced form of normalize.spaced, where tokens are
- * separated by spaces and nothing else -- looks every token up, and returns a ``Found``:
- * which rule words the text holds (``in``, ``isdisjoint``) and which entries pass, that is
- * whose anchor is held and whose companion is satisfied (a companion word held, or a
- * companion prefix starting some token).
+ * walks an item's text once -- field values in the spaced form of normalize.spaced, where
+ * tokens are separated by spaces and nothing else, joined by newlines -- looks every token
+ * up, and returns a ``Found``: which rule words the text holds (``in``, ``isdisjoint``) and
+ * which entries pass: their anchor is held, their companion is satisfied (a companion word
+ * held, or a companion prefix starting some token) and, for an entry filed under a phrase's
+ * token pair, the pair occurs side by side within one value.
  *
  * Semantics are those of the pure-Python path in match.py (``candidates`` with
  * ``_passing_anchors``); tests run both and compare. Nothing here allocates Python objects
@@ -41,6 +42,18 @@ hash_bytes(const unsigned char *p, Py_ssize_t n)
     return h;
 }
 
+/* The first four bytes of a token, hashed into a bitmap of token starts: a prefix of four or
+ * more bytes whose bit is clear starts no token, so most prefix tests skip the search. */
+#define START_BITS 8192
+
+static inline uint32_t
+start_bit(const char *bytes)
+{
+    uint32_t v;
+    memcpy(&v, bytes, 4);
+    return (v * 0x9E3779B1U) >> 19; /* 13 bits: < START_BITS */
+}
+
 /* --- Index ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -63,6 +76,9 @@ typedef struct {
     Py_ssize_t *prefix_start;    /* n_entries + 1 offsets into prefixes */
     PyObject **prefixes;         /* str objects (" " + prefix), kept alive here */
     Py_ssize_t n_prefixes;
+    Py_ssize_t *pair_left;       /* per entry: word ids of the pair, or -1 */
+    Py_ssize_t *pair_right;
+    unsigned char *pair_starts;  /* per word: 1 if it is the left word of some pair */
 } Index;
 
 typedef struct {
@@ -92,6 +108,11 @@ Index_clear_arrays(Index *self)
         }
     }
     PyMem_Free(self->prefixes);
+    PyMem_Free(self->pair_left);
+    PyMem_Free(self->pair_right);
+    PyMem_Free(self->pair_starts);
+    self->pair_left = self->pair_right = NULL;
+    self->pair_starts = NULL;
     self->slots = NULL;
     self->pool = NULL;
     self->word_start = self->anchor_start = self->anchor_entries = NULL;
@@ -107,11 +128,10 @@ Index_dealloc(Index *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* The id of the word with these bytes, or -1. */
+/* The id of the word with these bytes and this hash, or -1. */
 static inline Py_ssize_t
-Index_lookup(const Index *self, const char *bytes, Py_ssize_t len)
+Index_probe(const Index *self, const char *bytes, Py_ssize_t len, uint64_t h)
 {
-    uint64_t h = hash_bytes((const unsigned char *)bytes, len);
     uint32_t tag = (uint32_t)(h >> 32);
     uint64_t j = h & self->mask;
     for (;;) {
@@ -129,6 +149,13 @@ Index_lookup(const Index *self, const char *bytes, Py_ssize_t len)
         }
         j = (j + 1) & self->mask;
     }
+}
+
+/* The id of the word with these bytes, or -1. */
+static inline Py_ssize_t
+Index_lookup(const Index *self, const char *bytes, Py_ssize_t len)
+{
+    return Index_probe(self, bytes, len, hash_bytes((const unsigned char *)bytes, len));
 }
 
 static int
@@ -157,8 +184,8 @@ fill_words(Index *self, PyObject *words)
     }
     self->word_start[n] = total;
     self->pool = PyMem_Malloc((size_t)total + 1);
-    uint64_t size = 16;
-    while (size < (uint64_t)n + (uint64_t)n / 4 + 1) {
+    uint64_t size = 64;
+    while (size < 2 * (uint64_t)n + 1) { /* at most half full: short probe runs */
         size <<= 1;
     }
     self->slots = PyMem_Calloc((size_t)size, sizeof(Slot));
@@ -221,7 +248,8 @@ fail:
     return NULL;
 }
 
-/* entries: a sequence of (anchor word id, companion word ids, prefixes with a space before). */
+/* entries: a sequence of (anchor word id, companion word ids, prefixes with a space before,
+ * pair) where pair is () or (left word id, right word id). */
 static int
 fill_entries(Index *self, PyObject *entries)
 {
@@ -236,8 +264,12 @@ fill_entries(Index *self, PyObject *entries)
     self->anchor_entries = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
     self->companion_start = PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t));
     self->prefix_start = PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t));
+    self->pair_left = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
+    self->pair_right = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
+    self->pair_starts = PyMem_Calloc((size_t)n_words + 1, 1);
     if (anchor_of == NULL || self->anchor_start == NULL || self->anchor_entries == NULL ||
-        self->companion_start == NULL || self->prefix_start == NULL) {
+        self->companion_start == NULL || self->prefix_start == NULL ||
+        self->pair_left == NULL || self->pair_right == NULL || self->pair_starts == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -245,14 +277,31 @@ fill_entries(Index *self, PyObject *entries)
     Py_ssize_t n_companions = 0, n_prefixes = 0;
     for (Py_ssize_t e = 0; e < n; e++) {
         PyObject *entry = PySequence_Fast_GET_ITEM(fast, e);
-        PyObject *anchor, *companions, *prefixes;
+        PyObject *anchor, *companions, *prefixes, *pair;
         if (!PyTuple_Check(entry) ||
-            !PyArg_ParseTuple(entry, "OOO", &anchor, &companions, &prefixes)) {
+            !PyArg_ParseTuple(entry, "OOOO", &anchor, &companions, &prefixes, &pair)) {
             if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_TypeError, "an entry is (anchor, companions, prefixes)");
+                PyErr_SetString(PyExc_TypeError,
+                                "an entry is (anchor, companions, prefixes, pair)");
             }
             goto fail;
         }
+        Py_ssize_t pair_count;
+        Py_ssize_t *pair_ids = ids_of(pair, n_words, &pair_count);
+        if (pair_ids == NULL) {
+            goto fail;
+        }
+        if (pair_count != 0 && pair_count != 2) {
+            PyMem_Free(pair_ids);
+            PyErr_SetString(PyExc_ValueError, "a pair is () or (left, right)");
+            goto fail;
+        }
+        self->pair_left[e] = pair_count ? pair_ids[0] : -1;
+        self->pair_right[e] = pair_count ? pair_ids[1] : -1;
+        if (pair_count) {
+            self->pair_starts[pair_ids[0]] = 1;
+        }
+        PyMem_Free(pair_ids);
         Py_ssize_t id = PyLong_AsSsize_t(anchor);
         if (id == -1 && PyErr_Occurred()) {
             goto fail;
@@ -362,6 +411,55 @@ is_seen(const unsigned char *seen, Py_ssize_t id)
     return (seen[id >> 3] >> (id & 7)) & 1;
 }
 
+/* Adjacent rule-word pairs seen in one scan, as (left << 32 | right), in a small array. */
+typedef struct {
+    uint64_t *keys;
+    Py_ssize_t count, size;
+} Pairs;
+
+static int
+pairs_add(Pairs *pairs, uint64_t key)
+{
+    for (Py_ssize_t i = 0; i < pairs->count; i++) {
+        if (pairs->keys[i] == key) {
+            return 0;
+        }
+    }
+    if (pairs->count == pairs->size) {
+        Py_ssize_t size = pairs->size ? pairs->size * 2 : 16;
+        uint64_t *bigger = PyMem_Realloc(pairs->keys, sizeof(uint64_t) * (size_t)size);
+        if (bigger == NULL) {
+            return -1;
+        }
+        pairs->keys = bigger;
+        pairs->size = size;
+    }
+    pairs->keys[pairs->count++] = key;
+    return 0;
+}
+
+static int
+pairs_have(const Pairs *pairs, uint64_t key)
+{
+    for (Py_ssize_t i = 0; i < pairs->count; i++) {
+        if (pairs->keys[i] == key) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Tokens are hashed a batch at a time and their table slots prefetched, so that the
+ * probes of one batch wait on memory together rather than one after the other. */
+#define BATCH 16
+
+typedef struct {
+    const char *start;
+    Py_ssize_t len;
+    uint64_t hash;
+    int after_newline; /* the token starts a new value: no pair with the one before */
+} Token;
+
 static PyObject *
 Index_scan(Index *self, PyObject *text)
 {
@@ -384,55 +482,93 @@ Index_scan(Index *self, PyObject *text)
     found->seen = PyMem_Calloc((size_t)(self->n_words >> 3) + 1, 1);
     Py_ssize_t held_size = 64, n_held = 0;
     Py_ssize_t *held = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)held_size);
+    Pairs pairs = {NULL, 0, 0};
+    PyObject *passing = NULL;
+    uint64_t starts[START_BITS / 64];
+    int track_starts = self->n_prefixes > 0;
+    if (track_starts) {
+        memset(starts, 0, sizeof(starts));
+    }
     if (found->seen == NULL || held == NULL) {
-        PyMem_Free(held);
-        Py_DECREF(found);
-        return PyErr_NoMemory();
+        PyErr_NoMemory();
+        goto fail;
     }
     const char *end = s + n;
     const char *at = s;
+    Py_ssize_t previous = -1;
+    Token batch[BATCH];
     while (at < end) {
-        while (at < end && *at == ' ') {
-            at++;
-        }
-        const char *start = at;
-        while (at < end && *at != ' ') {
-            at++;
-        }
-        if (at == start) {
-            break;
-        }
-        Py_ssize_t id = Index_lookup(self, start, at - start);
-        if (id < 0 || is_seen(found->seen, id)) {
-            continue;
-        }
-        found->seen[id >> 3] |= (unsigned char)(1 << (id & 7));
-        if (self->anchor_start[id] == self->anchor_start[id + 1]) {
-            continue;
-        }
-        if (n_held == held_size) {
-            held_size *= 2;
-            Py_ssize_t *bigger = PyMem_Realloc(held, sizeof(Py_ssize_t) * (size_t)held_size);
-            if (bigger == NULL) {
-                PyMem_Free(held);
-                Py_DECREF(found);
-                return PyErr_NoMemory();
+        int count = 0, newline = 0;
+        while (count < BATCH && at < end) {
+            while (at < end && (*at == ' ' || *at == '\n')) {
+                newline |= *at == '\n';
+                at++;
             }
-            held = bigger;
+            const char *start = at;
+            while (at < end && *at != ' ' && *at != '\n') {
+                at++;
+            }
+            if (at == start) {
+                break;
+            }
+            Token *token = &batch[count++];
+            token->start = start;
+            token->len = at - start;
+            token->hash = hash_bytes((const unsigned char *)start, token->len);
+            token->after_newline = newline;
+            newline = 0;
+            __builtin_prefetch(&self->slots[token->hash & self->mask]);
+            if (track_starts && token->len >= 4) {
+                uint32_t bit = start_bit(start);
+                starts[bit >> 6] |= (uint64_t)1 << (bit & 63);
+            }
         }
-        held[n_held++] = id;
+        for (int t = 0; t < count; t++) {
+            Token *token = &batch[t];
+            Py_ssize_t id = Index_probe(self, token->start, token->len, token->hash);
+            if (token->after_newline) {
+                previous = -1;
+            }
+            if (id >= 0 && previous >= 0 && self->pair_starts[previous] &&
+                pairs_add(&pairs, ((uint64_t)previous << 32) | (uint64_t)id) < 0) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            previous = id;
+            if (id < 0 || is_seen(found->seen, id)) {
+                continue;
+            }
+            found->seen[id >> 3] |= (unsigned char)(1 << (id & 7));
+            if (self->anchor_start[id] == self->anchor_start[id + 1]) {
+                continue;
+            }
+            if (n_held == held_size) {
+                held_size *= 2;
+                Py_ssize_t *bigger =
+                    PyMem_Realloc(held, sizeof(Py_ssize_t) * (size_t)held_size);
+                if (bigger == NULL) {
+                    PyErr_NoMemory();
+                    goto fail;
+                }
+                held = bigger;
+            }
+            held[n_held++] = id;
+        }
     }
-    /* Entries of the held anchors whose companion is satisfied. */
-    PyObject *passing = PyList_New(0);
+    /* Entries of the held anchors whose companion is satisfied and whose pair occurs. */
+    passing = PyList_New(0);
     if (passing == NULL) {
-        PyMem_Free(held);
-        Py_DECREF(found);
-        return NULL;
+        goto fail;
     }
     for (Py_ssize_t h = 0; h < n_held; h++) {
         Py_ssize_t anchor = held[h];
         for (Py_ssize_t k = self->anchor_start[anchor]; k < self->anchor_start[anchor + 1]; k++) {
             Py_ssize_t e = self->anchor_entries[k];
+            if (self->pair_left[e] >= 0 &&
+                !pairs_have(&pairs, ((uint64_t)self->pair_left[e] << 32) |
+                                        (uint64_t)self->pair_right[e])) {
+                continue;
+            }
             int pass = 0;
             for (Py_ssize_t c = self->companion_start[e]; c < self->companion_start[e + 1]; c++) {
                 if (is_seen(found->seen, self->companions[c])) {
@@ -444,10 +580,13 @@ Index_scan(Index *self, PyObject *text)
                 Py_ssize_t len;
                 const char *needle = PyUnicode_AsUTF8AndSize(self->prefixes[p], &len);
                 if (needle == NULL) {
-                    PyMem_Free(held);
-                    Py_DECREF(passing);
-                    Py_DECREF(found);
-                    return NULL;
+                    goto fail;
+                }
+                if (len >= 5) { /* a space and four bytes or more: the bitmap may rule it out */
+                    uint32_t bit = start_bit(needle + 1);
+                    if (!((starts[bit >> 6] >> (bit & 63)) & 1)) {
+                        continue;
+                    }
                 }
                 pass = memmem(s, (size_t)n, needle, (size_t)len) != NULL;
             }
@@ -455,16 +594,14 @@ Index_scan(Index *self, PyObject *text)
                 PyObject *number = PyLong_FromSsize_t(e);
                 if (number == NULL || PyList_Append(passing, number) < 0) {
                     Py_XDECREF(number);
-                    PyMem_Free(held);
-                    Py_DECREF(passing);
-                    Py_DECREF(found);
-                    return NULL;
+                    goto fail;
                 }
                 Py_DECREF(number);
             }
         }
     }
     PyMem_Free(held);
+    PyMem_Free(pairs.keys);
     if (PyList_Sort(passing) < 0) {
         Py_DECREF(passing);
         Py_DECREF(found);
@@ -472,6 +609,12 @@ Index_scan(Index *self, PyObject *text)
     }
     found->entries = passing;
     return (PyObject *)found;
+fail:
+    PyMem_Free(held);
+    PyMem_Free(pairs.keys);
+    Py_XDECREF(passing);
+    Py_DECREF(found);
+    return NULL;
 }
 
 static PyObject *
@@ -482,7 +625,7 @@ Index_get_words(Index *self, void *closure)
 
 static PyMethodDef Index_methods[] = {
     {"scan", (PyCFunction)Index_scan, METH_O,
-     "scan(text) -> Found: the rule words a spaced text holds and the entries that pass."},
+     "scan(text) -> Found: the rule words a text holds and the entries that pass."},
     {NULL, NULL, 0, NULL},
 };
 

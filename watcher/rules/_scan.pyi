@@ -10,7 +10,9 @@ class Found:
 
 class Index:
     def __init__(
-        self, words: Sequence[str], entries: Sequence[tuple[int, Sequence[int], Sequence[str]]]
+        self,
+        words: Sequence[str],
+        entries: Sequence[tuple[int, Sequence[int], Sequence[str], Sequence[int]]],
     ) -> None: ...
     @property
     def words(self) -> int: ...

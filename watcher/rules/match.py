@@ -330,10 +330,10 @@ class _Index:
     fields: frozenset[str] = frozenset()  # every field some rule looks at
     vocabulary: dict[str | None, frozenset[str]] = field(default_factory=dict)  # rule tokens
     automaton: ahocorasick.Automaton | None = None
-    # The C look-up of the unstemmed anchors (``tokens[None]``), and per entry it reports,
-    # what Python still does with it: the pair to check, the sure and the check rules.
+    # The C look-up of the unstemmed anchors (``tokens[None]``), and per entry it reports
+    # as passing, its sure and its check rules.
     scanner: ScanIndex | None = None
-    scanned: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = ()
+    scanned: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
 
 
 def _build_index(rules: Sequence[CompiledRule], scan: bool = True) -> _Index:
@@ -392,12 +392,13 @@ def _add_scanner(index: _Index, rules: Sequence[CompiledRule]) -> None:
         words.update(*(entry[0] for entry in entries))
     ordered = sorted(words)
     ids = {word: number for number, word in enumerate(ordered)}
-    specs: list[tuple[int, tuple[int, ...], tuple[str, ...]]] = []
-    scanned: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+    specs: list[tuple[int, tuple[int, ...], tuple[str, ...], tuple[int, ...]]] = []
+    scanned: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     for token, entries in table.items():
         for needs, starts, pair, sure, check in entries:
-            specs.append((ids[token], tuple(ids[t] for t in sorted(needs)), starts))
-            scanned.append((pair, sure, check))
+            companions = tuple(ids[t] for t in sorted(needs))
+            specs.append((ids[token], companions, starts, tuple(ids[t] for t in pair.split())))
+            scanned.append((sure, check))
     index.scanner = ScanIndex(ordered, specs)
     index.scanned = tuple(scanned)
     index.vocabulary.pop(None, None)
@@ -658,9 +659,13 @@ class _ItemText:
         return self.has_start(" " + prefix)
 
     def all_spaced(self) -> str:
-        """Every value in scope as ``normalize.spaced`` gives it, one after the other."""
+        """Every value in scope as ``normalize.spaced`` gives it, joined by newlines.
+
+        A newline never occurs in a spaced value: it marks where one value ends, so that
+        two tokens either side of it are not side by side.
+        """
         if not self._all_spaced:
-            self._all_spaced = "".join(self.spaced_values())
+            self._all_spaced = "\n".join(self.spaced_values())
         return self._all_spaced
 
     def has_start(self, needle: str) -> bool:
@@ -1000,10 +1005,8 @@ def candidates(compiled: CompiledRules, text: _ItemText) -> list[int]:
     for language, table in index.tokens.items():
         tokens = text.token_set(language)
         if Found is not None and isinstance(tokens, Found):
-            for entry in tokens.entries:
-                pair, sure_rules, check_rules = index.scanned[entry]
-                if pair and pair not in text.joined_all(language):
-                    continue
+            for entry in tokens.entries:  # pairs too were checked in C
+                sure_rules, check_rules = index.scanned[entry]
                 sure.update(sure_rules)
                 if check_rules:
                     check.update(check_rules)
