@@ -1,7 +1,7 @@
 """Benchmark of normalisation + rule matching at 10, 1,000 and 10,000 rules; no feeds, no I/O.
 
 Run: ``.venv/bin/python benchmarks/bench_match.py [--items N] [--seed S] [--broad]
-[--processes P] [--passes K]``.
+[--processes P] [--passes K] [--python]``.
 
 The workload is meant to look like real alerting:
 
@@ -30,6 +30,10 @@ item and the peak traced memory of compiling the rules and matching items, per r
 grows when other work on the machine evicts the matcher's tables from the shared caches,
 which costs the 10,000-rule case (memory-bound) more than the 10-rule one.
 
+``--python`` keeps the candidate look-up in Python even where the C module
+(``watcher/rules/_scan.c``) is built, to measure the path an install without a C compiler
+takes.
+
 ``--processes P`` (P > 1) also matches the same items in a pool of P worker processes, as
 a poll does (``watcher/workers.py``): each worker compiles the rules once when it starts,
 then matches chunks of items; the figure is items per second of wall-clock time from the
@@ -48,7 +52,7 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from watcher.rules.match import CompiledRules, compile_rules, match_item
+from watcher.rules.match import SCAN_BUILT, CompiledRules, compile_rules, match_item
 from watcher.types import MatchItem, Rule
 
 SYLLABLES = [
@@ -185,17 +189,17 @@ def make_workload(
     return [p.rule for p in planted], items
 
 
-def run(rules: list[Rule], items: list[MatchItem], passes: int = 1) -> float:
+def run(rules: list[Rule], items: list[MatchItem], passes: int = 1, scan: bool = True) -> float:
     rule_count = len(rules)
     started = time.perf_counter()
-    compiled = compile_rules(rules)
+    compiled = compile_rules(rules, scan)
     compile_s = time.perf_counter() - started
     rate = matched = 0.0
     for _ in range(passes):
         started = time.process_time()  # CPU time: other processes on the machine do not count
         matched = sum(len(match_item(compiled, item)) for item in items)
         rate = max(rate, len(items) / (time.process_time() - started))
-    peak = peak_memory(rules, items[:300])
+    peak = peak_memory(rules, items[:300], scan)
     print(
         f"{rule_count:>6} rules: {rate:>8.0f} items/s  {matched / len(items):>6.2f} matches/item"
         f"  compile {compile_s:.2f} s  peak {peak / 1e6:.1f} MB (compile + match)",
@@ -217,7 +221,7 @@ def _start_worker() -> None:
     global _compiled
     rules = _shared["rules"]
     assert isinstance(rules, list)
-    _compiled = compile_rules(rules)
+    _compiled = compile_rules(rules, bool(_shared["scan"]))
 
 
 def _ready(_: int) -> None:
@@ -232,10 +236,10 @@ def _match_chunk(start: int) -> int:
     return sum(len(match_item(_compiled, item)) for item in items[start : start + CHUNK_ITEMS])
 
 
-def run_pool(rules: list[Rule], items: list[MatchItem], processes: int) -> float:
+def run_pool(rules: list[Rule], items: list[MatchItem], processes: int, scan: bool) -> float:
     """Items per second of wall-clock time, matched in chunks by ``processes`` workers."""
     context = multiprocessing.get_context("fork")
-    _shared.update(rules=rules, items=items, barrier=context.Barrier(processes))
+    _shared.update(rules=rules, items=items, barrier=context.Barrier(processes), scan=scan)
     with context.Pool(processes, initializer=_start_worker) as pool:
         pool.map(_ready, range(processes), chunksize=1)  # every worker has compiled
         started = time.perf_counter()
@@ -250,10 +254,13 @@ def run_pool(rules: list[Rule], items: list[MatchItem], processes: int) -> float
     return rate
 
 
-def peak_memory(rules: list[Rule], items: list[MatchItem]) -> int:
-    """Peak traced memory of compiling the rules and matching a few items (slow: separate)."""
+def peak_memory(rules: list[Rule], items: list[MatchItem], scan: bool) -> int:
+    """Peak traced memory of compiling the rules and matching a few items (slow: separate).
+
+    Memory the C module allocates is traced too: it allocates through ``PyMem_*``.
+    """
     tracemalloc.start()
-    compiled = compile_rules(rules)
+    compiled = compile_rules(rules, scan)
     for item in items:
         match_item(compiled, item)
     _, peak = tracemalloc.get_traced_memory()
@@ -268,17 +275,20 @@ def main() -> None:
     parser.add_argument("--broad", action="store_true", help="unselective rules (see above)")
     parser.add_argument("--processes", type=int, default=1, help="also match in P workers")
     parser.add_argument("--passes", type=int, default=1, help="keep the fastest of K passes")
+    parser.add_argument("--python", action="store_true", help="no C candidate look-up")
     args = parser.parse_args()
     words = vocabulary(random.Random(args.seed))
     kind = "broad" if args.broad else "specific"
-    print(f"matching: {args.items} items of ~450 words, {kind} rules")
+    scan = SCAN_BUILT and not args.python
+    look_up = "C module" if scan else "Python"
+    print(f"matching: {args.items} items of ~450 words, {kind} rules, {look_up} look-up")
     rates: dict[int, float] = {}
     pooled: dict[int, float] = {}
     for n in (10, 1_000, 10_000):
         rules, items = make_workload(n, words, args.items, args.seed, args.broad)
-        rates[n] = run(rules, items, args.passes)
+        rates[n] = run(rules, items, args.passes, scan)
         if args.processes > 1:
-            pooled[n] = run_pool(rules, items, args.processes)
+            pooled[n] = run_pool(rules, items, args.processes, scan)
     print(f"one process, CPU time: 10,000 rules / 10 rules = {rates[10_000] / rates[10]:.2f}")
     if pooled:
         ratio = pooled[10_000] / pooled[10]

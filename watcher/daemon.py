@@ -51,7 +51,7 @@ from watcher.lock import hold_lock
 from watcher.pipeline import PollReport, feed_options, fetch_and_parse, store_result
 from watcher.retention import prune_archive
 from watcher.rules.load import load_rules
-from watcher.rules.match import compile_rules
+from watcher.rules.match import SCAN_BUILT, compile_rules
 from watcher.runtime import Runtime
 from watcher.store import Store
 from watcher.store.daemon_state import (
@@ -284,6 +284,11 @@ class Daemon:
             settings.poll.workers,
             settings.poll.per_host,
         )
+        if not SCAN_BUILT:
+            log.warning(
+                "rule matching runs without its C module (watcher/rules/_scan.c), about half"
+                " as fast; reinstall watcher where a C compiler is present"
+            )
 
     # --- runtime per thread ------------------------------------------------------------
 

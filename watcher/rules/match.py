@@ -46,6 +46,7 @@ try:
     from watcher.rules._scan import Index as ScanIndex
 except ImportError:  # built without a C compiler: the Python path gives the same results
     Found = ScanIndex = None  # type: ignore[assignment,misc]
+SCAN_BUILT = ScanIndex is not None
 
 Span = tuple[int, int, int]  # value index, first token, end token (exclusive)
 Needles = tuple[tuple[str, ...], ...]
