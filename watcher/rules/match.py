@@ -402,7 +402,8 @@ def _add_scanner(index: _Index, rules: Sequence[CompiledRule]) -> None:
             scanned.append((sure, check))
     index.scanner = ScanIndex(ordered, specs)
     index.scanned = tuple(scanned)
-    index.vocabulary.pop(None, None)
+    for python_only in (index.vocabulary, index.keys, index.companions):
+        python_only.pop(None, None)
 
 
 def _companion_tokens(token: str, entries: Sequence[Entry]) -> tuple[str, ...]:
