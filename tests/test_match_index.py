@@ -191,3 +191,14 @@ def test_each_engine_run_uses_its_own_candidate_look_up(engine: str) -> None:
     subject = MatchItem(fields={"content": ("Fiber-optic drones near Kursk.",)})
     assert [m.rule_id for m in match_item(compiled, subject)] == ["r", "s"]
     assert match_item(compile_rules(rules, scan=False), subject) == match_item(compiled, subject)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rule_sets(), any_text, any_text, word_text)
+def test_c_and_python_look_ups_agree_on_any_text(
+    rules: list[Rule], title: str, summary: str, content: str
+) -> None:
+    """Whatever the text (any Unicode), both candidate look-ups give the same matches."""
+    subject = MatchItem(fields={"title": (title,), "summary": (summary,), "content": (content,)})
+    with_c, python = compile_rules(rules), compile_rules(rules, scan=False)
+    assert match_item(with_c, subject) == match_item(python, subject)

@@ -90,6 +90,11 @@ def test_bad_input_is_refused_with_a_clear_error() -> None:
         Index(["a"], [(0, (), (b" a",), ())])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         Index(["a"], []).scan(b" a ")  # type: ignore[arg-type]
+    index = Index(["a"], [])
+    with pytest.raises(TypeError, match="twice"):
+        index.__init__(["a", "b"], [])  # type: ignore[misc]
+    with pytest.raises(TypeError, match="not initialised"):
+        Index.__new__(Index).scan(" a ")
 
 
 word = st.text("abcdeé", min_size=1, max_size=4)

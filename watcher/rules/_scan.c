@@ -391,7 +391,10 @@ Index_init(Index *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO", keywords, &words_arg, &entries)) {
         return -1;
     }
-    Index_clear_arrays(self);
+    if (self->slots != NULL) { /* Found objects rely on the arrays staying as they are */
+        PyErr_SetString(PyExc_TypeError, "an Index cannot be initialised twice");
+        return -1;
+    }
     PyObject *words = PySequence_List(words_arg);
     if (words == NULL) {
         return -1;
@@ -466,6 +469,10 @@ Index_scan(Index *self, PyObject *text)
     Py_ssize_t n;
     if (!PyUnicode_Check(text)) {
         PyErr_SetString(PyExc_TypeError, "text must be str");
+        return NULL;
+    }
+    if (self->slots == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the Index was not initialised");
         return NULL;
     }
     const char *s = PyUnicode_AsUTF8AndSize(text, &n);
