@@ -149,3 +149,13 @@ def test_progress_bar_on_a_terminal_only(project: Path) -> None:
     assert code == 0, err
     assert "matching" in err and "100%" in err
     assert "nk-troops: 2 items would have matched" in out
+
+
+def test_a_folder_of_rule_files(project: Path, tmp_path: Path) -> None:
+    report = backtest_json(project, str(project / "rules"), "--since", "30d")
+    assert [r["rule_id"] for r in report["rules"]] == ["kursk"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = invoke(project, "rules", "test", str(empty), "--since", "30d")
+    assert result.exit_code == 1
+    assert "no *.yaml rule files in this folder" in result.output

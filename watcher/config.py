@@ -785,13 +785,18 @@ def _build_settings(ctx: _Context, data: dict[str, Any], path: Path) -> Settings
     )
 
 
+def rule_files_in(folder: Path) -> list[Path]:
+    """A folder's rule files: its ``*.yaml`` and ``*.yml`` files, hidden ones left out, sorted."""
+    found = (p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    return sorted(p for p in found if not p.name.startswith("."))
+
+
 def _expand_rules(ctx: _Context, paths: tuple[Path, ...], given: bool) -> tuple[Path, ...]:
     """Rule files: folders become their sorted ``*.yaml``/``*.yml`` files."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = (p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-            files += sorted(p for p in found if not p.name.startswith("."))
+            files += rule_files_in(path)
         elif path.is_file():
             files.append(path)
         elif given:

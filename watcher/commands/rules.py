@@ -12,7 +12,7 @@ import click
 
 from watcher.backtest import backtest_json, backtest_lines, count_archive, run_backtest
 from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, plural
-from watcher.config import parse_duration
+from watcher.config import parse_duration, rule_files_in
 from watcher.exceptions import ConfigError, Problem
 from watcher.rules.load import QueryProblem, load_rules
 from watcher.rules.match import compile_rules, match_item
@@ -84,7 +84,7 @@ def caret_lines(text: str, column: int) -> list[str]:
 
 
 @rules.command("test")
-@click.argument("target", metavar="ID|FILE")
+@click.argument("target", metavar="ID|FILE|FOLDER")
 @click.option("--text", metavar="T", help="Match against an item whose title is T.")
 @click.option(
     "--item",
@@ -113,6 +113,7 @@ def test(
       watcher rules test rules/kursk.yaml --text "North Korean troops near Kursk"
       watcher rules test nk-troops-kursk --item item.json --json
       watcher rules test rules/kursk.yaml --since 30d
+      watcher rules test rules/ --since 30d        # every rule file in the folder
     """
     if sum(x is not None for x in (text, item_file, since)) != 1:
         raise click.UsageError("give exactly one of --text, --item or --since")
@@ -156,8 +157,13 @@ def _backtest(obj: Context, selected: list[Rule], since: str) -> None:
 
 
 def _rules_for(obj: Context, target: str) -> list[Rule]:
-    """A rule file's rules, or the configured rule with this id."""
+    """A rule file's rules, a folder's rule files' rules, or the configured rule with this id."""
     path = Path(target)
+    if path.is_dir():
+        files = rule_files_in(path)
+        if not files:
+            raise ConfigError(Problem(file=target, message="no *.yaml rule files in this folder"))
+        return load_rules(files)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise ConfigError(Problem(file=target, message="no such rule file"))
