@@ -123,6 +123,7 @@ def test_migrations_are_recorded_and_not_rerun(tmp_path: Path) -> None:
         "0004_alert_retry",
         "0005_archive_views",
         "0006_alert_indexes",
+        "0007_pending_alerts_by_rule",
     ]
 
 

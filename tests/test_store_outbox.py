@@ -28,6 +28,7 @@ def test_the_digest_lookup_reads_only_recent_or_pending_alerts_through_indexes(
         scans = [p for p in plan if p.startswith("SCAN")]
         assert all(p.startswith(("SCAN recent", "SCAN j ")) for p in scans), plan
         assert any("alerts_rule (rule_id=? AND created_at>?)" in p for p in plan), plan
+        assert any("alerts_pending (status=? AND rule_id=?)" in p for p in plan), plan
         assert not any("_alert_meta_live" in p for p in plan), plan  # not every live alert
 
 
