@@ -59,6 +59,21 @@ def test_a_pair_is_side_by_side_within_one_value() -> None:
     assert index.scan(" fiber \n fiber optic ").entries == [0]
 
 
+def test_thousands_of_pairs_in_one_long_text() -> None:
+    words = [f"w{i}" for i in range(5000)]
+    entries = [(i, ((i + 1) % 5000,), (), (i, (i + 1) % 5000)) for i in range(5000)]
+    index = Index(words, entries)
+    assert index.scan(" " + " ".join(words) + " ").entries == list(range(4999))
+    assert index.scan(" " + " ".join(reversed(words)) + " ").entries == []
+
+
+def test_entries_sharing_a_prefix_agree() -> None:
+    entries = [(0, (), (" dron",), ()), (1, (), (" dron",), ()), (1, (), (" xyzw",), ())]
+    index = Index(["kursk", "troops"], entries)
+    assert index.scan(" kursk troops drones ").entries == [0, 1]
+    assert index.scan(" kursk troops ").entries == []
+
+
 def test_long_prefixes_are_found_past_the_start_bitmap() -> None:
     words = ["kursk"]
     entries = [(0, (), (" dron", " drone", " abc", " fiberopt"), ())]

@@ -73,8 +73,9 @@ typedef struct {
     Py_ssize_t n_entries;
     Py_ssize_t *companion_start; /* n_entries + 1 offsets into companions */
     Py_ssize_t *companions;      /* word ids */
-    Py_ssize_t *prefix_start;    /* n_entries + 1 offsets into prefixes */
-    PyObject **prefixes;         /* str objects (" " + prefix), kept alive here */
+    Py_ssize_t *prefix_start;    /* n_entries + 1 offsets into prefix_ids */
+    Py_ssize_t *prefix_ids;      /* indexes into prefixes */
+    PyObject **prefixes;         /* distinct str objects (" " + prefix), kept alive here */
     Py_ssize_t n_prefixes;
     Py_ssize_t *pair_left;       /* per entry: word ids of the pair, or -1 */
     Py_ssize_t *pair_right;
@@ -102,6 +103,8 @@ Index_clear_arrays(Index *self)
     PyMem_Free(self->companion_start);
     PyMem_Free(self->companions);
     PyMem_Free(self->prefix_start);
+    PyMem_Free(self->prefix_ids);
+    self->prefix_ids = NULL;
     if (self->prefixes != NULL) {
         for (Py_ssize_t i = 0; i < self->n_prefixes; i++) {
             Py_XDECREF(self->prefixes[i]);
@@ -259,6 +262,7 @@ fill_entries(Index *self, PyObject *entries)
     }
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast), n_words = self->n_words;
     Py_ssize_t *anchor_of = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
+    PyObject *distinct = NULL;
     self->n_entries = n;
     self->anchor_start = PyMem_Calloc((size_t)n_words + 2, sizeof(Py_ssize_t));
     self->anchor_entries = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
@@ -323,12 +327,16 @@ fill_entries(Index *self, PyObject *entries)
         self->anchor_start[w + 1] += self->anchor_start[w];
     }
     self->companions = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n_companions + 1));
+    self->prefix_ids = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n_prefixes + 1));
     self->prefixes = PyMem_Calloc((size_t)n_prefixes + 1, sizeof(PyObject *));
-    if (self->companions == NULL || self->prefixes == NULL) {
-        PyErr_NoMemory();
+    distinct = PyDict_New(); /* prefix -> its index in self->prefixes */
+    if (self->companions == NULL || self->prefix_ids == NULL || self->prefixes == NULL ||
+        distinct == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_NoMemory();
+        }
         goto fail;
     }
-    self->n_prefixes = n_prefixes;
     /* Second pass: contents, entries of one anchor in ascending order. */
     Py_ssize_t *next = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n_words + 1));
     if (next == NULL) {
@@ -366,8 +374,28 @@ fill_entries(Index *self, PyObject *entries)
                 PyMem_Free(next);
                 goto fail;
             }
-            Py_INCREF(prefix);
-            self->prefixes[p_at++] = prefix;
+            PyObject *known = PyDict_GetItemWithError(distinct, prefix);
+            if (known == NULL && PyErr_Occurred()) {
+                Py_DECREF(prefixes);
+                PyMem_Free(next);
+                goto fail;
+            }
+            if (known == NULL) {
+                PyObject *number = PyLong_FromSsize_t(self->n_prefixes);
+                if (number == NULL || PyDict_SetItem(distinct, prefix, number) < 0) {
+                    Py_XDECREF(number);
+                    Py_DECREF(prefixes);
+                    PyMem_Free(next);
+                    goto fail;
+                }
+                Py_DECREF(number);
+                Py_INCREF(prefix);
+                self->prefix_ids[p_at++] = self->n_prefixes;
+                self->prefixes[self->n_prefixes++] = prefix;
+            }
+            else {
+                self->prefix_ids[p_at++] = PyLong_AsSsize_t(known);
+            }
         }
         Py_DECREF(prefixes);
     }
@@ -375,10 +403,12 @@ fill_entries(Index *self, PyObject *entries)
     self->prefix_start[n] = p_at;
     PyMem_Free(next);
     PyMem_Free(anchor_of);
+    Py_DECREF(distinct);
     Py_DECREF(fast);
     return 0;
 fail:
     PyMem_Free(anchor_of);
+    Py_XDECREF(distinct);
     Py_DECREF(fast);
     return -1;
 }
@@ -414,40 +444,70 @@ is_seen(const unsigned char *seen, Py_ssize_t id)
     return (seen[id >> 3] >> (id & 7)) & 1;
 }
 
-/* Adjacent rule-word pairs seen in one scan, as (left << 32 | right), in a small array. */
+/* Adjacent rule-word pairs seen in one scan, as (left << 32 | right) + 1, in an
+ * open-addressing set at most half full (0: an empty slot). */
 typedef struct {
     uint64_t *keys;
-    Py_ssize_t count, size;
+    uint64_t mask;
+    Py_ssize_t count;
 } Pairs;
+
+static inline uint64_t
+pair_slot(uint64_t key, uint64_t mask)
+{
+    return ((key * 0x9E3779B97F4A7C15ULL) >> 17) & mask;
+}
 
 static int
 pairs_add(Pairs *pairs, uint64_t key)
 {
-    for (Py_ssize_t i = 0; i < pairs->count; i++) {
-        if (pairs->keys[i] == key) {
-            return 0;
-        }
-    }
-    if (pairs->count == pairs->size) {
-        Py_ssize_t size = pairs->size ? pairs->size * 2 : 16;
-        uint64_t *bigger = PyMem_Realloc(pairs->keys, sizeof(uint64_t) * (size_t)size);
-        if (bigger == NULL) {
+    key += 1;
+    if ((uint64_t)(pairs->count + 1) * 2 > pairs->mask + 1 || pairs->keys == NULL) {
+        uint64_t size = pairs->keys == NULL ? 64 : (pairs->mask + 1) * 2;
+        uint64_t *keys = PyMem_Calloc((size_t)size, sizeof(uint64_t));
+        if (keys == NULL) {
             return -1;
         }
-        pairs->keys = bigger;
-        pairs->size = size;
+        if (pairs->keys != NULL) {
+            for (uint64_t i = 0; i <= pairs->mask; i++) {
+                if (pairs->keys[i] != 0) {
+                    uint64_t j = pair_slot(pairs->keys[i], size - 1);
+                    while (keys[j] != 0) {
+                        j = (j + 1) & (size - 1);
+                    }
+                    keys[j] = pairs->keys[i];
+                }
+            }
+            PyMem_Free(pairs->keys);
+        }
+        pairs->keys = keys;
+        pairs->mask = size - 1;
     }
-    pairs->keys[pairs->count++] = key;
+    uint64_t j = pair_slot(key, pairs->mask);
+    while (pairs->keys[j] != 0) {
+        if (pairs->keys[j] == key) {
+            return 0;
+        }
+        j = (j + 1) & pairs->mask;
+    }
+    pairs->keys[j] = key;
+    pairs->count++;
     return 0;
 }
 
 static int
 pairs_have(const Pairs *pairs, uint64_t key)
 {
-    for (Py_ssize_t i = 0; i < pairs->count; i++) {
-        if (pairs->keys[i] == key) {
+    if (pairs->keys == NULL) {
+        return 0;
+    }
+    key += 1;
+    uint64_t j = pair_slot(key, pairs->mask);
+    while (pairs->keys[j] != 0) {
+        if (pairs->keys[j] == key) {
             return 1;
         }
+        j = (j + 1) & pairs->mask;
     }
     return 0;
 }
@@ -490,6 +550,7 @@ Index_scan(Index *self, PyObject *text)
     Py_ssize_t held_size = 64, n_held = 0;
     Py_ssize_t *held = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)held_size);
     Pairs pairs = {NULL, 0, 0};
+    unsigned char *prefix_state = NULL; /* per distinct prefix: 0 not looked for, 1 found, 2 not */
     PyObject *passing = NULL;
     uint64_t starts[START_BITS / 64];
     int track_starts = self->n_prefixes > 0;
@@ -584,18 +645,31 @@ Index_scan(Index *self, PyObject *text)
                 }
             }
             for (Py_ssize_t p = self->prefix_start[e]; !pass && p < self->prefix_start[e + 1]; p++) {
-                Py_ssize_t len;
-                const char *needle = PyUnicode_AsUTF8AndSize(self->prefixes[p], &len);
-                if (needle == NULL) {
-                    goto fail;
-                }
-                if (len >= 5) { /* a space and four bytes or more: the bitmap may rule it out */
-                    uint32_t bit = start_bit(needle + 1);
-                    if (!((starts[bit >> 6] >> (bit & 63)) & 1)) {
-                        continue;
+                Py_ssize_t id = self->prefix_ids[p];
+                if (prefix_state == NULL) {
+                    prefix_state = PyMem_Calloc((size_t)self->n_prefixes, 1);
+                    if (prefix_state == NULL) {
+                        PyErr_NoMemory();
+                        goto fail;
                     }
                 }
-                pass = memmem(s, (size_t)n, needle, (size_t)len) != NULL;
+                if (prefix_state[id] == 0) {
+                    Py_ssize_t len;
+                    const char *needle = PyUnicode_AsUTF8AndSize(self->prefixes[id], &len);
+                    if (needle == NULL) {
+                        goto fail;
+                    }
+                    int found_it = 1;
+                    if (len >= 5) { /* a space and four bytes or more: the bitmap may tell */
+                        uint32_t bit = start_bit(needle + 1);
+                        found_it = (starts[bit >> 6] >> (bit & 63)) & 1;
+                    }
+                    if (found_it) {
+                        found_it = memmem(s, (size_t)n, needle, (size_t)len) != NULL;
+                    }
+                    prefix_state[id] = found_it ? 1 : 2;
+                }
+                pass = prefix_state[id] == 1;
             }
             if (pass) {
                 PyObject *number = PyLong_FromSsize_t(e);
@@ -609,6 +683,7 @@ Index_scan(Index *self, PyObject *text)
     }
     PyMem_Free(held);
     PyMem_Free(pairs.keys);
+    PyMem_Free(prefix_state);
     if (PyList_Sort(passing) < 0) {
         Py_DECREF(passing);
         Py_DECREF(found);
@@ -619,6 +694,7 @@ Index_scan(Index *self, PyObject *text)
 fail:
     PyMem_Free(held);
     PyMem_Free(pairs.keys);
+    PyMem_Free(prefix_state);
     Py_XDECREF(passing);
     Py_DECREF(found);
     return NULL;
