@@ -22,8 +22,9 @@ from click.testing import CliRunner
 
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
+from watcher import daemon as daemon_module
 from watcher.cli import cli
-from watcher.daemon import Clock, HostSlots
+from watcher.daemon import Clock, HostSlots, warn_without_scan
 from watcher.store import Store
 from watcher.store.daemon_state import read_heartbeat
 from watcher.store.rows import to_text
@@ -354,3 +355,13 @@ def test_old_poll_rows_are_pruned_by_the_daemon(
     daemons.append(d)
     wait_for(lambda: old_rows() == 0, "the old poll rows to be pruned")
     assert d.stop() == 0
+
+
+def test_a_warning_at_start_when_matching_runs_without_its_c_module(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    warn_without_scan()
+    assert "C module" not in caplog.text  # built by make, as CI installs it
+    monkeypatch.setattr(daemon_module, "SCAN_BUILT", False)
+    warn_without_scan()
+    assert "rule matching runs without its C module" in caplog.text

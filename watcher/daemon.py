@@ -142,6 +142,15 @@ class HostSlots:
 # --- jobs: module-level functions with plain arguments that never raise --------------------
 
 
+def warn_without_scan() -> None:
+    """Say at start when rule matching runs without its C module, and what that costs."""
+    if not SCAN_BUILT:
+        log.warning(
+            "rule matching runs without its C module (watcher/rules/_scan.c), about half"
+            " as fast; reinstall watcher where a C compiler is present"
+        )
+
+
 def poll_feed_job(daemon: Daemon, feed_id: int) -> None:
     try:
         daemon.poll_feed(feed_id)
@@ -284,11 +293,7 @@ class Daemon:
             settings.poll.workers,
             settings.poll.per_host,
         )
-        if not SCAN_BUILT:
-            log.warning(
-                "rule matching runs without its C module (watcher/rules/_scan.c), about half"
-                " as fast; reinstall watcher where a C compiler is present"
-            )
+        warn_without_scan()
 
     # --- runtime per thread ------------------------------------------------------------
 
