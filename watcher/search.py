@@ -15,12 +15,17 @@ text ever reaches SQLite unquoted::
 What FTS5 cannot express is a ``ConfigError`` naming the column: a ``/regex/``, and the
 scopes ``author:``, ``link:``, ``tags:`` and ``feed:`` (not in the index; use ``--feed``).
 Search does not stem and uses SQLite's tokenizer on the stored text, so it can differ
-from rule matching at the edges (``ß`` is not ``ss`` in the index).
+from rule matching at the edges: the index keeps ``ß`` (rules read ``ss``), ligatures and
+superscripts. A word written with such letters is therefore also looked for as written,
+which SQLite tokenises as it did the text::
+
+    Straße                   ->  ("strasse" OR "Straße")
 """
 
 from __future__ import annotations
 
 import itertools
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -155,12 +160,16 @@ def _leaf(leaf: Leaf) -> str:
 
 
 def _phrases(leaf: Leaf) -> Iterator[str]:
-    """Each FTS5 phrase ``leaf`` may be written as (one per joined-form combination)."""
+    """Each FTS5 phrase ``leaf`` may be written as (one per joined-form combination), and
+    the leaf as written when that holds letters SQLite's tokenizer keeps apart."""
+    written = _as_written(leaf)
     if isinstance(leaf, Term):
         yield _string(leaf.token)
+        yield from written
         return
     if isinstance(leaf, Prefix):
         yield _string(leaf.prefix) + "*"
+        yield from written
         return
     choices = [_word_forms(word) for word in leaf.words]
     count = 1
@@ -170,6 +179,18 @@ def _phrases(leaf: Leaf) -> Iterator[str]:
         raise QueryError("the phrase has too many joined forms to search", leaf.column or None)
     for combination in itertools.product(*choices):
         yield " + ".join(combination)
+    yield from written
+
+
+def _as_written(leaf: Leaf) -> list[str]:
+    """The leaf as its query wrote it, for the FTS5 tokenizer to split, when that may find
+    what the normalised form does not: non-ASCII text with a letter or digit, and no ``*``
+    but a final one."""
+    text = leaf.written.rstrip("*") if isinstance(leaf, Prefix) else leaf.written
+    text = "".join(c for c in text if unicodedata.category(c)[0] != "C")  # no NUL, no controls
+    if text.isascii() or "*" in text or not any(c.isalnum() for c in text):
+        return []
+    return [_string(text) + ("*" if isinstance(leaf, Prefix) else "")]
 
 
 def _word_forms(word: Word) -> list[str]:

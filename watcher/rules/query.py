@@ -61,6 +61,7 @@ class Term:
     token: str
     label: str
     column: int = 0
+    written: str = field(default="", compare=False)  # as the query wrote it
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Prefix:
     prefix: str
     label: str
     column: int = 0
+    written: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Phrase:
     words: tuple[Word, ...]
     label: str
     column: int = 0
+    written: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ def parse_phrase(text: str, column: int = 1) -> Leaf | None:
             words.append(word)
     if not words:
         return None
-    return _leaf(tuple(words), _label(text), column)
+    return _leaf(tuple(words), _label(text), column, text)
 
 
 def parse_word(raw: str, column: int = 1) -> Word | None:
@@ -166,14 +169,14 @@ def _check_prefix(stem: str, tokens: list[str], column: int) -> None:
         raise QueryError("a wildcard prefix needs at least 2 characters", column)
 
 
-def _leaf(words: tuple[Word, ...], label: str, column: int) -> Leaf:
+def _leaf(words: tuple[Word, ...], label: str, column: int, written: str) -> Leaf:
     if len(words) == 1 and len(words[0].alternatives) == 1:
         tokens = words[0].alternatives[0]
         if len(tokens) == 1:
             if words[0].prefix:
-                return Prefix(tokens[0], label, column)
-            return Term(tokens[0], label, column)
-    return Phrase(words, label, column)
+                return Prefix(tokens[0], label, column, written)
+            return Term(tokens[0], label, column, written)
+    return Phrase(words, label, column, written)
 
 
 def _label(text: str) -> str:
@@ -477,7 +480,7 @@ def _bare_word(lexeme: Lexeme) -> Leaf | None:
     word = parse_word(lexeme.text, lexeme.column)
     if word is None:
         return None
-    return _leaf((word,), _label(lexeme.text), lexeme.column)
+    return _leaf((word,), _label(lexeme.text), lexeme.column, lexeme.text)
 
 
 def _near_operand(node: Node | None, column: int) -> tuple[Leaf, ...]:
