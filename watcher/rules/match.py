@@ -709,7 +709,7 @@ class _ItemText:
             found = self._joined_all[language] = "".join(
                 self.joined(name, index, language)
                 for name in self.scope
-                for index in range(len(self.raw(name)))
+                for index in range(len(self.spaced(name)))
             )
         return found
 
@@ -748,7 +748,7 @@ class _ItemText:
         return found
 
     def _find(self, leaf: Leaf, name: str, language: str | None) -> Iterator[Span]:
-        for index in range(len(self.raw(name))):
+        for index in range(len(self.spaced(name))):
             if isinstance(leaf, Term):
                 for p in self.positions(name, index, language, leaf.token):
                     yield index, p, p + 1
