@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.rules.match import ScanIndex
+from watcher.rules.match import ScanIndex, _starts, c_starts
 from watcher.rules.normalize import spaced
 
 if ScanIndex is None:  # the module-level failure names the cause; no test is skipped
@@ -144,3 +144,30 @@ def test_scan_agrees_with_python_sets(
         and (not pair or f" {words[pair[0]]} {words[pair[1]]} " in joined)
     ]
     assert found.entries == expected
+
+
+def test_starts_gives_token_positions_of_a_run_of_tokens() -> None:
+    assert c_starts is not None
+    value = spaced("North Korean troops, north korean troops; NORTH. Korean")
+    assert c_starts(value, ["north", "korean"]) == [0, 3, 6]
+    assert c_starts(value, ["north", "korean", "troops"]) == [0, 3]
+    assert c_starts(value, ["troops"]) == [2, 5]
+    assert c_starts(value, ["korea"]) == [] and c_starts(value, []) == []
+    assert c_starts(" a a a ", ["a", "a"]) == [0, 1]  # overlapping runs
+    assert c_starts(" курск  курск ", ["курск"]) == [0, 1]
+    with pytest.raises(TypeError):
+        c_starts(b" a ", ["a"])  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        c_starts(" a ", [1])  # type: ignore[list-item]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(word, max_size=30), st.lists(word, min_size=1, max_size=3), st.data())
+def test_starts_agrees_with_the_single_spaced_search(
+    tokens: list[str], wanted: list[str], data: st.DataObject
+) -> None:
+    assert c_starts is not None
+    gaps = data.draw(st.lists(st.integers(1, 3), min_size=len(tokens), max_size=len(tokens)))
+    value = " " + "".join(t + " " * g for t, g in zip(tokens, gaps, strict=True))
+    joined = " " + " ".join(tokens) + " "
+    assert c_starts(value, wanted) == _starts(joined, tuple(wanted))

@@ -813,13 +813,120 @@ static PyTypeObject FoundType = {
     .tp_as_sequence = &Found_as_sequence,
 };
 
+/* --- starts ------------------------------------------------------------------------------ */
+
+/* starts(value, tokens) -> list of the token positions where ``tokens`` occur one after the
+ * other in a spaced value (tokens separated by runs of spaces): what match.py's ``_starts``
+ * finds in the value's single-spaced form, without building that form. */
+static PyObject *
+starts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "starts(value: str, tokens: sequence of str)");
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(args[0], &n);
+    if (s == NULL) {
+        return NULL;
+    }
+    PyObject *fast = PySequence_Fast(args[1], "tokens must be a sequence");
+    if (fast == NULL) {
+        return NULL;
+    }
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(fast);
+    const char **want = PyMem_Malloc(sizeof(char *) * ((size_t)m + 1));
+    Py_ssize_t *want_len = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)m + 1));
+    PyObject *found = PyList_New(0);
+    if (want == NULL || want_len == NULL || found == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_NoMemory();
+        }
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyObject *token = PySequence_Fast_GET_ITEM(fast, i);
+        if (!PyUnicode_Check(token)) {
+            PyErr_SetString(PyExc_TypeError, "tokens must be str");
+            goto fail;
+        }
+        want[i] = PyUnicode_AsUTF8AndSize(token, &want_len[i]);
+        if (want[i] == NULL) {
+            goto fail;
+        }
+    }
+    if (m == 0) {
+        goto done;
+    }
+    /* Walk the value's tokens; at each, compare the following ones with ``tokens``. */
+    const char *end = s + n;
+    const char *at = s;
+    Py_ssize_t position = 0;
+    while (at < end) {
+        while (at < end && *at == ' ') {
+            at++;
+        }
+        if (at == end) {
+            break;
+        }
+        const char *token = at;
+        while (at < end && *at != ' ') {
+            at++;
+        }
+        if (at - token == want_len[0] && memcmp(token, want[0], (size_t)want_len[0]) == 0) {
+            const char *next = at;
+            Py_ssize_t k = 1;
+            for (; k < m; k++) {
+                while (next < end && *next == ' ') {
+                    next++;
+                }
+                const char *other = next;
+                while (next < end && *next != ' ') {
+                    next++;
+                }
+                if (next - other != want_len[k] ||
+                    memcmp(other, want[k], (size_t)want_len[k]) != 0) {
+                    break;
+                }
+            }
+            if (k == m) {
+                PyObject *number = PyLong_FromSsize_t(position);
+                if (number == NULL || PyList_Append(found, number) < 0) {
+                    Py_XDECREF(number);
+                    goto fail;
+                }
+                Py_DECREF(number);
+            }
+        }
+        position++;
+    }
+done:
+    PyMem_Free(want);
+    PyMem_Free(want_len);
+    Py_DECREF(fast);
+    return found;
+fail:
+    PyMem_Free(want);
+    PyMem_Free(want_len);
+    Py_DECREF(fast);
+    Py_XDECREF(found);
+    return NULL;
+}
+
 /* --- module ----------------------------------------------------------------------------- */
+
+static PyMethodDef module_functions[] = {
+    {"starts", (PyCFunction)(void (*)(void))starts, METH_FASTCALL,
+     "starts(value, tokens) -> the token positions where tokens occur in a row."},
+    {NULL, NULL, 0, NULL},
+};
 
 static struct PyModuleDef scan_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "watcher.rules._scan",
     .m_doc = "Candidate scan for watcher's rule matcher.",
     .m_size = -1,
+    .m_methods = module_functions,
 };
 
 PyMODINIT_FUNC

@@ -44,8 +44,9 @@ from watcher.types import Hit, Match, MatchItem, Rule
 try:
     from watcher.rules._scan import Found
     from watcher.rules._scan import Index as ScanIndex
+    from watcher.rules._scan import starts as c_starts
 except ImportError:  # built without a C compiler: the Python path gives the same results
-    Found = ScanIndex = None  # type: ignore[assignment,misc]
+    Found = ScanIndex = c_starts = None  # type: ignore[assignment,misc]
 SCAN_BUILT = ScanIndex is not None
 
 Span = tuple[int, int, int]  # value index, first token, end token (exclusive)
@@ -581,7 +582,8 @@ class _ItemText:
     rule looks at); ``None``: all of them. ``vocabulary`` holds, per language, every token
     the rules mention: the token set then keeps only those, which is all any test asks
     about and cheaper to find than the set of every token. With a ``scanner``, the
-    unstemmed token set is what it finds in the text.
+    unstemmed token set is what it finds in the text, and unstemmed positions come from
+    the C module's ``starts`` on the spaced values (no split, no join).
     """
 
     def __init__(
@@ -607,6 +609,7 @@ class _ItemText:
         self._sets: dict[tuple[str, str | None], TokenSet] = {}
         self._vocabulary = vocabulary or {}
         self._scanner = scanner
+        self._c_starts = c_starts if scanner is not None else None
 
     def spaced(self, name: str) -> list[str]:
         """Each value of field ``name`` as ``normalize.spaced`` gives it."""
@@ -723,6 +726,8 @@ class _ItemText:
         if found is None:
             if language is None and f" {token} " not in self.spaced(name)[index]:
                 found = table[token] = []
+            elif language is None and self._c_starts is not None:
+                found = table[token] = self._c_starts(self.spaced(name)[index], (token,))
             else:
                 found = table[token] = _starts(self.joined(name, index, language), (token,))
         return found
@@ -769,7 +774,11 @@ class _ItemText:
     ) -> Iterator[Span]:
         tokens = _plain_tokens(phrase)
         if tokens is not None:
-            for start in _starts(self.joined(name, index, language), tokens):
+            if language is None and self._c_starts is not None:
+                found = self._c_starts(self.spaced(name)[index], tokens)
+            else:
+                found = _starts(self.joined(name, index, language), tokens)
+            for start in found:
                 yield index, start, start + len(tokens)
             return
         raw = self.raw(name)[index]
