@@ -373,23 +373,24 @@ def _build_index(rules: Sequence[CompiledRule], scan: bool = True) -> _Index:
             token: _companion_tokens(token, entries) for token, entries in by_token.items()
         }
     index.fields = frozenset().union(*map(fields_used, rules))
+    vocabulary = _vocabulary(rules)
     index.vocabulary = {
         language: tokens
-        for language, tokens in _vocabulary(rules).items()
+        for language, tokens in vocabulary.items()
         if len(tokens) <= VOCABULARY_LIMIT
     }
     index.automaton = _prefix_automaton(index.prefixes)
     if scan and ScanIndex is not None and None in index.tokens:
-        _add_scanner(index, rules)
+        _add_scanner(index, vocabulary.get(None, frozenset()))
     return index
 
 
-def _add_scanner(index: _Index, rules: Sequence[CompiledRule]) -> None:
+def _add_scanner(index: _Index, vocabulary: frozenset[str]) -> None:
     """Hand the unstemmed anchors to the C module; it then answers the token-set questions
-    about unstemmed rule words too, so their vocabulary filter is no longer needed."""
+    about unstemmed rule words (``vocabulary``) too, so their Python filter is not needed."""
     assert ScanIndex is not None
     table = index.tokens[None]
-    words = set(_vocabulary(rules).get(None, ())).union(table)
+    words = set(vocabulary).union(table)
     for entries in table.values():
         words.update(*(entry[0] for entry in entries))
     ordered = sorted(words)
