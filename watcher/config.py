@@ -39,6 +39,7 @@ from watcher.types import (
     RateLimit,
     Settings,
 )
+from watcher.yamlnodes import check_expansion
 
 CONFIG_ENV = "WATCHER_CONFIG"
 DEFAULT_CONFIG = "watcher.yaml"
@@ -579,6 +580,7 @@ def _read_yaml(ctx: _Context, path: Path) -> dict[str, Any]:
         raise ConfigError(Problem(ctx.file, f"cannot read config file: {e}")) from e
     try:
         node = yaml.compose(text, Loader=_COMPOSER)
+        check_expansion(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         reason = getattr(e, "problem", None) or str(e)

@@ -20,6 +20,7 @@ import yaml
 from watcher.exceptions import ConfigError, Problem
 from watcher.rules.query import QueryError, parse_phrase, parse_query
 from watcher.types import FIELDS, SEVERITIES, RateLimit, Rule, Threshold
+from watcher.yamlnodes import check_expansion
 
 try:
     from watcher.config import parse_duration
@@ -92,7 +93,9 @@ def _compose(
         return None, None
     loader = _LOADER(text)
     try:
-        return loader.get_single_node(), loader
+        node = loader.get_single_node()
+        check_expansion(node)
+        return node, loader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
