@@ -7,7 +7,6 @@ a bug is logged with its traceback and exits 3.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import sys
@@ -24,6 +23,7 @@ from watcher import __version__
 from watcher._logging import setup_logging
 from watcher.config import find_config, load_settings
 from watcher.exceptions import WatcherError
+from watcher.printable import dumps_json
 from watcher.types import Settings
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,8 @@ def plural(n: int, word: str) -> str:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """Print ``data`` as JSON; controls inside its strings are escaped as ``\\u00NN``."""
+    click.echo(dumps_json(data))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
