@@ -257,6 +257,27 @@ def test_rule_file_change_reloads_and_an_invalid_one_is_kept_out(
     assert d.stop() == 0
 
 
+def test_a_rule_too_deep_on_reload_is_logged_once_per_file_change(
+    tmp_path: Path, feed_server: FeedServer, daemons: list[Daemon]
+) -> None:
+    feed_server.set("/a.xml", rss([Entry("1", "Fighting near Kursk", published=now())]))
+    project = write_project(tmp_path, {"wire": feed_server.url("/a.xml")})
+    d = Daemon(project)
+    daemons.append(d)
+    wait_for(lambda: eml_subjects(project), "the first alert")
+    deep = "(" * 170 + "kursk" + ")" * 170
+    (project / "rules" / "r.yaml").write_text(f"- id: deep\n  query: '{deep}'\n")
+    wait_for(lambda: d.logged("reload failed, keeping the running config"), "the reload error")
+    polled = hits(feed_server, "/a.xml")
+    # Two more polls of the feed (a minute each, scaled): the files were watched ~40 times.
+    wait_for(lambda: hits(feed_server, "/a.xml") >= polled + 2, "two more polls")
+    errors = [line for line in list(d.log) if "reload failed" in line]
+    assert len(errors) == 1, errors
+    assert "more than 64 deep at column 65" in errors[0]
+    assert not d.logged("Traceback") and not d.logged("RecursionError")
+    assert d.stop() == 0
+
+
 def test_sighup_reloads_and_picks_up_a_new_feed(
     tmp_path: Path, feed_server: FeedServer, daemons: list[Daemon]
 ) -> None:

@@ -181,3 +181,52 @@ def test_list_entries_are_literal_phrases() -> None:
     assert parse_phrase("& —") is None
     with pytest.raises(QueryError, match="a wildcard prefix needs at least 2 characters"):
         parse_phrase("x*")
+
+
+# --- bounds: no query can exhaust a stack -----------------------------------------------------
+
+
+def test_nesting_up_to_64_levels_parses_and_one_more_is_an_error_at_its_column() -> None:
+    assert parse_query("(" * 64 + "kursk" + ")" * 64) == Term("kursk", "kursk", 65)
+    with pytest.raises(QueryError) as caught:
+        parse_query("(" * 170 + "kursk" + ")" * 170)
+    assert caught.value.message == (
+        "the query nests parentheses, NOT and field scopes more than 64 deep"
+    )
+    assert caught.value.column == 65
+
+
+def test_thousands_of_nots_are_one_clear_error() -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_query("kursk " + "NOT " * 3000 + "x")
+    assert (caught.value.message, caught.value.column) == ("NOT NOT is not allowed", 7)
+    with pytest.raises(QueryError, match="NOT NOT is not allowed at column 7"):
+        parse_query("kursk " + "-" * 3000 + "x")
+
+
+def test_nots_and_scopes_count_towards_the_depth() -> None:
+    deep = "kursk"
+    for n in range(40):
+        deep = f"a{n} -(b{n} OR {deep})"
+    with pytest.raises(QueryError, match="more than 64 deep"):
+        parse_query(deep)
+    scoped = "kursk"
+    for n in range(70):
+        scoped = f"title:(a{n} OR {scoped})"
+    with pytest.raises(QueryError, match="more than 64 deep"):
+        parse_query(scoped)
+
+
+def test_at_most_256_terms_counted_as_written() -> None:
+    words = [f"w{n}" for n in range(256)]
+    assert isinstance(parse_query(" OR ".join(words)), Or)
+    query = " OR ".join([*words, "one-too-many"])
+    with pytest.raises(QueryError) as caught:
+        parse_query(query)
+    assert caught.value.message == "the query holds more than 256 words and phrases"
+    assert caught.value.column == query.index("one-too-many") + 1
+
+
+def test_kursk_and_a_hundred_exclusions_parse() -> None:
+    node = parse_query("kursk" + " -x" * 100)
+    assert isinstance(node, And) and len(node.children) == 101

@@ -10,6 +10,8 @@ from click.testing import CliRunner
 from tests.terminal import run_on_terminal
 from watcher.cli import cli
 from watcher.commands.rules import caret_lines
+from watcher.rules.match import compile_rules, match_item
+from watcher.types import MatchItem, Rule
 
 BROKEN = """\
 - id: good
@@ -58,3 +60,37 @@ def test_terminal_shows_the_query_and_a_caret_under_the_column(project: Path) ->
 def test_caret_lines_find_the_line_of_a_multi_line_query() -> None:
     assert caret_lines("a OR\n\tb c:", 9) == ["    \tb c:", "    \t  ^"]
     assert caret_lines("abc", 4) == ["    abc", "       ^"]
+
+
+def test_queries_too_deep_or_too_long_are_one_line_errors_with_their_column(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "rules").mkdir()
+    deep = "(" * 170 + "kursk" + ")" * 170
+    nots = "kursk " + "NOT " * 3000 + "x"
+    long = " OR ".join(f"w{n}" for n in range(300))
+    (tmp_path / "rules" / "deep.yaml").write_text(
+        f"- id: deep\n  query: '{deep}'\n- id: nots\n  query: '{nots}'\n"
+        f"- id: long\n  query: '{long}'\n"
+    )
+    (tmp_path / "watcher.yaml").write_text("database: w.db\nrules: rules/\n")
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "watcher.yaml"), "rules", "check"])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3, result.stderr
+    assert "rule deep" in lines[0] and "more than 64 deep at column 65" in lines[0]
+    assert "rule nots" in lines[1] and "NOT NOT is not allowed at column 7" in lines[1]
+    column = long.index("w256") + 1
+    assert "rule long" in lines[2]
+    assert f"more than 256 words and phrases at column {column}" in lines[2]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_rule_nested_64_deep_compiles_and_matches() -> None:
+    query = "kursk"
+    for n in range(63):
+        query = f"(a{n} OR {query})" if n % 2 else f"(kursk {query})"
+    rule = Rule(id="deep", file="deep.yaml", query=query)
+    compiled = compile_rules([rule])
+    item = MatchItem(fields={"title": ("Fighting near Kursk",)})
+    assert [m.rule_id for m in match_item(compiled, item)] == ["deep"]

@@ -42,6 +42,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
         ("a OR b", '("a" OR "b")'),
         ("a b", '("a" AND "b")'),
         ("a -b", '("a") NOT ("b")'),
+        ("a -b -c", '("a") NOT ("b" OR "c")'),
         ("a NOT title:b", '("a") NOT ({title} : "b")'),
         ("title:(a OR b)", '({title} : "a" OR {title} : "b")'),
         ("summary:a content:b", '({summary_text} : "a" AND {content_text} : "b")'),
@@ -356,3 +357,56 @@ def test_words_with_letters_the_index_keeps_are_found_as_written(tmp_path: Path)
         assert found("Groß*") == [ids[1]]
         assert found("österreich") == found("Osterreich") == [ids[2]]
         assert found("Strasse") == []  # the index holds "straße": only the written form finds it
+
+
+# --- bounds --------------------------------------------------------------------------------
+
+
+def test_a_word_followed_by_a_hundred_exclusions_runs(tmp_path: Path) -> None:
+    with Store(tmp_path / "w.db") as store:
+        feed = store.add_feed("https://example.org/f.xml", name="wire", now=NOW)
+        for n, title in enumerate(["Kursk front", "Kursk x report", "Belgorod"]):
+            store.upsert_item(feed.id, ParsedItem(guid=f"g{n}", title=title), NOW)
+        query = translate_query("kursk" + " -x" * 100)
+        hits = search_items(store, query.fts, SearchFilters())
+    assert [h.title for h in hits] == [f"{MARK_START}Kursk{MARK_END} front"]
+
+
+def _nested(depth: int, shape: int) -> str:
+    query = "kursk"
+    for n in range(depth):
+        query = [
+            f"(a{n} OR {query})",
+            f"(b{n} {query})",
+            f"title:(c{n} OR {query})",
+            f"(d{n} -({query} OR e{n}))",
+        ][(shape + n) % 4]
+    return query
+
+
+@pytest.mark.parametrize("shape", range(4))
+@pytest.mark.parametrize("depth", [8, 16, 24, 32, 48, 64, 170])
+def test_deep_queries_are_a_clear_error_or_a_query_sqlite_accepts(depth: int, shape: int) -> None:
+    text = _nested(depth, shape)
+    try:
+        query = translate_query(text)
+    except SearchQueryError as error:
+        assert "deep" in str(error) and error.column is not None
+        return
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(title, summary_text, content_text)")
+    db.execute("INSERT INTO t VALUES ('kursk drone', 'north korean', 'fiber optic')")
+    db.execute("SELECT rowid FROM t WHERE t MATCH ?", [query.fts]).fetchall()  # no error
+
+
+def test_search_command_on_a_deep_query_is_one_line(project: Path) -> None:
+    code, out, err = _run(project, "search", "(" * 170 + "kursk" + ")" * 170)
+    assert code == 1 and out == ""
+    assert err == (
+        "error: query: the query nests parentheses, NOT and field scopes more than 64 deep"
+        " at column 65\n"
+    )
+    code, out, err = _run(project, "search", _nested(30, 0))
+    assert code == 1 and out == ""
+    assert err.startswith("error: query: the query nests too deeply for the search index")
+    assert err.count("\n") == 1

@@ -492,9 +492,13 @@ class Daemon:
                     log.warning("database changed in the config: restart watcher to use it")
                 loaded = self._build(replace(settings, database=old.database), self.store())
             except WatcherError as e:
-                self._files = _snapshot(old)
+                self._files = _snapshot(old)  # reported once per change of the files
                 for line in str(e).splitlines():
                     log.error("reload failed, keeping the running config reason=%s: %s", why, line)
+                return
+            except Exception:  # a bug: reported once per change too, not at every watch
+                self._files = _snapshot(old)
+                log.exception("internal error on reload, keeping the running config")
                 return
             self._apply(loaded, why)
 

@@ -9,7 +9,7 @@ text ever reaches SQLite unquoted::
     "North Korean troops"    ->  "north" + "korean" + "troops"
     fiber-optic              ->  ("fiber" + "optic" OR "fiberoptic")
     a NEAR/3 b               ->  NEAR("a" "b", 2)
-    a -b                     ->  ("a") NOT ("b")
+    a -b -c                  ->  ("a") NOT ("b" OR "c")
     title:x                  ->  {title} : "x"
 
 What FTS5 cannot express is a ``ConfigError`` naming the column: a ``/regex/``, and the
@@ -44,6 +44,7 @@ from watcher.rules.query import (
     Scope,
     Term,
     Word,
+    lex,
     parse_query,
 )
 
@@ -55,6 +56,7 @@ SCOPE_COLUMNS: dict[str, tuple[str, ...]] = {
     "text": (),
 }
 MAX_EXPANSION = 64  # phrase alternatives a NEAR or phrase may expand into
+FTS_MAX_DEPTH = 31  # see _fts_depth
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,49 @@ def translate_query(text: str) -> SearchQuery:
     """
     try:
         node = parse_query(text)
-        return SearchQuery(text, _node(node, ()))
+        fts = _node(node, ())
+        if _fts_depth(fts) > FTS_MAX_DEPTH:
+            raise QueryError(
+                "the query nests too deeply for the search index; use fewer nested"
+                " parentheses, NOT and field scopes",
+                _deepest_column(text),
+            )
+        return SearchQuery(text, fts)
     except QueryError as error:
         raise SearchQueryError(error.message, text, error.column) from None
+
+
+def _fts_depth(fts: str) -> int:
+    """How deep an FTS5 expression nests: parentheses and column filters count 1 each.
+
+    SQLite's FTS5 parser has a fixed stack: about 32 levels of ``(a OR (…))`` and 19 of
+    ``{title} : (…)`` fit; deeper ones fail with "fts5: parser stack overflow".
+    """
+    depth = deepest = 0
+    quoted = False
+    for char in fts:
+        if char == '"':
+            quoted = not quoted  # a doubled quote inside a string toggles twice
+        elif quoted:
+            continue
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "{":
+            depth += 1  # a column filter applies to what follows, up to the enclosing ")"
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _deepest_column(text: str) -> int | None:
+    """The column of the first opening parenthesis at the query's deepest nesting."""
+    depth, deepest, column = 0, 0, None
+    for lexeme in lex(text):
+        depth += {"lparen": 1, "rparen": -1}.get(lexeme.kind, 0)
+        if depth > deepest:
+            deepest, column = depth, lexeme.column
+    return column
 
 
 # --- nodes ---------------------------------------------------------------------------------
@@ -117,9 +159,10 @@ def _and(children: Sequence[Node], columns: tuple[str, ...]) -> str:
         column = children[0].column if children else None
         raise QueryError("a query needs a word to look for, not only NOT", column or None)
     text = "(" + " AND ".join(positive) + ")" if len(positive) > 1 else positive[0]
-    for part in negative:
-        text = f"({text}) NOT ({part})"
-    return text
+    if not negative:
+        return text
+    # One NOT of an OR-group: ``a -b -c`` is ``a NOT (b OR c)``, flat however many there are.
+    return f"({text}) NOT ({' OR '.join(negative)})"
 
 
 def _excluded(node: Node) -> Node | None:

@@ -9,7 +9,10 @@ Grammar (SPEC §4), tightest first: field scope, NEAR, NOT, AND, OR; parentheses
     near     := primary [("NEAR" | "NEAR/n") primary]
     primary  := WORD | PHRASE | REGEX | "(" or_expr ")" | FIELD ":" primary
 
-Columns in errors are 1-based and count characters of the query text.
+Columns in errors are 1-based and count characters of the query text. A query may nest
+parentheses, ``NOT``/``-`` and field scopes at most ``MAX_DEPTH`` deep and hold at most
+``MAX_TERMS`` words, phrases and regexes, so that no input can exhaust the parser's stack
+(or the matcher's and the search index's, which walk the same tree).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +38,8 @@ JOINERS = re.compile("[-\u2010/]+")
 _NEAR = re.compile(r"NEAR(?:/(.*))?")
 _CLOCK = re.compile(r"\d+(?::\d+)+")
 _FIELD_PREFIX = re.compile(r"([^:]+):")
+MAX_DEPTH = 64  # nested parentheses, NOT/- and field scopes
+MAX_TERMS = 256  # words, phrases and regexes of one query, as written
 
 
 class QueryError(ValueError):
@@ -327,7 +333,23 @@ class _Parser:
     def __init__(self, query: str) -> None:
         self.query = query
         self.lexemes = lex(query)
+        _check_size(self.lexemes)
         self.pos = 0
+        self.depth = 0
+
+    @contextmanager
+    def nested(self, lexeme: Lexeme) -> Iterator[None]:
+        """One level deeper (a group, a NOT, a scope); too deep is an error at ``lexeme``."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QueryError(
+                f"the query nests parentheses, NOT and field scopes more than {MAX_DEPTH} deep",
+                lexeme.column,
+            )
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def peek(self) -> Lexeme | None:
         return self.lexemes[self.pos] if self.pos < len(self.lexemes) else None
@@ -389,7 +411,11 @@ class _Parser:
             self.take()
             if not self._starts_operand():
                 raise QueryError(f"{lexeme.text} needs a condition after it", lexeme.column)
-            child = self.not_expr()
+            following = self.peek()
+            if following is not None and following.kind == "not":
+                raise QueryError("NOT NOT is not allowed", lexeme.column)
+            with self.nested(lexeme):
+                child = self.not_expr()
             if child is None:
                 raise QueryError(f"{lexeme.text} needs a word after it", lexeme.column)
             if isinstance(child, Not):
@@ -432,9 +458,11 @@ class _Parser:
         if lexeme.kind == "regex":
             return compile_regex(lexeme.text, lexeme.column)
         if lexeme.kind == "lparen":
-            return self.group(lexeme)
+            with self.nested(lexeme):
+                return self.group(lexeme)
         if lexeme.kind == "scope":
-            return self.scope(lexeme)
+            with self.nested(lexeme):
+                return self.scope(lexeme)
         raise QueryError(_unexpected(lexeme), lexeme.column)
 
     def group(self, opening: Lexeme) -> Node | None:
@@ -460,6 +488,19 @@ class _Parser:
         if child is None:
             raise QueryError(f"{lexeme.text}: needs an operand", lexeme.column)
         return Scope(lexeme.text, _ungroup(child), lexeme.column)
+
+
+def _check_size(lexemes: list[Lexeme]) -> None:
+    """At most MAX_TERMS words, phrases and regexes; raised at the first one past the limit.
+
+    A ``$NAME`` term list counts as the one word it is written as: the limit applies to
+    the query as written, before any list is expanded (lists are bounded where declared).
+    """
+    terms = [lexeme for lexeme in lexemes if lexeme.kind in ("word", "phrase", "regex")]
+    if len(terms) > MAX_TERMS:
+        raise QueryError(
+            f"the query holds more than {MAX_TERMS} words and phrases", terms[MAX_TERMS].column
+        )
 
 
 class _Group(Or):
