@@ -143,7 +143,7 @@ def test_spec_example_loads_into_expected_settings(tmp_path: Path) -> None:
         poll=PollSettings(16, 2, 10 * 1024 * 1024, "watcher/<version> (+https://example.org)"),
         feeds=(
             FeedConfig(
-                **common | {"interval_s": 300},
+                **common | {"interval_s": 300, "interval_source": "feed"},
                 url="https://example.org/world.rss",
                 name="example-world",
                 tags=("ukraine", "russia"),

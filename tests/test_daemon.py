@@ -317,6 +317,29 @@ def test_a_feed_added_from_the_command_line_is_picked_up(
     assert d.stop() == 0
 
 
+def test_a_lowered_interval_reschedules_on_reload_config_and_cli_feeds_alike(
+    tmp_path: Path, feed_server: FeedServer, daemons: list[Daemon]
+) -> None:
+    feed_server.set("/a.xml", rss([]))
+    feed_server.set("/c.xml", rss([]))
+    project = write_project(tmp_path, {"wire": feed_server.url("/a.xml")})
+    config = project / "watcher.yaml"
+    config.write_text(config.read_text().replace("interval: 1m", "interval: 1d"))
+    args = ["--config", str(config)]
+    added = CliRunner().invoke(cli, [*args, "feeds", "add", feed_server.url("/c.xml")])
+    assert added.exit_code == 0, added.output
+    d = Daemon(project)
+    daemons.append(d)
+    wait_for(lambda: d.logged("polled feed=wire") and d.logged("polled feed=127"), "first polls")
+    assert not d.logged("reloaded")
+    # a day is 864 s here: without a reschedule neither feed is polled again in this test
+    config.write_text(config.read_text().replace("interval: 1d", "interval: 1m"))
+    wait_for(lambda: d.logged("reloaded reason=file changed"), "the reload")
+    wait_for(lambda: hits(feed_server, "/a.xml") >= 3, "the config feed on its new interval")
+    wait_for(lambda: hits(feed_server, "/c.xml") >= 3, "the command-line feed on the default")
+    assert d.stop() == 0
+
+
 # --- in-process parts ----------------------------------------------------------------------
 
 

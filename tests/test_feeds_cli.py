@@ -186,3 +186,27 @@ def test_list_says_never_polled_as_status_does(project: Path) -> None:
     assert code == 0
     row = next(line for line in out.splitlines() if line.startswith("new "))
     assert "never polled" in row
+
+
+@pytest.mark.parametrize("interval", ["1s", "0s", "59s"])
+def test_every_path_that_sets_an_interval_enforces_one_minute(project: Path, interval: str) -> None:
+    code, _, err = invoke(
+        project, "feeds", "add", "https://example.org/n.rss", "--interval", interval
+    )
+    assert code == 2 and f"--interval: must be at least 1m, not {interval}" in err
+    config = project / "watcher.yaml"
+    config.write_text(config.read_text() + f"defaults: {{interval: {interval}}}\n")
+    code, _, err = invoke(project, "rules", "check")
+    assert code == 1 and f"defaults.interval: must be at least 1m, not {interval}" in err
+
+
+def test_a_feed_added_without_interval_follows_the_default(project: Path) -> None:
+    invoke(project, "feeds", "add", "https://example.org/d.rss", "--name", "follows")
+    invoke(
+        project, "feeds", "add", "https://example.org/o.rss", "--name", "own", "--interval", "2h"
+    )
+    config = project / "watcher.yaml"
+    config.write_text(config.read_text() + "defaults: {interval: 5m}\n")
+    feeds = {f["name"]: f for f in listed(project).values()}
+    assert (feeds["follows"]["interval_s"], feeds["follows"]["interval_source"]) == (300, "default")
+    assert (feeds["own"]["interval_s"], feeds["own"]["interval_source"]) == (7200, "feed")

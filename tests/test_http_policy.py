@@ -22,6 +22,7 @@ from watcher.http_policy import (
     first_run_at,
     mask_url,
     next_poll_after_failure,
+    next_poll_after_interval_change,
     next_poll_after_success,
     retry_hold_until,
 )
@@ -33,6 +34,31 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 # --- pure decisions ------------------------------------------------------------------------
+
+
+def moved(**kw: object) -> datetime | None:
+    args: dict[str, object] = {
+        "next_poll_at": NOW + timedelta(days=1),
+        "last_polled_at": NOW,
+        "failures": 0,
+        "old_interval_s": 86400,
+        "new_interval_s": 60,
+    }
+    return next_poll_after_interval_change(**{**args, **kw})  # type: ignore[arg-type]
+
+
+def test_a_new_interval_counts_from_the_last_poll_and_never_delays() -> None:
+    assert moved() == NOW + timedelta(minutes=1)
+    assert moved(new_interval_s=2 * 86400) == NOW + timedelta(days=1)
+    assert moved(next_poll_at=None) is None  # due already
+    assert moved(last_polled_at=None) == NOW + timedelta(days=1)  # never polled: as planned
+
+
+def test_a_new_interval_keeps_the_servers_and_the_backoffs_waits() -> None:
+    assert moved(failures=3) == NOW + timedelta(minutes=4)
+    assert moved(next_poll_at=NOW + timedelta(days=2)) == NOW + timedelta(days=2)  # max-age
+    hold = NOW + timedelta(hours=2)
+    assert moved(hold_until=hold) == hold
 
 
 @pytest.mark.parametrize(

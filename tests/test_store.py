@@ -24,7 +24,7 @@ PUBLIC_COLUMNS = {
     "feeds": [
         "id", "url", "name", "title", "tags", "source", "interval_s", "etag", "last_modified",
         "last_polled_at", "last_success_at", "last_status", "last_error",
-        "consecutive_failures", "next_poll_at", "disabled_reason",
+        "consecutive_failures", "next_poll_at", "disabled_reason", "interval_source",
     ],
     "items": [
         "id", "feed_id", "guid", "link", "title", "summary", "content", "summary_text",
@@ -124,6 +124,7 @@ def test_migrations_are_recorded_and_not_rerun(tmp_path: Path) -> None:
         "0005_archive_views",
         "0006_alert_indexes",
         "0007_pending_alerts_by_rule",
+        "0008_interval_source",
     ]
 
 
@@ -449,6 +450,68 @@ def test_sync_config_feeds(store: Store) -> None:
     synced = store.sync_config_feeds(config, NOW)
     assert store.feed(b.id).disabled_reason is None
     assert b.id in {f.id for f in synced}
+
+
+def polled(store: Store, feed_id: int, at: datetime, **kw: Any) -> None:
+    store.record_poll(
+        feed_id, started_at=at, duration_ms=1, http_status=200, new_items=0, error=None,
+        status=FeedStatus.OK, now=at, **kw,
+    )  # fmt: skip
+
+
+def test_a_lowered_interval_reschedules_the_feed_from_its_last_poll(store: Store) -> None:
+    daily = FeedConfig(url="https://example.org/a.rss", name="a", interval_s=86400)
+    (feed,) = store.sync_config_feeds([daily], NOW)
+    polled(store, feed.id, NOW)
+    assert store.feed(feed.id).next_poll_at == NOW + timedelta(days=1)
+    minutely = FeedConfig(url=daily.url, name="a", interval_s=60, interval_source="feed")
+    store.sync_config_feeds([minutely], NOW + timedelta(minutes=30))
+    again = store.feed(feed.id)
+    assert (again.interval_s, again.interval_source) == (60, "feed")
+    assert again.next_poll_at == NOW + timedelta(minutes=1)  # overdue: polled at once
+    # raising it again never pushes the planned poll later
+    store.sync_config_feeds([daily], NOW)
+    assert store.feed(feed.id).next_poll_at == NOW + timedelta(minutes=1)
+
+
+def test_a_lowered_interval_keeps_backoff_retry_after_and_cache_holds(store: Store) -> None:
+    feeds = [
+        FeedConfig(url=f"https://example.org/{n}.rss", name=n, interval_s=7200)
+        for n in ("failing", "held", "cached", "plain")
+    ]
+    store.sync_config_feeds(feeds, NOW)
+    ids = {f.name: f.id for f in store.list_feeds()}
+    for _ in range(3):  # three failures in a row: the backoff is 4 intervals
+        store.record_poll(
+            ids["failing"], started_at=NOW, duration_ms=1, http_status=500, new_items=0,
+            error="HTTP 500", status=FeedStatus.ERROR, now=NOW,
+            next_poll_at=NOW + timedelta(hours=8),
+        )  # fmt: skip
+    polled(store, ids["held"], NOW)
+    store.set_state(f"retry_after:{ids['held']}", "2025-03-01T13:30:00Z")
+    polled(store, ids["cached"], NOW, next_poll_at=NOW + timedelta(hours=20))  # max-age 20h
+    polled(store, ids["plain"], NOW)
+    lowered = [FeedConfig(url=f.url, name=f.name, interval_s=600) for f in feeds]
+    store.sync_config_feeds(lowered, NOW)
+    after = {f.name: f.next_poll_at for f in store.list_feeds()}
+    assert after["failing"] == NOW + timedelta(minutes=40)  # 10m doubled twice
+    assert after["held"] == NOW + timedelta(minutes=90)  # not before the Retry-After
+    assert after["cached"] == NOW + timedelta(hours=20)  # never sooner than the server asked
+    assert after["plain"] == NOW + timedelta(minutes=10)
+
+
+def test_command_line_feeds_follow_the_default_interval_until_given_their_own(
+    store: Store,
+) -> None:
+    follows = store.add_feed(
+        "https://a.example/rss", interval_s=900, interval_source="default", now=NOW
+    )
+    own = store.add_feed("https://b.example/rss", interval_s=900, interval_source="feed", now=NOW)
+    polled(store, follows.id, NOW)
+    store.sync_config_feeds([], NOW, default_interval_s=120)
+    assert store.feed(follows.id).interval_s == 120
+    assert store.feed(follows.id).next_poll_at == NOW + timedelta(minutes=2)
+    assert store.feed(own.id).interval_s == 900
 
 
 def test_sync_respects_enabled_false_and_other_reasons(store: Store) -> None:

@@ -68,6 +68,18 @@ def parse_duration(text: str | int) -> int:
     return sum(int(n) * _UNITS_S[u] for n, u in re.findall(r"(\d+)\s*([smhdw])", text))
 
 
+MIN_INTERVAL_S = 60  # no feed is polled more often than once a minute
+
+
+def parse_interval(value: str | int) -> int:
+    """A poll interval in seconds; the same ValueError on every path that sets one
+    (``interval:`` in the config, ``feeds add --interval``): at least 1m."""
+    seconds = parse_duration(value)
+    if seconds < MIN_INTERVAL_S:
+        raise ValueError(f"must be at least {_format_duration(MIN_INTERVAL_S)}, not {value}")
+    return seconds
+
+
 def parse_size(text: str | int) -> int:
     """Bytes in ``512KB``, ``10MB``, ``1GB`` (KB = 1024 bytes) or a plain integer."""
     if isinstance(text, bool) or not isinstance(text, int | str):
@@ -142,6 +154,13 @@ def _duration_kind(low: int) -> Kind:
         return seconds
 
     return Kind(f"duration, at least {_format_duration(low)}", parse)
+
+
+def _interval_kind() -> Kind:
+    def parse(value: Any) -> int:
+        return parse_interval(_need(value, (int, str), "a duration (30s, 15m, 2h, 1d)"))
+
+    return Kind(f"duration, at least {_format_duration(MIN_INTERVAL_S)}", parse)
 
 
 def _seconds_kind(high: int) -> Kind:
@@ -299,7 +318,13 @@ TEXT, BOOL, PATH = _text_kind(), _bool_kind(), _path_kind()
 SEVERITY = _choice_kind(SEVERITIES)
 
 FEED_DEFAULT_SETTINGS: tuple[Setting, ...] = (
-    S("interval", "15m", "How often a feed is polled.", _duration_kind(60), "interval_s"),
+    S(
+        "interval",
+        "15m",
+        "How often a feed is polled; at least 1m.",
+        _interval_kind(),
+        "interval_s",
+    ),
     S("timeout", "20s", "HTTP timeout of one fetch.", _seconds_kind(600), "timeout_s"),
     S(
         "first_poll_alerts",
@@ -841,7 +866,8 @@ def _read_feeds(ctx: _Context, value: Any, defaults: Mapping[str, Any]) -> tuple
                 **values["headers"],
             }  # added to the defaults
             found = _read_opml_entry(ctx, values, path) if is_opml else [_feed(ctx, values, path)]
-            feeds += [(path, feed) for feed in found]
+            source = "feed" if "interval" in entry else "default"
+            feeds += [(path, replace(feed, interval_source=source)) for feed in found]
     _check_feed_names(ctx, feeds)
     return tuple(feed for _, feed in feeds)
 

@@ -211,6 +211,7 @@ class Daemon:
         self._deliver_wanted = threading.Event()
         self._delivering = threading.Event()
         self._feed_jobs: dict[str, tuple[int, int]] = {}  # job id -> (feed id, interval_s)
+        self._planned_from: dict[str, datetime | None] = {}  # job id -> next_poll_at it follows
         self._jobs_lock = threading.RLock()
         self._files: dict[Path, int | None] = {}
         self.loaded: Loaded | None = None
@@ -227,7 +228,7 @@ class Daemon:
             self.hosts = HostSlots(settings.poll.per_host)
             self._files = _snapshot(settings)
             self._configure_scheduler(settings)
-            self._sync_jobs(self.store().sync_config_feeds(settings.feeds, self.clock.now()))
+            self._sync_jobs(self._sync_feeds(settings))
             self._add_internal_jobs()
             write_heartbeat(self.store(), self.clock.now())
             self._install_signals()
@@ -373,6 +374,26 @@ class Daemon:
                 if job_id not in self._feed_jobs:
                     self._add_feed_job(job_id, feed)
 
+    def _sync_feeds(self, settings: Settings) -> list[FeedState]:
+        """The config's feeds into the database; the feeds that are not disabled."""
+        store = self.store()
+        return store.sync_config_feeds(
+            settings.feeds, self.clock.now(), settings.defaults.interval_s
+        )
+
+    def _follow_requests(self, feeds: Sequence[FeedState]) -> None:
+        """Run a job sooner when its feed's ``next_poll_at`` moved earlier in the database
+        (``watcher poll --feed`` asking for a poll now, or a changed interval)."""
+        for feed in feeds:
+            job_id = f"feed:{feed.name}"
+            with self._jobs_lock:
+                if job_id not in self._feed_jobs or feed.last_status == FeedStatus.DISABLED:
+                    continue
+                planned = self._planned_from.get(job_id)
+            if _moved_earlier(feed.next_poll_at, planned):
+                log.info("poll moved earlier feed=%s", feed.name)
+                self._reschedule(feed, jitter=False)
+
     def _add_feed_job(self, job_id: str, feed: FeedState) -> None:
         now = self.clock.now()
         interval = self.clock.seconds(feed.interval_s)
@@ -387,21 +408,25 @@ class Daemon:
             next_run_time=self.clock.real(first),
         )
         self._feed_jobs[job_id] = _job_key(feed)
+        self._planned_from[job_id] = feed.next_poll_at
         log.debug("scheduled feed=%s first=%s", feed.name, first.isoformat())
 
     def _remove_job(self, job_id: str) -> None:
         self._feed_jobs.pop(job_id, None)
+        self._planned_from.pop(job_id, None)
         with suppress(JobLookupError):
             self.scheduler.remove_job(job_id)
 
-    def _reschedule(self, feed: FeedState) -> None:
+    def _reschedule(self, feed: FeedState, *, jitter: bool = True) -> None:
         """Run the feed's job next at its stored ``next_poll_at`` (plus jitter)."""
         job_id = f"feed:{feed.name}"
         now = self.clock.now()
         at = max(feed.next_poll_at or now, now)
-        at += timedelta(seconds=self.rng.uniform(0, jitter_s(feed.interval_s)))
+        if jitter:
+            at += timedelta(seconds=self.rng.uniform(0, jitter_s(feed.interval_s)))
         with self._jobs_lock, suppress(JobLookupError):
             if job_id in self._feed_jobs:
+                self._planned_from[job_id] = feed.next_poll_at
                 self.scheduler.modify_job(job_id, next_run_time=self.clock.real(at))
 
     def deliver_soon(self) -> None:
@@ -478,7 +503,9 @@ class Daemon:
                 return
             if _snapshot(self.loaded.settings) != self._files:
                 self.reload("file changed")
-            self._sync_jobs(self.store().list_feeds())
+            feeds = self.store().list_feeds()
+            self._sync_jobs(feeds)
+            self._follow_requests(feeds)
 
     def reload(self, why: str) -> None:
         """Load the config and rules again; keep the running ones when the new are invalid."""
@@ -510,7 +537,7 @@ class Daemon:
         self.loaded = loaded
         self.hosts = HostSlots(new.poll.per_host)
         self._files = _snapshot(new)
-        self._sync_jobs(self.store().sync_config_feeds(new.feeds, self.clock.now()))
+        self._sync_jobs(self._sync_feeds(new))
         log.info(
             "reloaded reason=%s feeds=%d rules=%d",
             why,
@@ -551,6 +578,14 @@ class Daemon:
             if go:
                 rt = self.runtime()
                 prune_archive(rt.store, rt.settings, self.clock.now())
+
+
+def _moved_earlier(current: datetime | None, planned: datetime | None) -> bool:
+    """Whether a feed's ``next_poll_at`` is now earlier than the one its job was planned
+    from (None is "due now", the earliest)."""
+    if planned is None:
+        return False
+    return current is None or current < planned
 
 
 def _job_key(feed: FeedState) -> tuple[int, int]:

@@ -6,6 +6,9 @@
     410:      the feed is disabled
     start:    a feed not yet due waits for its ``next_poll_at``; an overdue one is spread
               over a short catch-up window so a restart does not poll everything at once
+    reload:   a new interval moves ``next_poll_at`` to
+              min(current, last poll + the wait the new interval gives), never earlier
+              than a backoff, a Cache-Control lifetime or a Retry-After hold
 
 It does not fetch, store or schedule anything: pipeline.py and daemon.py call it.
 """
@@ -70,6 +73,34 @@ def next_poll_after_failure(
     if http_status in RETRY_AFTER_STATUSES and retry_after_s is not None:
         delay = max(delay, min(retry_after_s, MAX_RETRY_AFTER_S))
     return now + timedelta(seconds=delay)
+
+
+def next_poll_after_interval_change(
+    *,
+    next_poll_at: datetime | None,
+    last_polled_at: datetime | None,
+    failures: int,
+    old_interval_s: int,
+    new_interval_s: int,
+    hold_until: datetime | None = None,
+) -> datetime | None:
+    """When a feed whose interval changed from ``old`` to ``new`` is polled next.
+
+    The wait counted from its last poll is worked out again with the new interval: the
+    backoff of a failing feed, else the interval, or the server's Cache-Control lifetime
+    when that was longer (read off the stored wait, which then exceeds the old interval).
+    The feed is never polled later than planned, nor before a Retry-After ``hold_until``.
+    """
+    if next_poll_at is None or last_polled_at is None:
+        return next_poll_at  # due now, or never polled: nothing to move
+    planned_s = (next_poll_at - last_polled_at).total_seconds()
+    if failures > 0:
+        wait_s = float(next_interval_after_failure(new_interval_s, failures))
+    else:
+        cached_s = planned_s if planned_s > old_interval_s else 0.0
+        wait_s = max(float(new_interval_s), cached_s)
+    moved = min(next_poll_at, last_polled_at + timedelta(seconds=wait_s))
+    return max(moved, hold_until) if hold_until is not None else moved
 
 
 def retry_hold_until(

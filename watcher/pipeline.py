@@ -146,7 +146,7 @@ def select_feeds(
     rt: Runtime, now: datetime, *, all_feeds: bool = False, names: Sequence[str] = ()
 ) -> list[FeedState]:
     """The feeds a pass should poll: named ones, every enabled one, or the due ones."""
-    feeds = rt.store.sync_config_feeds(rt.settings.feeds, now)
+    feeds = rt.store.sync_config_feeds(rt.settings.feeds, now, rt.settings.defaults.interval_s)
     if names:
         wanted = set(names)
         return [f for f in feeds if f.name in wanted]

@@ -71,6 +71,7 @@ class FeedConfig:
     max_age_s: int = 2 * 86400
     headers: Mapping[str, str] = field(default_factory=dict)
     enabled: bool = True
+    interval_source: str = "default"  # 'feed' when the entry sets its own interval
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ class FeedState:
     tags: tuple[str, ...] = ()
     source: str = "config"
     interval_s: int = 900
+    interval_source: str = "feed"  # 'default': follows defaults.interval
     etag: str | None = None
     last_modified: str | None = None
     last_polled_at: datetime | None = None

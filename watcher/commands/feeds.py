@@ -9,7 +9,7 @@ import click
 
 from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
 from watcher.commands.table import print_table
-from watcher.config import parse_duration
+from watcher.config import parse_interval
 from watcher.exceptions import ConfigError
 from watcher.store import CONFIG_REASONS, Store
 from watcher.store.daemon_state import set_retry_hold
@@ -46,7 +46,7 @@ def list_feeds(obj: Context) -> None:
     settings = obj.settings()
     store = Store(settings.database)
     try:
-        store.sync_config_feeds(settings.feeds, now_utc())
+        store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
         rows = store.list_feeds()
     finally:
         store.close()
@@ -60,6 +60,7 @@ def list_feeds(obj: Context) -> None:
                     "tags": list(f.tags),
                     "source": f.source,
                     "interval_s": f.interval_s,
+                    "interval_source": f.interval_source,
                     "last_status": f.last_status,
                 }
                 for f in rows
@@ -80,7 +81,10 @@ def list_feeds(obj: Context) -> None:
 @click.argument("url")
 @click.option("--name", help="Feed name (default: derived from the host and path).")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
-@click.option("--interval", help="Poll interval, e.g. 15m (default: the config's).")
+@click.option(
+    "--interval",
+    help="Poll interval, at least 1m, e.g. 15m (default: follow the config's defaults.interval).",
+)
 @click.pass_obj
 @handle_errors
 def add(
@@ -96,17 +100,24 @@ def add(
     url = feed_location(url)
     settings = obj.settings()
     try:
-        interval_s = parse_duration(interval) if interval else settings.defaults.interval_s
+        interval_s = parse_interval(interval) if interval else settings.defaults.interval_s
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--interval") from e
+    source = "feed" if interval else "default"
     store = Store(settings.database)
     try:
-        store.sync_config_feeds(settings.feeds, now_utc())
+        store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
         if any(f.url == url for f in store.list_feeds()):
             raise ConfigError(f"feed {url} is already watched")
         with store.transaction():
             feed = store.add_feed(
-                url, name=name, tags=tags, interval_s=interval_s, source="cli", now=now_utc()
+                url,
+                name=name,
+                tags=tags,
+                interval_s=interval_s,
+                interval_source=source,
+                source="cli",
+                now=now_utc(),
             )
     finally:
         store.close()
@@ -140,7 +151,7 @@ def remove(obj: Context, name: str) -> None:
     settings = obj.settings()
     store = Store(settings.database)
     try:
-        store.sync_config_feeds(settings.feeds, now_utc())
+        store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
         feed = store.feed_by_name(name)
         if feed is None:
             raise ConfigError(f"no feed named {name!r}")
@@ -167,7 +178,7 @@ def enable(obj: Context, name: str) -> None:
     settings = obj.settings()
     store = Store(settings.database)
     try:
-        store.sync_config_feeds(settings.feeds, now_utc())
+        store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
         feed = store.feed_by_name(name)
         if feed is None:
             raise ConfigError(f"no feed named {name!r}")

@@ -35,7 +35,7 @@ def import_opml(obj: Context, opml: Path) -> None:
     wanted = read_opml(opml)
     store = Store(settings.database)
     try:
-        store.sync_config_feeds(settings.feeds, now_utc())
+        store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
         added, skipped = add_feeds(store, wanted, settings.defaults.interval_s)
     finally:
         store.close()
@@ -66,6 +66,7 @@ def add_feeds(
                     title=cfg.title,
                     tags=cfg.tags,
                     interval_s=interval_s,
+                    interval_source="default",
                     source="cli",
                     now=now_utc(),
                 )
@@ -92,7 +93,7 @@ def export_opml(obj: Context, output: Path | None) -> None:
     settings = obj.settings()
     store = Store(settings.database)
     try:
-        rows = store.sync_config_feeds(settings.feeds, now_utc())
+        rows = store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
     finally:
         store.close()
     document = write_opml(as_feed_config(f) for f in rows)

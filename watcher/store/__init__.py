@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from sqlite_utils import Database
 
 from watcher.exceptions import StoreError
+from watcher.http_policy import next_poll_after_interval_change
 from watcher.store import schema
 from watcher.store.rows import (
     Row,
@@ -30,6 +31,7 @@ from watcher.store.rows import (
     decode_list,
     encode_json,
     feed_from_row,
+    from_text,
     item_columns,
     item_from_row,
     required_time,
@@ -57,6 +59,7 @@ STORY_TITLE_WINDOW = timedelta(hours=48)
 REMOVED_FROM_CONFIG = "removed from the config file"
 DISABLED_IN_CONFIG = "disabled in the config file"
 REMOVED_BY_HAND = "removed with `watcher feeds remove`"
+RETRY_AFTER_KEY = "retry_after:"  # _state key prefix of a feed's Retry-After hold
 CONFIG_REASONS = (REMOVED_FROM_CONFIG, DISABLED_IN_CONFIG)
 MAX_NAME_LENGTH = 60
 
@@ -163,13 +166,21 @@ class Store:
     # --- feeds -------------------------------------------------------------------------
 
     @_wrap_errors
-    def sync_config_feeds(self, feeds: Sequence[FeedConfig], now: datetime) -> list[FeedState]:
+    def sync_config_feeds(
+        self,
+        feeds: Sequence[FeedConfig],
+        now: datetime,
+        default_interval_s: int | None = None,
+    ) -> list[FeedState]:
         """Make the config-owned feeds match the file; return every feed that is not disabled.
 
         New feeds are inserted with ``source='config'``; existing ones (by explicit name,
         else by URL) get the file's url, tags, interval and title. A config feed no longer
         in the file is disabled with the reason ``removed from the config file``; listing
-        it again re-enables it. Only rows that differ from the file are written.
+        it again re-enables it. With ``default_interval_s``, command-line feeds that follow
+        the default (``interval_source`` 'default') take it. A feed whose interval changes
+        is rescheduled (``http_policy.next_poll_after_interval_change``). Only rows that
+        differ are written.
         """
         with self.transaction():
             known = _KnownFeeds(self.db.query(_FEEDS_WITH_CONFIG_URL))
@@ -180,13 +191,51 @@ class Store:
                 " AND id NOT IN (SELECT value FROM json_each(?))",
                 [REMOVED_FROM_CONFIG, encode_json(seen)],
             )
+            if default_interval_s is not None:
+                self._follow_default_interval(default_interval_s)
         return [f for f in self.list_feeds() if f.last_status != FeedStatus.DISABLED]
+
+    def _follow_default_interval(self, interval_s: int) -> None:
+        """Give ``interval_s`` to the command-line feeds that follow ``defaults.interval``."""
+        rows = self.db.query(
+            "SELECT * FROM feeds WHERE source = 'cli' AND interval_source = 'default'"
+            " AND interval_s != ?",
+            [interval_s],
+        )
+        for row in list(rows):
+            self._set_interval(row, interval_s)
+
+    def _set_interval(self, row: Row, interval_s: int) -> None:
+        """Store a feed's new interval and move its next poll as the new interval allows."""
+        next_poll_at = next_poll_after_interval_change(
+            next_poll_at=from_text(row["next_poll_at"]),
+            last_polled_at=from_text(row["last_polled_at"]),
+            failures=row["consecutive_failures"],
+            old_interval_s=row["interval_s"],
+            new_interval_s=interval_s,
+            hold_until=self._retry_hold(row["id"]),
+        )
+        self.db.execute(
+            "UPDATE feeds SET interval_s = ?, next_poll_at = ? WHERE id = ?",
+            [interval_s, to_text_or_none(next_poll_at), row["id"]],
+        )
+
+    def _retry_hold(self, feed_id: int) -> datetime | None:
+        """Until when a server's Retry-After keeps the feed from being polled, if at all."""
+        value = self.get_state(f"{RETRY_AFTER_KEY}{feed_id}")
+        return from_text(value) if isinstance(value, str) else None
 
     def _sync_config_feed(self, cfg: FeedConfig, known: _KnownFeeds) -> int:
         row = known.find(cfg)
         if row is None:
             feed_id = self._insert_feed(
-                cfg.url, cfg.name, cfg.title, cfg.tags, cfg.interval_s, "config"
+                cfg.url,
+                cfg.name,
+                cfg.title,
+                cfg.tags,
+                cfg.interval_s,
+                "config",
+                cfg.interval_source,
             )
             self._set_config_url(feed_id, cfg.url)
             known.add(self._one(_FEEDS_WITH_CONFIG_URL_BY_ID, [feed_id]))
@@ -206,13 +255,15 @@ class Store:
             "url": url,
             "name": name,
             "tags": tags_json(cfg.tags),
-            "interval_s": cfg.interval_s,
+            "interval_source": cfg.interval_source,
             "title": cfg.title or row["title"],
             "source": "config",
         }
         if any(row[k] != v for k, v in wanted.items()):
             sets = ", ".join(f"{k} = :{k}" for k in wanted)
             self.db.execute(f"UPDATE feeds SET {sets} WHERE id = :id", {**wanted, "id": row["id"]})
+        if row["interval_s"] != cfg.interval_s:
+            self._set_interval(row, cfg.interval_s)
         if row["config_url"] != cfg.url:
             self._set_config_url(row["id"], cfg.url)
 
@@ -245,10 +296,14 @@ class Store:
         title: str | None = None,
         tags: Sequence[str] = (),
         interval_s: int = 900,
+        interval_source: str = "feed",
         source: str = "cli",
         now: datetime,
     ) -> FeedState:
         """Add a feed; its name is ``name`` or a slug of host and path, fixed from now on.
+
+        ``interval_source`` 'default' makes the feed follow ``defaults.interval`` (see
+        ``sync_config_feeds``); 'feed' keeps ``interval_s`` as given.
 
         Raises StoreError when the name or the URL is already taken by a live feed; a feed
         removed earlier with the same URL comes back, with its items.
@@ -256,19 +311,19 @@ class Store:
         with self.transaction():
             existing = self._one("SELECT * FROM feeds WHERE url = ? ORDER BY id LIMIT 1", [url])
             if existing is not None:
-                return self._readd_feed(existing, url)
+                return self._readd_feed(existing, url, interval_s, interval_source)
             if name is not None and self.feed_by_name(name) is not None:
                 raise StoreError(f"a feed named {name!r} already exists")
-            feed_id = self._insert_feed(url, name, title, tags, interval_s, source)
+            feed_id = self._insert_feed(url, name, title, tags, interval_s, source, interval_source)
             return self.feed(feed_id)
 
-    def _readd_feed(self, row: Row, url: str) -> FeedState:
+    def _readd_feed(self, row: Row, url: str, interval_s: int, interval_source: str) -> FeedState:
         if row["disabled_reason"] != REMOVED_BY_HAND:
             raise StoreError(f"{url} is already watched as feed {row['name']!r}")
         self.db.execute(
-            "UPDATE feeds SET last_status = NULL, disabled_reason = NULL, source = 'cli'"
-            " WHERE id = ?",
-            [row["id"]],
+            "UPDATE feeds SET last_status = NULL, disabled_reason = NULL, source = 'cli',"
+            " interval_s = ?, interval_source = ? WHERE id = ?",
+            [interval_s, interval_source, row["id"]],
         )
         return self.feed(row["id"])
 
@@ -280,10 +335,11 @@ class Store:
         tags: Sequence[str],
         interval_s: int,
         source: str,
+        interval_source: str = "feed",
     ) -> int:
         cursor = self.db.execute(
-            "INSERT INTO feeds (url, name, title, tags, source, interval_s)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO feeds (url, name, title, tags, source, interval_s, interval_source)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 url,
                 name or self._free_name(slug_for_url(url)),
@@ -291,6 +347,7 @@ class Store:
                 tags_json(tags),
                 source,
                 interval_s,
+                interval_source,
             ],
         )
         return int(cursor.lastrowid or 0)

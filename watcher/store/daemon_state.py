@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from watcher.health import HEALTH_KIND, HEALTH_RULE_ID, HealthEvent, HealthKind, health_message
-from watcher.store import Store
+from watcher.store import RETRY_AFTER_KEY, Store
 from watcher.store.rows import decode_json, from_text, to_text
 from watcher.types import Alert, AlertMessage, AlertStatus
 
 HEARTBEAT = "heartbeat"
-_RETRY = "retry_after:"
+_RETRY = RETRY_AFTER_KEY
 _QUIET = "quiet:"
 _HEALTH = "health_alert:"
 

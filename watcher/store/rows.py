@@ -96,6 +96,7 @@ def feed_from_row(row: Row) -> FeedState:
         tags=tuple(decode_list(row["tags"])),
         source=row["source"],
         interval_s=row["interval_s"],
+        interval_source=row["interval_source"],
         etag=row["etag"],
         last_modified=row["last_modified"],
         last_polled_at=from_text(row["last_polled_at"]),

@@ -10,6 +10,8 @@ never edited once released: a schema change is a new, higher-numbered migration.
     0004_alert_retry     _alert_meta.retry_from: when an alert's delivery deadline starts
     0005_archive_views   the rule_activity and recent_matches views
     0006_alert_indexes   indexes for the outbox's per-alert lookups (caps, held-back alerts)
+    0007_pending_alerts_by_rule  an index for a digest's look-up of a rule's pending alerts
+    0008_interval_source feeds.interval_source (default | feed); intervals under 1m raised
 """
 
 from __future__ import annotations
@@ -311,6 +313,17 @@ def add_pending_alerts_index(db: Database) -> None:
     """An index for a digest's look-up of a rule's pending alerts: without it that look-up
     reads every pending alert, thousands while a channel is down for a day."""
     db.execute("CREATE INDEX IF NOT EXISTS alerts_pending ON alerts(status, rule_id)")
+
+
+@MIGRATIONS(name="0008_interval_source")
+def add_interval_source(db: Database) -> None:
+    """``feeds.interval_source``: 'default' when a feed follows ``defaults.interval``, 'feed'
+    when its interval was set for it. Feeds added from the command line before keep the
+    interval they were given ('feed'); config feeds are set right by the next config sync.
+    A stored interval under the 1-minute minimum becomes 1 minute."""
+    if "interval_source" not in db["feeds"].columns_dict:
+        db.execute("ALTER TABLE feeds ADD COLUMN interval_source TEXT NOT NULL DEFAULT 'feed'")
+    db.execute("UPDATE feeds SET interval_s = 60 WHERE interval_s < 60")
 
 
 def _run(db: Database, script: str) -> None:
