@@ -23,7 +23,7 @@ from watcher import __version__
 from watcher._logging import setup_logging
 from watcher.config import find_config, load_settings
 from watcher.exceptions import WatcherError
-from watcher.printable import dumps_json
+from watcher.printable import dumps_json, printable
 from watcher.types import Settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except WatcherError as e:
             for line in str(e).splitlines() or [type(e).__name__]:
-                click.echo(f"error: {line}", err=True)
+                click.echo(f"error: {printable(line)}", err=True)
             sys.exit(1)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise

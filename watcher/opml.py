@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from watcher.exceptions import ConfigError, Problem
+from watcher.printable import printable
 from watcher.types import FeedConfig
 
 HTTP_SCHEMES = ("http", "https")
@@ -59,9 +60,11 @@ def write_opml(feeds: Iterable[FeedConfig], title: str = "watcher feeds") -> str
     ET.SubElement(ET.SubElement(root, "head"), "title").text = title
     body = ET.SubElement(root, "body")
     for feed in feeds:
-        attrs = {"type": "rss", "text": feed.title or feed.name or feed.url, "xmlUrl": feed.url}
-        if feed.title:
-            attrs["title"] = feed.title
+        # A feed's title came from the feed: XML cannot hold its control characters.
+        shown = printable(feed.title) if feed.title else None
+        attrs = {"type": "rss", "text": shown or feed.name or feed.url, "xmlUrl": feed.url}
+        if shown:
+            attrs["title"] = shown
         if feed.tags:
             attrs["category"] = ",".join(feed.tags)
         ET.SubElement(body, "outline", attrs)

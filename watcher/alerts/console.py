@@ -1,4 +1,8 @@
-"""The ``console`` channel: prints each alert to standard output; nothing else."""
+"""The ``console`` channel: prints each alert to standard output; nothing else.
+
+Every text that came from a feed goes through ``printable`` before it is printed, so
+a title cannot drive the terminal; the severity colour and bold matches are watcher's own.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import sys
 import click
 
 from watcher.alerts.render import format_time
+from watcher.printable import printable
 from watcher.types import AlertItem, AlertMessage, ChannelConfig
 
 _SEVERITY_COLOURS = {"critical": "red", "high": "red", "medium": "yellow"}
@@ -24,23 +29,28 @@ class ConsoleChannel:
         head = click.style(f"[{message.severity}] {message.rule_id}", fg=colour, bold=True)
         zone = message.display_timezone
         for item in message.items:
-            click.echo(f"{head}: {item.title or '(no title)'}")
+            click.echo(f"{head}: {_title(item)}")
             _print_item(item, zone)
         if len(message.items) != 1:
             click.echo(f"    ({len(message.items)} items)")
         for item in message.held_back:
-            click.echo(f"    held back by max_alerts: {item.title or '(no title)'}")
+            click.echo(f"    held back by max_alerts: {_title(item)}")
             _print_item(item, zone, indent="      ")
 
 
+def _title(item: AlertItem) -> str:
+    return printable(item.title) if item.title else "(no title)"
+
+
 def _print_item(item: AlertItem, zone: str, indent: str = "    ") -> None:
-    click.echo(f"{indent}{item.feed} · {format_time(item.published_at, zone)} · {item.link or ''}")
+    when = format_time(item.published_at, zone)
+    click.echo(f"{indent}{printable(item.feed)} · {when} · {printable(item.link or '')}")
     if item.terms:
-        click.echo(f"{indent}matched: " + ", ".join(item.terms))
+        click.echo(f"{indent}matched: " + printable(", ".join(item.terms)))
     for snippet in item.snippets:
-        click.echo(indent + _highlight(snippet))
+        click.echo(indent + _highlight(printable(snippet)))
     for other in item.also_reported_by:
-        click.echo(f"{indent}also reported by {other.feed}")
+        click.echo(f"{indent}also reported by {printable(other.feed)}")
 
 
 def _highlight(snippet: str) -> str:

@@ -2,7 +2,9 @@
 
 Snippets come in as text with matched words between ``**``; this module escapes
 everything that came from a feed before it is put into HTML, and flattens every
-header value to one line of plain text so feed text can never inject a header.
+header value to one line of plain text so feed text can never inject a header. The
+text and HTML bodies hold no control character (NUL, ESC, C1) either: feed text shows
+them as the visible ``\\xNN`` (watcher.printable).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
+from watcher.printable import printable
 from watcher.rules.normalize import tokenize_spans
 from watcher.types import AlertItem, AlertMessage, Hit
 
@@ -230,8 +233,8 @@ def build_email(msg: AlertMessage, *, sender: str, to: list[str], domain: str) -
     email["Message-ID"] = message_id(msg, domain)
     email["X-Watcher-Alert-Id"] = str(msg.alert_id)
     email["X-Watcher-Rule"] = header_text(msg.rule_id)
-    email.set_content(render_text(msg))
-    email.add_alternative(render_html(msg), subtype="html")
+    email.set_content(printable(render_text(msg), newlines=True))
+    email.add_alternative(printable(render_html(msg), newlines=True), subtype="html")
     return email
 
 

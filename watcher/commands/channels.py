@@ -11,6 +11,7 @@ from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now
 from watcher.commands.table import print_table
 from watcher.delivery import sample_message
 from watcher.exceptions import ConfigError, DeliveryError
+from watcher.printable import printable
 from watcher.store import Store
 
 
@@ -88,6 +89,7 @@ def _report(obj: Context, name: str, described: str, ok: bool, error: str | None
     if obj.json:
         emit_json({"channel": name, "describe": described, "ok": ok, "error": error})
     elif ok:
-        click.echo(f"sent a test alert through {described}")
+        click.echo(f"sent a test alert through {printable(described)}")
     else:
-        click.echo(f"error: test alert not delivered through {described}: {error}", err=True)
+        shown = f"{printable(described)}: {printable(error or '')}"
+        click.echo(f"error: test alert not delivered through {shown}", err=True)

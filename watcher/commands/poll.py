@@ -18,6 +18,7 @@ from watcher.pipeline import (
     poll_feeds,
     select_feeds,
 )
+from watcher.printable import printable
 from watcher.retention import PruneReport, prune_archive
 from watcher.runtime import open_runtime
 
@@ -40,9 +41,9 @@ def poll(obj: Context, all_feeds: bool, names: tuple[str, ...]) -> None:
     """
     settings = obj.settings()
     now = now_utc()
-    if logging.getLogger().level >= logging.WARNING:
-        # Failed feeds are listed in the summary below; the log would say it twice.
-        logging.getLogger("watcher.pipeline").setLevel(logging.ERROR)
+    # Failed feeds are listed in the summary below; without -v the log would say it twice.
+    quiet_pipeline = logging.getLogger().level >= logging.WARNING
+    logging.getLogger("watcher.pipeline").setLevel(logging.ERROR if quiet_pipeline else 0)
     with hold_lock(settings.database, "poll"):
         rt = open_runtime(settings)
         try:
@@ -95,7 +96,7 @@ def _report_dict(report: PollReport) -> dict[str, Any]:
 
 def _print_summary(report: PollReport, delivery: DeliveryReport) -> None:
     for name, error in report.failed:
-        click.echo(f"feed {name} failed: {error}", err=True)
+        click.echo(f"feed {printable(name)} failed: {printable(error)}", err=True)
     polled = f"polled {report.feeds} feed{'s' if report.feeds != 1 else ''}" + (
         f" ({len(report.failed)} failed)" if report.failed else ""
     )

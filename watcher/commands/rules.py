@@ -14,6 +14,7 @@ from watcher.backtest import backtest_json, backtest_lines, count_archive, run_b
 from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, plural
 from watcher.config import parse_duration, rule_files_in
 from watcher.exceptions import ConfigError, Problem
+from watcher.printable import dumps_json, printable
 from watcher.rules.load import QueryProblem, load_rules
 from watcher.rules.match import compile_rules, match_item
 from watcher.store import Store
@@ -125,12 +126,12 @@ def test(
     matches = match_item(compile_rules(selected), item)
     if obj.json:
         # One line, exactly the shape SPEC §4 prints, for scripts that compare text.
-        click.echo(json.dumps(summarize(matches), ensure_ascii=False))
+        click.echo(dumps_json(summarize(matches), indent=None))
         return
     if not matches:
         click.echo("no rule matched")
     for m in matches:
-        click.echo(f"{m.rule_id}: " + ", ".join(m.terms))
+        click.echo(printable(f"{m.rule_id}: " + ", ".join(m.terms)))
 
 
 def _backtest(obj: Context, selected: list[Rule], since: str) -> None:
@@ -153,7 +154,7 @@ def _backtest(obj: Context, selected: list[Rule], since: str) -> None:
         emit_json(backtest_json(result))
         return
     for line in backtest_lines(result):
-        click.echo(line)
+        click.echo(printable(line))
 
 
 def _rules_for(obj: Context, target: str) -> list[Rule]:

@@ -1,7 +1,8 @@
 """``watcher search``: full-text search of the archive; the SQL lives in store/search.py.
 
 Output: a table with highlighted titles and snippets on a terminal (bold), or ``--json``
-and ``--csv`` with the matched words marked ``**like this**``.
+and ``--csv`` with the matched words marked ``**like this**``. Control characters from
+feed text are shown as ``\\xNN`` in the table and the CSV, and as ``\\u00NN`` in JSON.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import click
 
 from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, show_time
 from watcher.config import parse_duration
+from watcher.printable import printable, printable_value
 from watcher.search import SearchQuery, SearchQueryError, translate_query
 from watcher.store import Store
 from watcher.store.search import (
@@ -131,7 +133,7 @@ def _write_csv(hits: list[SearchHit]) -> None:
     for hit in hits:
         row = _hit_dict(hit)
         row["rules"] = " ".join(hit.rules)
-        writer.writerow([row[c] for c in CSV_COLUMNS])
+        writer.writerow([printable_value(row[c]) for c in CSV_COLUMNS])
 
 
 def _print_hits(hits: list[SearchHit], zone: str) -> None:
@@ -140,12 +142,13 @@ def _print_hits(hits: list[SearchHit], zone: str) -> None:
         click.echo("no items found")
         return
     bold = sys.stdout.isatty()
-    width = min(FEED_WIDTH, max(len(h.feed) for h in hits))
+    width = min(FEED_WIDTH, max(len(printable(h.feed)) for h in hits))
     stamp = len(show_time(hits[0].published_at or hits[0].first_seen_at, zone))
     click.echo(f"{'published':<{stamp}}  {'feed':<{width}}  title")
     for hit in hits:
         when = show_time(hit.published_at or hit.first_seen_at, zone)
-        feed = hit.feed if len(hit.feed) <= width else hit.feed[: width - 1] + "…"
+        feed = printable(hit.feed)
+        feed = feed if len(feed) <= width else feed[: width - 1] + "…"
         click.echo(f"{when:<{stamp}}  {feed:<{width}}  {_show(hit.title, bold)}")
         indent = " " * (stamp + 4 + width)
         for line in _details(hit, bold):
@@ -154,15 +157,17 @@ def _print_hits(hits: list[SearchHit], zone: str) -> None:
 
 
 def _details(hit: SearchHit, bold: bool) -> list[str]:
-    lines = [hit.link] if hit.link else []
+    lines = [printable(hit.link)] if hit.link else []
     if hit.rules:
-        lines.append("matched: " + ", ".join(hit.rules))
+        lines.append("matched: " + printable(", ".join(hit.rules)))
     if hit.snippet:
         lines.append(_show(" ".join(hit.snippet.split()), bold))
     return lines
 
 
 def _show(text: str, bold: bool) -> str:
+    """Feed text made printable, its matched words bold on a terminal, else ``**marked**``."""
+    text = printable(text)
     if bold:
         return marked(text, "\x1b[1m", "\x1b[22m")
     return marked(text)

@@ -16,6 +16,7 @@ import click
 from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, show_time
 from watcher.commands.table import print_table
 from watcher.health import check_problems
+from watcher.printable import printable
 from watcher.store import Store
 from watcher.store.daemon_state import read_heartbeat
 from watcher.store.stats import ArchiveStats, archive_stats, human_size
@@ -119,7 +120,7 @@ def _print_status(
     )
     click.echo(f"daemon heartbeat: {show_time(heartbeat, zone) or 'never'}")
     for problem in problems:
-        click.echo(f"check: {problem}", err=True)
+        click.echo(f"check: {printable(problem)}", err=True)
 
 
 def _database_dict(path: Path, archive: ArchiveStats) -> dict[str, Any]:

@@ -1,10 +1,21 @@
-"""Plain-text tables for terminal output; no colours, no dependencies."""
+"""Plain-text tables for terminal output; no colours, no dependencies.
+
+A cell is one line: runs of spaces, tabs and line breaks become one space, and every
+other control character is shown as ``\\xNN`` (cells often hold feed text).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import click
+
+from watcher.printable import printable
+
+# Whitespace that only lays text out (spaces, tab, CR, LF, Unicode spaces); the other
+# whitespace characters are controls (VT, FF, \x1c-\x1f, NEL) and are shown escaped.
+_LAYOUT_SPACE = re.compile(r"[^\S\x0b\x0c\x1c-\x1f\x85]+")
 
 
 def print_table(
@@ -19,5 +30,5 @@ def print_table(
 
 def _cell(value: object, max_width: int) -> str:
     text = "" if value is None else str(value)
-    text = " ".join(text.split())
+    text = printable(" ".join(_LAYOUT_SPACE.split(text)).strip())
     return text if len(text) <= max_width else text[: max_width - 1] + "…"
