@@ -17,6 +17,7 @@ Decisions these tests pin down:
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import sqlite3
 import threading
@@ -47,6 +48,7 @@ from watcher.config import load_settings
 from watcher.delivery import DeliveryReport, deliver_pending
 from watcher.pipeline import PollReport, poll_feeds, select_feeds
 from watcher.runtime import Runtime, open_runtime
+from watcher.stories import title_key
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 GOOD_TITLE = "DPRK troops seen in Kursk"
@@ -504,3 +506,96 @@ def test_gzip_helper_really_is_a_bomb() -> None:
     bomb = gzip_bomb(64 * 1024**2)
     assert len(bomb) < 128 * 1024
     assert len(gzip.decompress(bomb)) == 64 * 1024**2
+
+
+# --- text no encoder accepts -----------------------------------------------------------------
+
+
+def test_lone_surrogates_in_a_json_feed_become_replacement_characters(
+    world: Any, feed_server: FeedServer
+) -> None:
+    # Valid JSON: the escapes decode to lone surrogates, which no UTF-8 encoder accepts.
+    body = (
+        b'{"version": "https://jsonfeed.org/version/1.1", "title": "Bad \\udfff",'
+        b' "items": [{"id": "s1", "title": "DPRK troops in Kursk \\ud800",'
+        b' "content_html": "<p>seen \\udc00 there</p>", "tags": ["x\\ud800"],'
+        b' "date_published": "2026-11-20T11:00:00Z"}]}'
+    )
+    feed_server.set("/bad.json", body, headers={"Content-Type": "application/feed+json"})
+    out = world(feed_server.url("/bad.json"))
+    assert_repaired(out, "lone surrogates replaced with U+FFFD")
+    (item,) = out.items("bad")
+    assert item["title"] == "DPRK troops in Kursk \ufffd"
+    assert item["content_text"] == "seen \ufffd there"
+    assert json.loads(item["tags"]) == ["x\ufffd"]
+    assert any("DPRK troops in Kursk \ufffd".encode() in e for e in out.emails())
+
+
+def test_xml_references_to_lone_surrogates_become_replacement_characters(
+    world: Any, feed_server: FeedServer
+) -> None:
+    body = titled("DPRK troops in Kursk &#xD800; and &#55296;").replace(b"&amp;#", b"&#")
+    feed_server.set("/bad.xml", body)
+    out = world(feed_server.url("/bad.xml"))
+    assert_repaired(out, "references to lone surrogates replaced with U+FFFD")
+    assert [i["title"] for i in out.items("bad")] == ["DPRK troops in Kursk \ufffd and \ufffd"]
+
+
+# --- entries sharing an id -------------------------------------------------------------------
+
+SHARED_LINK = "https://news.example.org/"
+SHARED_TITLES = ["DPRK troops reach Kursk", "DPRK troops leave Kursk", "DPRK troops near Kursk"]
+
+
+def shared_link_rss(titles: list[str]) -> bytes:
+    """RSS 2.0 entries without a guid that all link to the same front page."""
+    items = "".join(
+        f"<item><title>{t}</title><link>{SHARED_LINK}</link>"
+        f"<pubDate>Fri, 20 Nov 2026 11:0{n}:00 GMT</pubDate></item>"
+        for n, t in enumerate(titles)
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Bad</title>'
+        f"<link>{SHARED_LINK}</link>{items}</channel></rss>"
+    ).encode()
+
+
+def shared_id_atom(titles: list[str]) -> bytes:
+    entries = "".join(
+        f"<entry><id>urn:same</id><title>{t}</title><updated>2026-11-20T11:0{n}:00Z</updated>"
+        f'<link href="https://news.example.org/{n}"/></entry>'
+        for n, t in enumerate(titles)
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        f"<title>Bad</title><id>urn:feed</id><updated>2026-11-20T11:00:00Z</updated>{entries}"
+        "</feed>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "shared"),
+    [
+        (shared_link_rss(SHARED_TITLES), "application/rss+xml", SHARED_LINK),
+        (shared_link_rss(SHARED_TITLES), "text/xml", SHARED_LINK),  # read by feedparser
+        (shared_id_atom(SHARED_TITLES), "application/atom+xml", "urn:same"),
+        (shared_id_atom(SHARED_TITLES), "text/xml", "urn:same"),
+    ],
+    ids=["rss-lxml", "rss-feedparser", "atom-lxml", "atom-feedparser"],
+)
+def test_entries_sharing_an_id_but_not_a_title_are_distinct_items_and_stories(
+    world: Any, feed_server: FeedServer, body: bytes, content_type: str, shared: str
+) -> None:
+    feed_server.set("/bad.xml", body, headers={"Content-Type": content_type})
+    out = world(feed_server.url("/bad.xml"), passes=2)
+    assert_repaired(out, "2 entries shared an id with an earlier entry of another title")
+    items = out.items("bad")
+    assert [i["title"] for i in items] == SHARED_TITLES
+    guids = [i["guid"] for i in items]
+    assert guids[0] == shared
+    for guid, title in zip(guids[1:], SHARED_TITLES[1:], strict=True):
+        digest = hashlib.sha256(title_key(title).encode()).hexdigest()[:12]  # type: ignore[union-attr]
+        assert guid == f"{shared}#{digest}"
+    assert len({i["story_id"] for i in items}) == 3  # a shared front-page link ties nothing
+    assert [p["new_items"] for p in out.polls("bad")] == [3, 0]  # ids stable across polls
+    assert sum(1 for e in out.emails() if b"DPRK troops" in e and b"Kursk" in e) == 4

@@ -339,3 +339,31 @@ def test_any_input_gives_a_feed_or_a_parse_error(data: bytes | str) -> None:
     except ParseError:
         return
     assert all(isinstance(item.guid, str) and item.guid for item in feed.items)
+
+
+# --- after every reader ---------------------------------------------------------------------
+
+
+def test_json_entries_sharing_an_id_get_distinct_ids_and_repeats_keep_theirs() -> None:
+    items = [
+        {"id": "a", "title": "Kursk update"},
+        {"id": "a", "title": "KURSK   update"},  # the same title once normalised: a repeat
+        {"id": "a", "title": "Belgorod update"},
+        {"id": "b", "title": "Other", "url": "https://x.example/same"},
+        {"id": "c", "title": "Another", "url": "https://x.example/same"},
+        {"id": "d", "title": "Other", "url": "https://x.example/own"},
+    ]
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": items}).encode()
+    feed = parse_feed(body, "https://x.example/feed.json")
+    guids = [i.guid for i in feed.items]
+    assert guids[:2] == ["a", "a"] and guids[2].startswith("a#") and len(guids[2]) == 14
+    assert feed.warning == (
+        "1 entry shared an id with an earlier entry of another title:"
+        " each was given its own id (id#title-hash)"
+    )
+    assert [i.shared_link for i in feed.items] == [False, False, False, True, True, False]
+
+
+def test_a_clean_feed_is_unchanged_by_the_last_pass() -> None:
+    feed = load("rss20.xml", "https://news.example.org/feed.xml")
+    assert feed.warning is None and not any(i.shared_link for i in feed.items)

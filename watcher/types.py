@@ -166,6 +166,9 @@ class ParsedItem:
     tags: tuple[str, ...] = ()
     published_at: datetime | None = None  # UTC-aware
     updated_at: datetime | None = None
+    # The link is shared by entries of other titles in the same document (a site's front
+    # page): it does not tie this item to a story.
+    shared_link: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -22,6 +23,7 @@ from watcher.feeds.html import (
     sanitize_html,
     text_to_html,
 )
+from watcher.surrogates import has_surrogates, scrub_json
 from watcher.types import ParsedFeed, ParsedItem
 
 _VERSION_PREFIX = "https://jsonfeed.org/version/"
@@ -29,34 +31,55 @@ _VERSION_PREFIX = "https://jsonfeed.org/version/"
 
 def parse_json_feed(content: bytes, url: str) -> ParsedFeed:
     """Parse a JSON Feed document; ``ParseError`` for invalid JSON or no ``items`` list."""
-    document = _load(content, url)
+    document, notes = _load(content, url)
     items = document.get("items")
     if not isinstance(items, list):
         raise ParseError(url, "not a feed: JSON without an 'items' list")
     base = _base(document, url)
     parsed = tuple(_item(raw, base) for raw in items if isinstance(raw, dict))
     skipped = len(items) - len(parsed)
+    if skipped:
+        notes.append(f"{skipped} items that are not JSON objects skipped")
     return ParsedFeed(
         title=_text(document.get("title")) or None,
         link=_url(base, document.get("home_page_url")),
         format=_format(document.get("version")),
         items=parsed,
-        warning=f"{skipped} items that are not JSON objects skipped" if skipped else None,
+        warning="; ".join(notes) or None,
     )
 
 
-def _load(content: bytes, url: str) -> dict[str, Any]:
+def _load(content: bytes, url: str) -> tuple[dict[str, Any], list[str]]:
+    """The document, and notes on what was repaired: lone surrogates become U+FFFD."""
+    text = _decode(content, url)
     try:
-        document = json.loads(content.decode("utf-8-sig"))
-    except UnicodeDecodeError as e:
-        raise ParseError(url, f"not a feed: JSON that is not UTF-8 ({e.reason})") from e
+        document = json.loads(text)
     except RecursionError as e:
         raise ParseError(url, "not a feed: JSON nested too deeply") from e
     except ValueError as e:
         raise ParseError(url, f"not a feed: invalid JSON: {e}") from e
     if not isinstance(document, dict):
         raise ParseError(url, "not a feed: JSON that is not an object")
-    return document
+    notes: list[str] = []
+    if has_surrogates(text) or _SURROGATE_ESCAPE.search(text):
+        scrub_json(document)
+        notes.append("lone surrogates replaced with U+FFFD")
+    return document, notes
+
+
+# A \uD800-\uDFFF escape; json.loads makes a pair one character, a lone one stays a surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _decode(content: bytes, url: str) -> str:
+    """UTF-8 text; surrogates encoded as UTF-8 bytes (CESU-8, WTF-8) are let through to scrub."""
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        try:
+            return content.decode("utf-8-sig", "surrogatepass")
+        except UnicodeDecodeError:
+            raise ParseError(url, f"not a feed: JSON that is not UTF-8 ({e.reason})") from e
 
 
 def _format(version: object) -> str:

@@ -25,6 +25,7 @@ import feedparser
 
 from watcher.exceptions import ParseError
 from watcher.feeds import fastparse, jsonfeed
+from watcher.feeds.finish import finish_feed
 from watcher.feeds.html import (
     collapse_whitespace,
     html_to_text,
@@ -46,10 +47,10 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
     if not body:
         raise ParseError(url, "not a feed: the document is empty")
     if body.startswith(b"{"):
-        return _drop_empty_items(jsonfeed.parse_json_feed(body, url), url)
+        return finish_feed(_drop_empty_items(jsonfeed.parse_json_feed(body, url), url))
     if body.startswith(b"["):
         raise ParseError(url, "not a feed: JSON that is not a JSON Feed object")
-    return _drop_empty_items(parse_xml_feed(content, url, content_type), url)
+    return finish_feed(_drop_empty_items(parse_xml_feed(content, url, content_type), url))
 
 
 def parse_xml_feed(
@@ -108,7 +109,37 @@ def _prepare_xml(content: bytes, content_type: str | None) -> tuple[bytes, list[
     if repaired is not None:
         data, note = repaired
         notes.append(note)
+    without_surrogates = _replace_surrogate_references(data)
+    if without_surrogates is not data:
+        notes.append("references to lone surrogates replaced with U+FFFD")
+        data = without_surrogates
     return data, notes
+
+
+def _replace_surrogate_references(data: bytes) -> bytes:
+    """``&#xD800;``/``&#55296;`` (U+D800-U+DFFF, no character at all) -> ``&#xFFFD;``.
+
+    Returns ``data`` itself when it holds none.
+    """
+    if b"&#" not in data:
+        return data
+    changed = False
+
+    def replace(found: re.Match[bytes]) -> bytes:
+        nonlocal changed
+        digits = found.group(1)
+        value = int(digits[1:], 16) if digits[:1] in (b"x", b"X") else int(digits)
+        if 0xD800 <= value <= 0xDFFF:
+            changed = True
+            return b"&#xFFFD;"
+        return found.group(0)
+
+    replaced = _NUMERIC_REFERENCE.sub(replace, data)
+    return replaced if changed else data
+
+
+# Up to 10 digits: a longer number is no character either way, and is left to the parser.
+_NUMERIC_REFERENCE = re.compile(rb"&#([xX][0-9a-fA-F]{1,10}|[0-9]{1,10});")
 
 
 def _wide_to_utf8(data: bytes) -> bytes:

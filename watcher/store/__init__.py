@@ -522,32 +522,35 @@ class Store:
             row = self._one(
                 "SELECT * FROM items WHERE feed_id = ? AND guid = ?", [feed_id, item.guid]
             )
+            keys = _story_keys(columns, link_is_key=not item.shared_link)
             if row is None:
-                return self._insert_item(feed_id, columns, now)
+                return self._insert_item(feed_id, columns, keys, now)
             if row["content_hash"] == columns["content_hash"]:
                 return item_from_row(row, "unchanged")
-            return self._update_item(row, columns)
+            return self._update_item(row, columns, keys)
 
-    def _insert_item(self, feed_id: int, columns: dict[str, Any], now: datetime) -> StoredItem:
+    def _insert_item(
+        self, feed_id: int, columns: dict[str, Any], keys: list[tuple[str, str]], now: datetime
+    ) -> StoredItem:
         values = {**columns, "feed_id": feed_id, "first_seen_at": to_text(now)}
         names = ", ".join(values)
         marks = ", ".join(f":{k}" for k in values)
         cursor = self.db.execute(f"INSERT INTO items ({names}) VALUES ({marks})", values)
         item_id = int(cursor.lastrowid or 0)
-        self._assign_story(
-            item_id, None, columns, values["published_at"] or values["first_seen_at"]
-        )
+        self._assign_story(item_id, None, keys, values["published_at"] or values["first_seen_at"])
         return self._item(item_id, "new")
 
-    def _update_item(self, row: Row, columns: dict[str, Any]) -> StoredItem:
+    def _update_item(
+        self, row: Row, columns: dict[str, Any], keys: list[tuple[str, str]]
+    ) -> StoredItem:
         sets = ", ".join(f"{k} = :{k}" for k in columns if k != "guid")
         self.db.execute(f"UPDATE items SET {sets} WHERE id = :id", {**columns, "id": row["id"]})
         at = columns["published_at"] or row["first_seen_at"]
-        self._assign_story(row["id"], row["story_id"], columns, at)
+        self._assign_story(row["id"], row["story_id"], keys, at)
         return self._item(row["id"], "updated")
 
     def _assign_story(
-        self, item_id: int, current: int | None, columns: dict[str, Any], at_text: str
+        self, item_id: int, current: int | None, keys: list[tuple[str, str]], at_text: str
     ) -> None:
         """Join the item to the story its link or title key names, merging stories that meet.
 
@@ -555,7 +558,6 @@ class Store:
         the other (its items, its keys and its live alerts).
         """
         at = required_time(at_text)
-        keys = _story_keys(columns)
         found = {current} if current is not None else set()
         fresh: list[tuple[str, str]] = []
         for kind, key in keys:
@@ -859,10 +861,14 @@ class Store:
         return str(self.get_state("instance_id"))
 
 
-def _story_keys(columns: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (kind, key) pairs an item is known by: its canonical link and its title key."""
+def _story_keys(columns: dict[str, Any], *, link_is_key: bool = True) -> list[tuple[str, str]]:
+    """The (kind, key) pairs an item is known by: its canonical link and its title key.
+
+    ``link_is_key`` is False for a link that entries of other titles share in the item's
+    feed document (``ParsedItem.shared_link``): such an item is known by its title alone.
+    """
     keys: list[tuple[str, str]] = []
-    link = canonical_link(columns["link"] or "")
+    link = canonical_link(columns["link"] or "") if link_is_key else ""
     if link:
         keys.append(("link", link))
     title = title_key(columns["title"] or "")

@@ -79,7 +79,7 @@ class _NewItems:
     def add(self, item: ParsedItem, columns: dict[str, Any]) -> StoredItem:
         first_seen = to_text(self.now)
         at_text = columns["published_at"] or first_seen
-        keys = _story_keys(columns)
+        keys = _story_keys(columns, link_is_key=not item.shared_link)
         self._load(keys)
         item_id = self._allocate_id()
         story_id = self._story_for(item_id, keys, at_text)
