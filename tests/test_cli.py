@@ -108,7 +108,7 @@ def test_poll_refuses_while_another_process_holds_the_lock(project: Path) -> Non
         code, _, err = invoke(project, "poll")
     finally:
         holder.communicate("")
-    assert code == 1 and f"pid {holder.pid}" in err and "another watcher process" in err
+    assert code == 1 and f"the running daemon (pid {holder.pid})" in err
     code, _, _ = invoke(project, "poll")
     assert code == 0
 

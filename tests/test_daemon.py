@@ -6,6 +6,7 @@ The daemon's clock runs 100x faster (WATCHER_TIME_SCALE=0.01), so a 1 m interval
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -337,6 +338,72 @@ def test_a_lowered_interval_reschedules_on_reload_config_and_cli_feeds_alike(
     wait_for(lambda: d.logged("reloaded reason=file changed"), "the reload")
     wait_for(lambda: hits(feed_server, "/a.xml") >= 3, "the config feed on its new interval")
     wait_for(lambda: hits(feed_server, "/c.xml") >= 3, "the command-line feed on the default")
+    assert d.stop() == 0
+
+
+def test_poll_feed_asks_the_running_daemon_and_poll_all_says_what_to_do(
+    tmp_path: Path, feed_server: FeedServer, daemons: list[Daemon]
+) -> None:
+    feed_server.set("/a.xml", rss([]))
+    project = write_project(tmp_path, {"wire": feed_server.url("/a.xml")})
+    config = project / "watcher.yaml"
+    config.write_text(config.read_text().replace("interval: 1m", "interval: 1d"))
+    d = Daemon(project)
+    daemons.append(d)
+    wait_for(lambda: d.logged("polled feed=wire"), "the first poll")
+    args = ["--config", str(config), "poll"]
+    result = CliRunner().invoke(cli, [*args, "--feed", "wire"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"asked the running daemon (pid {d.proc.pid}) to poll wire\n"
+    wait_for(lambda: hits(feed_server, "/a.xml") >= 2, "the requested poll")  # a day early
+    for extra in (["--all"], []):
+        refused = CliRunner().invoke(cli, [*args, *extra])
+        assert refused.exit_code == 1
+        assert f"the running daemon (pid {d.proc.pid})" in refused.stderr
+        assert "use `watcher poll --feed NAME`" in refused.stderr
+        assert "or stop the daemon" in refused.stderr
+    unknown = CliRunner().invoke(cli, [*args, "--feed", "nosuch"])
+    assert unknown.exit_code == 1 and "no feed named 'nosuch'" in unknown.stderr
+    assert d.stop() == 0
+
+
+def test_a_feed_disabled_by_hand_stays_disabled_across_reloads_until_enabled(
+    tmp_path: Path, feed_server: FeedServer, daemons: list[Daemon]
+) -> None:
+    feed_server.set("/a.xml", rss([]))
+    feed_server.set("/clock.xml", rss([]))
+    project = write_project(
+        tmp_path, {"wire": feed_server.url("/a.xml"), "clock": feed_server.url("/clock.xml")}
+    )
+    args = ["--config", str(project / "watcher.yaml")]
+    d = Daemon(project)
+    daemons.append(d)
+    wait_for(lambda: d.logged("polled feed=wire"), "the first poll")
+    result = CliRunner().invoke(
+        cli, [*args, "feeds", "disable", "wire", "--reason", "paywalled since May"]
+    )
+    assert result.exit_code == 0, result.output
+    wait_for(lambda: d.logged("unscheduled feed=wire"), "the feed's job to go")
+
+    def clock_polls(n: int) -> None:  # the other feed, polled every 0.6 s, tells the time
+        target = hits(feed_server, "/clock.xml") + n
+        wait_for(lambda: hits(feed_server, "/clock.xml") >= target, "the clock feed")
+
+    clock_polls(2)  # a poll in flight when the feed was disabled has finished by now
+    before = hits(feed_server, "/a.xml")
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: d.logged("reloaded reason=SIGHUP"), "the reload")
+    clock_polls(3)
+    assert hits(feed_server, "/a.xml") == before
+    status = CliRunner().invoke(cli, [*args, "status", "--json"])
+    wire = next(f for f in json.loads(status.stdout)["feeds"] if f["name"] == "wire")
+    assert wire["disabled_reason"] == "disabled by hand: paywalled since May"
+    assert (wire["last_status"], wire["next_poll_at"]) == ("disabled", None)
+    table = CliRunner().invoke(cli, [*args, "status"]).stdout
+    row = next(line for line in table.splitlines() if line.startswith("wire "))
+    assert row.split()[1] == "disabled" and row.endswith("disabled by hand: paywalled since May")
+    assert CliRunner().invoke(cli, [*args, "feeds", "enable", "wire"]).exit_code == 0
+    wait_for(lambda: hits(feed_server, "/a.xml") > before, "the enabled feed's poll")
     assert d.stop() == 0
 
 

@@ -514,6 +514,15 @@ def test_command_line_feeds_follow_the_default_interval_until_given_their_own(
     assert store.feed(own.id).interval_s == 900
 
 
+def test_a_feed_disabled_while_its_poll_runs_stays_disabled(store: Store, feed_id: int) -> None:
+    store.disable_feed(feed_id, "disabled by hand")
+    polled(store, feed_id, NOW)  # the poll that was in flight records its outcome
+    feed = store.feed(feed_id)
+    assert (feed.last_status, feed.disabled_reason) == ("disabled", "disabled by hand")
+    cfg = FeedConfig(url=feed.url, name=feed.name)
+    assert store.sync_config_feeds([cfg], NOW) == []  # a reload keeps it disabled
+
+
 def test_sync_respects_enabled_false_and_other_reasons(store: Store) -> None:
     cfg = FeedConfig(url="https://example.org/a.rss", name="a")
     (feed,) = store.sync_config_feeds([cfg], NOW)

@@ -368,7 +368,10 @@ class Daemon:
         wanted = {f"feed:{f.name}": f for f in feeds if f.last_status != FeedStatus.DISABLED}
         with self._jobs_lock:
             for job_id in list(self._feed_jobs):
-                if job_id not in wanted or self._feed_jobs[job_id] != _job_key(wanted[job_id]):
+                if job_id not in wanted:
+                    self._remove_job(job_id)
+                    log.info("unscheduled feed=%s", job_id.removeprefix("feed:"))
+                elif self._feed_jobs[job_id] != _job_key(wanted[job_id]):
                     self._remove_job(job_id)
             for job_id, feed in wanted.items():
                 if job_id not in self._feed_jobs:

@@ -48,7 +48,13 @@ class ConfigError(WatcherError, ValueError):
 
 
 class LockedError(WatcherError):
-    """Another watcher process holds the database lock."""
+    """Another watcher process holds the database lock; ``pid`` and ``holder`` (the
+    command it runs: ``run``, ``poll``, ...) as its lock file says, when readable."""
+
+    def __init__(self, message: str, pid: int | None = None, holder: str = "") -> None:
+        self.pid = pid
+        self.holder = holder
+        super().__init__(message)
 
 
 class FeedError(WatcherError):

@@ -25,13 +25,26 @@ def hold_lock(db_path: Path, what: str = "watcher") -> Iterator[None]:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            pid, holder = _holder(os.pread(fd, 64, 0))
+            who = f"pid {pid if pid is not None else 'unknown'}" + (
+                f", `watcher {holder}`" if holder else ""
+            )
             raise LockedError(
-                f"another watcher process (pid {holder}) is using {db_path}; "
-                f"stop it first or wait for it to finish"
+                f"another watcher process ({who}) is using {db_path}; "
+                f"stop it first or wait for it to finish",
+                pid,
+                holder,
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {what}\n".encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+def _holder(data: bytes) -> tuple[int | None, str]:
+    """The pid and the command written in a lock file (``1234 run``)."""
+    pid_text, _, what = data.decode(errors="replace").strip().partition(" ")
+    pid = int(pid_text) if pid_text.isdigit() else None
+    what = what.strip()
+    return pid, what if what.replace(" ", "").isalpha() else ""

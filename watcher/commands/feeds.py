@@ -11,9 +11,9 @@ from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now
 from watcher.commands.table import print_table
 from watcher.config import parse_interval
 from watcher.exceptions import ConfigError
-from watcher.store import CONFIG_REASONS, Store
+from watcher.store import CONFIG_REASONS, DISABLED_BY_HAND, Store
 from watcher.store.daemon_state import set_retry_hold
-from watcher.types import FeedStatus
+from watcher.types import FeedState, FeedStatus, Settings
 
 
 @cli.group(invoke_without_command=True)
@@ -166,6 +166,7 @@ def remove(obj: Context, name: str) -> None:
 
 @feeds.command("enable")
 @click.argument("name")
+@json_option
 @click.pass_obj
 @handle_errors
 def enable(obj: Context, name: str) -> None:
@@ -178,18 +179,60 @@ def enable(obj: Context, name: str) -> None:
     settings = obj.settings()
     store = Store(settings.database)
     try:
-        store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
-        feed = store.feed_by_name(name)
-        if feed is None:
-            raise ConfigError(f"no feed named {name!r}")
+        feed = _synced_feed(store, settings, name)
         if feed.disabled_reason in CONFIG_REASONS:
             raise ConfigError(f"feed {name} is {feed.disabled_reason}: edit {settings.path}")
-        if feed.last_status != FeedStatus.DISABLED:
-            click.echo(f"feed {name} is not disabled")
-            return
-        with store.transaction():
-            store.enable_feed(feed.id)
-            set_retry_hold(store, feed.id, None)
+        changed = feed.last_status == FeedStatus.DISABLED
+        if changed:
+            with store.transaction():
+                store.enable_feed(feed.id)
+                set_retry_hold(store, feed.id, None)
     finally:
         store.close()
-    click.echo(f"enabled feed {name}: it is polled on the next pass")
+    if obj.json:
+        emit_json({"feed": name, "enabled": True, "changed": changed})
+    elif changed:
+        click.echo(f"enabled feed {name}: it is polled on the next pass")
+    else:
+        click.echo(f"feed {name} is not disabled")
+
+
+@feeds.command("disable")
+@click.argument("name")
+@click.option("--reason", metavar="TEXT", help="Why, shown by `watcher status`.")
+@json_option
+@click.pass_obj
+@handle_errors
+def disable(obj: Context, name: str, reason: str | None) -> None:
+    """Stop polling a feed, config-owned ones included, until `watcher feeds enable`.
+
+    The feed, its items and its alerts stay; a reload or a restart keeps it disabled.
+
+    \b
+    Example:
+      watcher feeds disable example-world --reason "paywalled since May"
+    """
+    settings = obj.settings()
+    text = " ".join((reason or "").split())
+    why = f"{DISABLED_BY_HAND}: {text}" if text else DISABLED_BY_HAND
+    store = Store(settings.database)
+    try:
+        feed = _synced_feed(store, settings, name)
+        with store.transaction():
+            store.disable_feed(feed.id, why)
+    finally:
+        store.close()
+    if obj.json:
+        emit_json({"feed": name, "disabled_reason": why, "was": feed.disabled_reason})
+        return
+    was = f" (was: {feed.disabled_reason})" if feed.disabled_reason else ""
+    click.echo(f"disabled feed {name}{was}; `watcher feeds enable {name}` polls it again")
+
+
+def _synced_feed(store: Store, settings: Settings, name: str) -> FeedState:
+    """The feed named ``name`` after the config's feeds are synced; ConfigError if none."""
+    store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
+    feed = store.feed_by_name(name)
+    if feed is None:
+        raise ConfigError(f"no feed named {name!r}")
+    return feed

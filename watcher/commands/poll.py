@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import ExitStack
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
+from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, show_time
 from watcher.delivery import DeliveryReport, deliver_pending
+from watcher.exceptions import LockedError
 from watcher.lock import hold_lock
 from watcher.pipeline import (
     FeedResult,
@@ -21,6 +24,10 @@ from watcher.pipeline import (
 from watcher.printable import printable
 from watcher.retention import PruneReport, prune_archive
 from watcher.runtime import open_runtime
+from watcher.store import Store
+from watcher.store.daemon_state import PollRequest, request_polls
+from watcher.store.rows import to_text
+from watcher.types import Settings
 
 
 @cli.command()
@@ -34,6 +41,9 @@ from watcher.runtime import open_runtime
 def poll(obj: Context, all_feeds: bool, names: tuple[str, ...]) -> None:
     """Poll due feeds once, queue and deliver alerts, then exit.
 
+    While `watcher run` is running, `--feed NAME` asks the daemon to poll that feed
+    now (and returns at once); a pass over all or due feeds is the daemon's job then.
+
     \b
     Examples:
       watcher poll --all
@@ -44,20 +54,15 @@ def poll(obj: Context, all_feeds: bool, names: tuple[str, ...]) -> None:
     # Failed feeds are listed in the summary below; without -v the log would say it twice.
     quiet_pipeline = logging.getLogger().level >= logging.WARNING
     logging.getLogger("watcher.pipeline").setLevel(logging.ERROR if quiet_pipeline else 0)
-    with hold_lock(settings.database, "poll"):
-        rt = open_runtime(settings)
+    with ExitStack() as lock:
         try:
-            feeds = select_feeds(rt, now, all_feeds=all_feeds, names=names)
-            unknown = set(names) - {f.name for f in feeds}
-            if unknown:
-                raise click.BadParameter(
-                    f"no such feed: {', '.join(sorted(unknown))}", param_hint="--feed"
-                )
-            report = _poll_with_progress(rt, feeds, now, obj.json)
-            delivery = deliver_pending(rt, now)
-            pruned = prune_archive(rt.store, settings, now)
-        finally:
-            rt.store.close()
+            lock.enter_context(hold_lock(settings.database, "poll"))
+        except LockedError as e:
+            if e.holder != "run":
+                raise
+            _ask_daemon(obj, settings, names, all_feeds, e.pid)
+            return
+        report, delivery, pruned = _poll_once(obj, settings, now, all_feeds, names)
     if obj.json:
         emit_json(
             {"poll": _report_dict(report), "delivery": asdict(delivery), "pruned": asdict(pruned)}
@@ -67,6 +72,56 @@ def poll(obj: Context, all_feeds: bool, names: tuple[str, ...]) -> None:
         _print_pruned(pruned)
     if report.bugs or delivery.bugs:
         sys.exit(3)
+
+
+def _poll_once(
+    obj: Context, settings: Settings, now: datetime, all_feeds: bool, names: tuple[str, ...]
+) -> tuple[PollReport, DeliveryReport, PruneReport]:
+    """The pass itself, under the lock: poll, deliver, prune."""
+    rt = open_runtime(settings)
+    try:
+        feeds = select_feeds(rt, now, all_feeds=all_feeds, names=names)
+        unknown = set(names) - {f.name for f in feeds}
+        if unknown:
+            raise click.BadParameter(
+                f"no such feed: {', '.join(sorted(unknown))}", param_hint="--feed"
+            )
+        report = _poll_with_progress(rt, feeds, now, obj.json)
+        delivery = deliver_pending(rt, now)
+        pruned = prune_archive(rt.store, settings, now)
+    finally:
+        rt.store.close()
+    return report, delivery, pruned
+
+
+def _ask_daemon(
+    obj: Context, settings: Settings, names: tuple[str, ...], all_feeds: bool, pid: int | None
+) -> None:
+    """The daemon runs: ask it to poll the named feeds now, through the database."""
+    daemon = f"the running daemon (pid {pid if pid is not None else 'unknown'})"
+    if all_feeds or not names:
+        raise LockedError(
+            f"{daemon} polls every feed on its interval: use `watcher poll --feed NAME` to"
+            " have it poll one now, or stop the daemon first",
+            pid,
+            "run",
+        )
+    with Store(settings.database) as store:
+        asked = request_polls(store, names, now_utc())
+    if obj.json:
+        emit_json({"asked_daemon": {"pid": pid, "feeds": [_asked_dict(a) for a in asked]}})
+        return
+    for request in asked:
+        line = f"asked {daemon} to poll {request.feed}"
+        if request.held_until is not None:
+            when = show_time(request.held_until, settings.display_timezone)
+            line += f" at {when}, when the server's Retry-After ends"
+        click.echo(line)
+
+
+def _asked_dict(request: PollRequest) -> dict[str, Any]:
+    held = request.held_until
+    return {"feed": request.feed, "not_before": to_text(held) if held else None}
 
 
 def _poll_with_progress(rt: Any, feeds: list[Any], now: Any, quiet: bool) -> PollReport:

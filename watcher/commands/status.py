@@ -20,7 +20,7 @@ from watcher.printable import printable
 from watcher.store import Store
 from watcher.store.daemon_state import read_heartbeat
 from watcher.store.stats import ArchiveStats, archive_stats, human_size
-from watcher.types import AlertStatus
+from watcher.types import AlertStatus, FeedState, FeedStatus
 
 
 @cli.command()
@@ -66,7 +66,7 @@ def status(obj: Context, check: bool) -> None:
             "last_error": f.last_error,
             "items": counts.get(f.id, 0),
             "last_polled_at": _iso(f.last_polled_at),
-            "next_poll_at": _iso(f.next_poll_at),
+            "next_poll_at": None if _disabled(f) else _iso(f.next_poll_at),
             "consecutive_failures": f.consecutive_failures,
             "disabled_reason": f.disabled_reason,
         }
@@ -100,7 +100,7 @@ def _print_status(
         click.echo("no feeds yet: run `watcher poll` first")
     else:
         print_table(
-            ["feed", "status", "failures", "items", "last poll", "next poll", "error"],
+            ["feed", "status", "failures", "items", "last poll", "next poll", "note"],
             [
                 [
                     r["name"],
@@ -109,7 +109,7 @@ def _print_status(
                     r["items"],
                     show_time(r["last_polled_at"], zone),
                     show_time(r["next_poll_at"], zone),
-                    r["last_error"] or r["disabled_reason"],
+                    _note(r),
                 ]
                 for r in rows
             ],
@@ -121,6 +121,17 @@ def _print_status(
     click.echo(f"daemon heartbeat: {show_time(heartbeat, zone) or 'never'}")
     for problem in problems:
         click.echo(f"check: {printable(problem)}", err=True)
+
+
+def _disabled(feed: FeedState) -> bool:
+    return feed.last_status == FeedStatus.DISABLED
+
+
+def _note(row: dict[str, Any]) -> str | None:
+    """A disabled feed's reason (its error is history then), else the last error."""
+    if row["last_status"] == FeedStatus.DISABLED:
+        return row["disabled_reason"] or "no reason recorded"
+    return row["last_error"]  # type: ignore[no-any-return]
 
 
 def _database_dict(path: Path, archive: ArchiveStats) -> dict[str, Any]:

@@ -59,6 +59,7 @@ STORY_TITLE_WINDOW = timedelta(hours=48)
 REMOVED_FROM_CONFIG = "removed from the config file"
 DISABLED_IN_CONFIG = "disabled in the config file"
 REMOVED_BY_HAND = "removed with `watcher feeds remove`"
+DISABLED_BY_HAND = "disabled by hand"  # `watcher feeds disable`, maybe with ": <reason>"
 RETRY_AFTER_KEY = "retry_after:"  # _state key prefix of a feed's Retry-After hold
 CONFIG_REASONS = (REMOVED_FROM_CONFIG, DISABLED_IN_CONFIG)
 MAX_NAME_LENGTH = 60
@@ -213,14 +214,15 @@ class Store:
             failures=row["consecutive_failures"],
             old_interval_s=row["interval_s"],
             new_interval_s=interval_s,
-            hold_until=self._retry_hold(row["id"]),
+            hold_until=self.retry_hold(row["id"]),
         )
         self.db.execute(
             "UPDATE feeds SET interval_s = ?, next_poll_at = ? WHERE id = ?",
             [interval_s, to_text_or_none(next_poll_at), row["id"]],
         )
 
-    def _retry_hold(self, feed_id: int) -> datetime | None:
+    @_wrap_errors
+    def retry_hold(self, feed_id: int) -> datetime | None:
         """Until when a server's Retry-After keeps the feed from being polled, if at all."""
         value = self.get_state(f"{RETRY_AFTER_KEY}{feed_id}")
         return from_text(value) if isinstance(value, str) else None
@@ -484,8 +486,10 @@ class Store:
     ) -> None:
         success = status in (FeedStatus.OK, FeedStatus.NOT_MODIFIED)
         failed = status == FeedStatus.ERROR
+        # A feed disabled while its poll was in flight (`watcher feeds disable`) stays so.
         self.db.execute(
-            "UPDATE feeds SET last_polled_at = :now, last_status = :status, last_error = :error,"
+            "UPDATE feeds SET last_polled_at = :now, last_error = :error,"
+            " last_status = CASE WHEN last_status = 'disabled' THEN last_status ELSE :status END,"
             " last_success_at = CASE WHEN :success THEN :now ELSE last_success_at END,"
             " consecutive_failures = CASE WHEN :success THEN 0"
             "   WHEN :failed THEN consecutive_failures + 1 ELSE consecutive_failures END,"

@@ -1,5 +1,6 @@
 """Small daemon state kept in the ``_state`` table: heartbeat, Retry-After holds, quiet
-reports and health alerts. Runs SQL on a Store; decides nothing (see health.py).
+reports and health alerts; and poll requests to a running daemon. Runs SQL on a Store;
+decides nothing (see health.py).
 
 Keys: ``heartbeat``, ``retry_after:<feed id>``, ``quiet:<feed id>``,
 ``health_alert:<alert id>``. No schema change is needed: ``_state`` is a key/value table.
@@ -8,13 +9,15 @@ Keys: ``heartbeat``, ``retry_after:<feed id>``, ``quiet:<feed id>``,
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from watcher.exceptions import ConfigError
 from watcher.health import HEALTH_KIND, HEALTH_RULE_ID, HealthEvent, HealthKind, health_message
 from watcher.store import RETRY_AFTER_KEY, Store
 from watcher.store.rows import decode_json, from_text, to_text
-from watcher.types import Alert, AlertMessage, AlertStatus
+from watcher.types import Alert, AlertMessage, AlertStatus, FeedStatus
 
 HEARTBEAT = "heartbeat"
 _RETRY = RETRY_AFTER_KEY
@@ -60,6 +63,44 @@ def held_feed_ids(store: Store, now: datetime) -> set[int]:
         if until is not None and until > now:
             held.add(int(row["key"][len(_RETRY) :]))
     return held
+
+
+# --- poll requests ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PollRequest:
+    """A feed the daemon was asked to poll; ``held_until`` when a Retry-After delays it."""
+
+    feed: str
+    held_until: datetime | None = None
+
+
+def request_polls(store: Store, names: Sequence[str], now: datetime) -> list[PollRequest]:
+    """Make the named feeds due at ``now`` (or when their Retry-After ends); the running
+    daemon's watch job sees the earlier ``next_poll_at`` and polls them. ConfigError for
+    a feed that does not exist or is disabled; nothing is changed then."""
+    feeds = []
+    for name in dict.fromkeys(names):
+        feed = store.feed_by_name(name)
+        if feed is None:
+            raise ConfigError(f"no feed named {name!r}")
+        if feed.last_status == FeedStatus.DISABLED:
+            raise ConfigError(
+                f"feed {name} is disabled ({feed.disabled_reason}); "
+                f"`watcher feeds enable {name}` polls it again"
+            )
+        feeds.append(feed)
+    requests = []
+    with store.transaction():
+        for feed in feeds:
+            hold = store.retry_hold(feed.id)
+            held = hold if hold is not None and hold > now else None
+            store.db.execute(
+                "UPDATE feeds SET next_poll_at = ? WHERE id = ?", [to_text(held or now), feed.id]
+            )
+            requests.append(PollRequest(feed.name, held))
+    return requests
 
 
 # --- quiet feeds ---------------------------------------------------------------------------
