@@ -144,11 +144,13 @@ class ReceivedRequest:
 class WebhookReceiver(ThreadedServer):
     """An HTTP server recording each request; ``statuses`` are answered in turn, then 200.
 
-    ``hang = True`` records a request and never answers it (until the server stops).
+    ``hang = True`` records a request and never answers it (until the server stops);
+    ``answer`` replaces the JSON body of every answer.
     """
 
     statuses: list[int] = field(default_factory=list)
     hang: bool = False
+    answer: bytes | None = None
     requests: list[ReceivedRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -183,7 +185,7 @@ def _handler_for(receiver: WebhookReceiver) -> Callable[..., BaseHTTPRequestHand
                 receiver.stopping.wait()
                 self.close_connection = True
                 return
-            answer = json.dumps({"status": status}).encode()
+            answer = receiver.answer or json.dumps({"status": status}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(answer)))

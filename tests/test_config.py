@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from watcher import __version__
-from watcher.config import find_config, load_settings, parse_duration, parse_size
+from watcher.config import (
+    find_config,
+    load_settings,
+    parse_duration,
+    parse_size,
+    require_variables,
+)
 from watcher.exceptions import ConfigError, Problem
 from watcher.opml import read_opml, write_opml
 from watcher.types import (
@@ -186,6 +192,7 @@ def test_spec_example_loads_into_expected_settings(tmp_path: Path) -> None:
                 },
                 min_severity="medium",
                 max_alerts=RateLimit(30, 3600),
+                secrets=("mailer", "s3cret"),
             ),
             "ops-hook": ChannelConfig(
                 "ops-hook",
@@ -196,9 +203,13 @@ def test_spec_example_loads_into_expected_settings(tmp_path: Path) -> None:
                     "headers": {"Authorization": "Bearer tok"},
                     "timeout": 10.0,
                 },
+                secrets=("hook-key", "tok"),
             ),
             "chat": ChannelConfig(
-                "chat", "apprise", {"urls": ("slack://a/b/c", "ntfy://ntfy.example.org/kursk")}
+                "chat",
+                "apprise",
+                {"urls": ("slack://a/b/c", "ntfy://ntfy.example.org/kursk")},
+                secrets=("slack://a/b/c",),
             ),
             "files": ChannelConfig(
                 "files",
@@ -453,12 +464,11 @@ def test_every_problem_is_reported_at_once_in_line_order(tmp_path: Path) -> None
         "databse",
         "defaults.interval",
         "feeds[0].intervl",
-        "channels.hook.url",
         "channels.hook.timeout",
     ]
-    assert [p.line for p in err.problems] == [1, 3, 6, 10, 11]
-    assert len(str(err).splitlines()) == 5
-    assert "environment variable HOOK_URL is not set" in str(err)
+    assert [p.line for p in err.problems] == [1, 3, 6, 11]
+    assert len(str(err).splitlines()) == 4
+    assert "HOOK_URL" not in str(err)  # only the commands that deliver need it
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
@@ -495,13 +505,12 @@ def test_env_vars_expand_anywhere_in_strings_and_dollar_dollar_is_literal(tmp_pa
 def test_quoted_variable_stays_a_string(tmp_path: Path) -> None:
     (problem,) = problems_of(write(tmp_path, 'poll:\n  workers: "${N}"\n'), {"N": "8"})
     assert (problem.key, problem.line) == ("poll.workers", 2)
-    assert "must be an integer, not a string ('8')" in problem.message
+    assert "must be an integer, not a string ('${N}')" in problem.message  # named, not echoed
 
 
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("${MISSING_ONE}", "environment variable MISSING_ONE is not set"),
         ("a ${unterminated", "unclosed '${'"),
         ("${1BAD}", "invalid environment variable name '1BAD'"),
     ],
@@ -513,6 +522,94 @@ def test_bad_variables_name_the_variable_and_key(tmp_path: Path, value: str, mes
     assert problem.key == "channels.m.smtp.password"
     assert problem.line == 8
     assert message in problem.message
+
+
+def test_channel_feed_url_and_header_variables_are_needed_only_when_used(
+    tmp_path: Path,
+) -> None:
+    text = """\
+    defaults:
+      headers: {X-Key: "${DEFAULT_KEY}"}
+    feeds:
+      - url: "https://a.example/rss?k=${FEED_KEY}"
+        headers: {Authorization: "Basic ${FEED_AUTH}"}
+    channels:
+      hook: {type: webhook, url: "${HOOK_URL}", secret: "${SECRET}"}
+      mail:
+        type: email
+        to: a@x.org
+        from: w@x.org
+        smtp:
+          port: ${SMTP_PORT}
+          username: me
+          password: "${SMTP_PASSWORD}"
+    """
+    settings = load_settings(write(tmp_path, text), {})
+    missing = [(p.key, p.line, p.message.split()[2]) for p in settings.unresolved]
+    assert missing == [
+        ("defaults.headers.X-Key", 2, "DEFAULT_KEY"),
+        ("feeds[0].url", 4, "FEED_KEY"),
+        ("feeds[0].headers.Authorization", 5, "FEED_AUTH"),
+        ("channels.hook.url", 7, "HOOK_URL"),
+        ("channels.hook.secret", 7, "SECRET"),
+        ("channels.mail.smtp.port", 13, "SMTP_PORT"),
+        ("channels.mail.smtp.password", 15, "SMTP_PASSWORD"),
+    ]
+    assert [p.key for p in settings.channels["hook"].unresolved] == [
+        "channels.hook.url",
+        "channels.hook.secret",
+    ]
+    assert settings.feeds[0].url == "https://a.example/rss?k=${FEED_KEY}"
+    with pytest.raises(ConfigError) as info:
+        require_variables(settings, "channels.mail")
+    assert len(info.value.problems) == 2 and "SMTP_PORT" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        require_variables(settings)
+    assert len(info.value.problems) == 7
+
+
+def test_feed_urls_stay_templates_and_channel_values_are_expanded(tmp_path: Path) -> None:
+    text = """\
+    feeds:
+      - url: "https://u:${PASS}@a.example/rss"
+      - https://b.example/$${literal}
+    channels:
+      hook: {type: webhook, url: "https://h.example/${TOKEN}", headers: {X-A: "${TOKEN}"}}
+    """
+    env = {"PASS": "pw-123456", "TOKEN": "tok-7890"}
+    settings = load_settings(write(tmp_path, text), env)
+    assert [f.url for f in settings.feeds] == [
+        "https://u:${PASS}@a.example/rss",
+        "https://b.example/$${literal}",  # a literal '${', still written as a template
+    ]
+    hook = settings.channels["hook"]
+    assert hook.options["url"] == "https://h.example/tok-7890"
+    assert hook.secrets == ("tok-7890",) and not settings.unresolved
+
+
+@pytest.mark.parametrize(
+    ("entry", "key"),
+    [
+        ('feeds:\n  - url: "${FEED_URL}"\n', "feeds[0].url"),
+        ('channels:\n  h: {type: webhook, url: "${FEED_URL}"}\n', "channels.h.url"),
+        ("poll:\n  workers: ${FEED_URL}\n", "poll.workers"),
+    ],
+)
+def test_a_config_error_names_the_variable_never_its_value(
+    tmp_path: Path, entry: str, key: str
+) -> None:
+    (problem,) = problems_of(write(tmp_path, entry), {"FEED_URL": "ftp://user:s3cret@x/"})
+    assert problem.key == key
+    assert "s3cret" not in str(problem) and "${FEED_URL}" in problem.message
+
+
+def test_a_variable_elsewhere_is_still_needed_by_every_command(tmp_path: Path) -> None:
+    text = 'database: "${DATA}/w.db"\nfeeds:\n  - {url: "https://a.example/", name: "${N}"}\n'
+    problems = problems_of(write(tmp_path, text))
+    assert [(p.key, p.message) for p in problems] == [
+        ("database", "environment variable DATA is not set"),
+        ("feeds[0].name", "environment variable N is not set"),
+    ]
 
 
 def test_env_defaults_to_os_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

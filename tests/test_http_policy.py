@@ -20,7 +20,6 @@ from watcher.http_policy import (
     MAX_CACHE_S,
     cache_lifetime_s,
     first_run_at,
-    mask_url,
     next_poll_after_failure,
     next_poll_after_interval_change,
     next_poll_after_success,
@@ -113,13 +112,6 @@ def test_first_run_keeps_future_times_and_spreads_overdue_ones() -> None:
     assert all(NOW <= s <= NOW + timedelta(seconds=60) for s in starts)
     assert len(set(starts)) > 1  # not all at once
     assert first_run_at(None, NOW, 900) <= NOW + timedelta(seconds=60)
-
-
-def test_mask_url_hides_passwords_and_query_values() -> None:
-    assert mask_url("https://bob:s3cret@example.org/f.xml?token=abc&x") == (
-        "https://bob:****@example.org/f.xml?token=****&x"
-    )
-    assert mask_url("https://example.org/f.xml") == "https://example.org/f.xml"
 
 
 # --- through `watcher poll` against a local server -----------------------------------------

@@ -24,9 +24,10 @@ from urllib.parse import urlsplit
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from watcher import __version__
+from watcher import __version__, envvars
 from watcher.exceptions import ConfigError, Problem
 from watcher.opml import HTTP_SCHEMES, feed_location, read_opml
+from watcher.redact import MIN_SECRET
 from watcher.types import (
     SEVERITIES,
     ChannelConfig,
@@ -577,13 +578,33 @@ class _Context:
     lines: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     unexpanded: set[str] = field(default_factory=set)  # paths whose ${VAR} failed
+    deferred: list[Problem] = field(default_factory=list)  # missing variables not needed yet
+    secrets: dict[str, str] = field(default_factory=dict)  # value -> name of each variable used
+    used: dict[str, list[str]] = field(default_factory=dict)  # YAML path -> values it used
 
     def has_unexpanded(self, key: str) -> bool:
         """Whether ``key`` or a value inside it already failed to expand (one problem is enough)."""
         return any(p == key or p.startswith((f"{key}.", f"{key}[")) for p in self.unexpanded)
 
     def error(self, key: str, message: str, line: int | None = None) -> None:
+        message = self.hide_values(message)
         self.problems.append(Problem(self.file, message, line or self.line(key), key or None))
+
+    def defer(self, key: str, names: Iterable[str]) -> None:
+        """Record variables that only the commands using ``key`` need."""
+        for name in names:
+            message = f"environment variable {name} is not set"
+            self.deferred.append(Problem(self.file, message, self.line(key), key))
+
+    def hide_values(self, message: str) -> str:
+        """``message`` without any value a ``${VAR}`` expanded to (a config error names the
+        variable's key; it never echoes a secret)."""
+        for value in sorted(filter(None, self.secrets), key=len, reverse=True):
+            name = "${" + self.secrets[value] + "}"
+            message = message.replace(repr(value), repr(name))
+            if len(value) >= MIN_SECRET:
+                message = message.replace(value, name)
+        return message
 
     def line(self, key: str) -> int | None:
         """The line of ``key``, else of its nearest parent that has one."""
@@ -661,28 +682,41 @@ def _check_duplicates(ctx: _Context, node: MappingNode, path: str) -> None:
             seen.add(key_node.value)
 
 
-_VAR_RE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+# Where a missing ${VAR} is no error at load: only the commands that fetch feeds or deliver
+# alerts need these values (SPEC §3), and they refuse to start while one is missing.
+_DEFERRED = re.compile(r"channels\.[^.\[]+\.(?!type$).+|(defaults|feeds\[\d+\])\.headers(\..+)?")
+# Feed URLs stay templates: stored and shown as written, expanded only when fetched.
+_TEMPLATE = re.compile(r"feeds\[\d+\](\.url)?")
 
 
 def _expand(ctx: _Context, node: Node, text: str, path: str, loader: yaml.SafeLoader) -> Any:
-    """``text`` with each ``${NAME}`` replaced from env and ``$${`` made ``${``."""
+    """``text`` with each ``${NAME}`` replaced from env and ``$${`` made ``${``.
 
-    def substitute(match: re.Match[str]) -> str:
-        if match[0] == "$${":
-            return "${"
-        name = match[1]
-        if name is None:
-            ctx.error(path, "unclosed '${': write '$${' for a literal '${'")
-        elif not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            ctx.error(path, f"invalid environment variable name {name!r} in '${{{name}}}'")
-        elif name not in ctx.env:
-            ctx.error(path, f"environment variable {name} is not set")
-        else:
-            return ctx.env[name]
+    A feed URL is returned as written (a template); a missing variable in a channel or a
+    header is recorded in ``ctx.deferred`` instead of being an error.
+    """
+    if "${" not in text:
+        return text
+    problem = envvars.syntax_problem(text)
+    if problem is not None:
+        ctx.error(path, problem)
         ctx.unexpanded.add(path)
-        return match[0]
-
-    expanded = _VAR_RE.sub(substitute, text)
+        return text
+    used = envvars.values_of(text, ctx.env)
+    ctx.secrets.update({value: name for name, value in used.items()})
+    ctx.used[path] = list(used.values())
+    absent = envvars.missing(text, ctx.env)
+    if _TEMPLATE.fullmatch(path):
+        ctx.defer(path, absent)
+        return text
+    if absent:
+        if _DEFERRED.fullmatch(path):
+            ctx.defer(path, absent)
+        for name in absent if not _DEFERRED.fullmatch(path) else ():
+            ctx.error(path, f"environment variable {name} is not set")
+        ctx.unexpanded.add(path)
+        return text
+    expanded = envvars.expand(text, ctx.env)
     if expanded == text or not isinstance(node, ScalarNode) or node.style:  # quoted: a string
         return expanded
     # An unquoted `${PORT}` takes the type its value would have had if written in place.
@@ -809,6 +843,7 @@ def _build_settings(ctx: _Context, data: dict[str, Any], path: Path) -> Settings
         delivery=DeliverySettings(**delivery),
         retention_s=values["retention_s"],
         poll_log_retention_s=values["poll_log_retention_s"],
+        unresolved=tuple(sorted(ctx.deferred, key=lambda p: p.line or 0)),
     )
 
 
@@ -873,14 +908,28 @@ def _read_feeds(ctx: _Context, value: Any, defaults: Mapping[str, Any]) -> tuple
 
 
 def _feed(ctx: _Context, values: dict[str, Any], path: str) -> FeedConfig:
-    """One feed entry's FeedConfig; a local path is made absolute."""
+    """One feed entry's FeedConfig; a local path is made absolute, a URL is kept a template."""
     if values["name"] is not None and values["name"].startswith("tag:"):
         ctx.error(f"{path}.name", "a feed name may not start with 'tag:' (rules use it for tags)")
+    url = values["url"] or ""
     try:
-        values["url"] = feed_location(values["url"], ctx.base) if values["url"] else ""
-    except ValueError as e:
+        if envvars.has_references(url):
+            _check_url_template(ctx, url)
+        elif url:
+            values["url"] = envvars.escape(feed_location(envvars.expand(url, {}), ctx.base))
+    except (ValueError, ConfigError) as e:
         ctx.error(f"{path}.url", str(e))
     return FeedConfig(**values)
+
+
+def _check_url_template(ctx: _Context, url: str) -> None:
+    """A URL holding ``${VAR}`` must give an http(s) URL; checked when its variables are set."""
+    if envvars.missing(url, ctx.env):
+        return
+    parts = urlsplit(envvars.expand(url, ctx.env))
+    if parts.scheme.lower() not in HTTP_SCHEMES or not parts.netloc:
+        names = ", ".join("${" + name + "}" for name in envvars.references(url))
+        raise ValueError(f"the URL made with {names} is not an http(s) URL with a host")
 
 
 def _check_feed_names(ctx: _Context, feeds: Iterable[tuple[str, FeedConfig]]) -> None:
@@ -942,7 +991,23 @@ def _read_channel(ctx: _Context, name: str, body: Any, path: str) -> ChannelConf
         options=options,
         min_severity=values["min_severity"],
         max_alerts=RateLimit(limit["count"], limit["per_s"]) if limit else None,
+        secrets=tuple(
+            dict.fromkeys(v for key, vs in ctx.used.items() if _is_under(key, path) for v in vs)
+        ),
+        unresolved=tuple(p for p in ctx.deferred if _is_under(p.key, path)),
     )
+
+
+def _is_under(key: str | None, path: str) -> bool:
+    return key is not None and (key == path or key.startswith((f"{path}.", f"{path}[")))
+
+
+def require_variables(settings: Settings, under: str = "") -> None:
+    """Raise ConfigError naming each variable not set that the values ``under`` a YAML path
+    need (``channels.hook``; empty: every channel, feed URL and header)."""
+    problems = [p for p in settings.unresolved if not under or _is_under(p.key, under)]
+    if problems:
+        raise ConfigError(problems)
 
 
 def _channel_type(ctx: _Context, body: Any, path: str) -> ChannelType | None:

@@ -42,6 +42,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher.alerts import Channel, make_channel
+from watcher.config import require_variables
 from watcher.delivery import deliver_pending
 from watcher.exceptions import WatcherError
 from watcher.feeds.fetch import make_session
@@ -314,6 +315,7 @@ class Daemon:
 
     def _build(self, settings: Settings, store: Store) -> Loaded:
         """Load rules and build channels; raises ConfigError (WatcherError) when invalid."""
+        require_variables(settings)
         rules = load_rules(list(settings.rules), channels=list(settings.channels))
         instance = store.instance_id()
         channels: dict[str, Channel] = {

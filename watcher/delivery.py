@@ -25,11 +25,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from watcher.alerts import Channel
+from watcher.alerts import Channel, channel_secrets
 from watcher.alerts.render import make_snippets
 from watcher.exceptions import DeliveryError
 from watcher.pipeline import match_input
 from watcher.policy import alert_subject, next_attempt
+from watcher.redact import scrub
 from watcher.rules.match import match_item
 from watcher.runtime import Runtime
 from watcher.store import outbox as sql
@@ -227,6 +228,9 @@ def _after_failure(
     rt: Runtime, alert: Alert, error: DeliveryError, now: datetime, report: DeliveryReport
 ) -> None:
     retry_at = next_attempt(rt.settings, alert, now, _retry_window_start(rt, alert, now))
+    config = rt.settings.channels.get(alert.channel)
+    if config is not None:  # what a channel let through is still never kept
+        error.message = scrub(error.message, channel_secrets(config))
     if error.permanent or retry_at is None:
         rt.store.mark_failed(alert.id, error.message, now)
         report.failed += 1

@@ -20,7 +20,6 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit, urlunsplit
 
 from watcher.policy import next_interval_after_failure
 
@@ -142,20 +141,6 @@ def first_run_at(
         return next_poll_at
     window = min(CATCHUP_WINDOW_S, interval_s)
     return now + timedelta(seconds=(rng or random).uniform(0, window))
-
-
-def mask_url(url: str) -> str:
-    """A URL fit for a log line: any password in it and the query's values hidden."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(invalid URL)"
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':')[0]}:****@{host}"
-    query = "&".join(p.split("=")[0] + "=****" if "=" in p else p for p in parts.query.split("&"))
-    return urlunsplit((parts.scheme, netloc, parts.path, query if parts.query else "", ""))
 
 
 def _http_date(value: str | None) -> datetime | None:

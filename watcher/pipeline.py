@@ -21,21 +21,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from watcher import workers
-from watcher.exceptions import FeedError
+from watcher import envvars, workers
+from watcher.exceptions import ConfigError, FeedError
 from watcher.feeds.fetch import FeedSession, fetch_feed
 from watcher.feeds.parse import parse_feed
 from watcher.health import HealthEvent, event_after_poll, health_channels
 from watcher.http_policy import (
     gone_reason,
     is_gone,
-    mask_url,
     next_poll_after_failure,
     next_poll_after_success,
     retry_hold_until,
 )
 from watcher.outbox import queue_alert
 from watcher.policy import channels_for, decide_backlog
+from watcher.redact import header_secrets, redact_url, scrub, without_credentials
 from watcher.rules.match import match_item
 from watcher.runtime import Runtime
 from watcher.store.batch import NotModified, record_not_modified, upsert_items
@@ -263,13 +263,19 @@ def _fetch_all(rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]]) -> Iterato
 def fetch_and_parse(
     session: FeedSession, feed: FeedState, options: FeedConfig, max_bytes: int
 ) -> FeedResult:
-    """Fetch and parse one feed; every failure becomes ``FeedResult.error``."""
+    """Fetch and parse one feed; every failure becomes ``FeedResult.error``.
+
+    The feed's URL is a template: its ``${VARS}`` are expanded here, for this fetch only,
+    and their values (and the configured header values) are removed from any error.
+    """
     result = FeedResult(feed=feed, options=options)
     started = time.monotonic()
+    secrets = [*envvars.values_of(feed.url).values(), *header_secrets(options.headers)]
     try:
+        url = envvars.expand(feed.url, what="the feed's URL")
         result.fetched = fetch_feed(
             session,
-            feed.url,
+            url,
             etag=feed.etag,
             last_modified=feed.last_modified,
             timeout=options.timeout_s,
@@ -278,16 +284,21 @@ def fetch_and_parse(
         )
         result.http_status = result.fetched.status
         if not result.fetched.not_modified:
-            result.parsed = parse_feed(
-                result.fetched.content, result.fetched.final_url, result.fetched.content_type
-            )
+            base = result.fetched.final_url
+            if envvars.has_references(feed.url):  # links are never resolved into the secret
+                base = without_credentials(base)
+            result.parsed = parse_feed(result.fetched.content, base, result.fetched.content_type)
     except FeedError as e:
         result.error = str(e.message)
         result.http_status = e.http_status or result.http_status
         result.retry_after_s = getattr(e, "retry_after_s", None)
+    except ConfigError as e:  # a ${VAR} of the URL is not set (a feed added with it earlier)
+        result.error = str(e)
     except Exception as e:  # a bug in fetch or parse must not stop the other feeds
         log.exception("internal error while fetching feed=%s", feed.name)
         result.error = f"internal error: {type(e).__name__}: {e}"
+    if result.error is not None and secrets:
+        result.error = scrub(result.error, secrets)
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
 
@@ -345,13 +356,31 @@ def _record(
         etag=fetched.etag,
         last_modified=fetched.last_modified,
         title=result.parsed.title if result.parsed else None,
-        url=fetched.permanent_redirect,
+        url=_moved_to(feed, fetched),
         next_poll_at=next_poll_after_success(now, feed.interval_s, fetched.headers),
     )
-    if fetched.permanent_redirect:
-        log.info("moved feed=%s url=%s", feed.name, mask_url(fetched.permanent_redirect))
     set_retry_hold(rt.store, feed.id, None)
     _raise_health(rt, event_after_poll(feed, status, None, _failing_after(rt)), now)
+
+
+def _moved_to(feed: FeedState, fetched: Fetched) -> str | None:
+    """The URL a permanent redirect moves the feed to, as a template; None to keep its URL.
+
+    A URL holding ``${VAR}`` is never replaced: the redirect's target would hold the secret.
+    """
+    target = fetched.permanent_redirect
+    if target is None:
+        return None
+    if envvars.has_references(feed.url):
+        log.warning(
+            "redirect kept feed=%s to=%s reason=%s",
+            feed.name,
+            redact_url(target),
+            "the URL holds ${VAR}: edit it if the feed moved for good",
+        )
+        return None
+    log.info("moved feed=%s url=%s", feed.name, target)
+    return envvars.escape(target)
 
 
 def _record_error(

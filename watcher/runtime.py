@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 from watcher.alerts import Channel, make_channel
+from watcher.config import require_variables
 from watcher.feeds.fetch import FeedSession, make_session
 from watcher.rules.load import load_rules
 from watcher.rules.match import CompiledRules, compile_rules
@@ -32,8 +33,15 @@ class Runtime:
         return {rule.id: rule for rule in self.rules}
 
 
-def open_runtime(settings: Settings, db_path: Path | None = None) -> Runtime:
-    """Load rules, open the database and build the channels; raises ConfigError."""
+def open_runtime(
+    settings: Settings, db_path: Path | None = None, *, fetching: bool = True
+) -> Runtime:
+    """Load rules, open the database and build the channels; raises ConfigError.
+
+    Every ``${VAR}`` the channels need must be set, and with ``fetching`` those of the
+    feeds' URLs and headers too.
+    """
+    require_variables(settings, "" if fetching else "channels")
     rules = load_rules(list(settings.rules), channels=list(settings.channels))
     store = Store(db_path or settings.database)
     instance = store.instance_id()

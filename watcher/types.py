@@ -15,6 +15,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from watcher.exceptions import Problem
+
 # --- statuses stored as text -------------------------------------------------------------
 
 
@@ -61,7 +63,7 @@ class FeedDefaults:
 class FeedConfig:
     """A feed as the config file (or an OPML file it names) declares it."""
 
-    url: str  # an http(s) URL, or an absolute local path
+    url: str  # an http(s) URL template (``${VAR}`` expanded when fetched), or an absolute path
     name: str | None = None
     title: str | None = None
     tags: tuple[str, ...] = ()
@@ -97,6 +99,8 @@ class ChannelConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     min_severity: str = "info"
     max_alerts: RateLimit | None = None
+    secrets: tuple[str, ...] = ()  # values of the ${VARS} in its options: never shown or kept
+    unresolved: tuple[Problem, ...] = ()  # variables it needs that are not set
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,9 @@ class Settings:
     delivery: DeliverySettings
     retention_s: int = 180 * 86400
     poll_log_retention_s: int = 30 * 86400
+    # ${VARS} of channels, feed URLs and headers that are not set: only the commands that
+    # fetch or deliver refuse to run without them (config.require_variables).
+    unresolved: tuple[Problem, ...] = ()
 
 
 # --- fetch and parse ---------------------------------------------------------------------

@@ -12,6 +12,8 @@ from typing import Protocol
 from watcher.alerts.console import ConsoleChannel
 from watcher.alerts.email import EmailChannel
 from watcher.alerts.eml import EmlChannel
+from watcher.exceptions import ConfigError
+from watcher.redact import header_secrets
 from watcher.types import AlertMessage, ChannelConfig
 
 
@@ -49,6 +51,26 @@ CHANNELS: dict[str, ChannelFactory] = {
 }
 
 
+def channel_secrets(config: ChannelConfig) -> list[str]:
+    """Every value of a channel that must never be shown or kept: its ``${VAR}`` values, its
+    signing secret, header values, SMTP password and Apprise URLs."""
+    options = config.options
+    smtp = options.get("smtp") or {}
+    urls = options.get("urls") or ()
+    return [
+        *config.secrets,
+        str(options.get("secret") or ""),
+        *header_secrets(options.get("headers")),
+        str(smtp.get("password") or ""),
+        *([urls] if isinstance(urls, str) else [str(u) for u in urls]),
+    ]
+
+
 def make_channel(config: ChannelConfig, instance: str) -> Channel:
-    """Build the channel for one ``channels:`` entry; ``instance`` names this installation."""
+    """Build the channel for one ``channels:`` entry; ``instance`` names this installation.
+
+    Raises ConfigError naming each ``${VAR}`` of the channel that is not set.
+    """
+    if config.unresolved:
+        raise ConfigError(list(config.unresolved))
     return CHANNELS[config.type](config, instance)

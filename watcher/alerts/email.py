@@ -18,6 +18,7 @@ from typing import Any
 
 from watcher.alerts.render import build_email, mail_domain, serialise_email
 from watcher.exceptions import DeliveryError
+from watcher.redact import scrub
 from watcher.types import AlertMessage, ChannelConfig
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class EmailChannel:
         self.prefix = DEFAULT_PREFIX if prefix is None else str(prefix)
         self.smtp = SmtpSettings.from_options(options.get("smtp") or {})
         self.domain = mail_domain(instance)
+        self.secrets = config.secrets
 
     def describe(self) -> str:
         s = self.smtp
@@ -102,7 +104,8 @@ class EmailChannel:
         except (smtplib.SMTPException, OSError) as e:
             what, permanent = classify_smtp_error(e)
             where = f"smtp://{self.smtp.host}:{self.smtp.port}"
-            text = f"{what}: {where}: {type(e).__name__}: {_reason(e)}"
+            reason = scrub(_reason(e), [self.smtp.password or "", *self.secrets])
+            text = f"{what}: {where}: {type(e).__name__}: {reason}"
             raise DeliveryError(self.name, message.alert_id, text, permanent=permanent) from e
         if refused:
             log.error(

@@ -13,12 +13,13 @@ import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 
 from watcher import __version__
 from watcher.exceptions import DeliveryError
+from watcher.redact import excerpt, header_secrets, redact_url, scrub
 from watcher.types import AlertItem, AlertMessage, ChannelConfig
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ ALERT_ID_HEADER = "X-Watcher-Alert-Id"
 SIGNATURE_HEADER = "X-Watcher-Signature"
 TRANSIENT_STATUSES = frozenset({408, 429})
 MAX_CONNECT_TIMEOUT = 5.0
-EXCERPT_BYTES = 300  # of a refusing receiver's answer, quoted in the error
+EXCERPT_CHARS = 500  # of a refusing receiver's answer, kept in the error (secrets removed)
+EXCERPT_BYTES = 4096  # read to find them
 
 
 def format_utc(when: datetime | None) -> str | None:
@@ -90,9 +92,10 @@ class WebhookChannel:
         self.headers = {str(k): str(v) for k, v in (options.get("headers") or {}).items()}
         read = float(options.get("timeout") or 10.0)
         self.timeout = (min(read, MAX_CONNECT_TIMEOUT), read)
+        self.secrets = webhook_secrets(self.url, self.secret, self.headers, config.secrets)
 
     def describe(self) -> str:
-        parts = [f"webhook {self.name} {mask_url(self.url)}"]
+        parts = [f"webhook {self.name} {redact_url(self.url)}"]
         if self.secret:
             parts.append("signed")
         if self.headers:
@@ -124,7 +127,8 @@ class WebhookChannel:
                     raise self._refused(message.alert_id, response)
         except requests.RequestException as e:
             what, permanent = classify_request_error(e)
-            text = f"{what}: {mask_url(self.url)}: {type(e).__name__}: {e}"
+            cause = scrub(str(e), self.secrets)
+            text = f"{what}: {redact_url(self.url)}: {type(e).__name__}: {cause}"
             raise DeliveryError(self.name, message.alert_id, text, permanent=permanent) from e
         log.debug(
             "webhook answered alert=%d channel=%s status=%d", message.alert_id, self.name, status
@@ -134,13 +138,14 @@ class WebhookChannel:
         status = response.status_code
         permanent = status < 500 and status not in TRANSIENT_STATUSES
         if 300 <= status < 400:
-            what = f"receiver redirected to {response.headers.get('Location', '?')} (update url)"
+            where = redact_url(response.headers.get("Location", "?"))
+            what = f"receiver redirected to {where} (update url)"
         elif status in (401, 403):
             what = "receiver refused the credentials (check headers and secret)"
         else:
             what = "receiver refused the alert" if permanent else "receiver failed"
-        excerpt = _excerpt(response)
-        text = f"{what}: {mask_url(self.url)}: HTTP {status}" + (f": {excerpt}" if excerpt else "")
+        answer = _answer(response, self.secrets)
+        text = f"{what}: {redact_url(self.url)}: HTTP {status}" + (f": {answer}" if answer else "")
         if status == 429 and response.headers.get("Retry-After"):
             text += f" (Retry-After: {response.headers['Retry-After']})"
         return DeliveryError(self.name, alert_id, text, permanent=permanent)
@@ -159,30 +164,24 @@ def classify_request_error(error: requests.RequestException) -> tuple[str, bool]
     return "request failed", False
 
 
-def _excerpt(response: requests.Response) -> str:
-    """The start of an error answer, one line, never the whole of a huge body."""
+def webhook_secrets(
+    url: str, secret: str | None, headers: dict[str, str], expanded: tuple[str, ...] = ()
+) -> list[str]:
+    """What must never be kept from an answer: the URL and its path and query, the signing
+    secret, every header value and every ``${VAR}`` value of the channel."""
+    try:
+        parts = urlsplit(url)
+        pieces = [parts.path if parts.path != "/" else "", parts.query, parts.password or ""]
+    except ValueError:
+        pieces = []
+    return [url, *pieces, secret or "", *header_secrets(headers), *expanded]
+
+
+def _answer(response: requests.Response, secrets: list[str]) -> str:
+    """The start of an error answer: one line, at most 500 characters, secrets removed."""
     try:
         raw = response.raw.read(EXCERPT_BYTES, decode_content=True)
     except Exception:  # the answer is only decoration for the error message
         return ""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else ""
-    return " ".join(text.split())[:200]
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password, query values and token-like path segments hidden."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    if parts.username:
-        host = f"{parts.username}{':****' if parts.password else ''}@{host}"
-    path = "/".join(_mask_segment(s) for s in parts.path.split("/"))
-    query = "&".join(f"{p.split('=', 1)[0]}=****" for p in parts.query.split("&") if p)
-    return urlunsplit((parts.scheme, host, path, query, ""))
-
-
-def _mask_segment(segment: str) -> str:
-    if len(segment) >= 16 and any(ch.isdigit() for ch in segment):
-        return segment[:2] + "****"
-    return segment
+    return excerpt(text, secrets, EXCERPT_CHARS)

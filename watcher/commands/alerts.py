@@ -147,7 +147,7 @@ def _requeue_and_send(
     now = now_utc()
     try:
         with hold_lock(settings.database, "alerts retry"):
-            rt = open_runtime(settings)
+            rt = open_runtime(settings, fetching=False)
             try:
                 requeued = requeue_failed(rt.store, ids, now)
                 return requeued, deliver_pending(rt, now, requeued) if requeued else None

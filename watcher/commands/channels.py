@@ -13,6 +13,7 @@ from watcher.delivery import sample_message
 from watcher.exceptions import ConfigError, DeliveryError
 from watcher.printable import printable
 from watcher.store import Store
+from watcher.types import ChannelConfig
 
 
 @cli.group(invoke_without_command=True)
@@ -32,7 +33,7 @@ def channels(ctx: click.Context) -> None:
     obj: Context = ctx.obj
     settings = obj.settings()
     shown = [
-        {"name": name, "type": cfg.type, "describe": make_channel(cfg, "").describe()}
+        {"name": name, "type": cfg.type, "describe": _describe(cfg)}
         for name, cfg in settings.channels.items()
     ]
     if obj.json:
@@ -49,6 +50,14 @@ def channels(ctx: click.Context) -> None:
         ],
         max_width=100,
     )
+
+
+def _describe(cfg: ChannelConfig) -> str:
+    """The channel's own description; one that lacks a ${VAR} says which instead."""
+    if cfg.unresolved:
+        missing = "; ".join(dict.fromkeys(p.message for p in cfg.unresolved))
+        return f"{cfg.type} {cfg.name} (cannot send: {missing})"
+    return make_channel(cfg, "").describe()
 
 
 def _target(described: str, type_: str, name: str) -> str:

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from watcher import envvars
 from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
 from watcher.commands.table import print_table
 from watcher.config import parse_interval
@@ -125,7 +126,25 @@ def add(
 
 
 def feed_location(url: str) -> str:
-    """An http(s) or file:// URL as given; an existing local file made absolute."""
+    """An http(s) or file:// URL as given; an existing local file made absolute.
+
+    A URL holding ``${VAR}`` is kept so (stored and shown as written); its variables must be
+    set now and it must give an http(s) URL.
+    """
+    if envvars.has_references(url):
+        expanded = envvars.expand(url, what=f"URL {url}")
+        if urlsplit(expanded).scheme.lower() not in ("http", "https"):
+            raise click.BadParameter(f"{url!r} must give an http(s) URL", param_hint="URL")
+        return url
+    if "${" in url:  # a literal '${' (written '$${'), or a broken reference
+        problem = envvars.syntax_problem(url)
+        if problem:
+            raise click.BadParameter(problem, param_hint="URL")
+        return envvars.escape(_location(envvars.expand(url, {})))
+    return _location(url)
+
+
+def _location(url: str) -> str:
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("http", "https", "file"):
         return url
