@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from tests.terminal import run_on_terminal
 from watcher.cli import cli
@@ -94,3 +94,61 @@ def test_a_rule_nested_64_deep_compiles_and_matches() -> None:
     compiled = compile_rules([rule])
     item = MatchItem(fields={"title": ("Fighting near Kursk",)})
     assert [m.rule_id for m in match_item(compiled, item)] == ["deep"]
+
+
+# --- warnings ------------------------------------------------------------------------------
+
+SCOPED = """\
+- id: ok-name
+  any: [Kursk]
+  feeds: [wire, tag:ukraine, extra, tag:osint]
+- id: typo
+  any: [Kursk]
+  feeds: [wrie]
+- id: no-tag
+  any: [Kursk]
+  feeds: [tag:nosuch]
+"""
+
+
+@pytest.fixture
+def scoped(tmp_path: Path) -> Path:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "scoped.yaml").write_text(SCOPED)
+    (tmp_path / "watcher.yaml").write_text(
+        "database: w.db\nrules: rules/\n"
+        "feeds:\n  - {url: https://wire.example/rss, name: wire, tags: [ukraine]}\n"
+    )
+    return tmp_path
+
+
+def check(project: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(project / "watcher.yaml"), *args])
+
+
+def test_a_scope_no_feed_has_is_a_warning_and_strict_makes_it_an_error(
+    scoped: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(scoped)  # rule files are named relative to the current folder
+    feed = ["https://x.example/rss", "--name", "extra", "--tag", "osint"]
+    added = check(scoped, "feeds", "add", *feed)
+    assert added.exit_code == 0, added.output
+    result = check(scoped, "rules", "check")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [
+        "warning: rules/scoped.yaml:4: rule typo: feeds: no feed is named 'wrie';"
+        " did you mean 'wire'?",
+        "warning: rules/scoped.yaml:7: rule no-tag: feeds: no feed has the tag 'nosuch'",
+    ]
+    assert result.output.endswith("(2 warnings)\n")
+    strict = check(scoped, "rules", "check", "--strict")
+    assert strict.exit_code == 1
+    assert [line.split(":")[0] for line in strict.stderr.splitlines()] == ["error", "error"]
+    as_json = check(scoped, "rules", "check", "--strict", "--json")
+    assert as_json.exit_code == 1 and '"ok": false' in as_json.output
+
+
+def test_a_notify_channel_that_does_not_exist_stays_an_error(scoped: Path) -> None:
+    (scoped / "rules" / "scoped.yaml").write_text("- id: a\n  any: [x]\n  notify: [nosuch]\n")
+    result = check(scoped, "rules", "check")
+    assert result.exit_code == 1 and "nosuch" in result.stderr

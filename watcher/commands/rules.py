@@ -13,12 +13,12 @@ import click
 from watcher.backtest import backtest_json, backtest_lines, count_archive, run_backtest
 from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, plural
 from watcher.config import parse_duration, rule_files_in
-from watcher.exceptions import ConfigError, Problem
+from watcher.exceptions import ConfigError, Problem, WatcherError
 from watcher.printable import dumps_json, printable
-from watcher.rules.load import QueryProblem, load_rules
+from watcher.rules.load import QueryProblem, load_rules, scope_problems
 from watcher.rules.match import compile_rules, match_item
-from watcher.store import Store
-from watcher.types import FIELDS, Match, MatchItem, Rule
+from watcher.store import REMOVED_BY_HAND, REMOVED_FROM_CONFIG, Store, slug_for_url
+from watcher.types import FIELDS, Match, MatchItem, Rule, Settings
 
 
 @cli.group()
@@ -33,34 +33,75 @@ def rules() -> None:
 
 
 @rules.command("check")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
 @json_option
 @click.pass_obj
 @handle_errors
-def check(obj: Context) -> None:
+def check(obj: Context, strict: bool) -> None:
     """Validate the config and every rule file; exit 1 on any error.
 
+    Warnings (exit 0; errors with --strict): an environment variable the config names
+    that is not set, a rule scoped to a feed name or tag no feed has.
+
     \b
-    Example:
+    Examples:
       watcher rules check
+      watcher rules check --strict
     """
     settings = obj.settings()
     try:
         loaded = load_rules(list(settings.rules), channels=list(settings.channels))
     except ConfigError as e:
+        _report_warnings(list(settings.unresolved), strict=False)
         _report_problems(e, carets=sys.stderr.isatty())
         sys.exit(1)
+    warnings = [*settings.unresolved, *scope_problems(loaded, *_known_feeds(settings))]
+    failed = strict and bool(warnings)
     if obj.json:
         emit_json(
-            {"ok": True, "rules": [r.id for r in loaded], "files": [str(p) for p in settings.rules]}
+            {
+                "ok": not failed,
+                "rules": [r.id for r in loaded],
+                "files": [str(p) for p in settings.rules],
+                "warnings": [str(w) for w in warnings],
+            }
         )
-        return
+        sys.exit(1 if failed else 0)
+    _report_warnings(warnings, strict=strict)
+    if failed:
+        sys.exit(1)
     counts = [
         plural(len(loaded), "rule"),
         "in " + plural(len(settings.rules), "file") + ",",
         plural(len(settings.feeds), "feed") + ",",
         plural(len(settings.channels), "channel"),
     ]
-    click.echo("ok: " + " ".join(counts))
+    warned = f" ({plural(len(warnings), 'warning')})" if warnings else ""
+    click.echo("ok: " + " ".join(counts) + warned)
+
+
+def _known_feeds(settings: Settings) -> tuple[set[str], set[str]]:
+    """The names and tags of every feed: the config's, and the database's when it exists."""
+    names = {f.name or slug_for_url(f.url) for f in settings.feeds}
+    tags = {tag for f in settings.feeds for tag in f.tags}
+    if not settings.database.is_file():
+        return names, tags
+    try:
+        with Store(settings.database) as store:
+            stored = store.list_feeds()
+    except WatcherError:  # an unreadable database: the config's feeds are all we know
+        return names, tags
+    for feed in stored:
+        if feed.disabled_reason not in (REMOVED_FROM_CONFIG, REMOVED_BY_HAND):
+            names.add(feed.name)
+            tags.update(feed.tags)
+    return names, tags
+
+
+def _report_warnings(warnings: list[Problem], *, strict: bool) -> None:
+    label = "error" if strict else "warning"
+    for problem in warnings:
+        click.echo(f"{label}: {problem if problem.file else problem.message}", err=True)
 
 
 def _report_problems(error: ConfigError, *, carets: bool) -> None:

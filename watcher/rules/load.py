@@ -451,3 +451,28 @@ def _check_duplicates(ids: list[_RuleId], problems: list[Problem]) -> None:
 def validate_query(text: str) -> None:
     """Raise QueryError (``column`` 1-based, ``message`` without it) for an invalid query."""
     parse_query(text)
+
+
+def scope_problems(
+    rules: Sequence[Rule], feed_names: Collection[str], feed_tags: Collection[str]
+) -> list[Problem]:
+    """One problem per feed name or ``tag:NAME`` in a rule's ``feeds`` that no feed has.
+
+    Such a rule never matches anything; ``rules check`` reports these as warnings.
+    """
+    problems: list[Problem] = []
+    for rule in rules:
+        for scope in rule.feeds:
+            tag = scope.removeprefix("tag:") if scope.startswith("tag:") else None
+            if tag is not None and tag not in feed_tags:
+                close = difflib.get_close_matches(tag, list(feed_tags), n=1)
+                hint = f"; did you mean 'tag:{close[0]}'?" if close else ""
+                message = f"feeds: no feed has the tag {tag!r}{hint}"
+            elif tag is None and scope not in feed_names:
+                close = difflib.get_close_matches(scope, list(feed_names), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                message = f"feeds: no feed is named {scope!r}{hint}"
+            else:
+                continue
+            problems.append(Problem(rule.file, message, rule.line, f"rule {rule.id}"))
+    return problems
