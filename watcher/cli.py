@@ -33,9 +33,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass
 class Context:
-    config: str | None
-    db: str | None
-    json: bool
+    """The global options, merged from wherever they stood on the command line."""
+
+    config: str | None = None
+    db: str | None = None
+    json: bool = False
+    verbose: int = 0
+    quiet: int = 0
 
     def settings(self) -> Settings:
         settings = load_settings(find_config(self.config, os.environ))
@@ -93,20 +97,96 @@ def _silence_stdout() -> None:
 
 
 def json_option(fn: F) -> F:
-    """``--json`` accepted after the subcommand as well as before it."""
+    """No longer needed: every command takes ``--json`` (see ``WatcherCommand``)."""
+    return fn
 
-    def set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+
+# --- global options: accepted before the subcommand and after any (sub)command ---------------
+
+
+def _merge_option(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Fold one global option into the shared ``Context``; later on the line wins."""
+    obj = ctx.ensure_object(Context)
+    name = param.name
+    if name in ("verbose", "quiet"):
         if value:
-            ctx.find_object(Context).json = True  # type: ignore[union-attr]
+            setattr(obj, name, getattr(obj, name) + value)
+            setup_logging(obj.verbose, obj.quiet)
+    elif name == "json":
+        obj.json = obj.json or bool(value)
+    elif value is not None:
+        setattr(obj, name, value)
 
-    return click.option(
-        "--json",
-        "json_flag",
-        is_flag=True,
-        expose_value=False,
-        callback=set_json,
-        help="Machine-readable JSON output.",
-    )(fn)
+
+def global_options(json_help: str = "Machine-readable JSON output.") -> list[click.Option]:
+    """``--config``, ``--db``, ``--json``, ``-v``, ``-q``: one set of these per command."""
+    common: dict[str, Any] = {"expose_value": False, "callback": _merge_option}
+    return [
+        click.Option(
+            ["--config", "config"],
+            metavar="PATH",
+            help="watcher.yaml (default: $WATCHER_CONFIG or ./watcher.yaml).",
+            **common,
+        ),
+        click.Option(
+            ["--db", "db"],
+            metavar="PATH",
+            help="Database file (overrides `database:` in the config).",
+            **common,
+        ),
+        click.Option(["--json", "json"], is_flag=True, help=json_help, **common),
+        click.Option(
+            ["-v", "--verbose", "verbose"],
+            count=True,
+            help="More log output (-vv for debug).",
+            **common,
+        ),
+        click.Option(["-q", "--quiet", "quiet"], count=True, help="Less log output.", **common),
+    ]
+
+
+class WatcherCommand(click.Command):
+    """A command that takes the global options after its name too.
+
+    ``no_json="…"`` declares a command without JSON output; ``--json`` then is a usage
+    error that says why, instead of being ignored.
+    """
+
+    def __init__(self, *args: Any, no_json: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.no_json = no_json
+        json_help = f"Not available: {no_json}." if no_json else "Machine-readable JSON output."
+        self.params.extend(global_options(json_help))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        obj = ctx.find_object(Context)
+        if self.no_json and obj is not None and obj.json:
+            raise click.UsageError(f"{ctx.command_path} has no JSON output: {self.no_json}", ctx)
+        return super().invoke(ctx)
+
+
+class WatcherGroup(click.Group):
+    """A group whose subcommands and subgroups all take the global options."""
+
+    command_class = WatcherCommand
+    group_class = type  # subgroups are WatcherGroups too
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(global_options())
+
+
+def all_commands(
+    group: click.Group | None = None, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], click.Command]]:
+    """Every (sub)command under ``group`` (default: ``cli``) with its path, groups included."""
+    group = cli if group is None else group
+    found: list[tuple[tuple[str, ...], click.Command]] = []
+    for name, command in sorted(group.commands.items()):
+        found.append(((*path, name), command))
+        if isinstance(command, click.Group):
+            found.extend(all_commands(command, (*path, name)))
+    return found
 
 
 def plural(n: int, word: str) -> str:
@@ -119,25 +199,13 @@ def emit_json(data: Any) -> None:
     click.echo(dumps_json(data))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config",
-    "config",
-    metavar="PATH",
-    help="watcher.yaml (default: $WATCHER_CONFIG or ./watcher.yaml).",
-)
-@click.option(
-    "--db", "db", metavar="PATH", help="Database file (overrides `database:` in the config)."
-)
-@click.option("--json", "json_", is_flag=True, help="Machine-readable JSON output.")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-@click.option("-q", "--quiet", count=True, help="Less log output.")
+@click.group(cls=WatcherGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="watcher")
 @click.pass_context
-def cli(
-    ctx: click.Context, config: str | None, db: str | None, json_: bool, verbose: int, quiet: int
-) -> None:
+def cli(ctx: click.Context) -> None:
     """Watch news feeds and alert on keyword rules.
+
+    The options below may also follow any command: `watcher status --json -q`.
 
     \b
     Quick start:
@@ -146,8 +214,8 @@ def cli(
       watcher poll --all
       watcher status
     """
-    setup_logging(verbose, quiet)
-    ctx.obj = Context(config=config, db=db, json=json_)
+    obj = ctx.ensure_object(Context)
+    setup_logging(obj.verbose, obj.quiet)
 
 
 def main() -> None:

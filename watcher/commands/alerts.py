@@ -13,7 +13,6 @@ from watcher.cli import (
     cli,
     emit_json,
     handle_errors,
-    json_option,
     now_utc,
     plural,
     show_time,
@@ -37,7 +36,6 @@ from watcher.types import AlertStatus, Settings
 )
 @click.option("--rule", "rule_id", metavar="ID", help="Only alerts of this rule.")
 @click.option("--limit", type=int, default=50, show_default=True)
-@json_option
 @click.pass_context
 @handle_errors
 def alerts(ctx: click.Context, status: str | None, rule_id: str | None, limit: int) -> None:
@@ -117,7 +115,6 @@ def _iso(when: datetime | None) -> str | None:
 
 @alerts.command()
 @click.argument("ids", nargs=-1, type=int, metavar="[ID]...")
-@json_option
 @click.pass_obj
 @handle_errors
 def retry(obj: Context, ids: tuple[int, ...]) -> None:

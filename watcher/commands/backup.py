@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option
+from watcher.cli import Context, cli, emit_json, handle_errors
 from watcher.exceptions import StoreError
 
 PAGES_PER_STEP = 1024
@@ -20,7 +20,6 @@ PAGES_PER_STEP = 1024
 @cli.command()
 @click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace TARGET if it exists.")
-@json_option
 @click.pass_obj
 @handle_errors
 def backup(obj: Context, target: Path, force: bool) -> None:

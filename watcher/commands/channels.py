@@ -7,7 +7,7 @@ import sys
 import click
 
 from watcher.alerts import make_channel
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
+from watcher.cli import Context, cli, emit_json, handle_errors, now_utc
 from watcher.commands.table import print_table
 from watcher.delivery import sample_message
 from watcher.exceptions import ConfigError, DeliveryError
@@ -17,7 +17,6 @@ from watcher.types import ChannelConfig
 
 
 @cli.group(invoke_without_command=True)
-@json_option
 @click.pass_context
 @handle_errors
 def channels(ctx: click.Context) -> None:
@@ -67,7 +66,6 @@ def _target(described: str, type_: str, name: str) -> str:
 
 @channels.command("test")
 @click.argument("name")
-@json_option
 @click.pass_obj
 @handle_errors
 def test_channel(obj: Context, name: str) -> None:

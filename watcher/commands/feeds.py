@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import click
 
 from watcher import envvars
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc
+from watcher.cli import Context, cli, emit_json, handle_errors, now_utc
 from watcher.commands.table import print_table
 from watcher.config import parse_interval
 from watcher.exceptions import ConfigError
@@ -33,7 +33,6 @@ def feeds(ctx: click.Context) -> None:
 
 
 @feeds.command("list")
-@json_option
 @click.pass_obj
 @handle_errors
 def list_feeds(obj: Context) -> None:
@@ -52,21 +51,7 @@ def list_feeds(obj: Context) -> None:
     finally:
         store.close()
     if obj.json:
-        emit_json(
-            [
-                {
-                    "name": f.name,
-                    "url": f.url,
-                    "title": f.title,
-                    "tags": list(f.tags),
-                    "source": f.source,
-                    "interval_s": f.interval_s,
-                    "interval_source": f.interval_source,
-                    "last_status": f.last_status,
-                }
-                for f in rows
-            ]
-        )
+        emit_json([feed_dict(f) for f in rows])
         return
     print_table(
         ["name", "source", "status", "tags", "url"],
@@ -76,6 +61,20 @@ def list_feeds(obj: Context) -> None:
         ],
         max_width=80,
     )
+
+
+def feed_dict(feed: FeedState) -> dict[str, object]:
+    """A feed as ``feeds list --json`` and ``feeds add --json`` show it."""
+    return {
+        "name": feed.name,
+        "url": feed.url,
+        "title": feed.title,
+        "tags": list(feed.tags),
+        "source": feed.source,
+        "interval_s": feed.interval_s,
+        "interval_source": feed.interval_source,
+        "last_status": feed.last_status,
+    }
 
 
 @feeds.command("add")
@@ -122,7 +121,10 @@ def add(
             )
     finally:
         store.close()
-    click.echo(f"added feed {feed.name}: {feed.url}")
+    if obj.json:
+        emit_json({"added": feed_dict(feed)})
+    else:
+        click.echo(f"added feed {feed.name}: {feed.url}")
 
 
 def feed_location(url: str) -> str:
@@ -180,12 +182,14 @@ def remove(obj: Context, name: str) -> None:
             store.remove_feed(name)
     finally:
         store.close()
-    click.echo(f"removed feed {name}")
+    if obj.json:
+        emit_json({"removed": name})
+    else:
+        click.echo(f"removed feed {name}")
 
 
 @feeds.command("enable")
 @click.argument("name")
-@json_option
 @click.pass_obj
 @handle_errors
 def enable(obj: Context, name: str) -> None:
@@ -219,7 +223,6 @@ def enable(obj: Context, name: str) -> None:
 @feeds.command("disable")
 @click.argument("name")
 @click.option("--reason", metavar="TEXT", help="Why, shown by `watcher status`.")
-@json_option
 @click.pass_obj
 @handle_errors
 def disable(obj: Context, name: str, reason: str | None) -> None:

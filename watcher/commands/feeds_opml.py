@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from watcher.cli import Context, emit_json, handle_errors, json_option, now_utc, plural
+from watcher.cli import Context, emit_json, handle_errors, now_utc, plural
 from watcher.commands.feeds import feeds
 from watcher.opml import read_opml, write_opml
 from watcher.store import Store
@@ -21,7 +21,6 @@ from watcher.types import FeedConfig, FeedState, FeedStatus
 
 @feeds.command("import")
 @click.argument("opml", type=click.Path(dir_okay=False, path_type=Path))
-@json_option
 @click.pass_obj
 @handle_errors
 def import_opml(obj: Context, opml: Path) -> None:
@@ -74,7 +73,7 @@ def add_feeds(
     return added, skipped
 
 
-@feeds.command("export")
+@feeds.command("export", no_json="it writes OPML")
 @click.option(
     "-o",
     "--output",

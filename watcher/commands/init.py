@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from watcher.cli import cli, handle_errors
+from watcher.cli import Context, cli, emit_json, handle_errors
 from watcher.exceptions import ConfigError
 
 CONFIG = """\
@@ -50,8 +50,9 @@ RULES = """\
 
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
+@click.pass_obj
 @handle_errors
-def init(directory: str) -> None:
+def init(obj: Context, directory: str) -> None:
     """Create watcher.yaml and rules/example.yaml in DIRECTORY (default: here).
 
     \b
@@ -66,6 +67,9 @@ def init(directory: str) -> None:
     rules.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(CONFIG, encoding="utf-8")
     rules.write_text(RULES, encoding="utf-8")
+    if obj.json:
+        emit_json({"created": [str(config), str(rules)]})
+        return
     click.echo(f"created {config} and {rules}")
     move = "" if root.resolve() == Path.cwd().resolve() else f"`cd {directory}`, "
     click.echo(

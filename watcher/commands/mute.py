@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, show_time
+from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
 from watcher.commands.table import print_table
 from watcher.config import parse_duration
 from watcher.exceptions import ConfigError
@@ -25,7 +25,6 @@ from watcher.types import Settings
 @cli.command()
 @click.argument("target", required=False)
 @click.option("--for", "duration", metavar="DURATION", help="How long, e.g. 30m, 2h, 1d.")
-@json_option
 @click.pass_obj
 @handle_errors
 def mute(obj: Context, target: str | None, duration: str | None) -> None:
@@ -84,7 +83,10 @@ def unmute(obj: Context, target: str) -> None:
         for key in found:
             del mutes[key]
         store.set_state(MUTES_STATE, mutes)
-    click.echo("unmuted " + ", ".join(k.replace(":", " ", 1) for k in found))
+    if obj.json:
+        emit_json({"unmuted": found})
+    else:
+        click.echo("unmuted " + ", ".join(k.replace(":", " ", 1) for k in found))
 
 
 def _resolve(settings: Settings, store: Store, target: str) -> str:

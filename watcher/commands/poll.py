@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, show_time
+from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
 from watcher.delivery import DeliveryReport, deliver_pending
 from watcher.exceptions import LockedError
 from watcher.lock import hold_lock
@@ -35,7 +35,6 @@ from watcher.types import Settings
 @click.option(
     "--feed", "names", multiple=True, metavar="NAME", help="Poll only this feed (repeatable)."
 )
-@json_option
 @click.pass_obj
 @handle_errors
 def poll(obj: Context, all_feeds: bool, names: tuple[str, ...]) -> None:

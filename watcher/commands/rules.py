@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from watcher.backtest import backtest_json, backtest_lines, count_archive, run_backtest
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, plural
+from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, plural
 from watcher.config import parse_duration, rule_files_in
 from watcher.exceptions import ConfigError, Problem, WatcherError
 from watcher.printable import dumps_json, printable
@@ -34,7 +34,6 @@ def rules() -> None:
 
 @rules.command("check")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
-@json_option
 @click.pass_obj
 @handle_errors
 def check(obj: Context, strict: bool) -> None:
@@ -142,7 +141,6 @@ def caret_lines(text: str, column: int) -> list[str]:
     help="Backtest: run over the stored items first seen or published in the last "
     "DURATION (30d, 12h) and count what each rule would have matched.",
 )
-@json_option
 @click.pass_obj
 @handle_errors
 def test(

@@ -10,7 +10,7 @@ import click
 from watcher.cli import Context, cli, handle_errors
 
 
-@cli.command()
+@cli.command(no_json="the daemon writes log lines to standard error")
 @click.pass_obj
 @handle_errors
 def run(obj: Context) -> None:

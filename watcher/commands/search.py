@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, show_time
+from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
 from watcher.config import parse_duration
 from watcher.printable import printable, printable_value
 from watcher.search import SearchQuery, SearchQueryError, translate_query
@@ -38,7 +38,6 @@ CSV_COLUMNS = ("id", "published_at", "feed", "title", "link", "rules", "snippet"
 @click.option("--rule", "rule_id", metavar="ID", help="Only items this rule matched.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--csv", "as_csv", is_flag=True, help="CSV output (one row per item).")
-@json_option
 @click.pass_obj
 @handle_errors
 def search(

@@ -41,7 +41,7 @@ def datasette_installed() -> bool:
     return importlib.util.find_spec("datasette") is not None
 
 
-@cli.command()
+@cli.command(no_json="it serves Datasette; `--metadata` prints its JSON")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True)
 @click.option("--open", "open_browser", is_flag=True, help="Open a browser window.")

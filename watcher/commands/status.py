@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, json_option, now_utc, show_time
+from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
 from watcher.commands.table import print_table
 from watcher.health import check_problems
 from watcher.printable import printable
@@ -29,7 +29,6 @@ from watcher.types import AlertStatus, FeedState, FeedStatus
     is_flag=True,
     help="Exit 1 when the daemon's heartbeat is older than 2 poll intervals or a feed is failing.",
 )
-@json_option
 @click.pass_obj
 @handle_errors
 def status(obj: Context, check: bool) -> None:
