@@ -15,6 +15,7 @@ from watcher.exceptions import FetchError
 from watcher.feeds.fetch import (
     FeedSession,
     HTTPStatusError,
+    _headers_for_hop,
     fetch_feed,
     make_session,
     parse_retry_after,
@@ -136,6 +137,54 @@ def test_redirect_to_another_host_drops_credentials(
         )
         assert feed_server.requests[-1].header("Authorization") == "Bearer s3"
         assert other.requests[-1].header("Authorization") is None
+
+
+def test_redirect_to_another_port_drops_credentials_and_configured_headers(
+    feed_server: FeedServer, http_session: FeedSession
+) -> None:
+    with FeedServer() as other:
+        other.set("/feed.xml", RSS)
+        feed_server.redirect("/feed.xml", "/same.xml")
+        feed_server.redirect("/same.xml", other.url("/feed.xml"))  # same host, another port
+        headers = {"Authorization": "Bearer s3", "Cookie": "sid=1", "X-Api-Key": "k3y"}
+        fetch_feed(http_session, feed_server.url("/feed.xml"), headers=headers)
+        same = feed_server.requests[-1]
+        assert (same.path, same.header("X-Api-Key"), same.header("Cookie")) == (
+            "/same.xml",
+            "k3y",
+            "sid=1",
+        )
+        moved = other.requests[-1]
+        assert [moved.header(h) for h in headers] == [None, None, None]
+        assert moved.header("User-Agent") == same.header("User-Agent")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "kept"),
+    [
+        ("https://h.example/a", "https://h.example/b", True),
+        ("https://h.example/a", "https://H.EXAMPLE:443/b", True),
+        ("https://h.example/a", "http://h.example/a", False),  # never in clear text
+        ("http://h.example/a", "https://h.example/a", False),
+        ("https://h.example/a", "https://h.example:8443/a", False),
+        ("https://h.example/a", "https://other.example/a", False),
+    ],
+)
+def test_credentials_follow_a_redirect_only_to_the_same_scheme_host_and_port(
+    old: str, new: str, kept: bool
+) -> None:
+    headers = {"Authorization": "Basic eA==", "X-Key": "k", "Accept": "*/*"}
+    after = _headers_for_hop(headers, old, new, frozenset({"x-key"}))
+    assert after == (headers if kept else {"Accept": "*/*"})
+
+
+def test_user_and_password_in_the_url_are_sent_as_basic_auth(
+    feed_server: FeedServer, http_session: FeedSession
+) -> None:
+    feed_server.set("/feed.xml", RSS)
+    url = feed_server.url("/feed.xml").replace("http://", "http://al%40ce:p%3Ass@")
+    fetch_feed(http_session, url)
+    assert feed_server.requests[-1].header("Authorization") == "Basic YWxAY2U6cDpzcw=="
 
 
 @pytest.mark.parametrize(

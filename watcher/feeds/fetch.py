@@ -10,6 +10,7 @@ Every expected failure is a ``FetchError``; anything else escaping is a bug.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import socket
@@ -45,7 +46,8 @@ CHUNK_BYTES = 64 * 1024
 HOSTS_KEPT = 256
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
-_SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
+_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class HTTPStatusError(FetchError):
@@ -179,7 +181,8 @@ def fetch_feed(
         raise FetchError(url, f"invalid URL ({_cause(e)})") from e
     if scheme in ("http", "https"):
         request_headers = _request_headers(headers, etag, last_modified)
-        return _fetch_http(session, url, request_headers, timeout, max_bytes)
+        configured = frozenset(name.lower() for name in headers or {})
+        return _fetch_http(session, url, request_headers, configured, timeout, max_bytes)
     if scheme == "file" or not scheme or _is_windows_drive(scheme, url):
         return read_local_feed(url, max_bytes)
     raise FetchError(url, f"unsupported URL scheme {scheme!r}: use http(s), file:// or a path")
@@ -232,6 +235,7 @@ def _fetch_http(
     session: FeedSession,
     url: str,
     headers: dict[str, str],
+    configured: frozenset[str],
     timeout: float,
     max_bytes: int,
 ) -> Fetched:
@@ -239,6 +243,7 @@ def _fetch_http(
     hops: list[int] = []
     current = url
     while True:
+        headers = _with_url_credentials(headers, current)
         response = _send(session, url, current, headers, deadline)
         try:
             if response.status not in _REDIRECTS:
@@ -249,7 +254,7 @@ def _fetch_http(
         hops.append(response.status)
         if len(hops) > MAX_REDIRECTS:
             raise FetchError(url, f"more than {MAX_REDIRECTS} redirects: check for a loop")
-        headers = _headers_for_hop(headers, current, target)
+        headers = _headers_for_hop(headers, current, target, configured)
         current = target
 
 
@@ -358,11 +363,31 @@ def _redirect_target(response: urllib3.BaseHTTPResponse, url: str, current: str)
     return target
 
 
-def _headers_for_hop(headers: dict[str, str], old: str, new: str) -> dict[str, str]:
-    """Drop credentials when a redirect leaves the original host."""
-    if urlsplit(old).hostname == urlsplit(new).hostname:
+def _headers_for_hop(
+    headers: dict[str, str], old: str, new: str, configured: frozenset[str]
+) -> dict[str, str]:
+    """The headers for a redirect's next hop: when the scheme, host or port changes, the
+    credentials (``Authorization``, ``Cookie``) and every configured header are dropped."""
+    if _origin(old) == _origin(new):
         return headers
-    return {k: v for k, v in headers.items() if k.lower() not in _SECRET_HEADERS}
+    dropped = _SECRET_HEADERS | configured
+    return {k: v for k, v in headers.items() if k.lower() not in dropped}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _with_url_credentials(headers: dict[str, str], url: str) -> dict[str, str]:
+    """``user:password@`` in the URL sent as HTTP Basic auth (a configured Authorization wins)."""
+    parts = urlsplit(url)
+    if parts.username is None or any(k.lower() == "authorization" for k in headers):
+        return headers
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return {**headers, "Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
 
 
 def _status_error(url: str, response: urllib3.BaseHTTPResponse) -> HTTPStatusError:
