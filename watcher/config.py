@@ -371,6 +371,14 @@ SETTINGS: tuple[Setting, ...] = (
     S("poll.max_bytes", "10MB", "Largest response, after decompression.", _size_kind(1024)),
     S("poll.user_agent", f"watcher/{__version__}", "HTTP User-Agent header.", TEXT),
     S(
+        "poll.block_private",
+        False,
+        "Refuse to fetch from loopback and private addresses (127.0.0.0/8, 10.0.0.0/8, "
+        "192.168.0.0/16, fc00::/7, ...), checked on the address connected to, on every "
+        "redirect. Link-local addresses (169.254.0.0/16, fe80::/10) are always refused.",
+        BOOL,
+    ),
+    S(
         "health.failing_after",
         5,
         "Failed polls in a row before a `failing` alert.",

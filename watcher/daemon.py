@@ -327,7 +327,11 @@ class Daemon:
             rules=rules,
             compiled=compile_rules(rules),
             channels=channels,
-            session=make_session(settings.poll.user_agent, pool_size=settings.poll.workers),
+            session=make_session(
+                settings.poll.user_agent,
+                pool_size=settings.poll.workers,
+                block_private=settings.poll.block_private,
+            ),
         )
         return Loaded(settings=settings, runtime=runtime)
 

@@ -246,6 +246,7 @@ def _fetch_all(rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]]) -> Iterato
         config = workers.WorkerConfig(
             compiled=rt.compiled,
             user_agent=rt.settings.poll.user_agent,
+            block_private=rt.settings.poll.block_private,
             max_bytes=rt.settings.poll.max_bytes,
             threads=max(1, rt.settings.poll.workers // processes),
             fetch_and_parse=fetch_and_parse,

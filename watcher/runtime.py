@@ -52,5 +52,5 @@ def open_runtime(
         rules=rules,
         compiled=compile_rules(rules),
         channels=channels,
-        session=make_session(settings.poll.user_agent),
+        session=make_session(settings.poll.user_agent, block_private=settings.poll.block_private),
     )

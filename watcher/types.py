@@ -82,6 +82,7 @@ class PollSettings:
     per_host: int = 2
     max_bytes: int = 10 * 1024 * 1024
     user_agent: str = "watcher"
+    block_private: bool = False  # refuse loopback and private addresses (address_policy.py)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ class WorkerConfig:
     max_bytes: int
     threads: int
     fetch_and_parse: FetchParse
+    block_private: bool = False
 
 
 class _Worker:
@@ -59,7 +60,9 @@ class _Worker:
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self.session = make_session(config.user_agent, pool_size=config.threads)
+        self.session = make_session(
+            config.user_agent, pool_size=config.threads, block_private=config.block_private
+        )
         self.threads = ThreadPoolExecutor(config.threads, thread_name_prefix="fetch")
 
 

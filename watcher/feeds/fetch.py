@@ -32,8 +32,10 @@ import certifi
 import urllib3
 from urllib3.util.ssl_ import create_urllib3_context
 
+from watcher.address_policy import AddressPolicy
 from watcher.exceptions import FetchError
 from watcher.feeds import deadline as header_deadline
+from watcher.feeds import guard
 from watcher.types import Fetched
 
 ACCEPT = (
@@ -73,7 +75,10 @@ class FeedSession:
     Safe to share between threads.
     """
 
-    def __init__(self, user_agent: str, *, pool_size: int = 32) -> None:
+    def __init__(
+        self, user_agent: str, *, pool_size: int = 32, block_private: bool = False
+    ) -> None:
+        self.policy = AddressPolicy(block_private=block_private)
         self.headers: dict[str, str] = {
             "User-Agent": user_agent,
             "Accept": ACCEPT,
@@ -131,17 +136,21 @@ class FeedSession:
                 proxy, proxy_headers=_proxy_auth(proxy), **self._pool_kwargs
             )
         header_deadline.install(manager)
+        guard.install(manager)
         return manager
 
 
-def make_session(user_agent: str, *, pool_size: int = 32) -> FeedSession:
+def make_session(
+    user_agent: str, *, pool_size: int = 32, block_private: bool = False
+) -> FeedSession:
     """Return a session for feed fetches: pooled connections, no automatic retries.
 
     ``pool_size`` is the number of idle keep-alive connections kept per host; idle
     connections to up to ``HOSTS_KEPT`` hosts are kept (fewer made every poll close
-    and reopen connections as fetches move between hosts).
+    and reopen connections as fetches move between hosts). Every connection obeys the
+    outbound address policy (``block_private``: ``poll.block_private``).
     """
-    return FeedSession(user_agent, pool_size=pool_size)
+    return FeedSession(user_agent, pool_size=pool_size, block_private=block_private)
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -242,20 +251,22 @@ def _fetch_http(
     deadline = time.monotonic() + timeout
     hops: list[int] = []
     current = url
-    while True:
-        headers = _with_url_credentials(headers, current)
-        response = _send(session, url, current, headers, deadline)
-        try:
-            if response.status not in _REDIRECTS:
-                return _finish(response, url, current, hops, deadline, max_bytes, headers)
-            target = _redirect_target(response, url, current)
-        finally:
-            _close(response)
-        hops.append(response.status)
-        if len(hops) > MAX_REDIRECTS:
-            raise FetchError(url, f"more than {MAX_REDIRECTS} redirects: check for a loop")
-        headers = _headers_for_hop(headers, current, target, configured)
-        current = target
+    with guard.scope(guard.FetchScope(session.policy)) as state:
+        while True:
+            headers = _with_url_credentials(headers, current)
+            response = _send(session, url, current, headers, deadline)
+            try:
+                if response.status not in _REDIRECTS:
+                    return _finish(response, url, current, hops, deadline, max_bytes, headers)
+                target = _redirect_target(response, url, current)
+            finally:
+                _close(response)
+            hops.append(response.status)
+            if len(hops) > MAX_REDIRECTS:
+                raise FetchError(url, f"more than {MAX_REDIRECTS} redirects: check for a loop")
+            headers = _headers_for_hop(headers, current, target, configured)
+            current = target
+            state.hop += 1
 
 
 def _send(
@@ -271,6 +282,8 @@ def _send(
         if not target.host:
             raise FetchError(url, "invalid URL (no host)")
         manager = session.manager_for(target.scheme or "http", target.host)
+        if isinstance(manager, urllib3.ProxyManager):
+            guard.check_host(target.host)
         with header_deadline.limit(deadline):
             return manager.urlopen(
                 "GET",
@@ -282,6 +295,8 @@ def _send(
                 preload_content=False,
                 decode_content=False,
             )
+    except guard.AddressRefused as e:
+        raise FetchError(url, f"refused to connect to {e.host} ({e.address}): {e.reason}") from e
     except (urllib3.exceptions.HTTPError, OSError) as e:
         if isinstance(e, ValueError):  # LocationParseError: a URL urllib3 cannot use
             raise FetchError(url, f"invalid URL ({_cause(e)})") from e
