@@ -733,6 +733,39 @@ def test_opml_entry_imports_feeds_with_entry_overrides(tmp_path: Path) -> None:
     assert feeds[2].tags == ("imported",)
 
 
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("/etc/passwd", "a local file outside"),
+        ("file:///etc/passwd", "a local file outside"),
+        ("../../outside.xml", "a local file outside"),
+        ("javascript:alert(1)", "not an http(s) URL (scheme 'javascript')"),
+    ],
+)
+def test_an_opml_file_in_the_config_may_name_only_urls_and_files_under_its_folder(
+    tmp_path: Path, entry: str, reason: str
+) -> None:
+    body = (
+        '<opml version="2.0"><body><outline xmlUrl="https://ok.example/rss"/>'
+        '<outline xmlUrl="feeds/here.xml"/><outline xmlUrl="file:{inside}"/>'
+        '<outline xmlUrl="{entry}"/></body></opml>'
+    )
+    inside = tmp_path / "conf/b.xml"
+    write(tmp_path, body.format(entry=entry, inside=inside), "conf/lists/subs.opml")
+    config = write(tmp_path, "feeds:\n  - opml: lists/subs.opml\n", "conf/watcher.yaml")
+    (problem,) = problems_of(config)
+    assert (problem.key, problem.line) == ("feeds[0].opml", 2)
+    assert f"subs.opml: entry {entry!r}: {reason}" in problem.message
+    good = body.format(entry="https://also.example/rss", inside=inside)
+    write(tmp_path, good, "conf/lists/subs.opml")
+    assert [f.url for f in load_settings(config, {}).feeds] == [
+        "https://ok.example/rss",
+        str(tmp_path / "conf/lists/feeds/here.xml"),
+        str(tmp_path / "conf/b.xml"),
+        "https://also.example/rss",
+    ]
+
+
 def test_broken_opml_is_a_config_problem_naming_both_files(tmp_path: Path) -> None:
     write(tmp_path, "<opml version='2.0'>\n<body>\n<outline\n", "bad.opml")
     text = "feeds:\n  - url: https://a.example/\n  - opml: bad.opml\n"

@@ -210,3 +210,61 @@ def test_a_feed_added_without_interval_follows_the_default(project: Path) -> Non
     feeds = {f["name"]: f for f in listed(project).values()}
     assert (feeds["follows"]["interval_s"], feeds["follows"]["interval_source"]) == (300, "default")
     assert (feeds["own"]["interval_s"], feeds["own"]["interval_source"]) == (7200, "feed")
+
+
+HOSTILE = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<opml version="2.0"><body>
+  <outline text="ok" xmlUrl="{ok}"/>
+  <outline text="env" xmlUrl="{ok}?k=${{HOME}}"/>
+  <outline text="js" xmlUrl="javascript:alert(1)"/>
+  <outline text="file" xmlUrl="file:///etc/passwd"/>
+  <outline text="path" xmlUrl="/etc/passwd"/>
+  <outline text="relative" xmlUrl="subs.opml"/>
+  <outline text="ftp" xmlUrl="ftp://files.example/feed.xml"/>
+  <outline text="no host" xmlUrl="https:///feed.xml"/>
+  <outline text="spaces" xmlUrl="https://a.example/a feed.xml"/>
+</body></opml>
+"""
+
+
+def test_import_takes_only_http_urls_and_reports_every_skipped_entry(
+    project: Path, feed_server: FeedServer
+) -> None:
+    hostile = project / "hostile.opml"
+    hostile.write_text(HOSTILE.format(ok=feed_server.url("/tech.xml")))
+    code, out, err = invoke(project, "feeds", "import", "--json", str(hostile))
+    assert code == 0, err
+    result = json.loads(out)
+    assert len(result["added"]) == 2
+    local = "a local file: an OPML import takes http(s) URLs only"
+    assert [(s["url"], s["reason"].split(" (")[0]) for s in result["skipped"]] == [
+        ("javascript:alert(1)", "not an http(s) URL"),
+        ("file:///etc/passwd", local),
+        ("/etc/passwd", local),
+        ("subs.opml", local),
+        ("ftp://files.example/feed.xml", "not an http(s) URL"),
+        ("https:///feed.xml", "the URL has no host"),
+        ("https://a.example/a feed.xml", "not a valid URL: it holds spaces or control characters"),
+    ]
+    urls = set(listed(project))
+    assert feed_server.url("/tech.xml") + "?k=$${HOME}" in urls  # text, never a variable
+    assert not any("passwd" in url or "javascript" in url for url in urls)
+
+
+def test_import_summary_lists_skipped_entries(project: Path, feed_server: FeedServer) -> None:
+    hostile = project / "hostile.opml"
+    hostile.write_text(HOSTILE.format(ok=feed_server.url("/tech.xml")))
+    code, out, err = invoke(project, "feeds", "import", str(hostile))
+    assert code == 0, err
+    assert "skipped javascript:alert(1): not an http(s) URL (scheme 'javascript')" in out
+    assert "skipped /etc/passwd: a local file" in out and "`watcher feeds add PATH`" in out
+    assert out.rstrip().endswith("imported 2 feeds, 0 already watched, 7 skipped")
+
+
+def test_feeds_add_still_takes_a_local_file(project: Path, tmp_path: Path) -> None:
+    local = tmp_path / "local.xml"
+    local.write_bytes(rss([Entry("l1", "Local")]))
+    code, out, err = invoke(project, "feeds", "add", str(local), "--name", "local")
+    assert code == 0, err
+    assert listed(project)[str(local)]["name"] == "local"

@@ -26,7 +26,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from watcher import __version__, envvars
 from watcher.exceptions import ConfigError, Problem
-from watcher.opml import HTTP_SCHEMES, feed_location, read_opml
+from watcher.opml import HTTP_SCHEMES, config_feed_location, feed_location, read_opml
 from watcher.redact import MIN_SECRET
 from watcher.types import (
     SEVERITIES,
@@ -962,7 +962,16 @@ def _read_opml_entry(ctx: _Context, values: dict[str, Any], path: str) -> list[F
             where = f"{problem.file}:{problem.line}" if problem.line else problem.file
             ctx.error(f"{path}.opml", f"{where}: {problem.message}")
         return []
-    return [replace(f, **values, tags=tuple(dict.fromkeys(f.tags + extra_tags))) for f in feeds]
+    found = []
+    for feed in feeds:
+        try:
+            url = envvars.escape(config_feed_location(feed.url, opml.parent, ctx.base))
+        except ValueError as e:
+            ctx.error(f"{path}.opml", f"{opml}: entry {feed.url!r}: {e}")
+            continue
+        tags = tuple(dict.fromkeys(feed.tags + extra_tags))
+        found.append(replace(feed, **values, url=url, tags=tags))
+    return found
 
 
 def _read_channels(ctx: _Context, value: Any) -> dict[str, ChannelConfig]:

@@ -8,13 +8,16 @@ Export writes every feed that is polled (config and cli alike), disabled ones le
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
+from watcher import envvars
 from watcher.cli import Context, emit_json, handle_errors, now_utc, plural
 from watcher.commands.feeds import feeds
-from watcher.opml import read_opml, write_opml
+from watcher.opml import http_feed_url, read_opml, write_opml
+from watcher.printable import printable
 from watcher.store import Store
 from watcher.types import FeedConfig, FeedState, FeedStatus
 
@@ -31,19 +34,41 @@ def import_opml(obj: Context, opml: Path) -> None:
       watcher feeds import subscriptions.opml
     """
     settings = obj.settings()
-    wanted = read_opml(opml)
+    wanted, refused = importable_feeds(read_opml(opml))
     store = Store(settings.database)
     try:
         store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
-        added, skipped = add_feeds(store, wanted, settings.defaults.interval_s)
+        added, known = add_feeds(store, wanted, settings.defaults.interval_s)
     finally:
         store.close()
+    skipped = refused + [{"url": url, "reason": ALREADY_WATCHED} for url in known]
     if obj.json:
         emit_json({"added": [f.name for f in added], "skipped": skipped})
         return
     for feed in added:
-        click.echo(f"added feed {feed.name}: {feed.url}")
-    click.echo(f"imported {plural(len(added), 'feed')}, {len(skipped)} already watched")
+        click.echo(printable(f"added feed {feed.name}: {feed.url}"))
+    for entry in refused:
+        click.echo(printable(f"skipped {entry['url']}: {entry['reason']}"))
+    summary = f"imported {plural(len(added), 'feed')}, {len(known)} already watched"
+    click.echo(summary + (f", {len(refused)} skipped" if refused else ""))
+
+
+ALREADY_WATCHED = "already watched"
+
+
+def importable_feeds(
+    entries: Sequence[FeedConfig],
+) -> tuple[list[FeedConfig], list[dict[str, str]]]:
+    """The entries with an http(s) URL (made templates of themselves: a ``${`` is text),
+    and ``{"url", "reason"}`` for each of the others."""
+    wanted: list[FeedConfig] = []
+    refused: list[dict[str, str]] = []
+    for entry in entries:
+        try:
+            wanted.append(replace(entry, url=envvars.escape(http_feed_url(entry.url))))
+        except ValueError as e:
+            refused.append({"url": entry.url, "reason": str(e)})
+    return wanted, refused
 
 
 def add_feeds(
@@ -56,7 +81,7 @@ def add_feeds(
     with store.transaction():
         for cfg in wanted:
             if cfg.url in watched:
-                skipped.append(cfg.url)
+                skipped.append(envvars.expand(cfg.url, {}))
                 continue
             watched.add(cfg.url)
             added.append(
