@@ -294,7 +294,11 @@ def test_tables_show_times_in_the_display_timezone(project: Path) -> None:
 
 
 def test_alerts_retry_of_an_unknown_id_says_so(project: Path) -> None:
-    code, out, err = invoke(project, "alerts", "retry", "999")
+    invoke(project, "poll", "--all")
+    code, out, err = invoke(project, "alerts", "retry", "1", "999")
+    assert code == 1 and out == ""
+    assert err == "error: no alert 999\n"
+    code, out, err = invoke(project, "alerts", "retry", "1")
     assert code == 0
-    assert err == "no failed alert with this id, left alone: 999\n"
+    assert err == "not failed, left alone: alert 1\n"
     assert out == "no failed alerts to retry\n"

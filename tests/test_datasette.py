@@ -21,7 +21,7 @@ from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
 from watcher.cli import cli
 from watcher.commands import serve
-from watcher.commands.serve import datasette_metadata
+from watcher.commands.serve import datasette_metadata, make_datasette
 from watcher.store import Store
 from watcher.store.schema import PUBLIC_TABLES
 
@@ -170,6 +170,8 @@ def test_serve_starts_datasette_with_the_metadata(project: Path) -> None:
         assert [r["name"] for r in rows] == ["gone"]
         page = requests.get(f"{base}/items", timeout=10).text
         assert "One row per feed entry" in page
+        own_sql = requests.get(f"{base}.json?sql=select+1", timeout=10)
+        assert own_sql.status_code == 403  # no --allow-sql
     finally:
         process.terminate()
         process.communicate(timeout=10)
@@ -190,3 +192,63 @@ def test_serve_without_datasette_says_how_to_install_it(
         and "alerts_per_rule_per_day"
         in json.loads(result.stdout)["databases"]["watcher"]["queries"]
     )
+
+
+def fetch(datasette: Any, paths: list[str]) -> list[tuple[int, str]]:
+    """GET each path through a Datasette instance's own client; (status, body text) each."""
+
+    async def run() -> list[tuple[int, str]]:
+        await datasette.invoke_startup()
+        return [(r.status_code, r.text) for r in [await datasette.client.get(p) for p in paths]]
+
+    return asyncio.run(run())
+
+
+def test_search_items_with_nothing_typed_shows_the_latest_items(project: Path) -> None:
+    [(status, rows), (_, blank), (_, quote)] = get_all(
+        project / "watcher.db",
+        [
+            "/watcher/search_with_alerts.json?_shape=array&q=&days=",
+            "/watcher/search_with_alerts.json?_shape=array&q=+++&days=7",
+            "/watcher/search_with_alerts.json?_shape=array&q=%22&days=",
+        ],
+    )
+    assert status == 200, rows
+    assert [r["title"] for r in rows] == [
+        "Markets",
+        "Kursk weather",
+        "North Korean troops seen in Kursk",
+    ]  # newest first seen first
+    troops = rows[2]
+    assert (
+        troops["matched_rules"] == "nk-troops-kursk" and troops["alerts"] == "nk-troops-kursk sent"
+    )
+    assert troops["snippet"] == "Near Kursk"
+    assert blank == rows and quote == rows
+
+
+def test_items_page_note_points_to_the_search_box_below_it(project: Path) -> None:
+    [(status, page)] = fetch(make_datasette(project / "watcher.db"), ["/watcher/items"])
+    assert status == 200
+    note = page.index("use the Search box below this list of columns")
+    assert note < page.index('id="_search"')  # the box is where the note says
+    assert page.index('<dl class="column-descriptions">') < page.index('id="_search"')
+
+
+def test_arbitrary_sql_is_off_unless_allowed(project: Path) -> None:
+    paths = ["/watcher.json?sql=select+count(*)+from+feeds", "/watcher/failing_feeds.json"]
+    [(refused, _), (canned, _)] = fetch(make_datasette(project / "watcher.db"), paths)
+    assert (refused, canned) == (403, 200)
+    [(allowed, body), _] = fetch(make_datasette(project / "watcher.db", allow_sql=True), paths)
+    assert allowed == 200 and json.loads(body)["rows"] == [[2]]
+
+
+def test_serve_on_a_busy_port_names_the_port(project: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(
+            cli, ["--config", str(project / "watcher.yaml"), "serve", "--port", str(port)]
+        )
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1 port {port}: ")
+    assert result.stderr.endswith("; choose another with --port\n")

@@ -332,7 +332,7 @@ def test_search_command_errors_are_one_line(project: Path) -> None:
     assert code == 1 and out == ""
     assert err == "error: query: unbalanced quote at column 7\n"
     code, _, err = _run(project, "search", "kursk", "--feed", "nope")
-    assert code == 2 and "no such feed: nope" in err
+    assert code == 1 and err == "error: no feed named 'nope'\n"
     code, _, err = _run(project, "search", "kursk", "--since", "soon")
     assert code == 2 and "Invalid value for --since: invalid duration" in err
     code, out, _ = _run(project, "search", "zebra")

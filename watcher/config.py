@@ -10,7 +10,6 @@ Regenerate the reference part of the docs with ``python -m watcher.config``.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import zoneinfo
@@ -28,6 +27,7 @@ from watcher import __version__, envvars
 from watcher.exceptions import ConfigError, Problem
 from watcher.opml import HTTP_SCHEMES, config_feed_location, feed_location, read_opml
 from watcher.redact import MIN_SECRET
+from watcher.suggest import did_you_mean
 from watcher.types import (
     SEVERITIES,
     ChannelConfig,
@@ -290,8 +290,7 @@ def _format_duration(seconds: int) -> str:
 
 
 def _hint(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(word, choices)
 
 
 # --- the settings tables ------------------------------------------------------------------

@@ -5,6 +5,7 @@
     WatcherError
       ConfigError(WatcherError, ValueError)   file, key, line, message; may hold many problems
       LockedError                             another process holds the database lock
+      NotFoundError(WatcherError, LookupError) a rule, feed or alert named that does not exist
       FeedError(url)                          subclasses: FetchError, ParseError
       StoreError
       DeliveryError(channel, alert_id)        transient unless ``permanent`` is set
@@ -54,6 +55,15 @@ class LockedError(WatcherError):
     def __init__(self, message: str, pid: int | None = None, holder: str = "") -> None:
         self.pid = pid
         self.holder = holder
+        super().__init__(message)
+
+
+class NotFoundError(WatcherError, LookupError):
+    """A rule, feed, channel or alert the user named does not exist (watcher.suggest words it)."""
+
+    def __init__(self, message: str, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
         super().__init__(message)
 
 

@@ -17,12 +17,14 @@ from watcher.cli import (
     plural,
     show_time,
 )
+from watcher.commands.lookup import check_rule
 from watcher.commands.table import print_table
 from watcher.delivery import DeliveryReport, deliver_pending
-from watcher.exceptions import LockedError, StoreError
+from watcher.exceptions import LockedError, NotFoundError, StoreError
 from watcher.lock import hold_lock
 from watcher.runtime import open_runtime
 from watcher.store import Store
+from watcher.store.names import missing_alert_ids
 from watcher.store.outbox import requeue_failed
 from watcher.types import AlertStatus, Settings
 
@@ -51,6 +53,7 @@ def alerts(ctx: click.Context, status: str | None, rule_id: str | None, limit: i
     settings = obj.settings()
     store = Store(settings.database)
     try:
+        check_rule(settings, store, rule_id)
         rows = store.list_alerts(
             status=AlertStatus(status) if status else None, rule_id=rule_id, limit=limit
         )
@@ -128,6 +131,8 @@ def retry(obj: Context, ids: tuple[int, ...]) -> None:
       watcher alerts retry 12 15
     """
     settings = obj.settings()
+    if ids:
+        _check_alerts_exist(settings, ids)
     requeued, report = _requeue_and_send(settings, list(ids) or None)
     if obj.json:
         emit_json({"requeued": requeued, "delivery": asdict(report) if report else None})
@@ -135,6 +140,15 @@ def retry(obj: Context, ids: tuple[int, ...]) -> None:
         _print_retry(requeued, report, ids)
     if report is not None and report.bugs:
         sys.exit(3)
+
+
+def _check_alerts_exist(settings: Settings, ids: tuple[int, ...]) -> None:
+    """NotFoundError (``no alert 9999``) before anything is requeued, if an id names none."""
+    with Store(settings.database) as store:
+        missing = missing_alert_ids(store, ids)
+    if missing:
+        listed = ", ".join(map(str, missing))
+        raise NotFoundError(f"no alert {listed}", "alert", listed)
 
 
 def _requeue_and_send(
@@ -159,7 +173,7 @@ def _print_retry(requeued: list[int], report: DeliveryReport | None, ids: tuple[
     missing = sorted(set(ids) - set(requeued))
     if missing:
         listed = ", ".join(map(str, missing))
-        click.echo(f"no failed alert with this id, left alone: {listed}", err=True)
+        click.echo(f"not failed, left alone: alert {listed}", err=True)
     if not requeued:
         click.echo("no failed alerts to retry")
         return

@@ -10,9 +10,10 @@ from watcher.alerts import make_channel
 from watcher.cli import Context, cli, emit_json, handle_errors, now_utc
 from watcher.commands.table import print_table
 from watcher.delivery import sample_message
-from watcher.exceptions import ConfigError, DeliveryError
+from watcher.exceptions import DeliveryError
 from watcher.printable import printable
 from watcher.store import Store
+from watcher.suggest import not_found
 from watcher.types import ChannelConfig
 
 
@@ -78,8 +79,7 @@ def test_channel(obj: Context, name: str) -> None:
     settings = obj.settings()
     config = settings.channels.get(name)
     if config is None:
-        known = ", ".join(settings.channels) or "none"
-        raise ConfigError(f"no channel named {name!r} in the config (channels: {known})")
+        raise not_found("channel", name, settings.channels)
     with Store(settings.database) as store:
         channel = make_channel(config, store.instance_id())
     message = sample_message(name, now_utc(), settings.display_timezone)

@@ -14,6 +14,7 @@ from watcher.config import parse_interval
 from watcher.exceptions import ConfigError
 from watcher.store import CONFIG_REASONS, DISABLED_BY_HAND, Store
 from watcher.store.daemon_state import set_retry_hold
+from watcher.suggest import not_found
 from watcher.types import FeedState, FeedStatus, Settings
 
 
@@ -175,7 +176,7 @@ def remove(obj: Context, name: str) -> None:
         store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
         feed = store.feed_by_name(name)
         if feed is None:
-            raise ConfigError(f"no feed named {name!r}")
+            raise not_found("feed", name, [f.name for f in store.list_feeds()])
         if feed.source == "config":
             raise ConfigError(f"feed {name} comes from {settings.path}; remove it there")
         with store.transaction():
@@ -252,9 +253,9 @@ def disable(obj: Context, name: str, reason: str | None) -> None:
 
 
 def _synced_feed(store: Store, settings: Settings, name: str) -> FeedState:
-    """The feed named ``name`` after the config's feeds are synced; ConfigError if none."""
+    """The feed named ``name`` after the config's feeds are synced; NotFoundError if none."""
     store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
     feed = store.feed_by_name(name)
     if feed is None:
-        raise ConfigError(f"no feed named {name!r}")
+        raise not_found("feed", name, [f.name for f in store.list_feeds()])
     return feed

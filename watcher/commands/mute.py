@@ -11,6 +11,7 @@ from datetime import timedelta
 import click
 
 from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
+from watcher.commands.lookup import configured_feed_names
 from watcher.commands.table import print_table
 from watcher.config import parse_duration
 from watcher.exceptions import ConfigError
@@ -18,7 +19,9 @@ from watcher.outbox import MUTES_STATE
 from watcher.policy import live_mutes, mute_key
 from watcher.rules.load import load_rules
 from watcher.store import Store
+from watcher.store.names import stored_feed_names
 from watcher.store.rows import to_text
+from watcher.suggest import not_found
 from watcher.types import Settings
 
 
@@ -90,22 +93,26 @@ def unmute(obj: Context, target: str) -> None:
 
 
 def _resolve(settings: Settings, store: Store, target: str) -> str:
-    """``rule:ID`` or ``feed:NAME`` for a target; ConfigError when it names neither."""
+    """``rule:ID`` or ``feed:NAME`` for a target; NotFoundError when it names neither."""
     kind, _, name = target.partition(":")
     if kind in ("rule", "feed") and name:
         candidates = [(kind, name)]
     else:
         candidates, name = [("rule", target), ("feed", target)], target
     rules = {r.id for r in load_rules(list(settings.rules), channels=list(settings.channels))}
-    feeds = {f.name for f in settings.feeds if f.name}
+    feed_names = [*configured_feed_names(settings), *sorted(stored_feed_names(store))]
     found = [
         k
         for k, n in candidates
-        if (k == "rule" and n in rules)
-        or (k == "feed" and (n in feeds or store.feed_by_name(n) is not None))
+        if (k == "rule" and n in rules) or (k == "feed" and n in feed_names)
     ]
     if not found:
-        raise ConfigError(f"no rule or feed named {name!r}")
+        kinds = " or ".join(k for k, _ in candidates)
+        known = [
+            *(sorted(rules) if "rule" in kinds else []),
+            *(feed_names if "feed" in kinds else []),
+        ]
+        raise not_found(kinds, name, known)
     if len(found) > 1:
         raise ConfigError(f"{name!r} is both a rule and a feed: write rule:{name} or feed:{name}")
     return mute_key(found[0], name)

@@ -27,6 +27,7 @@ from watcher.runtime import open_runtime
 from watcher.store import Store
 from watcher.store.daemon_state import PollRequest, request_polls
 from watcher.store.rows import to_text
+from watcher.suggest import not_found
 from watcher.types import Settings
 
 
@@ -80,11 +81,9 @@ def _poll_once(
     rt = open_runtime(settings)
     try:
         feeds = select_feeds(rt, now, all_feeds=all_feeds, names=names)
-        unknown = set(names) - {f.name for f in feeds}
+        unknown = [n for n in names if n not in {f.name for f in feeds}]
         if unknown:
-            raise click.BadParameter(
-                f"no such feed: {', '.join(sorted(unknown))}", param_hint="--feed"
-            )
+            raise not_found("feed", unknown[0], [f.name for f in rt.store.list_feeds()])
         report = _poll_with_progress(rt, feeds, now, obj.json)
         delivery = deliver_pending(rt, now)
         pruned = prune_archive(rt.store, settings, now)

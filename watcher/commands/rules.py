@@ -18,6 +18,7 @@ from watcher.printable import dumps_json, printable
 from watcher.rules.load import QueryProblem, load_rules, scope_problems
 from watcher.rules.match import compile_rules, match_item
 from watcher.store import REMOVED_BY_HAND, REMOVED_FROM_CONFIG, Store, slug_for_url
+from watcher.suggest import not_found
 from watcher.types import FIELDS, Match, MatchItem, Rule, Settings
 
 
@@ -211,7 +212,7 @@ def _rules_for(obj: Context, target: str) -> list[Rule]:
     loaded = load_rules(list(obj.settings().rules))
     found = [r for r in loaded if r.id == target]
     if not found:
-        raise ConfigError(f"no rule with id {target!r} (and no file of that name)")
+        raise not_found("rule (or rule file)", target, [r.id for r in loaded])
     return found
 
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import click
 
 from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
+from watcher.commands.lookup import check_feeds, check_rule
 from watcher.config import parse_duration
 from watcher.printable import printable, printable_value
 from watcher.search import SearchQuery, SearchQueryError, translate_query
@@ -23,7 +24,6 @@ from watcher.store.search import (
     MARK_START,
     SearchFilters,
     SearchHit,
-    feed_names,
     search_items,
 )
 
@@ -65,7 +65,8 @@ def search(
     settings = obj.settings()
     store = Store(settings.database)
     try:
-        _check_feeds(store, feeds)
+        check_feeds(settings, store, feeds)
+        check_rule(settings, store, rule_id)
         hits = search_items(store, translated.fts, filters)
     finally:
         store.close()
@@ -95,12 +96,6 @@ def _since(text: str | None) -> datetime | None:
         return now_utc() - timedelta(seconds=parse_duration(text))
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--since") from None
-
-
-def _check_feeds(store: Store, names: tuple[str, ...]) -> None:
-    unknown = sorted(set(names) - feed_names(store, names))
-    if unknown:
-        raise click.BadParameter(f"no such feed: {', '.join(unknown)}", param_hint="--feed")
 
 
 # --- output --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import socket
 import sys
 import webbrowser
 from importlib import resources
@@ -46,16 +47,29 @@ def datasette_installed() -> bool:
 @click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True)
 @click.option("--open", "open_browser", is_flag=True, help="Open a browser window.")
 @click.option(
+    "--allow-sql",
+    is_flag=True,
+    help="Let visitors run any SQL of their own (off: tables, views and canned queries only).",
+)
+@click.option(
     "--metadata", "print_metadata", is_flag=True, help="Print the metadata JSON and exit."
 )
 @click.pass_obj
 @handle_errors
-def serve(obj: Context, host: str, port: int, open_browser: bool, print_metadata: bool) -> None:
+def serve(
+    obj: Context,
+    host: str,
+    port: int,
+    open_browser: bool,
+    allow_sql: bool,
+    print_metadata: bool,
+) -> None:
     """Browse and query the database in Datasette (needs the `datasette` extra).
 
     Tables and columns carry descriptions; canned queries answer the common questions
     (search with alerts, alerts per rule per day, failing feeds, latest matches of a
-    rule, items per feed per day).
+    rule, items per feed per day). Arbitrary SQL is off unless --allow-sql: anyone
+    who can reach the port could otherwise read every table with queries of their own.
 
     \b
     Examples:
@@ -71,15 +85,41 @@ def serve(obj: Context, host: str, port: int, open_browser: bool, print_metadata
         raise WatcherError(INSTALL_HINT)
     if not database.exists():
         raise WatcherError(f"no database at {database}: run `watcher poll` first")
-    sys.exit(_run_datasette(database, host, port, open_browser))
+    check_port_free(host, port)
+    datasette = make_datasette(database, allow_sql=allow_sql)
+    sys.exit(_run_datasette(datasette, database, host, port, open_browser))
 
 
-def _run_datasette(database: Path, host: str, port: int, open_browser: bool) -> int:
-    """Serve the database in this process until SIGINT/SIGTERM; returns the exit code."""
-    import uvicorn  # a dependency of datasette
+def make_datasette(database: Path, *, allow_sql: bool = False) -> Any:
+    """A Datasette instance for the database with watcher's metadata; SQL as asked."""
     from datasette.app import Datasette
 
-    app = Datasette([str(database)], metadata=datasette_metadata(database)).app()
+    return Datasette(
+        [str(database)],
+        metadata=datasette_metadata(database),
+        settings={"default_allow_sql": allow_sql},
+    )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """WatcherError naming the port when something already listens there (port 0: any)."""
+    if port == 0:
+        return
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise WatcherError(
+            f"cannot listen on {host} port {port}: {reason}; choose another with --port"
+        ) from e
+
+
+def _run_datasette(datasette: Any, database: Path, host: str, port: int, open_browser: bool) -> int:
+    """Serve the database in this process until SIGINT/SIGTERM; returns the exit code."""
+    import uvicorn  # a dependency of datasette
+
+    app = datasette.app()
     url = f"http://{host}:{port}/{database.stem}"
     click.echo(f"serving {database} at {url} (Ctrl-C stops)", err=True)
     if open_browser:
