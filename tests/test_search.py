@@ -236,6 +236,8 @@ def test_a_title_hit_ranks_above_a_body_hit_and_ties_go_to_the_newest(store: Sto
     body_new = _add(store, "a", "3", "Weather report", "snow in kursk today", days_ago=1)
     _add(store, "a", "4", "Unrelated", "markets")
     assert _ids(store, "kursk") == [title_hit, body_new, body_old]
+    assert _ids(store, "kursk", sort="relevance") == [title_hit, body_new, body_old]
+    assert _ids(store, "kursk", sort="date") == [body_new, body_old, title_hit]
 
 
 def test_filters_since_feed_rule_and_limit(store: Store) -> None:
@@ -325,6 +327,25 @@ def test_search_command_json_and_csv(project: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and len(rows) == 2
     assert rows[0]["title"] == "North Korean troops reach Kursk" and rows[0]["feed"] == "wire"
+
+
+def test_search_command_sorts_by_relevance_or_date_and_json_keeps_the_score(
+    project: Path,
+) -> None:
+    code, out, _ = _run(project, "search", "kursk", "--json")
+    by_relevance = json.loads(out)
+    scores = [h["score"] for h in by_relevance]
+    assert code == 0 and scores == sorted(scores) and all(s < 0 for s in scores)
+    assert by_relevance[0]["title"] == "North Korean troops reach Kursk"  # two hits
+    code, out, _ = _run(project, "search", "kursk", "--sort", "date", "--json")
+    by_date = json.loads(out)
+    assert code == 0 and by_date[-1]["title"] == "Old Kursk story"
+    dates = [h["published_at"] for h in by_date]
+    assert dates == sorted(dates, reverse=True) and "score" in by_date[0]
+    code, out, _ = _run(project, "search", "kursk", "--sort", "date")
+    assert code == 0 and out.splitlines()[-3].strip().startswith("From last month")
+    code, _, err = _run(project, "search", "kursk", "--sort", "newest")
+    assert code == 2 and "'relevance', 'date'" in err
 
 
 def test_search_command_errors_are_one_line(project: Path) -> None:

@@ -22,6 +22,7 @@ from watcher.store import Store
 from watcher.store.search import (
     MARK_END,
     MARK_START,
+    SORTS,
     SearchFilters,
     SearchHit,
     search_items,
@@ -37,6 +38,13 @@ CSV_COLUMNS = ("id", "published_at", "feed", "title", "link", "rules", "snippet"
 @click.option("--feed", "feeds", multiple=True, metavar="NAME", help="Only this feed (repeatable).")
 @click.option("--rule", "rule_id", metavar="ID", help="Only items this rule matched.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option(
+    "--sort",
+    type=click.Choice(list(SORTS)),
+    default="relevance",
+    show_default=True,
+    help="relevance: best matches first, equal scores newest first; date: newest first.",
+)
 @click.option("--csv", "as_csv", is_flag=True, help="CSV output (one row per item).")
 @click.pass_obj
 @handle_errors
@@ -47,9 +55,10 @@ def search(
     feeds: tuple[str, ...],
     rule_id: str | None,
     limit: int,
+    sort: str,
     as_csv: bool,
 ) -> None:
-    """Search stored items with the rule query syntax, best matches first.
+    """Search stored items with the rule query syntax, best matches (or newest) first.
 
     Words, "phrases", prefix*, AND/OR/NOT (or -word), NEAR/n and the scopes
     title:, summary:, content: work as in rules; a /regex/ does not.
@@ -59,9 +68,10 @@ def search(
       watcher search 'Kursk "North Korean"' --since 7d
       watcher search 'drone* NEAR/5 fiber' --feed kyiv-independent --csv > drones.csv
       watcher search kursk --rule nk-troops-kursk --json
+      watcher search 'kursk drone*' --sort date --since 2d
     """
     translated = _translate(query)
-    filters = SearchFilters(_since(since), feeds, rule_id, limit)
+    filters = SearchFilters(_since(since), feeds, rule_id, limit, sort)
     settings = obj.settings()
     store = Store(settings.database)
     try:
@@ -117,7 +127,7 @@ def _hit_dict(hit: SearchHit) -> dict[str, object]:
         "first_seen_at": _iso(hit.first_seen_at),
         "rules": list(hit.rules),
         "snippet": marked(hit.snippet),
-        "score": round(hit.score, 4),
+        "score": float(f"{hit.score:.6g}"),  # bm25: lower (more negative) is better
     }
 
 

@@ -1,6 +1,7 @@
 """Full-text search SQL over ``items_fts``; takes a translated query, never user text.
 
-Ranked by bm25 (a title hit weighs most), then by recency. The best ``limit`` item ids
+Ranked by bm25 (a title hit weighs most), then by recency, or by date alone (newest
+published, else first seen, first) when asked. The best ``limit`` item ids
 are found first; titles and snippets (FTS5 ``highlight()``/``snippet()``) are then
 computed for those rows only, so a query matching half the archive stays fast. The
 snippet comes from the summary or the content; the title is shown whole.
@@ -36,6 +37,7 @@ class SearchFilters:
     feeds: tuple[str, ...] = ()  # feed names
     rule_id: str | None = None  # only items this rule matched
     limit: int = 20
+    sort: str = "relevance"  # relevance (bm25, ties newest first) | date (newest first)
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,13 @@ _RANKED = """
 SELECT items_fts.rowid AS id, bm25(items_fts, {weights}) AS score
 FROM items_fts JOIN items ON items.id = items_fts.rowid
 WHERE items_fts MATCH :query {filters}
-ORDER BY score, coalesce(items.published_at, items.first_seen_at) DESC, items.id DESC
+ORDER BY {order}
 LIMIT :limit
 """
+SORTS = {
+    "relevance": "score, coalesce(items.published_at, items.first_seen_at) DESC, items.id DESC",
+    "date": "coalesce(items.published_at, items.first_seen_at) DESC, items.id DESC",
+}
 
 _DETAILS = f"""
 SELECT items.id, feeds.name AS feed, items.link, items.published_at, items.first_seen_at,
@@ -86,6 +92,7 @@ def search_items(store: Store, fts_query: str, filters: SearchFilters) -> list[S
     sql = _RANKED.format(
         weights=", ".join(map(str, WEIGHTS)),
         filters="".join(f" AND {_FILTERS[k]}" for k in _FILTERS if params.get(k) is not None),
+        order=SORTS[filters.sort],
     )
     try:
         ranked = store.db.execute(sql, params).fetchall()
