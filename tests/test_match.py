@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.rules.match import compile_rules, match_item, match_item_unindexed
+from watcher.rules.normalize import tokenize
 from watcher.types import Hit, MatchItem, Rule
 
 # Every test runs with the C candidate scan and with the Python path (tests/conftest.py).
@@ -50,8 +52,28 @@ CASES = [
     ('"11 000"', "about 11,000 soldiers", True),
     ("11,000", "about 11 000 soldiers", True),
     ("km2", "40 km² of land", True),
-    ("東京", "東京都で会議", False),  # no spaces: one long token
     ("東京都で会議", "東京都で会議", True),
+    # scripts written without spaces: a token per character, a term is a phrase of them
+    ("東京", "東京都で会議", True),
+    ("库尔斯克", "朝鲜军队在库尔斯克州作战", True),
+    ("库尔斯克", "库尔克斯", False),  # the characters must stand in a row, in order
+    ("库尔 斯克", "朝鲜军队在库尔斯克州作战", True),  # a space inside changes nothing
+    ('"库尔斯克州"', "库尔斯克 州", True),
+    ("クルスク", "ロシア西部クルスク州で戦闘", True),
+    ("クルスク", "ｸﾙｽｸ州", True),  # half-width kana
+    ("쿠르스크", "쿠르스크에서 교전", True),
+    ("북한", "북한군이 러시아에", True),
+    ("북한군", "북한 군", True),  # the space between them changes nothing either
+    ("ทหาร", "ทหารเกาหลีเหนือ", True),
+    ("F-16", "乌克兰的F-16战斗机", True),
+    ("F16", "乌克兰的F16战斗机", True),
+    ('"乌克兰 F-16"', "乌克兰的F-16战斗机", False),  # 的 stands between them
+    ('"乌克兰的 F-16 战斗机"', "乌克兰的F-16战斗机", True),
+    ("Kursk", "库尔斯克Kursk州", True),  # a Latin word beside them is a token of its own
+    ("Курськ*", "бої в Курській області", True),
+    ("库尔斯克 NEAR/4 朝鲜", "朝鲜军队在库尔斯克", True),  # NEAR counts characters here
+    ("库尔斯克 NEAR/3 朝鲜", "朝鲜军队在库尔斯克", False),
+    ("title:北朝鮮", "北朝鮮兵がクルスクに", True),
     # wildcards
     ("drone*", "a drone", True),
     ("drone*", "the drones", True),
@@ -365,3 +387,55 @@ def test_a_phrase_cut_from_a_text_matches_it(text: str, data: st.DataObject) -> 
     if not any(c.isalnum() for c in phrase):
         return
     assert match_item(compile_rules([rule(any=(phrase,))]), item(text))
+
+
+# Text of scripts written without spaces: ideographs, kana, Hangul syllables, Thai letters
+# with their marks, and the punctuation and spaces found between them.
+unspaced_alphabet = st.sampled_from(
+    list("朝鲜军队在库尔斯克州作战乌兰的东京都北国人")
+    + list("くるすでにのはがクルスクドローンー")
+    + list("쿠르스크에서북한군이")
+    + list("ทหารเกลีหนือก่ั้")
+    + list("ກອງທັບកងទ័ពတပ်မ")
+    + list("、。 ,「」・")
+)
+unspaced_text = st.lists(unspaced_alphabet, min_size=1, max_size=30).map("".join)
+
+
+def starts_a_character(text: str, at: int) -> bool:
+    """Whether a cut before ``text[at]`` leaves whole characters: not before a combining
+    mark, nor before a character that NFKC turns into one and a letter (Thai ำ)."""
+    if at in (0, len(text)):
+        return True
+    first = unicodedata.normalize("NFKC", text[at])[:1]
+    return unicodedata.category(first)[0] != "M"
+
+
+@settings(max_examples=300, deadline=None)
+@given(unspaced_text, st.data())
+def test_a_substring_cut_from_unspaced_text_matches_it_as_a_phrase(
+    text: str, data: st.DataObject
+) -> None:
+    """SPEC §4: a term in those scripts matches wherever its characters stand in a row."""
+    cuts = [at for at in range(len(text) + 1) if starts_a_character(text, at)]
+    start = data.draw(st.sampled_from(cuts[:-1]))
+    end = data.draw(st.sampled_from([at for at in cuts if at > start]))
+    piece = text[start:end]
+    if not tokenize(piece):
+        return
+    found = match_item(compile_rules([rule(any=(piece,))]), item(text))
+    assert found, (piece, text)
+    quoted = piece.replace('"', " ")
+    assert match_item(compile_rules([rule(query=f'"{quoted}"')]), item(text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(unspaced_text, unspaced_text)
+def test_unspaced_text_matches_a_term_exactly_when_its_characters_stand_in_a_row(
+    text: str, term: str
+) -> None:
+    tokens, wanted = tokenize(text), tokenize(term)
+    if not wanted:
+        return
+    expected = any(tokens[i : i + len(wanted)] == wanted for i in range(len(tokens)))
+    assert bool(match_item(compile_rules([rule(any=(term,))]), item(text))) is expected

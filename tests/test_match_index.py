@@ -202,3 +202,47 @@ def test_c_and_python_look_ups_agree_on_any_text(
     subject = MatchItem(fields={"title": (title,), "summary": (summary,), "content": (content,)})
     with_c, python = compile_rules(rules), compile_rules(rules, scan=False)
     assert match_item(with_c, subject) == match_item(python, subject)
+
+
+# Rules in scripts written without spaces, mixed with Latin ones: every character is a
+# token, so anchors are single characters and pairs of them.
+UNSPACED_WORDS = ["库尔斯克", "朝鲜", "军队", "クルスク", "쿠르스크", "북한", "ทหาร", "F-16"]
+UNSPACED_WORDS.append("kursk")
+UNSPACED_SHAPES = [
+    lambda a, b, c: {"any": (a, f"{b} {c}")},
+    lambda a, b, c: {"query": f"{a} AND ({b} OR {c})"},
+    lambda a, b, c: {"query": f"{a} NEAR/3 {b}"},
+    lambda a, b, c: {"query": f"{a} NOT {b}"},
+    lambda a, b, c: {"all": (a, b)},
+    lambda a, b, c: {"query": f"title:{a} {b}"},
+    lambda a, b, c: {"any": (a,), "stem": "russian"},
+    lambda a, b, c: {"query": f'"{a}{b}"'},
+]
+mixed_text = st.lists(
+    st.sampled_from([*UNSPACED_WORDS, "在", "州", "에서", "の", "、", " ", "F16", "Kursk’s"])
+    | st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=4),
+    max_size=12,
+).map("".join)
+
+
+@st.composite
+def unspaced_rule_sets(draw: st.DrawFn) -> list[Rule]:
+    rules = []
+    for i in range(draw(st.integers(1, 12))):
+        shape = draw(st.sampled_from(UNSPACED_SHAPES))
+        a, b, c = (draw(st.sampled_from(UNSPACED_WORDS)) for _ in range(3))
+        rules.append(rule(f"r{i}", **shape(a, b, c)))
+    return rules
+
+
+@settings(max_examples=200, deadline=None)
+@given(unspaced_rule_sets(), mixed_text, mixed_text)
+def test_c_and_python_agree_on_rules_and_text_in_every_script(
+    rules: list[Rule], title: str, content: str
+) -> None:
+    """Both candidate look-ups, and rule-by-rule evaluation, on arbitrary mixed-script text."""
+    subject = MatchItem(fields={"title": (title,), "content": (content,)})
+    with_c, python = compile_rules(rules), compile_rules(rules, scan=False)
+    expected = match_item_unindexed(python, subject)
+    assert match_item(with_c, subject) == expected
+    assert match_item(python, subject) == expected

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.rules.normalize import normalize, tokenize, tokenize_spans
+from watcher.rules.normalize import (
+    UNSPACED,
+    is_unspaced,
+    normalize,
+    spaced,
+    tokenize,
+    tokenize_spans,
+    unspaced_code_points,
+)
 
 
 @pytest.mark.parametrize(
@@ -48,7 +56,7 @@ def test_marks_of_other_scripts_stay_distinct() -> None:
         ("fiber-optic fiber\u2011optic fiber—optic", ["fiber", "optic"] * 3),
         ("Russia/Ukraine 10:30", ["russia", "ukraine", "10", "30"]),
         ("…north. Korean", ["north", "korean"]),
-        ("東京都で会議", ["東京都で会議"]),  # no spaces: one long token
+        ("東京都で会議", ["東", "京", "都", "で", "会", "議"]),  # a token per character
         ("", []),
         ("— & ! ?", []),
         ("a_b", ["a", "b"]),  # underscore is punctuation
@@ -89,6 +97,58 @@ def test_tokenize_spans_ascii_fast_path() -> None:
 
 def test_one_character_giving_two_tokens_shares_its_span() -> None:
     assert tokenize_spans("x ½") == [("x", 0, 1), ("1", 2, 3), ("2", 2, 3)]
+
+
+# --- scripts written without spaces (SPEC §4) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("乌克兰的F-16战斗机", "乌 克 兰 的 f 16 战 斗 机"),  # the SPEC's example
+        ("朝鲜军队在库尔斯克州作战", "朝 鲜 军 队 在 库 尔 斯 克 州 作 战"),
+        ("クルスクで", "ク ル ス ク で"),
+        ("ドローン", "ド ロ ー ン"),  # the prolonged sound mark is a letter of Katakana
+        ("ｸﾙｽｸ ｶﾞｿﾘﾝ", "ク ル ス ク ガ ソ リ ン"),  # half-width kana: NFKC first
+        ("ウラジーミル・プーチン", "ウ ラ ジ ー ミ ル プ ー チ ン"),  # the middle dot separates
+        ("쿠르스크에서 북한군이", "쿠 르 스 크 에 서 북 한 군 이"),
+        ("\u1100\u1161\u11a8", "각"),  # conjoining jamo compose into one syllable
+        ("ทหารเกาหลีเหนือ", "ท ห า ร เ ก า ห ลี เ ห นื อ"),  # Thai: marks join their letter
+        ("ກອງທັບ", "ກ ອ ງ ທັ ບ"),  # Lao: the vowel sign stays with its letter
+        ("កងទ័ព", "ក ង ទ័ ព"),  # Khmer
+        ("တပ်မတော်", "တ ပ် မ တော်"),  # Myanmar: vowel signs and virama are marks
+        ("二〇二四年", "二 〇 二 四 年"),  # the ideographic zero is a number of its own
+        ("々", "々"),
+        ("๒๕๖๗", "๒ ๕ ๖ ๗"),  # digits of those scripts too
+        ("2024年3月", "2024 年 3 月"),  # other digits next to them stay one token
+        ("Kursk库尔斯克Курск", "kursk 库 尔 斯 克 курск"),
+        ("「库尔斯克」、", "库 尔 斯 克"),  # CJK punctuation separates
+        ("ABC東京", "abc 東 京"),
+        ("東\u0301京", "東\u0301 京"),  # a combining mark stays with the character before it
+    ],
+)
+def test_unspaced_scripts_give_a_token_per_character(text: str, expected: str) -> None:
+    assert tokenize(text) == expected.split()
+    assert spaced(text) == f" {expected} "
+
+
+def test_unspaced_spans_point_at_each_character() -> None:
+    text = "在ｸﾙｽｸ州"
+    spans = tokenize_spans(text)
+    assert [t for t, _, _ in spans] == ["在", "ク", "ル", "ス", "ク", "州"]
+    assert [text[s:e] for _, s, e in spans] == list(text)
+
+
+def test_the_unspaced_table_is_the_issue_s_ranges() -> None:
+    names = [name for name, _ in UNSPACED]
+    assert names == ["Han", "Hiragana", "Katakana", "Hangul", "Thai", "Lao", "Khmer", "Myanmar"]
+    codes = unspaced_code_points()
+    for inside in (0x4E00, 0x9FFF, 0x3005, 0x30FC, 0xAC00, 0x0E01, 0x1780, 0x1000, 0x323AF):
+        assert inside in codes
+    for outside in (0x3006, 0x3031, 0x0DFF, 0x10A0, 0x0400, 0x3000, 0x3001):
+        assert outside not in codes
+    assert is_unspaced("库") and is_unspaced("ม่") and is_unspaced("〇")
+    assert not is_unspaced("kursk") and not is_unspaced("курск") and not is_unspaced("16")
 
 
 texts = st.text(

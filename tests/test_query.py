@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from watcher.rules.query import (
+    UNSPACED_PREFIX,
     And,
     Near,
     Not,
@@ -143,6 +144,11 @@ ERRORS = [
     ("x *", "a * must follow a letter or digit", 3),
     ("x drone.*", "a * must follow a letter or digit", 9),
     ("x drone**", "a * may only end a word", 8),
+    ("库尔斯克*", UNSPACED_PREFIX, 5),
+    ("x クルスク*", UNSPACED_PREFIX, 7),
+    ('"북한 쿠르스크*"', UNSPACED_PREFIX, 9),
+    ("ทหาร*", UNSPACED_PREFIX, 5),
+    ("F-16库*", UNSPACED_PREFIX, 6),
     ('"fiber d*x"', "a * may only end a word", 9),
     ("a OR", "OR needs a condition on its right", 3),
     ("OR a", "OR needs a condition on its left", 1),
@@ -172,6 +178,17 @@ def test_a_star_inside_a_phrase_word_is_an_error_but_ends_are_fine() -> None:
     node = parse_query('"fiber-optic drone* strike*"')
     assert isinstance(node, Phrase)
     assert [w.prefix for w in node.words] == [False, True, True]
+
+
+def test_a_term_in_unspaced_scripts_is_a_phrase_of_characters_and_keeps_its_label() -> None:
+    node = parse_query("库尔 斯克")
+    assert isinstance(node, And)  # two bare words, as for any script
+    leaf = parse_phrase("库尔 斯克")
+    assert isinstance(leaf, Phrase) and leaf.label == "库尔斯克"
+    assert [w.alternatives for w in leaf.words] == [(("库", "尔"),), (("斯", "克"),)]
+    assert parse_phrase("北朝鮮 Kursk 쿠르스크").label == "北朝鮮 kursk 쿠르스크"  # type: ignore[union-attr]
+    assert parse_phrase("ｸﾙｽｸ").label == "クルスク"  # type: ignore[union-attr]
+    assert parse_query("库") == Term("库", "库", 1, "库")
 
 
 def test_list_entries_are_literal_phrases() -> None:

@@ -69,6 +69,11 @@ def test_canonical_link_keeps_different_stories_apart() -> None:
         # a hyphen without spaces is no separator
         ("Fiber-optic drones", "fiber optic drones"),
         ("- Reuters", "reuters"),
+        # characters of scripts written without spaces stay together, spaces or not
+        ("朝鲜军队在库尔斯克州作战 - 新华网", "朝鲜军队在库尔斯克州作战"),
+        ("朝鲜军队 在库尔斯克州作战", "朝鲜军队在库尔斯克州作战"),
+        ("乌克兰的F-16战斗机", "乌克兰的 f 16 战斗机"),
+        ("북한군, 쿠르스크에서 교전", "북한군쿠르스크에서교전"),
         ("", None),
         ("  \u2014  ", None),
     ],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import SplitResult, urlsplit
 
-from watcher.rules.normalize import tokenize
+from watcher.rules.normalize import join_tokens, tokenize
 
 # Query parameters that only track where a reader came from (compared lower-cased).
 TRACKING_PARAMS: frozenset[str] = frozenset({"fbclid", "gclid", "mc_cid", "mc_eid", "ref"})
@@ -88,9 +88,11 @@ def title_key(title: str) -> str | None:
     """The normalised title without an outlet suffix, or None when no token is left.
 
     ``"North Korean troops in Kursk - Reuters"`` -> ``"north korean troops in kursk"``.
+    Characters of scripts written without spaces are kept together (``库尔斯克``), so that
+    the key of a Chinese or Japanese title is what it was before they were tokens each.
     """
     tokens = tokenize(strip_outlet(title))
-    return " ".join(tokens) if tokens else None
+    return join_tokens(tokens) if tokens else None
 
 
 def strip_outlet(title: str) -> str:

@@ -24,6 +24,9 @@ from watcher.rules.normalize import tokenize_spans
 from watcher.types import AlertItem, AlertMessage, Hit
 
 SNIPPET_CONTEXT = 70  # characters shown on each side of a highlighted span
+# How far a snippet's edge moves outwards to end on a space; text without spaces (Chinese,
+# Japanese, Thai) is cut where the window ends instead, never inside a character's marks.
+WORD_REACH = 20
 MAX_SNIPPETS = 3
 
 _HEADER_NAME = re.compile(rb"([!-9;-~]+):")
@@ -83,12 +86,8 @@ def _group_spans(spans: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
 
 
 def _snippet(text: str, spans: list[tuple[int, int]]) -> str:
-    lo = max(0, spans[0][0] - SNIPPET_CONTEXT)
-    hi = min(len(text), spans[-1][1] + SNIPPET_CONTEXT)
-    while lo > 0 and not text[lo - 1].isspace():
-        lo -= 1
-    while hi < len(text) and not text[hi].isspace():
-        hi += 1
+    lo = _start_edge(text, max(0, spans[0][0] - SNIPPET_CONTEXT))
+    hi = _end_edge(text, min(len(text), spans[-1][1] + SNIPPET_CONTEXT))
     parts: list[str] = []
     pos = lo
     for start, end in spans:
@@ -98,6 +97,26 @@ def _snippet(text: str, spans: list[tuple[int, int]]) -> str:
     parts.append(text[pos:hi])
     body = _SPACES.sub(" ", "".join(parts)).strip()
     return ("… " if lo > 0 else "") + body + (" …" if hi < len(text) else "")
+
+
+def _start_edge(text: str, lo: int) -> int:
+    """Where a snippet starting near ``lo`` starts: after a space at most WORD_REACH before."""
+    for at in range(lo, max(0, lo - WORD_REACH) - 1, -1):
+        if at == 0 or text[at - 1].isspace():
+            return at
+    while lo > 0 and unicodedata.category(text[lo])[0] == "M":
+        lo -= 1
+    return lo
+
+
+def _end_edge(text: str, hi: int) -> int:
+    """Where a snippet ending near ``hi`` ends: at a space at most WORD_REACH after."""
+    for at in range(hi, min(len(text), hi + WORD_REACH) + 1):
+        if at == len(text) or text[at].isspace():
+            return at
+    while hi < len(text) and unicodedata.category(text[hi])[0] == "M":
+        hi += 1
+    return hi
 
 
 # --- text and HTML -------------------------------------------------------------------------

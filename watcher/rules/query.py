@@ -26,11 +26,12 @@ from typing import Any
 
 import re2
 
-from watcher.rules.normalize import normalize, tokenize, tokenize_spans
+from watcher.rules.normalize import is_unspaced, normalize, tokenize, tokenize_spans
 from watcher.types import FIELDS
 
 SCOPE_FIELDS: tuple[str, ...] = (*FIELDS, "text")
 DEFAULT_NEAR = 10
+UNSPACED_PREFIX = "a term in Chinese/Japanese/Korean/Thai already matches inside words; drop the *"
 # Phrase quotes: opening mark -> closing mark.
 QUOTES = {'"': '"', "\u201c": "\u201d", "\u201e": "\u201c", "\u00ab": "\u00bb"}
 # Hyphens that join the parts of a word (after NFKC), and the slash.
@@ -171,6 +172,8 @@ def _check_prefix(stem: str, tokens: list[str], column: int) -> None:
     spans = tokenize_spans(stem)
     if not spans or spans[-1][2] != len(stem):
         raise QueryError("a * must follow a letter or digit", column)
+    if is_unspaced(tokens[-1]):
+        raise QueryError(UNSPACED_PREFIX, column)
     if len(tokens[-1]) < 2:
         raise QueryError("a wildcard prefix needs at least 2 characters", column)
 
@@ -186,8 +189,27 @@ def _leaf(words: tuple[Word, ...], label: str, column: int, written: str) -> Lea
 
 
 def _label(text: str) -> str:
-    """A condition as ``Match.terms`` shows it: ``"Drone*,"`` -> ``drone*``."""
-    return " ".join(filter(None, (_word_label(word) for word in text.split())))
+    """A condition as ``Match.terms`` shows it: ``"Drone*,"`` -> ``drone*``.
+
+    Words of a script written without spaces are shown together: ``库尔 斯克`` ->
+    ``库尔斯克`` (the space changes nothing).
+    """
+    label = ""
+    for word in filter(None, (_word_label(word) for word in text.split())):
+        if label and not (_ends_unspaced(label) and _starts_unspaced(word)):
+            label += " "
+        label += word
+    return label
+
+
+def _starts_unspaced(label: str) -> bool:
+    tokens = tokenize(label)
+    return bool(tokens) and is_unspaced(tokens[0])
+
+
+def _ends_unspaced(label: str) -> bool:
+    tokens = tokenize(label.rstrip("*"))
+    return bool(tokens) and is_unspaced(tokens[-1])
 
 
 def _word_label(word: str) -> str:
