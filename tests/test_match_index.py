@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.rules.match import _leaves, compile_rules, match_item, match_item_unindexed
+from watcher.rules.match import (
+    _ItemText,
+    _leaves,
+    candidates,
+    compile_rules,
+    match_item,
+    match_item_unindexed,
+)
 from watcher.rules.normalize import spaced, tokenize
 from watcher.types import Hit, MatchItem, Rule
 
@@ -246,3 +253,21 @@ def test_c_and_python_agree_on_rules_and_text_in_every_script(
     expected = match_item_unindexed(python, subject)
     assert match_item(with_c, subject) == expected
     assert match_item(python, subject) == expected
+
+
+def test_a_rule_in_an_unspaced_script_is_a_candidate_only_where_its_run_stands() -> None:
+    """Single characters are common; the index files such rules under whole runs."""
+    rules = [rule("k", any=("库尔斯克",)), rule("q", query="(朝鲜 OR 北韩) 军队 NOT 游戏")]
+    compiled = compile_rules(rules)
+    index = compiled.index
+
+    def candidates_in(text: str) -> list[int]:
+        subject = MatchItem(fields={"content": (text,)})
+        return candidates(
+            compiled, _ItemText(subject, index.fields, index.vocabulary, index.scanner)
+        )
+
+    assert candidates_in("库尔和斯克，尔斯库克，库尔尔斯斯克") == []
+    assert candidates_in("库尔斯克州") == [0]
+    assert candidates_in("军队在库尔斯 克") == [0]  # 军队 without 朝鲜 or 北韩: not a candidate
+    assert candidates_in("朝鲜军队游戏") == [1]  # the NOT is left to the evaluation

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,6 +59,21 @@ def test_a_pair_is_side_by_side_within_one_value() -> None:
     assert index.scan(" optic fiber ").entries == []
     assert index.scan(" a fiber \n optic b ").entries == []  # two values
     assert index.scan(" fiber \n fiber optic ").entries == [0]
+
+
+def test_a_chain_needs_every_pair_side_by_side_and_its_run_as_it_stands() -> None:
+    words = ["库", "尔", "斯", "克", "州"]
+    run = " 库 尔 斯 克 "
+    index = Index(words, [(0, (1,), (), (0, 1, 2, 3), run), (4, (0,), (), (0, 1))])
+    assert index.scan(spaced("朝鲜军队在库尔斯克州作战")).entries == [0, 1]
+    assert index.scan(spaced("库尔斯 克")).entries == [0]  # spaces change nothing
+    assert index.scan(spaced("库尔，斯克，州")).entries == [0, 1]  # across punctuation
+    assert index.scan(spaced("库尔尔斯斯克州")).entries == [1]  # each pair, but not the run
+    assert index.scan(spaced("克斯尔库州")).entries == []
+    assert index.scan(" 库 尔 \n 斯 克 ").entries == []  # two values
+    # Filed under its first pair: an anchor that is not in the chain must still be held.
+    index = Index(["a", "b", "c"], [(2, (0,), (), (0, 1))])
+    assert index.scan(" a b ").entries == [] and index.scan(" a b c ").entries == [0]
 
 
 def test_thousands_of_pairs_in_one_long_text() -> None:
@@ -127,8 +144,13 @@ def test_scan_agrees_with_python_sets(
             anchor = data.draw(st.integers(0, len(words) - 1))
             companions = tuple(data.draw(st.lists(st.integers(0, len(words) - 1), max_size=3)))
             prefixes = tuple(" " + p for p in data.draw(st.lists(word, max_size=2)))
-            pair = data.draw(st.just(()) | st.tuples(*[st.integers(0, len(words) - 1)] * 2))
-            entries.append((anchor, companions, prefixes, pair))
+            ids = st.integers(0, len(words) - 1)
+            pair = data.draw(st.just(()) | st.lists(ids, min_size=2, max_size=4).map(tuple))
+            run = " " + " ".join(words[i] for i in pair) + " " if len(pair) > 2 else ""
+            if run and data.draw(st.booleans()):
+                entries.append((anchor, companions, prefixes, pair, run))
+            else:
+                entries.append((anchor, companions, prefixes, pair))
     cut = data.draw(st.integers(0, len(tokens)))
     values = [" " + " ".join(tokens[:cut]) + " ", " " + "  ".join(tokens[cut:]) + " "]
     text = "\n".join(values)
@@ -138,10 +160,11 @@ def test_scan_agrees_with_python_sets(
     joined = "\n".join(" " + " ".join(v.split()) + " " for v in values)
     expected = [
         number
-        for number, (anchor, companions, prefixes, pair) in enumerate(entries)
+        for number, (anchor, companions, prefixes, pair, *run) in enumerate(entries)
         if words[anchor] in held
         and (any(words[c] in held for c in companions) or any(p in text for p in prefixes))
-        and (not pair or f" {words[pair[0]]} {words[pair[1]]} " in joined)
+        and all(f" {words[a]} {words[b]} " in joined for a, b in itertools.pairwise(pair))
+        and all(r in text for r in run)
     ]
     assert found.entries == expected
 

@@ -7,12 +7,18 @@
  * up, and returns a ``Found``: which rule words the text holds (``in``, ``isdisjoint``) and
  * which entries pass: their anchor is held, their companion is satisfied (a companion word
  * held, or a companion prefix starting some token) and, for an entry filed under a phrase's
- * token pair, the pair occurs side by side within one value.
+ * token pair, the pair occurs side by side within one value; for one filed under a longer
+ * run of tokens (a phrase in a script written without spaces, whose values are spaced with
+ * exactly one space between tokens), the whole run occurs too.
  *
  * Semantics are those of the pure-Python path in match.py (``candidates`` with
  * ``_passing_anchors``); tests run both and compare. Nothing here allocates Python objects
  * per token: the work per item is one pass over the text's bytes and one table probe per
  * token, against ~40 us of string objects, hashing and set probes in Python at 10,000 rules.
+ *
+ * ``spaced`` makes that spaced form from normalised text, as normalize.py's regexes do, from
+ * a table of character classes that normalize.py builds from its Unicode database and hands
+ * over with ``set_classes``: the one table both paths read.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -77,9 +83,17 @@ typedef struct {
     Py_ssize_t *prefix_ids;      /* indexes into prefixes */
     PyObject **prefixes;         /* distinct str objects (" " + prefix), kept alive here */
     Py_ssize_t n_prefixes;
-    Py_ssize_t *pair_left;       /* per entry: word ids of the pair, or -1 */
-    Py_ssize_t *pair_right;
+    Py_ssize_t *chain_start;     /* n_entries + 1 offsets into chain_pairs */
+    Py_ssize_t *chain_pairs;     /* per entry: numbers of the pairs that must occur */
     unsigned char *pair_starts;  /* per word: 1 if it is the left word of some pair */
+    uint64_t *pair_keys;         /* the pairs: (left << 32 | right) + 1, 0 an empty slot */
+    Py_ssize_t *pair_numbers;    /* per slot of pair_keys: the pair's number */
+    uint64_t pair_mask;
+    Py_ssize_t n_pairs;
+    Py_ssize_t *entry_anchor;     /* per entry: its anchor word id */
+    Py_ssize_t *pair_entry_start; /* n_pairs + 1 offsets into pair_entries */
+    Py_ssize_t *pair_entries;     /* entries with a chain, filed under its first pair */
+    PyObject **runs;             /* per entry: " a b c " (str) to find in the text, or NULL */
 } Index;
 
 typedef struct {
@@ -111,10 +125,26 @@ Index_clear_arrays(Index *self)
         }
     }
     PyMem_Free(self->prefixes);
-    PyMem_Free(self->pair_left);
-    PyMem_Free(self->pair_right);
+    PyMem_Free(self->chain_start);
+    PyMem_Free(self->chain_pairs);
     PyMem_Free(self->pair_starts);
-    self->pair_left = self->pair_right = NULL;
+    PyMem_Free(self->pair_keys);
+    PyMem_Free(self->pair_numbers);
+    PyMem_Free(self->entry_anchor);
+    PyMem_Free(self->pair_entry_start);
+    PyMem_Free(self->pair_entries);
+    self->pair_keys = NULL;
+    self->pair_numbers = NULL;
+    self->entry_anchor = self->pair_entry_start = self->pair_entries = NULL;
+    self->n_pairs = 0;
+    if (self->runs != NULL) {
+        for (Py_ssize_t i = 0; i < self->n_entries; i++) {
+            Py_XDECREF(self->runs[i]);
+        }
+    }
+    PyMem_Free(self->runs);
+    self->runs = NULL;
+    self->chain_start = self->chain_pairs = NULL;
     self->pair_starts = NULL;
     self->slots = NULL;
     self->pool = NULL;
@@ -251,8 +281,108 @@ fail:
     return NULL;
 }
 
+static inline uint64_t
+pair_slot(uint64_t key, uint64_t mask)
+{
+    return ((key * 0x9E3779B97F4A7C15ULL) >> 17) & mask;
+}
+
+/* The number of the pair (left, right), or -1 when no entry needs it. */
+static inline Py_ssize_t
+pair_number(const Index *self, Py_ssize_t left, Py_ssize_t right)
+{
+    uint64_t key = (((uint64_t)left << 32) | (uint64_t)right) + 1;
+    uint64_t j = pair_slot(key, self->pair_mask);
+    while (self->pair_keys[j] != 0) {
+        if (self->pair_keys[j] == key) {
+            return self->pair_numbers[j];
+        }
+        j = (j + 1) & self->pair_mask;
+    }
+    return -1;
+}
+
+/* Number every distinct adjacent pair of the entries' chains (word ids, in ``ids`` from
+ * ``self->chain_start``) into a table at most half full, and turn the chains into the
+ * numbers of their pairs. */
+static int
+fill_pairs(Index *self, const Py_ssize_t *ids)
+{
+    Py_ssize_t n = self->n_entries, total = 0;
+    for (Py_ssize_t e = 0; e < n; e++) {
+        Py_ssize_t length = self->chain_start[e + 1] - self->chain_start[e];
+        total += length > 1 ? length - 1 : 0;
+    }
+    uint64_t size = 64;
+    while (size < 2 * (uint64_t)total + 1) {
+        size <<= 1;
+    }
+    self->pair_keys = PyMem_Calloc((size_t)size, sizeof(uint64_t));
+    self->pair_numbers = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)size);
+    Py_ssize_t *pairs = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)total + 1));
+    Py_ssize_t *starts = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
+    if (self->pair_keys == NULL || self->pair_numbers == NULL || pairs == NULL ||
+        starts == NULL) {
+        PyMem_Free(pairs);
+        PyMem_Free(starts);
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->pair_mask = size - 1;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t e = 0; e < n; e++) {
+        starts[e] = at;
+        for (Py_ssize_t c = self->chain_start[e]; c + 1 < self->chain_start[e + 1]; c++) {
+            uint64_t key = (((uint64_t)ids[c] << 32) | (uint64_t)ids[c + 1]) + 1;
+            uint64_t j = pair_slot(key, self->pair_mask);
+            while (self->pair_keys[j] != 0 && self->pair_keys[j] != key) {
+                j = (j + 1) & self->pair_mask;
+            }
+            if (self->pair_keys[j] == 0) {
+                self->pair_keys[j] = key;
+                self->pair_numbers[j] = self->n_pairs++;
+            }
+            pairs[at++] = self->pair_numbers[j];
+        }
+    }
+    starts[n] = at;
+    PyMem_Free(self->chain_start);
+    self->chain_start = starts;
+    self->chain_pairs = pairs;
+    /* Entries with a chain, by their first pair, in ascending order. */
+    self->pair_entry_start = PyMem_Calloc((size_t)self->n_pairs + 2, sizeof(Py_ssize_t));
+    self->pair_entries = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
+    if (self->pair_entry_start == NULL || self->pair_entries == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t e = 0; e < n; e++) {
+        if (starts[e] < starts[e + 1]) {
+            self->pair_entry_start[pairs[starts[e]] + 1]++;
+        }
+    }
+    for (Py_ssize_t p = 0; p < self->n_pairs; p++) {
+        self->pair_entry_start[p + 1] += self->pair_entry_start[p];
+    }
+    Py_ssize_t *next = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)self->n_pairs + 1));
+    if (next == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(next, self->pair_entry_start, sizeof(Py_ssize_t) * (size_t)self->n_pairs);
+    for (Py_ssize_t e = 0; e < n; e++) {
+        if (starts[e] < starts[e + 1]) {
+            self->pair_entries[next[pairs[starts[e]]]++] = e;
+        }
+    }
+    PyMem_Free(next);
+    return 0;
+}
+
 /* entries: a sequence of (anchor word id, companion word ids, prefixes with a space before,
- * pair) where pair is () or (left word id, right word id). */
+ * chain[, run]) where chain is () or the word ids of two or more tokens that must occur side
+ * by side (each adjacent pair within one value), and run is "" or the chain's tokens with a
+ * space around each, which must then occur in the text as they are. */
 static int
 fill_entries(Index *self, PyObject *entries)
 {
@@ -262,18 +392,20 @@ fill_entries(Index *self, PyObject *entries)
     }
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast), n_words = self->n_words;
     Py_ssize_t *anchor_of = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
+    Py_ssize_t *chain_ids = NULL; /* the chains' word ids, until fill_pairs numbers them */
     PyObject *distinct = NULL;
     self->n_entries = n;
     self->anchor_start = PyMem_Calloc((size_t)n_words + 2, sizeof(Py_ssize_t));
     self->anchor_entries = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
     self->companion_start = PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t));
     self->prefix_start = PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t));
-    self->pair_left = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
-    self->pair_right = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
+    self->chain_start = PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t));
     self->pair_starts = PyMem_Calloc((size_t)n_words + 1, 1);
+    self->runs = PyMem_Calloc((size_t)n + 1, sizeof(PyObject *));
     if (anchor_of == NULL || self->anchor_start == NULL || self->anchor_entries == NULL ||
         self->companion_start == NULL || self->prefix_start == NULL ||
-        self->pair_left == NULL || self->pair_right == NULL || self->pair_starts == NULL) {
+        self->chain_start == NULL || self->pair_starts == NULL ||
+        self->runs == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -281,30 +413,52 @@ fill_entries(Index *self, PyObject *entries)
     Py_ssize_t n_companions = 0, n_prefixes = 0;
     for (Py_ssize_t e = 0; e < n; e++) {
         PyObject *entry = PySequence_Fast_GET_ITEM(fast, e);
-        PyObject *anchor, *companions, *prefixes, *pair;
+        PyObject *anchor, *companions, *prefixes, *pair, *run = NULL;
         if (!PyTuple_Check(entry) ||
-            !PyArg_ParseTuple(entry, "OOOO", &anchor, &companions, &prefixes, &pair)) {
+            !PyArg_ParseTuple(entry, "OOOO|O", &anchor, &companions, &prefixes, &pair, &run)) {
             if (!PyErr_Occurred()) {
                 PyErr_SetString(PyExc_TypeError,
-                                "an entry is (anchor, companions, prefixes, pair)");
+                                "an entry is (anchor, companions, prefixes, pair[, run])");
             }
             goto fail;
         }
+        if (run != NULL) {
+            if (!PyUnicode_Check(run) || PyUnicode_AsUTF8(run) == NULL) {
+                if (!PyErr_Occurred()) {
+                    PyErr_SetString(PyExc_TypeError, "a run must be str");
+                }
+                goto fail;
+            }
+            if (PyUnicode_GET_LENGTH(run) > 0) {
+                self->runs[e] = Py_NewRef(run);
+            }
+        }
         Py_ssize_t pair_count;
         Py_ssize_t *pair_ids = ids_of(pair, n_words, &pair_count);
+        Py_ssize_t chain_at = self->chain_start[e];
         if (pair_ids == NULL) {
             goto fail;
         }
-        if (pair_count != 0 && pair_count != 2) {
+        if (pair_count == 1) {
             PyMem_Free(pair_ids);
-            PyErr_SetString(PyExc_ValueError, "a pair is () or (left, right)");
+            PyErr_SetString(PyExc_ValueError, "a pair is () or (left, right, ...)");
             goto fail;
         }
-        self->pair_left[e] = pair_count ? pair_ids[0] : -1;
-        self->pair_right[e] = pair_count ? pair_ids[1] : -1;
-        if (pair_count) {
-            self->pair_starts[pair_ids[0]] = 1;
+        Py_ssize_t *longer =
+            PyMem_Realloc(chain_ids, sizeof(Py_ssize_t) * ((size_t)(chain_at + pair_count) + 1));
+        if (longer == NULL) {
+            PyMem_Free(pair_ids);
+            PyErr_NoMemory();
+            goto fail;
         }
+        chain_ids = longer;
+        for (Py_ssize_t i = 0; i < pair_count; i++) {
+            chain_ids[chain_at + i] = pair_ids[i];
+            if (i + 1 < pair_count) {
+                self->pair_starts[pair_ids[i]] = 1;
+            }
+        }
+        self->chain_start[e + 1] = chain_at + pair_count;
         PyMem_Free(pair_ids);
         Py_ssize_t id = PyLong_AsSsize_t(anchor);
         if (id == -1 && PyErr_Occurred()) {
@@ -315,7 +469,9 @@ fill_entries(Index *self, PyObject *entries)
             goto fail;
         }
         anchor_of[e] = id;
-        self->anchor_start[id + 1]++;
+        if (pair_count == 0) { /* an entry with a chain is filed under its first pair */
+            self->anchor_start[id + 1]++;
+        }
         Py_ssize_t c = PySequence_Size(companions), p = PySequence_Size(prefixes);
         if (c < 0 || p < 0) {
             goto fail;
@@ -326,6 +482,11 @@ fill_entries(Index *self, PyObject *entries)
     for (Py_ssize_t w = 0; w < n_words; w++) {
         self->anchor_start[w + 1] += self->anchor_start[w];
     }
+    if (fill_pairs(self, chain_ids) < 0) {
+        goto fail;
+    }
+    PyMem_Free(chain_ids);
+    chain_ids = NULL;
     self->companions = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n_companions + 1));
     self->prefix_ids = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n_prefixes + 1));
     self->prefixes = PyMem_Calloc((size_t)n_prefixes + 1, sizeof(PyObject *));
@@ -347,7 +508,9 @@ fill_entries(Index *self, PyObject *entries)
     Py_ssize_t c_at = 0, p_at = 0;
     for (Py_ssize_t e = 0; e < n; e++) {
         PyObject *entry = PySequence_Fast_GET_ITEM(fast, e);
-        self->anchor_entries[next[anchor_of[e]]++] = e;
+        if (self->chain_start[e] == self->chain_start[e + 1]) {
+            self->anchor_entries[next[anchor_of[e]]++] = e;
+        }
         Py_ssize_t count;
         Py_ssize_t *ids = ids_of(PyTuple_GET_ITEM(entry, 1), n_words, &count);
         if (ids == NULL) {
@@ -402,12 +565,13 @@ fill_entries(Index *self, PyObject *entries)
     self->companion_start[n] = c_at;
     self->prefix_start[n] = p_at;
     PyMem_Free(next);
-    PyMem_Free(anchor_of);
+    self->entry_anchor = anchor_of;
     Py_DECREF(distinct);
     Py_DECREF(fast);
     return 0;
 fail:
     PyMem_Free(anchor_of);
+    PyMem_Free(chain_ids);
     Py_XDECREF(distinct);
     Py_DECREF(fast);
     return -1;
@@ -444,74 +608,6 @@ is_seen(const unsigned char *seen, Py_ssize_t id)
     return (seen[id >> 3] >> (id & 7)) & 1;
 }
 
-/* Adjacent rule-word pairs seen in one scan, as (left << 32 | right) + 1, in an
- * open-addressing set at most half full (0: an empty slot). */
-typedef struct {
-    uint64_t *keys;
-    uint64_t mask;
-    Py_ssize_t count;
-} Pairs;
-
-static inline uint64_t
-pair_slot(uint64_t key, uint64_t mask)
-{
-    return ((key * 0x9E3779B97F4A7C15ULL) >> 17) & mask;
-}
-
-static int
-pairs_add(Pairs *pairs, uint64_t key)
-{
-    key += 1;
-    if ((uint64_t)(pairs->count + 1) * 2 > pairs->mask + 1 || pairs->keys == NULL) {
-        uint64_t size = pairs->keys == NULL ? 64 : (pairs->mask + 1) * 2;
-        uint64_t *keys = PyMem_Calloc((size_t)size, sizeof(uint64_t));
-        if (keys == NULL) {
-            return -1;
-        }
-        if (pairs->keys != NULL) {
-            for (uint64_t i = 0; i <= pairs->mask; i++) {
-                if (pairs->keys[i] != 0) {
-                    uint64_t j = pair_slot(pairs->keys[i], size - 1);
-                    while (keys[j] != 0) {
-                        j = (j + 1) & (size - 1);
-                    }
-                    keys[j] = pairs->keys[i];
-                }
-            }
-            PyMem_Free(pairs->keys);
-        }
-        pairs->keys = keys;
-        pairs->mask = size - 1;
-    }
-    uint64_t j = pair_slot(key, pairs->mask);
-    while (pairs->keys[j] != 0) {
-        if (pairs->keys[j] == key) {
-            return 0;
-        }
-        j = (j + 1) & pairs->mask;
-    }
-    pairs->keys[j] = key;
-    pairs->count++;
-    return 0;
-}
-
-static int
-pairs_have(const Pairs *pairs, uint64_t key)
-{
-    if (pairs->keys == NULL) {
-        return 0;
-    }
-    key += 1;
-    uint64_t j = pair_slot(key, pairs->mask);
-    while (pairs->keys[j] != 0) {
-        if (pairs->keys[j] == key) {
-            return 1;
-        }
-        j = (j + 1) & pairs->mask;
-    }
-    return 0;
-}
-
 /* Tokens are hashed a batch at a time and their table slots prefetched, so that the
  * probes of one batch wait on memory together rather than one after the other. */
 #define BATCH 16
@@ -522,6 +618,79 @@ typedef struct {
     uint64_t hash;
     int after_newline; /* the token starts a new value: no pair with the one before */
 } Token;
+
+/* What the test of one entry reads: the text and what its scan found so far. */
+typedef struct {
+    const Index *index;
+    const char *text;
+    Py_ssize_t n;
+    const unsigned char *seen;      /* words held */
+    const unsigned char *pair_seen; /* pairs side by side */
+    unsigned char *prefix_state;    /* per distinct prefix: 0 not looked for, 1 found, 2 not */
+    const uint64_t *starts;         /* bitmap of tokens' first four bytes */
+} Check;
+
+/* Whether a text passes entry ``e``: its anchor is held, each pair of its chain is side by
+ * side, its run occurs, and a companion word is held or a companion prefix starts a token.
+ * 1 or 0; -1 on an error. */
+static int
+entry_passes(Check *check, Py_ssize_t e)
+{
+    const Index *self = check->index;
+    if (!is_seen(check->seen, self->entry_anchor[e])) {
+        return 0;
+    }
+    for (Py_ssize_t c = self->chain_start[e]; c < self->chain_start[e + 1]; c++) {
+        if (!is_seen(check->pair_seen, self->chain_pairs[c])) {
+            return 0;
+        }
+    }
+    if (self->runs[e] != NULL) {
+        Py_ssize_t len;
+        const char *needle = PyUnicode_AsUTF8AndSize(self->runs[e], &len);
+        if (needle == NULL) {
+            return -1;
+        }
+        if (memmem(check->text, (size_t)check->n, needle, (size_t)len) == NULL) {
+            return 0;
+        }
+    }
+    for (Py_ssize_t c = self->companion_start[e]; c < self->companion_start[e + 1]; c++) {
+        if (is_seen(check->seen, self->companions[c])) {
+            return 1;
+        }
+    }
+    for (Py_ssize_t p = self->prefix_start[e]; p < self->prefix_start[e + 1]; p++) {
+        Py_ssize_t id = self->prefix_ids[p];
+        if (check->prefix_state == NULL) {
+            check->prefix_state = PyMem_Calloc((size_t)self->n_prefixes, 1);
+            if (check->prefix_state == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+        }
+        if (check->prefix_state[id] == 0) {
+            Py_ssize_t len;
+            const char *needle = PyUnicode_AsUTF8AndSize(self->prefixes[id], &len);
+            if (needle == NULL) {
+                return -1;
+            }
+            int found_it = 1;
+            if (len >= 5) { /* a space and four bytes or more: the bitmap may tell */
+                uint32_t bit = start_bit(needle + 1);
+                found_it = (check->starts[bit >> 6] >> (bit & 63)) & 1;
+            }
+            if (found_it) {
+                found_it = memmem(check->text, (size_t)check->n, needle, (size_t)len) != NULL;
+            }
+            check->prefix_state[id] = found_it ? 1 : 2;
+        }
+        if (check->prefix_state[id] == 1) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 static PyObject *
 Index_scan(Index *self, PyObject *text)
@@ -549,7 +718,9 @@ Index_scan(Index *self, PyObject *text)
     found->seen = PyMem_Calloc((size_t)(self->n_words >> 3) + 1, 1);
     Py_ssize_t held_size = 64, n_held = 0;
     Py_ssize_t *held = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)held_size);
-    Pairs pairs = {NULL, 0, 0};
+    unsigned char *pair_seen = PyMem_Calloc((size_t)(self->n_pairs >> 3) + 1, 1);
+    Py_ssize_t pairs_held_size = 64, n_pairs_held = 0; /* pairs seen that entries are under */
+    Py_ssize_t *pairs_held = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)pairs_held_size);
     unsigned char *prefix_state = NULL; /* per distinct prefix: 0 not looked for, 1 found, 2 not */
     PyObject *passing = NULL;
     uint64_t starts[START_BITS / 64];
@@ -557,7 +728,7 @@ Index_scan(Index *self, PyObject *text)
     if (track_starts) {
         memset(starts, 0, sizeof(starts));
     }
-    if (found->seen == NULL || held == NULL) {
+    if (found->seen == NULL || held == NULL || pair_seen == NULL || pairs_held == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -597,10 +768,24 @@ Index_scan(Index *self, PyObject *text)
             if (token->after_newline) {
                 previous = -1;
             }
-            if (id >= 0 && previous >= 0 && self->pair_starts[previous] &&
-                pairs_add(&pairs, ((uint64_t)previous << 32) | (uint64_t)id) < 0) {
-                PyErr_NoMemory();
-                goto fail;
+            if (id >= 0 && previous >= 0 && self->pair_starts[previous]) {
+                Py_ssize_t pair = pair_number(self, previous, id);
+                if (pair >= 0 && !is_seen(pair_seen, pair)) {
+                    pair_seen[pair >> 3] |= (unsigned char)(1 << (pair & 7));
+                    if (self->pair_entry_start[pair] < self->pair_entry_start[pair + 1]) {
+                        if (n_pairs_held == pairs_held_size) {
+                            pairs_held_size *= 2;
+                            Py_ssize_t *bigger = PyMem_Realloc(
+                                pairs_held, sizeof(Py_ssize_t) * (size_t)pairs_held_size);
+                            if (bigger == NULL) {
+                                PyErr_NoMemory();
+                                goto fail;
+                            }
+                            pairs_held = bigger;
+                        }
+                        pairs_held[n_pairs_held++] = pair;
+                    }
+                }
             }
             previous = id;
             if (id < 0 || is_seen(found->seen, id)) {
@@ -623,66 +808,44 @@ Index_scan(Index *self, PyObject *text)
             held[n_held++] = id;
         }
     }
-    /* Entries of the held anchors whose companion is satisfied and whose pair occurs. */
+    /* Entries of the held anchors, then of the pairs seen, that pass. */
     passing = PyList_New(0);
     if (passing == NULL) {
         goto fail;
     }
-    for (Py_ssize_t h = 0; h < n_held; h++) {
-        Py_ssize_t anchor = held[h];
-        for (Py_ssize_t k = self->anchor_start[anchor]; k < self->anchor_start[anchor + 1]; k++) {
-            Py_ssize_t e = self->anchor_entries[k];
-            if (self->pair_left[e] >= 0 &&
-                !pairs_have(&pairs, ((uint64_t)self->pair_left[e] << 32) |
-                                        (uint64_t)self->pair_right[e])) {
-                continue;
-            }
-            int pass = 0;
-            for (Py_ssize_t c = self->companion_start[e]; c < self->companion_start[e + 1]; c++) {
-                if (is_seen(found->seen, self->companions[c])) {
-                    pass = 1;
-                    break;
-                }
-            }
-            for (Py_ssize_t p = self->prefix_start[e]; !pass && p < self->prefix_start[e + 1]; p++) {
-                Py_ssize_t id = self->prefix_ids[p];
-                if (prefix_state == NULL) {
-                    prefix_state = PyMem_Calloc((size_t)self->n_prefixes, 1);
-                    if (prefix_state == NULL) {
-                        PyErr_NoMemory();
-                        goto fail;
-                    }
-                }
-                if (prefix_state[id] == 0) {
-                    Py_ssize_t len;
-                    const char *needle = PyUnicode_AsUTF8AndSize(self->prefixes[id], &len);
-                    if (needle == NULL) {
-                        goto fail;
-                    }
-                    int found_it = 1;
-                    if (len >= 5) { /* a space and four bytes or more: the bitmap may tell */
-                        uint32_t bit = start_bit(needle + 1);
-                        found_it = (starts[bit >> 6] >> (bit & 63)) & 1;
-                    }
-                    if (found_it) {
-                        found_it = memmem(s, (size_t)n, needle, (size_t)len) != NULL;
-                    }
-                    prefix_state[id] = found_it ? 1 : 2;
-                }
-                pass = prefix_state[id] == 1;
+    Check check = {self, s, n, found->seen, pair_seen, NULL, starts};
+    for (Py_ssize_t h = 0; h < n_held + n_pairs_held; h++) {
+        const Py_ssize_t *first, *last;
+        if (h < n_held) {
+            first = self->anchor_entries + self->anchor_start[held[h]];
+            last = self->anchor_entries + self->anchor_start[held[h] + 1];
+        }
+        else {
+            Py_ssize_t pair = pairs_held[h - n_held];
+            first = self->pair_entries + self->pair_entry_start[pair];
+            last = self->pair_entries + self->pair_entry_start[pair + 1];
+        }
+        for (const Py_ssize_t *k = first; k < last; k++) {
+            int pass = entry_passes(&check, *k);
+            if (pass < 0) {
+                prefix_state = check.prefix_state;
+                goto fail;
             }
             if (pass) {
-                PyObject *number = PyLong_FromSsize_t(e);
+                PyObject *number = PyLong_FromSsize_t(*k);
                 if (number == NULL || PyList_Append(passing, number) < 0) {
                     Py_XDECREF(number);
+                    prefix_state = check.prefix_state;
                     goto fail;
                 }
                 Py_DECREF(number);
             }
         }
     }
+    prefix_state = check.prefix_state;
     PyMem_Free(held);
-    PyMem_Free(pairs.keys);
+    PyMem_Free(pairs_held);
+    PyMem_Free(pair_seen);
     PyMem_Free(prefix_state);
     if (PyList_Sort(passing) < 0) {
         Py_DECREF(passing);
@@ -693,7 +856,8 @@ Index_scan(Index *self, PyObject *text)
     return (PyObject *)found;
 fail:
     PyMem_Free(held);
-    PyMem_Free(pairs.keys);
+    PyMem_Free(pairs_held);
+    PyMem_Free(pair_seen);
     PyMem_Free(prefix_state);
     Py_XDECREF(passing);
     Py_DECREF(found);
@@ -913,11 +1077,92 @@ fail:
     return NULL;
 }
 
+/* --- spaced ----------------------------------------------------------------------------- */
+
+/* Character classes, one byte per code point (normalize.py: ``_Classes.table``). */
+enum { SEPARATOR = 0, TOKEN = 1, SINGLE = 2, MARK = 3 };
+
+static PyObject *class_table = NULL; /* bytes of sys.maxunicode + 1 classes, or NULL */
+
+static PyObject *
+set_classes(PyObject *module, PyObject *table)
+{
+    if (!PyBytes_Check(table) || PyBytes_GET_SIZE(table) != 0x110000) {
+        PyErr_SetString(PyExc_ValueError, "classes must be bytes, one per code point");
+        return NULL;
+    }
+    Py_XSETREF(class_table, Py_NewRef(table));
+    Py_RETURN_NONE;
+}
+
+/* spaced(text) -> " t1 t2 ... " for normalised text: a token is a run of TOKEN and MARK
+ * characters, or one SINGLE character with the MARKs after it; SEPARATORs part tokens. */
+static PyObject *
+spaced(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be str");
+        return NULL;
+    }
+    if (class_table == NULL) {
+        PyErr_SetString(PyExc_TypeError, "set_classes() was not called");
+        return NULL;
+    }
+    const unsigned char *classes = (const unsigned char *)PyBytes_AS_STRING(class_table);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    /* At most a space before and after every character. */
+    Py_UCS4 *out = PyMem_Malloc(sizeof(Py_UCS4) * (2 * (size_t)n + 2));
+    if (out == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t k = 0;
+    int previous = SEPARATOR; /* the class of the token being written: TOKEN or SINGLE */
+    out[k++] = ' ';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        int cls = classes[c];
+        if (cls == SEPARATOR) {
+            if (previous != SEPARATOR) {
+                out[k++] = ' ';
+                previous = SEPARATOR;
+            }
+            continue;
+        }
+        if (cls == MARK) {
+            if (previous == SEPARATOR) {
+                previous = TOKEN; /* marks after a separator start a run of their own */
+            }
+        }
+        else if (cls == SINGLE || previous == SINGLE) {
+            if (previous != SEPARATOR) {
+                out[k++] = ' ';
+            }
+            previous = cls;
+        }
+        else {
+            previous = TOKEN;
+        }
+        out[k++] = c;
+    }
+    if (previous != SEPARATOR) {
+        out[k++] = ' ';
+    }
+    PyObject *result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, k);
+    PyMem_Free(out);
+    return result;
+}
+
 /* --- module ----------------------------------------------------------------------------- */
 
 static PyMethodDef module_functions[] = {
     {"starts", (PyCFunction)(void (*)(void))starts, METH_FASTCALL,
      "starts(value, tokens) -> the token positions where tokens occur in a row."},
+    {"set_classes", (PyCFunction)set_classes, METH_O,
+     "set_classes(table) -> None: the character classes spaced() reads, a byte each."},
+    {"spaced", (PyCFunction)spaced, METH_O,
+     "spaced(text) -> normalised text's tokens with a space around each."},
     {NULL, NULL, 0, NULL},
 };
 

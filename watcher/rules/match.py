@@ -22,7 +22,7 @@ from typing import Protocol
 import ahocorasick
 import snowballstemmer
 
-from watcher.rules.normalize import spaced, tokenize_spans
+from watcher.rules.normalize import is_unspaced, spaced, tokenize_spans
 from watcher.rules.query import (
     And,
     Leaf,
@@ -157,6 +157,10 @@ class CompiledRule:
     # Necessary conditions on one field (from ``title:`` and other scopes): the field must
     # hold one of the substrings (`` drone `` for a token, `` dron`` for a prefix).
     scoped: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Necessary runs of tokens of scripts written without spaces, each group one of which
+    # the item's spaced text must hold as it stands (`` 库 尔 斯 克 ``): single characters
+    # are too common for ``clauses`` to rule much out.
+    runs: tuple[tuple[str, ...], ...] = ()
 
     def __reduce__(self) -> tuple[Callable[[Rule], CompiledRule], tuple[Rule]]:
         """Unpickle by compiling again: ``needles`` is keyed by the ids of this tree's leaves."""
@@ -186,8 +190,18 @@ def compile_rule(rule: Rule) -> CompiledRule:
     clauses = tuple(_clause(c) for c in keys)
     needles = {} if rule.stem else {id(leaf): _needles(leaf) for leaf in _leaves(condition)}
     scoped = () if rule.stem else tuple(dict.fromkeys(_scoped(condition, None)))
+    runs = () if rule.stem else tuple(dict.fromkeys(required_runs(condition)))
     return CompiledRule(
-        rule, condition, rule.fields, rule.stem or None, names, tags, clauses, needles, scoped
+        rule,
+        condition,
+        rule.fields,
+        rule.stem or None,
+        names,
+        tags,
+        clauses,
+        needles,
+        scoped,
+        runs,
     )
 
 
@@ -228,12 +242,18 @@ def _needles(leaf: Leaf) -> Needles:
     if isinstance(leaf, Prefix):
         return ((f" {leaf.prefix}",),)
     return tuple(
-        tuple(
-            f" {tokens[0]}" if word.prefix and len(tokens) == 1 else f" {tokens[0]} "
-            for tokens in word.alternatives
-        )
+        tuple(map(_word_needle, word.alternatives, itertools.repeat(word.prefix)))
         for word in leaf.words
     )
+
+
+def _word_needle(tokens: tuple[str, ...], prefix: bool) -> str:
+    """What a value holding one spelling of a word holds: its first token (`` drone``
+    if a prefix), or, when a token is not ASCII, every token as it stands (such values are
+    spaced with single spaces): `` 库 尔 斯 克 ``."""
+    if all(map(str.isascii, tokens)):
+        return f" {tokens[0]}" if prefix and len(tokens) == 1 else f" {tokens[0]} "
+    return f" {' '.join(tokens)}" + ("" if prefix else " ")
 
 
 def _clause(keys: frozenset[str]) -> Clause:
@@ -286,6 +306,51 @@ def required(node: Node) -> list[frozenset[str]]:
     return []
 
 
+def required_runs(node: Node) -> list[tuple[str, ...]]:
+    """Like ``required`` for runs of tokens that hold a character of a script written
+    without spaces: each group lists runs (`` 库 尔 斯 克 ``), one of which a spaced value
+    holds wherever ``node`` matches. Such values are spaced with single spaces."""
+    if isinstance(node, Phrase):
+        runs = _phrase_runs(node)
+        return [runs] if runs else []
+    if isinstance(node, And):
+        return [g for child in node.children for g in required_runs(child)]
+    if isinstance(node, Or):
+        return _either_runs(required_runs(c) for c in node.children)
+    if isinstance(node, Scope):
+        return required_runs(node.child)
+    if isinstance(node, Near):
+        return [
+            *_either_runs([required_runs(x) for x in node.left]),
+            *_either_runs([required_runs(y) for y in node.right]),
+        ]
+    return []
+
+
+def _phrase_runs(phrase: Phrase) -> tuple[str, ...]:
+    """Each spelling of a phrase as a run, when every spelling holds an unspaced token."""
+    expansions = _expansions(phrase.words)
+    if expansions is None:
+        return ()
+    runs = []
+    for tokens in expansions:
+        if not any(is_unspaced(token) for token, _ in tokens):
+            return ()
+        last_is_prefix = tokens[-1][1]
+        runs.append(" " + " ".join(t for t, _ in tokens) + ("" if last_is_prefix else " "))
+    return tuple(runs)
+
+
+def _either_runs(options: Iterable[list[tuple[str, ...]]]) -> list[tuple[str, ...]]:
+    """One group for an OR: the runs of the first group of every branch, if each has one."""
+    union: list[str] = []
+    for groups in options:
+        if not groups:
+            return []
+        union.extend(groups[0])
+    return [tuple(dict.fromkeys(union))]
+
+
 def _word_clause(word: Word) -> frozenset[str]:
     """Keys one of which occurs wherever ``word`` does: each alternative's first token.
 
@@ -308,8 +373,9 @@ def _either(options: Iterable[list[frozenset[str]]]) -> list[frozenset[str]]:
 
 
 # Rules filed under one anchor token with the same companion clause: its tokens and its
-# prefixes (`` drone`` for ``drone*``), the token pair the anchor came from as it occurs in
-# a joined value (`` fiber optic ``; empty for a single-token anchor), then the ``sure``
+# prefixes (`` drone`` for ``drone*``), the token pair or run the anchor came from as it
+# occurs in a joined value (`` fiber optic ``, `` 库 尔 斯 克 ``; empty for a single-token
+# anchor), then the ``sure``
 # rules, whose every necessary clause the anchor and companion imply, and the ``check``
 # rules, which must also pass ``_may_match``. A plain tuple, unpacked in a hot loop.
 Entry = tuple[frozenset[str], tuple[str, ...], str, tuple[int, ...], tuple[int, ...]]
@@ -355,7 +421,11 @@ def _build_index(rules: Sequence[CompiledRule], scan: bool = True) -> _Index:
             table = filed.setdefault(language, {}).setdefault(token, {})
             pair = f" {text} " if kind == "b" else ""
             sure, check = table.setdefault((companion, pair), ([], []))
-            implied = not rule.scoped and all(_implied(c, token, companion) for c in rule.clauses)
+            implied = (
+                not rule.scoped
+                and all(_implied(c, token, companion) for c in rule.clauses)
+                and all(pair in group for group in rule.runs)
+            )
             (sure if implied else check).append(position)
     index.tokens = {
         language: {
@@ -395,12 +465,17 @@ def _add_scanner(index: _Index, vocabulary: frozenset[str]) -> None:
         words.update(*(entry[0] for entry in entries))
     ordered = sorted(words)
     ids = {word: number for number, word in enumerate(ordered)}
-    specs: list[tuple[int, tuple[int, ...], tuple[str, ...], tuple[int, ...]]] = []
+    specs: list[tuple[int, tuple[int, ...], tuple[str, ...], tuple[int, ...], str]] = []
     scanned: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     for token, entries in table.items():
         for needs, starts, pair, sure, check in entries:
             companions = tuple(ids[t] for t in sorted(needs))
-            specs.append((ids[token], companions, starts, tuple(ids[t] for t in pair.split())))
+            chain = tuple(ids[t] for t in pair.split())
+            # A run longer than a pair (only phrases of unspaced scripts give one) must have
+            # each pair side by side, then occur as it is: the values holding it are spaced
+            # with single spaces.
+            run = pair if len(chain) > 2 else ""
+            specs.append((ids[token], companions, starts, chain, run))
             scanned.append((sure, check))
     index.scanner = ScanIndex(ordered, specs)
     index.scanned = tuple(scanned)
@@ -438,20 +513,27 @@ def _vocabulary(rules: Sequence[CompiledRule]) -> dict[str | None, frozenset[str
 def _anchor_token(rule: CompiledRule, kind: str, text: str) -> tuple[str, Clause]:
     """The token a rule is filed under for one anchor key, and a companion clause.
 
-    A pair ``a b`` is filed under its longer token with the other as companion; a token
-    under itself with the rule's narrowest clause that does not hold it, preferring
-    clauses without prefixes (a set test rather than a substring search). An item must
-    hold the token and satisfy the companion for the rule to be a candidate.
+    A pair ``a b`` is filed under its longer token with the other as companion (a longer
+    run, under a pair of it: ``_adjacent``); a token under itself with the rule's narrowest
+    clause that does not hold it, preferring clauses without prefixes (a set test rather
+    than a substring search). An item must hold the token and satisfy the companion for
+    the rule to be a candidate.
     """
     options = sorted(rule.clauses, key=lambda c: bool(c.prefixes))
     if kind == "b":
-        first, second = text.split(" ")
+        first, second = _adjacent(text.split(" "))
         text, other = (first, second) if len(first) >= len(second) else (second, first)
         options.insert(0, Clause(frozenset({other})))
     for companion in options:
         if text not in companion.tokens:
             return text, companion
     return text, Clause(frozenset({text}))
+
+
+def _adjacent(tokens: Sequence[str]) -> tuple[str, str]:
+    """The two side-by-side tokens of a run that an item must hold as a pair: the first two
+    (in a script written without spaces, the word's first characters are as rare as any)."""
+    return tokens[0], tokens[1]
 
 
 def _implied(clause: Clause, token: str, companion: Clause) -> bool:
@@ -564,6 +646,13 @@ def _expansions(words: tuple[Word, ...]) -> list[list[tuple[str, bool]]] | None:
 
 
 def _best_key(tokens: list[tuple[str, bool]], language: str | None) -> Key:
+    """The key of one spelling of a phrase (tokens with their prefix flags): its longest
+    pair of exact tokens, or token, or prefix. In scripts written without spaces every
+    character is a token and any one pair of them is common: there the key is the whole
+    run of exact tokens, found as it is (SPEC §4 spaces such text with single spaces)."""
+    run = _unspaced_run(tokens)
+    if run is not None:
+        return ("b", language, run)
     pairs = [(a + " " + b) for (a, pa), (b, pb) in itertools.pairwise(tokens) if not pa and not pb]
     if pairs:
         return ("b", language, max(pairs, key=len))
@@ -571,6 +660,17 @@ def _best_key(tokens: list[tuple[str, bool]], language: str | None) -> Key:
     if exact:
         return ("t", language, max(exact, key=len))
     return ("p", None, max((t for t, _ in tokens), key=len))
+
+
+def _unspaced_run(tokens: list[tuple[str, bool]]) -> str | None:
+    """The longest run of two or more exact tokens that holds a character of a script written
+    without spaces, joined by spaces; ``None`` when there is none."""
+    best: list[str] = []
+    for is_prefix, group in itertools.groupby(tokens, key=operator.itemgetter(1)):
+        run = [token for token, _ in group]
+        if not is_prefix and len(run) > max(1, len(best)) and any(map(is_unspaced, run)):
+            best = run
+    return " ".join(best) if best else None
 
 
 # --- one item ------------------------------------------------------------------------------
@@ -1066,6 +1166,11 @@ def _may_match(rule: CompiledRule, text: _ItemText) -> bool:
     for clause in rule.clauses:
         if tokens.isdisjoint(clause.tokens) and not any(map(text.has_prefix, clause.prefixes)):
             return False
+    if rule.runs:
+        spaced_text = text.all_spaced()
+        for runs in rule.runs:
+            if not any(run in spaced_text for run in runs):
+                return False
     return all(text.may_hold(name, (group,)) for name, group in rule.scoped)
 
 

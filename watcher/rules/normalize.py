@@ -14,11 +14,18 @@ built once, on first use, from the running Python's Unicode database.
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
+
+try:
+    from watcher.rules._scan import set_classes as _c_set_classes
+    from watcher.rules._scan import spaced as _c_spaced
+except ImportError:  # built without a C compiler: the regexes below do the same
+    _c_set_classes = _c_spaced = None  # type: ignore[assignment]
 
 IGNORABLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
 _DELETE_IGNORABLE = dict.fromkeys(map(ord, IGNORABLE))
@@ -70,14 +77,52 @@ UNSPACED: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = (
 )
 
 
+# Character classes of ``_Classes.table`` (and of ``_scan.c``, which reads that table).
+SEPARATOR, TOKEN, SINGLE, MARK = 0, 1, 2, 3
+# Every code point above the Basic Multilingual Plane. The regexes of ``_Classes`` come in
+# two builds: exact, and with classes cut to the BMP. ``re`` tests a BMP class with one
+# table look-up but scans a list of ranges for each character outside it, so text without
+# such characters (nearly all text) takes the fast build.
+_ASTRAL = "\U00010000-\U0010ffff"
+_HAS_ASTRAL = re.compile(f"[{_ASTRAL}]")
+_HAS_IGNORABLE = re.compile(f"[{IGNORABLE}]")
+
+
 @dataclass(frozen=True)
-class _Classes:
-    """Compiled regexes built from Unicode categories of this Python's ``unicodedata``."""
+class _Patterns:
+    """The regexes of one build (exact, or for text within the BMP).
+
+    Each but ``token`` is a single character class, which ``re`` runs several times
+    faster than an alternation.
+    """
 
     token: re.Pattern[str]  # one token of normalised text
-    unspaced: re.Pattern[str]  # a character that is a token of its own (with its marks)
+    run: re.Pattern[str]  # a run of token characters: one token or several side by side
+    single: re.Pattern[str]  # a character that is a token on its own (SINGLE)
+    singles: re.Pattern[str]  # a run of them (without marks): a token each
     latin_marks: re.Pattern[str]  # marks that follow a Latin letter (after NFD)
-    cluster: re.Pattern[str]  # a character with the marks and ignorables attached to it
+    # Text without a match needs no accent stripping: no Latin letter that decomposes
+    # with a mark, and no mark. The BMP build matches every astral character too.
+    may_strip: re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class _Classes:
+    """A class table and the code points of each class, from the Unicode categories of
+    this Python's ``unicodedata`` and the ``UNSPACED`` ranges; the regexes built from them
+    (``_patterns``, ``_cluster``) are compiled when first needed."""
+
+    table: bytes  # per code point: SEPARATOR, TOKEN, SINGLE or MARK
+    by_class: dict[int, list[int]]  # TOKEN, SINGLE, MARK -> their code points, ascending
+    latin: list[int]  # Latin letters
+    decomposing: list[int]  # Latin letters whose NFD holds a mark
+    # Text without a match normalises to NFKC(NFKC(text).casefold()): it holds no ignorable
+    # character, no mark, no astral character and none that NFKC and case folding turn
+    # into a Latin letter with an accent, so no step but those two changes anything.
+    hazard: re.Pattern[str]
+
+    def patterns(self, text: str) -> _Patterns:
+        return _patterns(astral=_HAS_ASTRAL.search(text) is not None)
 
 
 def _ranges(codes: list[int]) -> str:
@@ -99,6 +144,11 @@ def _range(start: int, end: int) -> str:
     return f"{re.escape(chr(start))}-{re.escape(chr(end))}"
 
 
+# The planes that hold letters, marks and numbers: 0-3 and 14 (variation selectors and
+# tags); 4-13 are unassigned and 15-16 private use (a test checks this Python's database).
+ASSIGNED_PLANES = (range(0, 0x40000), range(0xE0000, 0xF0000))
+
+
 def unspaced_code_points() -> frozenset[int]:
     """Every code point of the ``UNSPACED`` ranges."""
     return frozenset(
@@ -106,34 +156,102 @@ def unspaced_code_points() -> frozenset[int]:
     )
 
 
+def _character_class(code: int, category: str, unspaced: frozenset[int]) -> int:
+    """SEPARATOR, TOKEN, SINGLE (a token on its own) or MARK, per SPEC §4."""
+    if category[0] == "M":
+        return MARK
+    if code in unspaced:
+        # A letter, a decimal digit or a number letter (〇) stands alone; the rest separates.
+        return SINGLE if category[0] == "L" or category in ("Nd", "Nl") else SEPARATOR
+    if (category[0] == "L" or category == "Nd") and chr(code) not in APOSTROPHE_LETTERS:
+        return TOKEN
+    return SEPARATOR
+
+
 @cache
 def _classes() -> _Classes:
-    marks: list[int] = []
-    token: list[int] = []
-    single: list[int] = []
+    table = bytearray(sys.maxunicode + 1)
     latin: list[int] = []
+    decomposing: list[int] = []  # Latin letters whose NFD holds a mark
+    hazards: list[int] = [ord(c) for c in IGNORABLE]
     unspaced = unspaced_code_points()
-    for code in range(sys.maxunicode + 1):
-        char = chr(code)
-        category = unicodedata.category(char)
-        if category[0] == "M":
-            marks.append(code)
-        if code in unspaced and category[0] != "M":
-            # A letter, a decimal digit or a number letter (〇) stands alone.
-            if category[0] == "L" or category in ("Nd", "Nl"):
-                single.append(code)
-        elif (category[0] in "LM" or category == "Nd") and char not in APOSTROPHE_LETTERS:
-            token.append(code)
-        if category[0] == "L" and unicodedata.name(char, "").startswith("LATIN "):
-            latin.append(code)
-    mark_class = _ranges(marks)
-    single_class = _ranges(single)
-    return _Classes(
-        # A run of other token characters first: the common case, tried at each position.
-        token=re.compile(f"[{_ranges(token)}]+|[{single_class}][{mark_class}]*"),
-        unspaced=re.compile(f"[{single_class}]"),
-        latin_marks=re.compile(f"(?<=[{_ranges(latin)}])[{mark_class}]+"),
-        cluster=re.compile(f"[{IGNORABLE}]|.[{mark_class}{IGNORABLE}{_JAMO_VT}]*", re.DOTALL),
+    by_class: dict[int, list[int]] = {TOKEN: [], SINGLE: [], MARK: []}
+    # Only letters, marks and numbers are ever part of a token (or turn into a Latin letter
+    # with an accent): the loop skips the other nine tenths of the code points, found by
+    # one regex over the two-letter category names side by side.
+    codes = [code for plane in ASSIGNED_PLANES for code in plane]
+    categories = "".join(map(unicodedata.category, map(chr, codes)))
+    for found in re.finditer("[LMN][a-z]", categories):
+        code = codes[found.start() // 2]
+        category = found.group()
+        kind = _character_class(code, category, unspaced)
+        if kind != SEPARATOR:
+            table[code] = kind
+            by_class[kind].append(code)
+        if kind == MARK:
+            if code <= 0xFFFF:
+                hazards.append(code)
+        elif code not in unspaced:  # no Latin letter there, nor one that turns into one
+            char = chr(code)
+            if category[0] == "L" and unicodedata.name(char, "").startswith("LATIN "):
+                latin.append(code)
+                if unicodedata.decomposition(char) and _has_mark(char):
+                    decomposing.append(code)
+            if code <= 0xFFFF and _becomes_accented(char):
+                hazards.append(code)
+    hazard = re.compile(f"[{_ranges(sorted(set(hazards)))}{_ASTRAL}]")
+    frozen = bytes(table)
+    if _c_set_classes is not None:
+        _c_set_classes(frozen)
+    return _Classes(frozen, by_class, latin, decomposing, hazard)
+
+
+@cache
+def _cluster() -> re.Pattern[str]:
+    """A character with the marks and ignorables attached to it."""
+    marks = _ranges(_classes().by_class[MARK])
+    return re.compile(f"[{IGNORABLE}]|.[{marks}{IGNORABLE}{_JAMO_VT}]*", re.DOTALL)
+
+
+def _has_mark(text: str) -> bool:
+    """Whether the NFD of ``text`` holds a combining mark."""
+    return any(unicodedata.category(c)[0] == "M" for c in unicodedata.normalize("NFD", text))
+
+
+def _becomes_accented(char: str) -> bool:
+    """Whether NFKC and case folding turn ``char`` into text with a Latin letter and a mark
+    after NFD (``é``, ``ǅ``, ``İ``)."""
+    if not unicodedata.decomposition(char) and char.casefold() == char:
+        return False
+    folded = unicodedata.normalize("NFKC", char).casefold()
+    if folded == char and unicodedata.is_normalized("NFD", char):
+        return False
+    parts = unicodedata.normalize("NFD", folded)
+    return any(unicodedata.category(c)[0] == "M" for c in parts) and any(
+        unicodedata.name(c, "").startswith("LATIN ") for c in parts
+    )
+
+
+@cache
+def _patterns(*, astral: bool) -> _Patterns:
+    """The regexes for text with astral characters (exact), or for text within the BMP."""
+    classes = _classes()
+
+    def within(codes: list[int]) -> list[int]:
+        return codes if astral else list(itertools.takewhile(lambda c: c <= 0xFFFF, codes))
+
+    token, single, marks = (within(classes.by_class[k]) for k in (TOKEN, SINGLE, MARK))
+    mark_class, single_class = _ranges(marks), _ranges(single)
+    latin_class = _ranges(within(classes.latin))
+    strip = _ranges(sorted(within(classes.decomposing) + marks))
+    return _Patterns(
+        # A run of other token characters (marks included) first: the common case.
+        token=re.compile(f"[{_ranges(sorted(token + marks))}]+|[{single_class}][{mark_class}]*"),
+        run=re.compile(f"[{_ranges(sorted(token + marks + single))}]+"),
+        single=re.compile(f"[{single_class}]"),
+        singles=re.compile(f"[{single_class}]+"),
+        latin_marks=re.compile(f"(?<=[{latin_class}])[{mark_class}]+"),
+        may_strip=re.compile(f"[{strip}]" if astral else f"[{strip}{_ASTRAL}]"),
     )
 
 
@@ -144,18 +262,25 @@ def normalize(text: str) -> str:
     """
     if text.isascii():
         return text.lower()
-    text = text.translate(_DELETE_IGNORABLE)
+    if _classes().hazard.search(text) is None:  # nearly all text, in one C-level search
+        return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    if _HAS_IGNORABLE.search(text):
+        text = text.translate(_DELETE_IGNORABLE)
     text = unicodedata.normalize("NFKC", text).casefold()
     if text.isascii():
         return text
+    patterns = _classes().patterns(text)
+    if patterns.may_strip.search(text) is None:
+        # No Latin accent to strip: NFD and back would change nothing NFKC does not.
+        return unicodedata.normalize("NFKC", text)
     decomposed = unicodedata.normalize("NFD", text)
-    stripped = _classes().latin_marks.sub("", decomposed)
+    stripped = patterns.latin_marks.sub("", decomposed)
     return unicodedata.normalize("NFKC", stripped)
 
 
 def is_unspaced(token: str) -> bool:
     """Whether ``token`` is a character of a script written without spaces (``UNSPACED``)."""
-    return not token.isascii() and _classes().unspaced.match(token) is not None
+    return bool(token) and not token.isascii() and _classes().table[ord(token[0])] == SINGLE
 
 
 def join_tokens(tokens: list[str]) -> str:
@@ -179,7 +304,32 @@ def tokens_of_normalized(text: str) -> list[str]:
     """Split already-normalised text into tokens."""
     if text.isascii():
         return _ASCII_TOKEN.findall(text)
-    return _classes().token.findall(text)
+    if _c_spaced is not None:
+        _classes()  # hands the class table to the C module on first use
+        return _c_spaced(text).split()
+    return _python_tokens(text)
+
+
+def _python_tokens(text: str) -> list[str]:
+    """``tokens_of_normalized`` without the C module, for non-ASCII text.
+
+    Runs of token characters are found first; a run holding no character of a script
+    written without spaces is one token, one of only such characters a token per
+    character, and anything else is split by the full token pattern.
+    """
+    patterns = _classes().patterns(text)
+    runs = patterns.run.findall(text)
+    if patterns.single.search(text) is None:
+        return runs
+    tokens: list[str] = []
+    for run in runs:
+        if patterns.single.search(run) is None:
+            tokens.append(run)
+        elif patterns.singles.fullmatch(run):
+            tokens.extend(run)
+        else:
+            tokens.extend(patterns.token.findall(run))
+    return tokens
 
 
 def tokenize(text: str) -> list[str]:
@@ -198,7 +348,22 @@ def spaced(text: str) -> str:
     """
     if text.isascii():
         return (" " + text + " ").encode("ascii").translate(_ASCII_SPLIT).decode("ascii")
-    return " " + " ".join(tokens_of_normalized(normalize(text))) + " "
+    normalized = normalize(text)
+    if _c_spaced is not None:
+        _classes()  # hands the class table to the C module on first use
+        return _c_spaced(normalized)
+    return _join_spaced(_python_tokens(normalized))
+
+
+def spaced_in_python(text: str) -> str:
+    """``spaced`` without the C module, for tests that compare both."""
+    if text.isascii():
+        return spaced(text)
+    return _join_spaced(_python_tokens(normalize(text)))
+
+
+def _join_spaced(tokens: list[str]) -> str:
+    return " " + " ".join(tokens) + " " if tokens else " "
 
 
 def tokenize_spans(text: str) -> list[tuple[str, int, int]]:
@@ -212,7 +377,7 @@ def tokenize_spans(text: str) -> list[tuple[str, int, int]]:
         return [(m.group(), m.start(), m.end()) for m in _ASCII_TOKEN.finditer(lowered)]
     normalized, origin = _normalize_with_origin(text)
     spans: list[tuple[str, int, int]] = []
-    for found in _classes().token.finditer(normalized):
+    for found in _classes().patterns(normalized).token.finditer(normalized):
         first = origin[found.start()]
         last = origin[found.end() - 1]
         spans.append((found.group(), first[0], last[1]))
@@ -223,7 +388,7 @@ def _normalize_with_origin(text: str) -> tuple[str, list[tuple[int, int]]]:
     """Normalise ``text`` cluster by cluster, recording each output character's source span."""
     pieces: list[str] = []
     origin: list[tuple[int, int]] = []
-    for found in _classes().cluster.finditer(text):
+    for found in _cluster().finditer(text):
         piece = normalize(found.group())
         pieces.append(piece)
         origin.extend([found.span()] * len(piece))
