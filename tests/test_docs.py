@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -9,6 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from watcher.cli import cli
+from watcher.rules.match import compile_rules, match_item
+from watcher.rules.normalize import UNSPACED
+from watcher.types import MatchItem, Rule
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -42,3 +46,24 @@ def test_every_command_help_carries_an_example(path: tuple[str, ...]) -> None:
 def test_readme_opens_with_the_two_commands() -> None:
     head = README[:1200]
     assert "make demo" in head and "make test" in head
+
+
+RULES_DOC = (Path(__file__).resolve().parent.parent / "docs" / "rules.md").read_text()
+
+
+def test_rules_doc_lists_the_unspaced_scripts_as_the_code_does() -> None:
+    """docs/rules.md's table of scripts written without spaces is the one the code reads."""
+    listed: dict[str, list[tuple[int, int]]] = {}
+    for name, cells in re.findall(r"^\| (\w+) \| (U\+[^|]*)\|", RULES_DOC, re.M):
+        ranges = re.findall(r"U\+([0-9A-F]+)(?:–U\+([0-9A-F]+))?", cells)
+        listed[name] = [(int(a, 16), int(b or a, 16)) for a, b in ranges]
+    assert listed == {name: list(ranges) for name, ranges in UNSPACED}
+
+
+@pytest.mark.parametrize(
+    ("term", "text"),
+    re.findall(r"^\| [\w ]+ \| `([^`]+)`[^|]* \| `([^`]+)`", RULES_DOC, re.M),
+)
+def test_rules_doc_examples_of_other_scripts_match(term: str, text: str) -> None:
+    rules = compile_rules([Rule(id="r", file="rules/doc.yaml", query=term)])
+    assert match_item(rules, MatchItem(fields={"title": (text,)})), (term, text)
