@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from tests.feedgen import Entry, rss
 from tests.receivers import SmtpReceiver, WebhookReceiver
 from tests.servers import FeedServer
 from watcher.cli import cli
+from watcher.store import Store
+from watcher.types import FeedConfig
 
 FEED_KEY = "feedkey-0123456789"
 FEED_AUTH = "Bearer feedauth-abcdefghij"
@@ -232,3 +235,39 @@ def test_a_refusing_receiver_answer_is_kept_short_and_without_secrets(
         f"http://127.0.0.1:{webhook_server.port}/…" in listed.output
     )
     assert_no_secret(listed.output)
+
+
+def test_a_database_holding_an_expanded_url_gets_the_template_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an older watcher stored for a templated feed URL is replaced, not duplicated."""
+    monkeypatch.setenv("FEED_KEY", FEED_KEY)
+    template = "https://a.example/rss?apikey=${FEED_KEY}"
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    with Store(tmp_path / "w.db") as store:
+        (old,) = store.sync_config_feeds(
+            [FeedConfig(url=template.replace("${FEED_KEY}", FEED_KEY))], now
+        )
+        (new,) = store.sync_config_feeds([FeedConfig(url=template)], now)
+        assert (new.id, new.url) == (old.id, template)
+        assert len(store.list_feeds()) == 1
+    assert FEED_KEY not in database_bytes(tmp_path)
+
+
+def test_a_command_line_feed_whose_variable_is_gone_is_an_error_naming_it(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.set(f"/f.xml?apikey={FEED_KEY}", rss([]))
+    (tmp_path / "watcher.yaml").write_text("database: w.db\nrules: []\n")
+    added = watcher(tmp_path, "feeds", "add", feed_server.url(TEMPLATE_PATH), "--name", "cli")
+    assert added.exit_code == 0, added.output
+    assert "${FEED_KEY}" in added.output and FEED_KEY not in added.output
+    missing = watcher(tmp_path, "feeds", "add", "https://b.example/?k=${NOPE}", env=UNSET)
+    assert missing.exit_code == 1 and "environment variable NOPE is not set" in missing.stderr
+    result = watcher(tmp_path, "poll", "--all", env=UNSET)
+    assert result.exit_code == 0
+    assert "feed cli failed: the feed's URL: environment variable FEED_KEY is not set" in (
+        result.stderr
+    )
+    assert watcher(tmp_path, "poll", "--all").exit_code == 0
+    assert [r.path for r in feed_server.requests] == [f"/f.xml?apikey={FEED_KEY}"]

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from sqlite_utils import Database
 
+from watcher import envvars
 from watcher.exceptions import StoreError
 from watcher.http_policy import next_poll_after_interval_change
 from watcher.store import schema
@@ -923,10 +924,18 @@ class _KnownFeeds:
         self.by_url.setdefault(row["url"], row)
 
     def find(self, cfg: FeedConfig) -> Row | None:
-        """By explicit name, else by the URL the file gave it, else by its current URL."""
+        """By explicit name, else by the URL the file gave it, else by its current URL.
+
+        A URL holding ``${VAR}`` is also looked for expanded: a database written before feed
+        URLs were stored as templates holds it so, and the template then replaces it.
+        """
         if cfg.name and cfg.name in self.by_name:
             return self.by_name[cfg.name]
-        return self.by_config_url.get(cfg.url) or self.by_url.get(cfg.url)
+        found = self.by_config_url.get(cfg.url) or self.by_url.get(cfg.url)
+        if found is None and envvars.has_references(cfg.url) and not envvars.missing(cfg.url):
+            expanded = envvars.expand(cfg.url)
+            found = self.by_config_url.get(expanded) or self.by_url.get(expanded)
+        return found
 
     def has_name(self, name: str) -> bool:
         return name in self.by_name
