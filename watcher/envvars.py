@@ -55,6 +55,8 @@ def expand(text: str, env: Mapping[str, str] | None = None, *, what: str = "") -
 
     Raises ConfigError naming the first missing (or invalid) variable and ``what`` holds it.
     """
+    if "${" not in text:
+        return text
     values = os.environ if env is None else env
     problem = syntax_problem(text)
     if problem is None:
@@ -67,6 +69,8 @@ def expand(text: str, env: Mapping[str, str] | None = None, *, what: str = "") -
 
 def values_of(text: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The value of each set variable ``text`` refers to."""
+    if "${" not in text:
+        return {}
     values = os.environ if env is None else env
     return {name: values[name] for name in references(text) if name in values}
 
