@@ -44,6 +44,7 @@ from tests.faults import (
 )
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
+from watcher import workers
 from watcher.config import load_settings
 from watcher.delivery import DeliveryReport, deliver_pending
 from watcher.pipeline import PollReport, poll_feeds, select_feeds
@@ -599,3 +600,58 @@ def test_entries_sharing_an_id_but_not_a_title_are_distinct_items_and_stories(
     assert len({i["story_id"] for i in items}) == 3  # a shared front-page link ties nothing
     assert [p["new_items"] for p in out.polls("bad")] == [3, 0]  # ids stable across polls
     assert sum(1 for e in out.emails() if b"DPRK troops" in e and b"Kursk" in e) == 4
+
+
+# --- costly to parse -------------------------------------------------------------------------
+
+
+def unclosed_divs_item() -> bytes:
+    """An item whose description is 150,000 unclosed <div> (1.65 MB escaped)."""
+    description = "DPRK troops in Kursk " + "&lt;div&gt;" * 150_000 + " report ends"
+    return titled("placeholder").replace(
+        b"<title>placeholder</title>",
+        f"<title>Nested report</title><description>{description}</description>".encode(),
+    )
+
+
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "worker-processes"])
+def test_an_item_of_unclosed_divs_is_stored_as_plain_text_in_bounded_time(
+    world: Any, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch, processes: int
+) -> None:
+    monkeypatch.setattr(workers, "process_count", lambda feeds: processes)
+    feed_server.set("/bad.xml", unclosed_divs_item())
+    out = world(feed_server.url("/bad.xml"))
+    assert out.seconds < 20  # minutes before, on every poll
+    if not processes:
+        assert out.cpu_seconds < 5
+    assert_repaired(out, "HTML too deeply nested or too large to sanitise: kept as plain text")
+    (item,) = out.items("bad")
+    assert item["summary_text"] == "DPRK troops in Kursk\nreport ends"
+    assert "<div" not in item["summary"]
+    assert sum(1 for e in out.emails() if b"Nested report" in e) == 1
+
+
+def links_feed(items: int = 100, links: int = 500) -> bytes:
+    """Ordinary HTML, but a lot of it: relative links, each made absolute by the sanitiser."""
+    html = "".join(f'<a href="/p/{n}">x</a> ' for n in range(links))
+    escaped = html.replace("<", "&lt;").replace(">", "&gt;")
+    entries = "".join(
+        f"<item><guid>l{n}</guid><title>Links {n}</title><description>{escaped}"
+        "</description></item>"
+        for n in range(items)
+    )
+    return f'<rss version="2.0"><channel><title>Bad</title>{entries}</channel></rss>'.encode()
+
+
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "worker-processes"])
+def test_a_feed_over_its_cpu_budget_is_an_error_and_the_others_go_on(
+    world: Any, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch, processes: int
+) -> None:
+    monkeypatch.setattr(workers, "process_count", lambda feeds: processes)
+    feed_server.set("/bad.xml", links_feed())  # about 1 s of CPU to read in full
+    out = world(feed_server.url("/bad.xml"), timeout=0.2)
+    assert_contained(
+        out,
+        "reading the feed took more than 0.6 s of CPU time (3 times its timeout of 0.2 s):"
+        " none of its items were stored",
+    )

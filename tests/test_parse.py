@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.exceptions import ParseError
-from watcher.feeds.html import html_to_text, sanitize_html
+from watcher.feeds.cpu import CpuBudgetExceeded
+from watcher.feeds.html import clean_html, html_to_text, sanitize_html
 from watcher.feeds.parse import parse_feed
+from watcher.feeds.tame import is_tame, plain_text
 from watcher.types import ParsedFeed
 
 DATA = Path(__file__).parent / "data"
@@ -367,3 +369,87 @@ def test_json_entries_sharing_an_id_get_distinct_ids_and_repeats_keep_theirs() -
 def test_a_clean_feed_is_unchanged_by_the_last_pass() -> None:
     feed = load("rss20.xml", "https://news.example.org/feed.xml")
     assert feed.warning is None and not any(i.shared_link for i in feed.items)
+
+
+# --- HTML the sanitiser would take quadratic time on ----------------------------------------
+
+HOSTILE_HTML = {
+    "unclosed-divs": "<div>" * 150_000,
+    "formatting-with-attributes": "".join(f'<b title="{n}">' for n in range(20_000)),
+    "reopened-formatting": "<div>" + "".join(f'<b class="c{n}">' for n in range(250)) + "</div>"
+    + "<p>x</p>" * 20_000,
+    "ampersand-run": "ab&amp;cd " * 160_000,
+    "no-break-spaces": "&nbsp;" * 400_000,
+    "nested-definition-lists": "<dl><dd>" * 20_000,
+    "nested-lists": "<ul>" * 20_000,
+    "ignored-end-tags": "<span><table><td></span></td></table>" * 20_000,
+    "paragraphs-in-blocks": "<p>" + "<div><p>" * 20_000,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("html", HOSTILE_HTML.values(), ids=HOSTILE_HTML.keys())
+def test_html_the_sanitiser_is_slow_on_is_read_as_plain_text_in_linear_time(html: str) -> None:
+    started = time.process_time()  # CPU time: immune to a busy machine
+    cleaned = clean_html("Kursk report " + html + " ends here", "https://x.example/")
+    assert sanitize_html(html[:50_000], None) is not None
+    assert time.process_time() - started < 1.0  # minutes each before
+    assert cleaned.flattened
+    assert cleaned.text.startswith("Kursk report") and cleaned.text.endswith("ends here")
+    assert "<" not in cleaned.html.replace("<br>", "")
+
+
+SLOPPY_HTML = {
+    "unclosed-list-items": "<ul>" + "<li><p>item" * 2000 + "</ul>",
+    "unclosed-cells": "<table>" + "<tr><td>a<td>b<th>c" * 5000 + "</table>",
+    "unclosed-paragraphs": "<p>para" * 20_000,
+    "article": "<p>Some <b>bold</b> text &amp; more, <a href='/x'>link</a>.</p>\n" * 5000,
+    "entities-in-paragraphs": "<p>" + "AT&amp;T &nbsp; " * 60 + "</p>" * 3000,
+}
+
+
+@pytest.mark.parametrize("html", SLOPPY_HTML.values(), ids=SLOPPY_HTML.keys())
+def test_ordinary_sloppy_html_is_still_sanitised(html: str) -> None:
+    cleaned = clean_html(html, "https://x.example/")
+    assert not cleaned.flattened
+    assert cleaned.html == sanitize_html(html, "https://x.example/")
+
+
+def test_plain_text_reads_words_out_of_any_markup() -> None:
+    html = (
+        "<p>Kursk &amp; Sudzha</p><script>alert('<p>no</p>')</script><!-- <b>hidden</b> -->"
+        "<div>a < b &lt; c</div><style>p {}</style>tail<a href='x"
+    )
+    assert plain_text(html) == "Kursk & Sudzha\na < b < c\ntail"
+    assert plain_text("<a " * 50_000) == ""
+    assert is_tame("<p>short</p>") and not is_tame("<div>" * 600 + "x" * 4096)
+
+
+def test_a_feed_item_of_unclosed_divs_is_stored_as_text_with_a_warning() -> None:
+    description = "Kursk report " + "&lt;div&gt;" * 150_000 + " ends here"
+    body = (
+        '<rss version="2.0"><channel><title>T</title><item><guid>d</guid><title>A</title>'
+        f"<description>{description}</description></item></channel></rss>"
+    ).encode()
+    started = time.process_time()
+    feed = parse_feed(body, "https://x.example/feed")
+    assert time.process_time() - started < 3.0
+    (item,) = feed.items
+    assert item.summary_text == "Kursk report\nends here"
+    assert feed.warning == (
+        "1 item: HTML too deeply nested or too large to sanitise: kept as plain text"
+    )
+
+
+def test_the_cpu_check_runs_between_items_and_stops_the_parse() -> None:
+    items = "".join(f"<item><guid>{n}</guid><title>t{n}</title></item>" for n in range(5))
+    body = f'<rss version="2.0"><channel><title>T</title>{items}</channel></rss>'.encode()
+    calls: list[int] = []
+
+    def check() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise CpuBudgetExceeded(0.5)
+
+    with pytest.raises(CpuBudgetExceeded):
+        parse_feed(body, "https://x.example/feed", check=check)
+    assert len(calls) == 3

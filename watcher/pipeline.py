@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from watcher import envvars, workers
-from watcher.exceptions import ConfigError, FeedError
+from watcher.exceptions import ConfigError, FeedError, ParseError
+from watcher.feeds.cpu import CpuBudget, CpuBudgetExceeded
 from watcher.feeds.fetch import FeedSession, fetch_feed
 from watcher.feeds.parse import parse_feed
 from watcher.health import HealthEvent, event_after_poll, health_channels
@@ -53,6 +54,9 @@ from watcher.types import (
 )
 
 log = logging.getLogger(__name__)
+
+# A feed may take this many times its ``timeout`` of CPU time to parse, then it fails.
+CPU_BUDGET_TIMEOUTS = 3
 
 
 # --- reports -------------------------------------------------------------------------------
@@ -288,7 +292,7 @@ def fetch_and_parse(
             base = result.fetched.final_url
             if envvars.has_references(feed.url):  # links are never resolved into the secret
                 base = without_credentials(base)
-            result.parsed = parse_feed(result.fetched.content, base, result.fetched.content_type)
+            result.parsed = _parse(result.fetched, base, options)
     except FeedError as e:
         result.error = str(e.message)
         result.http_status = e.http_status or result.http_status
@@ -302,6 +306,23 @@ def fetch_and_parse(
         result.error = scrub(result.error, secrets)
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
+
+
+def _parse(fetched: Fetched, base: str, options: FeedConfig) -> ParsedFeed:
+    """Parse a fetched body within the feed's CPU budget: ``CPU_BUDGET_TIMEOUTS`` timeouts.
+
+    ``base`` is the URL relative links resolve against.
+    """
+    budget = CpuBudget(CPU_BUDGET_TIMEOUTS * options.timeout_s)
+    try:
+        return parse_feed(fetched.content, base, fetched.content_type, check=budget.check)
+    except CpuBudgetExceeded as e:
+        raise ParseError(
+            base,
+            f"reading the feed took more than {e.seconds:g} s of CPU time"
+            f" ({CPU_BUDGET_TIMEOUTS} times its timeout of {options.timeout_s:g} s):"
+            " none of its items were stored",
+        ) from e
 
 
 def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollReport) -> None:

@@ -177,6 +177,8 @@ class ParsedItem:
     # The link is shared by entries of other titles in the same document (a site's front
     # page): it does not tie this item to a story.
     shared_link: bool = False
+    # What the reader changed about this item, for the poll's warning (not stored).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """What every parsed feed gets after its format's reader; pure, no I/O.
 
     lone surrogates -> U+FFFD (a last net: the readers replace them where they decode)
+    what the readers noted about single items -> one note each, with a count
     entries of one document sharing an id but not a title -> distinct ids ("#" + hash)
     a link shared by entries of different titles -> not a story key for them
 
@@ -24,6 +25,7 @@ def finish_feed(feed: ParsedFeed) -> ParsedFeed:
     """``feed`` with clean text, distinct ids and shared links marked; notes added to it."""
     notes = [feed.warning] if feed.warning else []
     items = [_scrubbed(item) for item in feed.items]
+    notes += item_notes(items)
     items, renamed = distinct_ids(items)
     if renamed:
         notes.append(
@@ -33,6 +35,15 @@ def finish_feed(feed: ParsedFeed) -> ParsedFeed:
     items = mark_shared_links(items)
     title = scrub(feed.title) if feed.title else feed.title
     return replace(feed, title=title, items=tuple(items), warning="; ".join(notes) or None)
+
+
+def item_notes(items: Iterable[ParsedItem]) -> list[str]:
+    """The items' own notes, each once with how many items it concerns."""
+    counts: dict[str, int] = {}
+    for item in items:
+        for note in item.notes:
+            counts[note] = counts.get(note, 0) + 1
+    return [f"{n} item{'' if n == 1 else 's'}: {note}" for note, n in counts.items()]
 
 
 def distinct_ids(items: Iterable[ParsedItem]) -> tuple[list[ParsedItem], int]:
@@ -67,7 +78,7 @@ def mark_shared_links(items: list[ParsedItem]) -> list[ParsedItem]:
     return [replace(i, shared_link=True) if i.link in shared else i for i in items]
 
 
-_TEXT_FIELDS = tuple(f.name for f in fields(ParsedItem) if f.name not in ("tags",))
+_TEXT_FIELDS = tuple(f.name for f in fields(ParsedItem) if f.name not in ("tags", "notes"))
 
 
 def _scrubbed(item: ParsedItem) -> ParsedItem:

@@ -1,8 +1,11 @@
 """Feed HTML made safe (nh3) and turned into plain text; knows nothing about feeds.
 
-Both functions run in time linear in their input: nh3 (the Rust ammonia
-sanitiser on html5ever) does the parsing, and the plain-text pass only splits
-nh3's own well-formed output with a simple regular expression.
+Both functions run in time linear in their input. nh3 (the Rust ammonia sanitiser on
+html5ever) does the parsing, but only of HTML that ``tame.is_tame`` lets through: its
+tree builder is quadratic on some shapes (deep nesting, long runs of ``&amp;``, …).
+Other HTML is read as plain text by ``tame.plain_text`` and kept as escaped text. The
+plain-text pass only splits nh3's own well-formed output with a simple regular
+expression. Input longer than ``MAX_INPUT`` characters is cut first.
 """
 
 from __future__ import annotations
@@ -10,9 +13,15 @@ from __future__ import annotations
 import functools
 import html as htmllib
 import re
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import nh3
+
+from watcher.feeds.tame import is_tame, plain_text
+
+# Characters of one field read at most: the stored field keeps far less (see limits).
+MAX_INPUT = 4_000_000
 
 # Tags kept in sanitised HTML: nh3's defaults (formatting, lists, tables, links, images).
 _ALLOWED_TAGS: frozenset[str] = frozenset(nh3.ALLOWED_TAGS)
@@ -43,12 +52,45 @@ _SPACES = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
 
 
+@dataclass(frozen=True)
+class CleanHtml:
+    """A field's sanitised HTML and its plain text; ``flattened`` when the HTML was too
+    costly to sanitise (see ``tame``) and is kept as escaped plain text instead."""
+
+    html: str
+    text: str
+    flattened: bool = False
+
+
+def clean_html(html: str, base_url: str | None) -> CleanHtml:
+    """``html`` sanitised and as plain text, in time linear in its length."""
+    html = html[:MAX_INPUT]
+    if not is_tame(html):
+        text = plain_text(html)
+        return CleanHtml(text_to_html(text), text, flattened=True)
+    sanitised = _sanitise(html, base_url)
+    return CleanHtml(sanitised, _skeleton_text(sanitised))  # nh3 output of tame input is tame
+
+
+FLATTENED = "HTML too deeply nested or too large to sanitise: kept as plain text"
+
+
+def flattened_notes(*fields: CleanHtml) -> tuple[str, ...]:
+    """A ParsedItem's notes about its HTML fields (at most one note)."""
+    return (FLATTENED,) if any(f.flattened for f in fields) else ()
+
+
 def sanitize_html(html: str, base_url: str | None) -> str:
     """Return ``html`` with scripts, handlers and unsafe URLs removed.
 
     Relative ``href``/``src`` values are made absolute against ``base_url`` when
-    it is an http(s) URL; links get ``rel="noopener noreferrer"``.
+    it is an http(s) URL; links get ``rel="noopener noreferrer"``. HTML too costly to
+    sanitise comes back as its escaped plain text.
     """
+    return clean_html(html, base_url).html
+
+
+def _sanitise(html: str, base_url: str | None) -> str:
     if not html:
         return ""
     base = base_url if base_url and urlsplit(base_url).scheme in ("http", "https") else None
@@ -81,6 +123,15 @@ def html_to_text(html: str) -> str:
     Tags are removed, entities decoded, block elements end a line, and runs of
     whitespace collapse to one space (one newline between blocks).
     """
+    if not html:
+        return ""
+    html = html[:MAX_INPUT]
+    if not is_tame(html):
+        return plain_text(html)
+    return _skeleton_text(html)
+
+
+def _skeleton_text(html: str) -> str:
     if not html:
         return ""
     skeleton = _SKELETON.clean(html)

@@ -16,11 +16,15 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from watcher.exceptions import ParseError
+from watcher.feeds.cpu import Check, unlimited
 from watcher.feeds.html import (
+    MAX_INPUT,
+    CleanHtml,
+    clean_html,
     collapse_whitespace,
+    flattened_notes,
     html_to_text,
     looks_like_html,
-    sanitize_html,
     text_to_html,
 )
 from watcher.surrogates import has_surrogates, scrub_json
@@ -29,14 +33,21 @@ from watcher.types import ParsedFeed, ParsedItem
 _VERSION_PREFIX = "https://jsonfeed.org/version/"
 
 
-def parse_json_feed(content: bytes, url: str) -> ParsedFeed:
-    """Parse a JSON Feed document; ``ParseError`` for invalid JSON or no ``items`` list."""
+def parse_json_feed(content: bytes, url: str, *, check: Check = unlimited) -> ParsedFeed:
+    """Parse a JSON Feed document; ``ParseError`` for invalid JSON or no ``items`` list.
+
+    ``check`` is called between items; it raises ``CpuBudgetExceeded`` to stop.
+    """
     document, notes = _load(content, url)
     items = document.get("items")
     if not isinstance(items, list):
         raise ParseError(url, "not a feed: JSON without an 'items' list")
     base = _base(document, url)
-    parsed = tuple(_item(raw, base) for raw in items if isinstance(raw, dict))
+    parsed: list[ParsedItem] = []
+    for raw in items:
+        if isinstance(raw, dict):
+            check()
+            parsed.append(_item(raw, base))
     skipped = len(items) - len(parsed)
     if skipped:
         notes.append(f"{skipped} items that are not JSON objects skipped")
@@ -44,7 +55,7 @@ def parse_json_feed(content: bytes, url: str) -> ParsedFeed:
         title=_text(document.get("title")) or None,
         link=_url(base, document.get("home_page_url")),
         format=_format(document.get("version")),
-        items=parsed,
+        items=tuple(parsed),
         warning="; ".join(notes) or None,
     )
 
@@ -105,33 +116,33 @@ def _item(raw: dict[str, Any], base: str | None) -> ParsedItem:
     title = _text(raw.get("title"))
     published = _date(raw.get("date_published"))
     updated = _date(raw.get("date_modified"))
-    content, content_text = _content(raw, base)
+    content = _content(raw, base)
     summary_text = _text(raw.get("summary"))
     return ParsedItem(
         guid=_guid(raw.get("id"), link, title, published or updated),
         title=title,
         link=link,
         summary=text_to_html(summary_text) if summary_text else "",
-        content=content,
+        content=content.html,
         summary_text=summary_text,
-        content_text=content_text,
+        content_text=content.text,
         author=_author(raw),
         tags=_tags(raw.get("tags")),
         published_at=published or updated,
         updated_at=updated,
+        notes=flattened_notes(content),
     )
 
 
-def _content(raw: dict[str, Any], base: str | None) -> tuple[str, str]:
+def _content(raw: dict[str, Any], base: str | None) -> CleanHtml:
     html = raw.get("content_html")
     if isinstance(html, str) and html.strip():
-        sanitised = sanitize_html(html, base)
-        return sanitised, html_to_text(sanitised)
+        return clean_html(html, base)
     text = raw.get("content_text")
     if isinstance(text, str) and text.strip():
-        plain = collapse_whitespace(text)
-        return text_to_html(plain), plain
-    return "", ""
+        plain = collapse_whitespace(text[:MAX_INPUT])
+        return CleanHtml(text_to_html(plain), plain)
+    return CleanHtml("", "")
 
 
 def _guid(given: object, link: str | None, title: str, published: datetime | None) -> str:

@@ -25,12 +25,16 @@ import feedparser
 
 from watcher.exceptions import ParseError
 from watcher.feeds import fastparse, jsonfeed
+from watcher.feeds.cpu import Check, unlimited
 from watcher.feeds.finish import finish_feed
 from watcher.feeds.html import (
+    MAX_INPUT,
+    CleanHtml,
+    clean_html,
     collapse_whitespace,
+    flattened_notes,
     html_to_text,
     looks_like_html,
-    sanitize_html,
     text_to_html,
 )
 from watcher.types import ParsedFeed, ParsedItem
@@ -41,26 +45,38 @@ _XML_DECLARED_ENCODING = re.compile(rb"""^<\?xml[^>]{0,200}?encoding=["']([A-Za-
 _IGNORED_BOZO = ("NonXMLContentType",)
 
 
-def parse_feed(content: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
-    """Parse ``content`` fetched from ``url``; raise ``ParseError`` if it is not a feed."""
+def parse_feed(
+    content: bytes, url: str, content_type: str | None = None, *, check: Check = unlimited
+) -> ParsedFeed:
+    """Parse ``content`` fetched from ``url``; raise ``ParseError`` if it is not a feed.
+
+    ``check`` is called between items; it raises ``CpuBudgetExceeded`` to stop.
+    """
     body = content.removeprefix(_BOM).lstrip()
     if not body:
         raise ParseError(url, "not a feed: the document is empty")
     if body.startswith(b"{"):
-        return finish_feed(_drop_empty_items(jsonfeed.parse_json_feed(body, url), url))
-    if body.startswith(b"["):
+        feed = jsonfeed.parse_json_feed(body, url, check=check)
+    elif body.startswith(b"["):
         raise ParseError(url, "not a feed: JSON that is not a JSON Feed object")
-    return finish_feed(_drop_empty_items(parse_xml_feed(content, url, content_type), url))
+    else:
+        feed = parse_xml_feed(content, url, content_type, check=check)
+    return finish_feed(_drop_empty_items(feed, url))
 
 
 def parse_xml_feed(
-    content: bytes, url: str, content_type: str | None = None, *, fast_path: bool = True
+    content: bytes,
+    url: str,
+    content_type: str | None = None,
+    *,
+    fast_path: bool = True,
+    check: Check = unlimited,
 ) -> ParsedFeed:
     """Parse RSS or Atom (lxml when it can, else feedparser); see ``parse_feed``."""
     data, notes = _prepare_xml(content, content_type)
     fast = None if notes or not fast_path else fastparse.read_feed(data, content_type)
     if fast is not None and fast.entries:
-        return _parsed_feed(fast.feed, fast.entries, fast.version, url, None)
+        return _parsed_feed(fast.feed, fast.entries, fast.version, url, None, check)
     result = _run_feedparser(data, url, content_type)
     warning = _bozo_warning(result)
     entries = list(result.get("entries") or [])
@@ -73,19 +89,28 @@ def parse_xml_feed(
             raise ParseError(url, f"not a feed: truncated document, no complete item ({warning})")
         notes.append("truncated document: the item cut off at the end was dropped")
     warnings = "; ".join([*notes, warning] if warning else notes) or None
-    return _parsed_feed(result.get("feed") or {}, entries, version, url, warnings)
+    return _parsed_feed(result.get("feed") or {}, entries, version, url, warnings, check)
 
 
 def _parsed_feed(
-    feed: dict[str, Any], entries: list[Any], version: str, url: str, warning: str | None
+    feed: dict[str, Any],
+    entries: list[Any],
+    version: str,
+    url: str,
+    warning: str | None,
+    check: Check,
 ) -> ParsedFeed:
     """A ParsedFeed from feedparser-shaped dicts (from feedparser or from ``fastparse``)."""
     base = _link_base(url)
+    items = []
+    for entry in entries:
+        check()
+        items.append(_item(entry, base))
     return ParsedFeed(
         title=_plain_title(feed) or None,
         link=_absolute(base, feed.get("link")),
         format=version or "xml",
-        items=tuple(_item(entry, base) for entry in entries),
+        items=tuple(items),
         warning=warning,
     )
 
@@ -325,22 +350,23 @@ def _item(entry: dict[str, Any], base: str | None) -> ParsedItem:
     updated = _date(entry, "updated_parsed")
     title = _plain_title(entry)
     link = _absolute(base, _entry_link(entry))
-    summary, summary_text = _html_field(dict.get(entry, "summary_detail"), base)
-    content, content_text = _content(entry, base)
-    if summary and summary == content:
-        summary, summary_text = "", ""
+    summary = _html_field(dict.get(entry, "summary_detail"), base)
+    content = _content(entry, base)
+    if summary.html and summary.html == content.html:
+        summary = _EMPTY
     return ParsedItem(
         guid=_guid(entry, link, title, published or updated),
         title=title,
         link=link,
-        summary=summary,
-        content=content,
-        summary_text=summary_text,
-        content_text=content_text,
+        summary=summary.html,
+        content=content.html,
+        summary_text=summary.text,
+        content_text=content.text,
         author=_author(entry),
         tags=_tags(entry),
         published_at=published or updated,
         updated_at=updated,
+        notes=flattened_notes(summary, content),
     )
 
 
@@ -367,26 +393,28 @@ def _entry_link(entry: dict[str, Any]) -> str | None:
     return None
 
 
-def _content(entry: dict[str, Any], base: str | None) -> tuple[str, str]:
+def _content(entry: dict[str, Any], base: str | None) -> CleanHtml:
     """Return the longest of the entry's content values, sanitised, and its text."""
     values = dict.get(entry, "content") or []
     best = max(values, key=lambda value: len(value.get("value") or ""), default=None)
     return _html_field(best, base)
 
 
-def _html_field(detail: dict[str, Any] | None, base: str | None) -> tuple[str, str]:
-    """Return (sanitised HTML, plain text) of a feedparser text construct."""
+_EMPTY = CleanHtml("", "")
+
+
+def _html_field(detail: dict[str, Any] | None, base: str | None) -> CleanHtml:
+    """The sanitised HTML and plain text of a feedparser text construct."""
     if not detail:
-        return "", ""
+        return _EMPTY
     value = str(detail.get("value") or "")
     if not value.strip():
-        return "", ""
+        return _EMPTY
     kind = str(detail.get("type") or "text/html")
     if kind == "text/plain":
-        text = collapse_whitespace(value)
-        return text_to_html(text), text
-    sanitised = sanitize_html(value, _absolute(base, detail.get("base")) or base)
-    return sanitised, html_to_text(sanitised)
+        text = collapse_whitespace(value[:MAX_INPUT])
+        return CleanHtml(text_to_html(text), text)
+    return clean_html(value, _absolute(base, detail.get("base")) or base)
 
 
 def _plain_title(node: dict[str, Any]) -> str:
