@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlite_utils import Database
 
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
 from watcher import __version__
 from watcher.cli import cli
+from watcher.store import schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -302,3 +304,98 @@ def test_alerts_retry_of_an_unknown_id_says_so(project: Path) -> None:
     assert code == 0
     assert err == "not failed, left alone: alert 1\n"
     assert out == "no failed alerts to retry\n"
+
+
+# --- read-only and missing databases ---------------------------------------------------------
+
+READ_ONLY_COMMANDS = [
+    ["status"],
+    ["search", "kursk"],
+    ["alerts"],
+    ["feeds", "list"],
+    ["feeds", "export"],
+]
+
+# Runs watcher without the capabilities that let root ignore permission bits, so that a
+# chmod binds the command whether the tests run as root or not (prctl PR_CAPBSET_DROP: the
+# exec'd python gets no CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH).
+AS_A_PLAIN_USER = """
+import ctypes, os, sys
+if os.geteuid() == 0:
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):
+        if libc.prctl(24, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+os.execv(sys.executable, [sys.executable, "-m", "watcher", *sys.argv[1:]])
+"""
+
+
+def run_as_plain_user(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-c", AS_A_PLAIN_USER, "--config", str(project / "watcher.yaml")]
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+@pytest.mark.parametrize("command", READ_ONLY_COMMANDS, ids=" ".join)
+def test_a_read_only_command_on_a_missing_database_says_so(
+    project: Path, command: list[str]
+) -> None:
+    code, _, err = invoke(project, *command)
+    database = project / "data" / "w.db"
+    assert code == 1
+    assert (
+        err
+        == f"error: no database at {database}: `watcher poll` (or `run`, or `init`) creates it\n"
+    )
+    assert not (project / "data").exists()
+
+
+def test_a_read_only_command_on_an_older_database_asks_for_a_poll(project: Path) -> None:
+    (project / "data").mkdir()
+    db = Database(project / "data" / "w.db")
+    schema.MIGRATIONS.apply(db, stop_before="0008_interval_source")
+    db.close()
+    for command in READ_ONLY_COMMANDS:
+        code, _, err = invoke(project, *command)
+        assert code == 1 and "run watcher poll (or run) once to upgrade the database" in err
+    assert "interval_source" not in Database(project / "data" / "w.db")["feeds"].columns_dict
+    assert invoke(project, "poll")[0] == 0  # a writing command upgrades it
+    assert invoke(project, "status")[0] == 0
+
+
+def test_read_only_database_and_folder_read_commands_work_writing_ones_say_why(
+    project: Path,
+) -> None:
+    assert invoke(project, "poll", "--all")[0] == 0
+    folder = project / "data"
+    database = folder / "w.db"
+    assert not database.with_name("w.db-wal").exists()  # closed cleanly
+    database.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        status = run_as_plain_user(project, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["feeds"][0]["items"] == 2
+        found = run_as_plain_user(project, "search", "kursk")
+        assert found.returncode == 0 and "DPRK troops push into **Kursk**" in found.stdout
+        for command, shown in ((["alerts"], "nk-troops-kursk"), (["feeds", "list"], "wire")):
+            result = run_as_plain_user(project, *command)
+            assert result.returncode == 0 and shown in result.stdout, command
+        for command in (["poll"], ["run"]):
+            result = run_as_plain_user(project, *command)
+            assert result.returncode == 1, result.stderr
+            assert len(result.stderr.splitlines()) == 1, result.stderr
+            assert str(folder) in result.stderr and "permission denied" in result.stderr
+        database.with_name("w.db.lock").chmod(0o666)
+        folder.chmod(0o755)  # the folder writable, the file still not
+        result = run_as_plain_user(project, "poll")
+        assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+        assert (
+            result.stderr
+            == f"error: {database}: permission denied: the database file is read-only\n"
+        )
+    finally:
+        folder.chmod(0o755)
+        database.chmod(0o644)

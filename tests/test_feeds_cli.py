@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
 from watcher.cli import cli
+from watcher.store import Store
 
 OPML = """\
 <?xml version="1.0" encoding="UTF-8"?>
@@ -45,6 +46,7 @@ def project(tmp_path: Path, feed_server: FeedServer) -> Path:
     urls = {name: feed_server.url(f"/{name}.xml") for name in ("world", "tech", "config")}
     opml = OPML.format(**urls)
     (tmp_path / "subs.opml").write_text(opml)
+    Store(tmp_path / "data" / "w.db").close()  # as `watcher init` or a first poll leaves it
     return tmp_path
 
 

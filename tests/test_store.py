@@ -163,6 +163,27 @@ def make_version_1(path: Path) -> None:
     db.close()
 
 
+def test_a_readonly_store_never_creates_migrates_or_writes(tmp_path: Path) -> None:
+    missing = tmp_path / "none" / "w.db"
+    with pytest.raises(StoreError, match=r"no database at .*w\.db: `watcher poll`"):
+        Store(missing, readonly=True)
+    assert not missing.parent.exists()
+    old = tmp_path / "old.db"
+    make_version_1(old)
+    with pytest.raises(StoreError, match="run watcher poll \\(or run\\) once to upgrade"):
+        Store(old, readonly=True)
+    assert schema.MIGRATIONS.pending(Database(old))  # left as it was
+    Store(old).close()  # a writing open upgrades it
+    with Store(old, readonly=True) as store:
+        assert [f.name for f in store.list_feeds()] == ["example-a", "example-b"]
+        with pytest.raises(StoreError, match="readonly database"):
+            store.disable_feed(1, "by hand")
+    other = tmp_path / "other.db"
+    Database(other)["t"].insert({"x": 1})
+    with pytest.raises(StoreError, match="not a watcher database yet"):
+        Store(other, readonly=True)
+
+
 def test_a_version_1_database_upgrades_in_place_keeping_rows(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     make_version_1(path)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from watcher.exceptions import LockedError
+from watcher.exceptions import LockedError, StoreError
 
 
 def lock_path(db_path: Path) -> Path:
@@ -19,8 +19,15 @@ def lock_path(db_path: Path) -> Path:
 def hold_lock(db_path: Path, what: str = "watcher") -> Iterator[None]:
     """Hold the database's lock for the block; LockedError names the holder's pid."""
     path = lock_path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        where = e.filename or path
+        reason = (e.strerror or type(e).__name__).lower()
+        raise StoreError(
+            f"{where}: {reason}: `watcher {what}` keeps a lock file beside the database"
+        ) from None
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

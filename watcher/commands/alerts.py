@@ -51,7 +51,7 @@ def alerts(ctx: click.Context, status: str | None, rule_id: str | None, limit: i
         return
     obj: Context = ctx.obj
     settings = obj.settings()
-    store = Store(settings.database)
+    store = Store(settings.database, readonly=True)
     try:
         check_rule(settings, store, rule_id)
         rows = store.list_alerts(

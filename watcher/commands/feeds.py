@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,7 +13,7 @@ from watcher.cli import Context, cli, emit_json, handle_errors, now_utc
 from watcher.commands.table import print_table
 from watcher.config import parse_interval
 from watcher.exceptions import ConfigError
-from watcher.store import CONFIG_REASONS, DISABLED_BY_HAND, Store
+from watcher.store import CONFIG_REASONS, DISABLED_BY_HAND, Store, slug_for_url
 from watcher.store.daemon_state import set_retry_hold
 from watcher.suggest import not_found
 from watcher.types import FeedState, FeedStatus, Settings
@@ -45,12 +46,8 @@ def list_feeds(obj: Context) -> None:
       watcher feeds list --json
     """
     settings = obj.settings()
-    store = Store(settings.database)
-    try:
-        store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
-        rows = store.list_feeds()
-    finally:
-        store.close()
+    with Store(settings.database, readonly=True) as store:
+        rows = listed_feeds(store, settings)
     if obj.json:
         emit_json([feed_dict(f) for f in rows])
         return
@@ -76,6 +73,35 @@ def feed_dict(feed: FeedState) -> dict[str, object]:
         "interval_source": feed.interval_source,
         "last_status": feed.last_status,
     }
+
+
+def listed_feeds(store: Store, settings: Settings) -> list[FeedState]:
+    """Every stored feed, and the config's feeds not stored yet, without writing anything.
+
+    A command-line feed that follows the default shows the config's ``defaults.interval``,
+    which the next command that writes (or the daemon's reload) stores.
+    """
+    default = settings.defaults.interval_s
+    stored = [
+        replace(f, interval_s=default)
+        if f.source == "cli" and f.interval_source == "default"
+        else f
+        for f in store.list_feeds()
+    ]
+    pending = [
+        FeedState(
+            id=0,
+            url=cfg.url,
+            name=cfg.name or slug_for_url(cfg.url),
+            title=cfg.title,
+            tags=cfg.tags,
+            source="config",
+            interval_s=cfg.interval_s,
+            interval_source=cfg.interval_source,
+        )
+        for cfg in store.unsynced_config_feeds(settings.feeds)
+    ]
+    return sorted(stored + pending, key=lambda f: f.name)
 
 
 @feeds.command("add")

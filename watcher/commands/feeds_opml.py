@@ -15,7 +15,7 @@ import click
 
 from watcher import envvars
 from watcher.cli import Context, emit_json, handle_errors, now_utc, plural
-from watcher.commands.feeds import feeds
+from watcher.commands.feeds import feeds, listed_feeds
 from watcher.opml import http_feed_url, read_opml, write_opml
 from watcher.printable import printable
 from watcher.store import Store
@@ -115,11 +115,8 @@ def export_opml(obj: Context, output: Path | None) -> None:
       watcher feeds export -o feeds.opml
     """
     settings = obj.settings()
-    store = Store(settings.database)
-    try:
-        rows = store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
-    finally:
-        store.close()
+    with Store(settings.database, readonly=True) as store:
+        rows = [f for f in listed_feeds(store, settings) if f.last_status != FeedStatus.DISABLED]
     document = write_opml(as_feed_config(f) for f in rows)
     if output is None:
         click.echo(document, nl=False)

@@ -8,7 +8,9 @@ import click
 
 from watcher.cli import Context, cli, emit_json, handle_errors
 from watcher.exceptions import ConfigError
+from watcher.store import Store
 
+DATABASE = "data/watcher.db"  # as CONFIG names it
 CONFIG = """\
 # watcher configuration. Relative paths are relative to this file.
 # Secrets go in environment variables: password: "${SMTP_PASSWORD}".
@@ -67,10 +69,13 @@ def init(obj: Context, directory: str) -> None:
     rules.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(CONFIG, encoding="utf-8")
     rules.write_text(RULES, encoding="utf-8")
+    database = root / DATABASE
+    if not database.exists():
+        Store(database).close()
     if obj.json:
-        emit_json({"created": [str(config), str(rules)]})
+        emit_json({"created": [str(config), str(rules), str(database)]})
         return
-    click.echo(f"created {config} and {rules}")
+    click.echo(f"created {config}, {rules} and the database {database}")
     move = "" if root.resolve() == Path.cwd().resolve() else f"`cd {directory}`, "
     click.echo(
         f"next: {move}edit the feeds in watcher.yaml, "

@@ -182,7 +182,7 @@ def _backtest(obj: Context, selected: list[Rule], since: str) -> None:
         raise click.BadParameter(str(e), param_hint="--since") from e
     start = now_utc() - timedelta(seconds=window)
     compiled = compile_rules(selected)
-    with Store(obj.settings().database) as store:
+    with Store(obj.settings().database, readonly=True) as store:
         if sys.stderr.isatty() and not obj.json:
             total = count_archive(store, start)
             bar: Any

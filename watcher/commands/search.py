@@ -73,7 +73,7 @@ def search(
     translated = _translate(query)
     filters = SearchFilters(_since(since), feeds, rule_id, limit, sort)
     settings = obj.settings()
-    store = Store(settings.database)
+    store = Store(settings.database, readonly=True)
     try:
         check_feeds(settings, store, feeds)
         check_rule(settings, store, rule_id)

@@ -41,7 +41,7 @@ def status(obj: Context, check: bool) -> None:
     """
     settings = obj.settings()
     zone = settings.display_timezone
-    store = Store(settings.database)
+    store = Store(settings.database, readonly=True)
     try:
         feeds = store.list_feeds()
         counts = store.item_counts()

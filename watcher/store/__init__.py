@@ -9,6 +9,7 @@ calls become savepoints). Times are passed in as ``now``; the store never reads 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sqlite3
 import uuid
@@ -83,15 +84,28 @@ def _wrap_errors(method: Callable[Concatenate[Store, P], T]) -> Callable[Concate
 
 
 class Store:
-    """The watcher database: feeds, items, matches, alerts and polls."""
+    """The watcher database: feeds, items, matches, alerts and polls.
 
-    def __init__(self, path: Path | str, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+    ``readonly=True`` opens an existing, up-to-date database for reading only (``mode=ro``;
+    ``immutable=1`` too when nothing could write it anyway: a WAL database without its
+    ``-shm`` file in a folder this user cannot write). It never creates, configures or
+    migrates the file: a missing file, or one an older watcher made, is a StoreError that
+    says which command sets it up.
+    """
+
+    def __init__(
+        self, path: Path | str, *, busy_timeout_s: float = BUSY_TIMEOUT_S, readonly: bool = False
+    ) -> None:
         self.path = Path(path)
-        conn = self._connect(busy_timeout_s)
+        self.readonly = readonly
+        conn = self._connect_readonly(busy_timeout_s) if readonly else self._connect(busy_timeout_s)
         try:
             self.db = Database(conn)
-            self._configure(busy_timeout_s)
-            self._migrate()
+            if readonly:
+                self._check_schema()
+            else:
+                self._configure(busy_timeout_s)
+                self._migrate()
         except BaseException as e:
             conn.close()
             if isinstance(e, sqlite3.Error):
@@ -101,9 +115,43 @@ class Store:
     def _connect(self, busy_timeout_s: float) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            check_writable(self.path)
             return sqlite3.connect(str(self.path), timeout=busy_timeout_s)
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"cannot open the database: {self.path}: {e}") from e
+
+    def _connect_readonly(self, busy_timeout_s: float) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise StoreError(
+                f"no database at {self.path}: `watcher poll` (or `run`, or `init`) creates it"
+            )
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.OperationalError:
+                conn.close()
+                if os.access(self.path.parent, os.W_OK):
+                    raise
+            # WAL needs a -shm file that this user may not create here: read the file as it is.
+            return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=busy_timeout_s)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open the database: {self.path}: {e}") from e
+
+    def _check_schema(self) -> None:
+        """A read-only store needs the schema this program writes; it cannot migrate."""
+        if not schema.MIGRATIONS.applied(self.db):
+            raise StoreError(
+                f"{self.path} is not a watcher database yet: run watcher poll (or run) once"
+                " to set it up"
+            )
+        if schema.MIGRATIONS.pending(self.db):
+            raise StoreError(
+                f"the database {self.path} was made by an older watcher:"
+                " run watcher poll (or run) once to upgrade the database"
+            )
 
     def _configure(self, busy_timeout_s: float) -> None:
         self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
@@ -196,6 +244,13 @@ class Store:
             if default_interval_s is not None:
                 self._follow_default_interval(default_interval_s)
         return [f for f in self.list_feeds() if f.last_status != FeedStatus.DISABLED]
+
+    @_wrap_errors
+    def unsynced_config_feeds(self, feeds: Sequence[FeedConfig]) -> list[FeedConfig]:
+        """The enabled config entries not in the database yet (read-only: the next command
+        that writes adds them)."""
+        known = _KnownFeeds(self.db.query(_FEEDS_WITH_CONFIG_URL))
+        return [cfg for cfg in feeds if cfg.enabled and known.find(cfg) is None]
 
     def _follow_default_interval(self, interval_s: int) -> None:
         """Give ``interval_s`` to the command-line feeds that follow ``defaults.interval``."""
@@ -864,6 +919,18 @@ class Store:
             [encode_json(uuid.uuid4().hex)],
         )
         return str(self.get_state("instance_id"))
+
+
+def check_writable(db_path: Path) -> None:
+    """StoreError naming the path and the permission when this user cannot write the
+    database file or create files beside it (its ``-wal``, ``-shm`` and lock files)."""
+    folder = db_path.parent
+    if db_path.exists() and not os.access(db_path, os.W_OK):
+        raise StoreError(f"{db_path}: permission denied: the database file is read-only")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"{folder}: permission denied: watcher needs to write in the database's folder"
+        )
 
 
 def _story_keys(columns: dict[str, Any], *, link_is_key: bool = True) -> list[tuple[str, str]]:
