@@ -217,6 +217,7 @@ def _store_not_modified(
         return False
     report.not_modified += len(results)
     for result in results:
+        log_exchange(result)
         log.info("polled feed=%s status=not_modified", result.feed.name)
     return True
 
@@ -328,6 +329,7 @@ def _parse(fetched: Fetched, base: str, options: FeedConfig) -> ParsedFeed:
 def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollReport) -> None:
     """Write one feed's outcome: items, matches, alerts and the poll row, in one transaction."""
     feed = result.feed
+    log_exchange(result)
     if result.error is not None or result.fetched is None:
         _record_error(rt, result, now, result.error or "no response", report)
         return
@@ -341,17 +343,74 @@ def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollRep
     parsed = result.parsed
     with rt.store.transaction():
         first_poll = rt.store.is_first_poll(feed.id)
-        new = 0
+        new = updated = 0
         for stored in upsert_items(rt.store, feed.id, parsed.items, now, result.hashes):
             new += stored.change == "new"
-            report.updated_items += stored.change == "updated"
+            updated += stored.change == "updated"
             key = workers.match_key(stored.guid, stored.content_hash)
             known = result.matches.get(key) if result.matches is not None else None
             _match_and_queue(rt, feed, result.options, stored, first_poll, now, report, known)
         _record(rt, result, now, FeedStatus.OK, new_items=new, warning=parsed.warning)
     report.ok += 1
     report.new_items += new
+    report.updated_items += updated
+    unchanged = len(parsed.items) - new - updated
+    log.debug("items feed=%s new=%d updated=%d unchanged=%d", feed.name, new, updated, unchanged)
     log.info("polled feed=%s status=ok items=%d new=%d", feed.name, len(parsed.items), new)
+
+
+CACHE_HEADERS = ("etag", "last-modified", "cache-control", "expires", "age")
+
+
+def log_exchange(result: FeedResult) -> None:
+    """At DEBUG (``-vv``): the request made for a feed, the answer, and the parser used.
+
+    The URL is the feed's as stored (a ``${VAR}`` stays a name) without its user,
+    password and query; a redirect's target shows only its scheme and host.
+    """
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    feed, fetched = result.feed, result.fetched
+    url = without_credentials(feed.url)
+    conditional = [n for n, v in (("etag", feed.etag), ("last_modified", feed.last_modified)) if v]
+    method = "GET" if feed.url.startswith(("http:", "https:")) else "READ"
+    log.debug(
+        "http request feed=%s method=%s url=%s conditional=%s",
+        feed.name,
+        method,
+        url,
+        ",".join(conditional) or "no",
+    )
+    if fetched is None:
+        log.debug(
+            "http answer feed=%s status=%s error=%r", feed.name, result.http_status, result.error
+        )
+        return
+    cache = " ".join(
+        f"{name.replace('-', '_')}={fetched.headers[name]!r}"
+        for name in CACHE_HEADERS
+        if name in fetched.headers
+    )
+    moved = (
+        f" final_url={redact_url(fetched.final_url)}" if fetched.final_url != fetched.url else ""
+    )
+    log.debug(
+        "http answer feed=%s status=%d bytes=%d%s%s",
+        feed.name,
+        fetched.status,
+        len(fetched.content),
+        f" {cache}" if cache else "",
+        moved,
+    )
+    if result.parsed is not None:
+        parsed = result.parsed
+        log.debug(
+            "parsed feed=%s parser=%s format=%s items=%d",
+            feed.name,
+            parsed.parser or "?",
+            parsed.format,
+            len(parsed.items),
+        )
 
 
 def _record(
@@ -481,4 +540,10 @@ def _match_and_queue(
                 report.alerts += 1
             elif status is AlertStatus.SUPPRESSED:
                 report.suppressed += 1
-        log.debug("matched rule=%s item=%d terms=%s", rule.id, item.id, ",".join(match.terms))
+        log.debug(
+            "matched rule=%s feed=%s item=%d terms=%s",
+            rule.id,
+            feed.name,
+            item.id,
+            ",".join(match.terms),
+        )

@@ -188,6 +188,7 @@ class ParsedFeed:
     format: str  # "rss20", "atom10", "json11", ... as detected from the content
     items: tuple[ParsedItem, ...]
     warning: str | None = None  # a recoverable problem (ill-formed XML that still gave items)
+    parser: str = ""  # which reader parsed it: lxml (the fast one), feedparser or json
 
 
 # --- storage -----------------------------------------------------------------------------

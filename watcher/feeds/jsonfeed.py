@@ -57,6 +57,7 @@ def parse_json_feed(content: bytes, url: str, *, check: Check = unlimited) -> Pa
         format=_format(document.get("version")),
         items=tuple(parsed),
         warning="; ".join(notes) or None,
+        parser="json",
     )
 
 

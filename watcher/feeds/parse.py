@@ -76,7 +76,7 @@ def parse_xml_feed(
     data, notes = _prepare_xml(content, content_type)
     fast = None if notes or not fast_path else fastparse.read_feed(data, content_type)
     if fast is not None and fast.entries:
-        return _parsed_feed(fast.feed, fast.entries, fast.version, url, None, check)
+        return _parsed_feed(fast.feed, fast.entries, fast.version, url, None, check, "lxml")
     result = _run_feedparser(data, url, content_type)
     warning = _bozo_warning(result)
     entries = list(result.get("entries") or [])
@@ -89,7 +89,9 @@ def parse_xml_feed(
             raise ParseError(url, f"not a feed: truncated document, no complete item ({warning})")
         notes.append("truncated document: the item cut off at the end was dropped")
     warnings = "; ".join([*notes, warning] if warning else notes) or None
-    return _parsed_feed(result.get("feed") or {}, entries, version, url, warnings, check)
+    return _parsed_feed(
+        result.get("feed") or {}, entries, version, url, warnings, check, "feedparser"
+    )
 
 
 def _parsed_feed(
@@ -99,6 +101,7 @@ def _parsed_feed(
     url: str,
     warning: str | None,
     check: Check,
+    parser: str,
 ) -> ParsedFeed:
     """A ParsedFeed from feedparser-shaped dicts (from feedparser or from ``fastparse``)."""
     base = _link_base(url)
@@ -112,6 +115,7 @@ def _parsed_feed(
         format=version or "xml",
         items=tuple(items),
         warning=warning,
+        parser=parser,
     )
 
 
