@@ -147,6 +147,26 @@ def test_webhook_500_then_200_delivers_the_same_alert_id_and_body(make_world: An
     assert next(a for a in w.alerts() if a["channel"] == "hook")["status"] == "sent"
 
 
+def test_an_alert_sent_on_a_retry_shows_its_error_as_history(make_world: Any) -> None:
+    w = make_world()
+    w.hook.statuses = [500, 503]
+    w.ingest("a", "Shelling near Kursk")
+    for seconds in (0, 30, 90):  # the first retry after 30 s, the next 60 s later
+        w.deliver(NOW + timedelta(seconds=seconds))
+    assert len(w.hook.requests) == 3
+    code, out, _ = w.cli("alerts")
+    row = next(line for line in out.splitlines() if " hook " in line)
+    assert code == 0 and " sent " in row
+    assert row.split("  ")[-1].startswith("sent on attempt 3; earlier: receiver failed")
+    code, out, _ = w.cli("alerts", "--json")
+    hook = next(a for a in json.loads(out) if a["channel"] == "hook")
+    assert (hook["status"], hook["attempts"], hook["last_error"]) == ("sent", 3, None)
+    assert "HTTP 503" in hook["earlier_error"]
+    assert hook["note"] == f"sent on attempt 3; earlier: {hook['earlier_error']}"
+    mail = next(a for a in json.loads(out) if a["channel"] == "mail")
+    assert (mail["attempts"], mail["earlier_error"], mail["note"]) == (1, None, None)
+
+
 def test_smtp_down_for_a_while_then_up_delivers_everything(make_world: Any) -> None:
     later = SmtpReceiver()  # its port is chosen now; it starts listening later
     w = make_world(smtp=later)

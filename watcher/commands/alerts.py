@@ -26,7 +26,7 @@ from watcher.runtime import open_runtime
 from watcher.store import Store
 from watcher.store.names import missing_alert_ids
 from watcher.store.outbox import requeue_failed
-from watcher.types import AlertStatus, Settings
+from watcher.types import Alert, AlertStatus, Settings
 
 
 @cli.group(invoke_without_command=True)
@@ -72,7 +72,9 @@ def alerts(ctx: click.Context, status: str | None, rule_id: str | None, limit: i
                     "status": a.status.value,
                     "reason": a.reason,
                     "attempts": a.attempts,
-                    "last_error": a.last_error,
+                    "last_error": None if _was_retried(a) else a.last_error,
+                    "earlier_error": a.last_error if _was_retried(a) else None,
+                    "note": alert_note(a),
                     "created_at": _iso(a.created_at),
                     "sent_at": _iso(a.sent_at),
                 }
@@ -94,12 +96,26 @@ def alerts(ctx: click.Context, status: str | None, rule_id: str | None, limit: i
                 show_time(a.created_at, settings.display_timezone),
                 (titles[a.id] or "")
                 + (f" (+{len(a.item_ids) - 1})" if len(a.item_ids) > 1 else ""),
-                a.reason or a.last_error,
+                alert_note(a),
             ]
             for a in rows
         ],
         max_width=50,
     )
+
+
+def _was_retried(alert: Alert) -> bool:
+    """Sent after failed attempts: its ``last_error`` is history, not a current error."""
+    return alert.status is AlertStatus.SENT and alert.last_error is not None
+
+
+def alert_note(alert: Alert) -> str | None:
+    """What the table's note says: the reason, the current error, or how a sent alert got
+    there (``sent on attempt 3; earlier: receiver refused``)."""
+    if not _was_retried(alert):
+        return alert.reason or alert.last_error
+    history = f"sent on attempt {alert.attempts}; earlier: {alert.last_error}"
+    return f"{alert.reason}; {history}" if alert.reason else history
 
 
 def _first_title(store: Store, item_ids: tuple[int, ...]) -> str | None:
