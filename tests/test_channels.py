@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import shutil
@@ -9,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -534,3 +536,101 @@ def test_channels_built_from_a_config_file_deliver(
     request = webhook_server.requests[0]
     expected = hmac.new(b"hush", request.body, hashlib.sha256).hexdigest()
     assert request.header("X-Watcher-Signature") == f"sha256={expected}"
+
+
+# --- Standard Webhooks (signature: standard) -------------------------------------------------
+
+STANDARD_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+
+
+def verify_standard_webhook(secret: str, headers: dict[str, str], body: bytes) -> str:
+    """A receiver's check, written from the Standard Webhooks spec and nothing of watcher's:
+    the key is the base64 after ``whsec_``; the signed content is ``id.timestamp.body``;
+    ``webhook-signature`` lists ``version,base64`` pairs; the time must be within 5 minutes.
+    Returns the webhook id; raises AssertionError on any mismatch."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    msg_id, stamp = headers["webhook-id"], headers["webhook-timestamp"]
+    assert "." not in msg_id and stamp.isdigit()
+    assert abs(time.time() - int(stamp)) <= 300, "stale or future timestamp"
+    content = msg_id.encode() + b"." + stamp.encode() + b"." + body
+    expected = hmac.new(key, content, hashlib.sha256).digest()
+    sent = [s.split(",", 1) for s in headers["webhook-signature"].split(" ")]
+    assert any(
+        v == "v1" and hmac.compare_digest(base64.b64decode(sig), expected) for v, sig in sent
+    )
+    return msg_id
+
+
+def test_standard_webhooks_signature_verifies_with_the_spec(
+    webhook_server: WebhookReceiver,
+) -> None:
+    webhook_server.statuses = [503, 200]
+    with pytest.raises(DeliveryError):
+        send_webhook(webhook_server, secret=STANDARD_SECRET, signature="standard")
+    send_webhook(webhook_server, secret=STANDARD_SECRET, signature="standard")
+
+    first, second = webhook_server.requests
+    for request in (first, second):
+        assert verify_standard_webhook(STANDARD_SECRET, request.headers, request.body) == "7"
+        assert request.header("X-Watcher-Alert-Id") == "7"  # still sent
+        assert request.header("X-Watcher-Signature") is None
+    assert first.header("webhook-id") == second.header("webhook-id")  # the same on a retry
+    tampered = second.body.replace(b"Kursk", b"Kyiv")
+    with pytest.raises(AssertionError):
+        verify_standard_webhook(STANDARD_SECRET, second.headers, tampered)
+    with pytest.raises(AssertionError):  # a replayed request an hour later is refused
+        old = {**second.headers, "webhook-timestamp": str(int(time.time()) - 3600)}
+        verify_standard_webhook(STANDARD_SECRET, old, second.body)
+
+
+def test_standard_signature_binds_the_timestamp_of_each_attempt() -> None:
+    channel = WebhookChannel(
+        webhook_config("http://127.0.0.1:9/hook", secret=STANDARD_SECRET, signature="standard")
+    )
+    one = channel.request_headers(7, b"{}", timestamp=1_700_000_000)
+    two = channel.request_headers(7, b"{}", timestamp=1_700_000_060)
+    assert (one["webhook-id"], one["webhook-timestamp"]) == ("7", "1700000000")
+    assert one["webhook-signature"] != two["webhook-signature"]
+    assert "Standard Webhooks" in channel.describe()
+    assert STANDARD_SECRET not in channel.describe()
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        (None, "signature: standard needs a secret"),
+        ("hush", "must be whsec_ followed by base64"),
+        ("whsec_not*base64", "not valid base64"),
+        ("whsec_" + base64.b64encode(b"short").decode(), "to 64 bytes, not 5"),
+    ],
+)
+def test_standard_signature_needs_a_whsec_secret(
+    tmp_path: Path, secret: str | None, message: str
+) -> None:
+    config = tmp_path / "watcher.yaml"
+    line = f"    secret: {secret}\n" if secret else ""
+    config.write_text(
+        "rules: []\nchannels:\n  hook:\n    type: webhook\n    url: https://h.example.org/\n"
+        f"    signature: standard\n{line}"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert "channels.hook.secret" in str(info.value) and message in str(info.value)
+    if secret:
+        assert secret not in str(info.value)
+
+
+def test_a_standard_secret_from_the_environment_is_checked_when_the_channel_is_built(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "watcher.yaml"
+    config.write_text(
+        "rules: []\nchannels:\n  hook:\n    type: webhook\n    url: https://h.example.org/\n"
+        '    signature: standard\n    secret: "${HOOK_SECRET}"\n'
+    )
+    assert load_settings(config, {"HOOK_SECRET": STANDARD_SECRET}).channels["hook"]
+    with pytest.raises(ConfigError, match="must be whsec_"):
+        load_settings(config, {"HOOK_SECRET": "plain-secret-value"})
+    unset = load_settings(config, {})  # a command that does not deliver needs no secret
+    with pytest.raises(ConfigError, match="HOOK_SECRET is not set"):
+        make_channel(unset.channels["hook"], "inst1")

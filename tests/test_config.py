@@ -200,6 +200,7 @@ def test_spec_example_loads_into_expected_settings(tmp_path: Path) -> None:
                 {
                     "url": "https://hooks.example.org/watcher",
                     "secret": "hook-key",
+                    "signature": "watcher",
                     "headers": {"Authorization": "Bearer tok"},
                     "timeout": 10.0,
                 },

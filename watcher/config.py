@@ -27,6 +27,7 @@ from watcher import __version__, envvars
 from watcher.exceptions import ConfigError, Problem
 from watcher.opml import HTTP_SCHEMES, config_feed_location, feed_location, read_opml
 from watcher.redact import MIN_SECRET
+from watcher.signatures import SIGNATURES, standard_key
 from watcher.suggest import did_you_mean
 from watcher.types import (
     SEVERITIES,
@@ -483,6 +484,23 @@ def _check_email(options: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
+def _check_webhook(options: dict[str, Any]) -> list[tuple[str, str]]:
+    """``signature: standard`` needs a ``whsec_<base64>`` secret (checked here unless it
+    comes from a variable that is not set; the channel checks it again when built)."""
+    if options.get("signature") != "standard":
+        return []
+    secret = options.get("secret")
+    if secret is None:
+        return [("secret", "signature: standard needs a secret: whsec_ followed by base64")]
+    if envvars.has_references(str(secret)):
+        return []
+    try:
+        standard_key(str(secret))
+    except ValueError as e:
+        return [("secret", str(e))]
+    return []
+
+
 CHANNEL_TYPES: dict[str, ChannelType] = {
     "console": ChannelType(()),
     "eml": ChannelType(
@@ -517,10 +535,24 @@ CHANNEL_TYPES: dict[str, ChannelType] = {
     "webhook": ChannelType(
         (
             S("url", REQUIRED, "Where alerts are POSTed as JSON.", _url_kind()),
-            S("secret", None, "Signs each body: `X-Watcher-Signature: sha256=<HMAC>`.", TEXT),
+            S(
+                "secret",
+                None,
+                "Signs each body: `X-Watcher-Signature: sha256=<HMAC>`, or with"
+                " `signature: standard` the Standard Webhooks headers (then `whsec_<base64>`).",
+                TEXT,
+            ),
+            S(
+                "signature",
+                "watcher",
+                "How a `secret` signs: `watcher` (`X-Watcher-Signature`) or `standard`"
+                " (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`).",
+                _choice_kind(list(SIGNATURES)),
+            ),
             S("headers", {}, "Extra HTTP headers.", _headers_kind()),
             S("timeout", "10s", "HTTP timeout.", _seconds_kind(600)),
-        )
+        ),
+        _check_webhook,
     ),
     "apprise": ChannelType(
         (

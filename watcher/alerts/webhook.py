@@ -1,16 +1,16 @@
 """The ``webhook`` channel: POSTs each alert as JSON (optionally signed); no retries here.
 
-The body is ``webhook_body`` serialised once; the signature covers exactly those bytes.
+The body is ``webhook_body`` serialised once; the signature covers exactly those bytes
+(``signature: watcher`` or ``standard``, see watcher/signatures.py).
 Connection errors, timeouts and HTTP 5xx/408/429 are transient DeliveryErrors; any other
 non-2xx answer (redirects included: a POST is never re-sent elsewhere) is permanent.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,14 +18,29 @@ from urllib.parse import urlsplit
 import requests
 
 from watcher import __version__
-from watcher.exceptions import DeliveryError
+from watcher.exceptions import ConfigError, DeliveryError
 from watcher.redact import excerpt, header_secrets, redact_url, scrub
+from watcher.signatures import standard_key, standard_signature, watcher_signature
 from watcher.types import AlertItem, AlertMessage, ChannelConfig
 
 log = logging.getLogger(__name__)
 
 ALERT_ID_HEADER = "X-Watcher-Alert-Id"
 SIGNATURE_HEADER = "X-Watcher-Signature"
+STANDARD_ID_HEADER = "webhook-id"  # signature: standard (Standard Webhooks)
+STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+RESERVED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "Content-Type",
+        ALERT_ID_HEADER,
+        SIGNATURE_HEADER,
+        STANDARD_ID_HEADER,
+        STANDARD_TIMESTAMP_HEADER,
+        STANDARD_SIGNATURE_HEADER,
+    )
+)  # `headers:` cannot set these
 TRANSIENT_STATUSES = frozenset({408, 429})
 MAX_CONNECT_TIMEOUT = 5.0
 EXCERPT_CHARS = 500  # of a refusing receiver's answer, kept in the error (secrets removed)
@@ -75,11 +90,6 @@ def encode_body(message: AlertMessage) -> bytes:
     return json.dumps(webhook_body(message), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def sign_body(secret: str, body: bytes) -> str:
-    """The signature header value: ``sha256=`` and the hex HMAC-SHA256 of ``body``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 class WebhookChannel:
     """``type: webhook``: one POST per alert, ``X-Watcher-Alert-Id`` stable per alert."""
 
@@ -89,25 +99,46 @@ class WebhookChannel:
         self.url = str(options["url"])
         secret = options.get("secret")
         self.secret = str(secret) if secret else None
+        self.signature = str(options.get("signature") or "watcher")
+        self.key = self._standard_key() if self.signature == "standard" else None
         self.headers = {str(k): str(v) for k, v in (options.get("headers") or {}).items()}
         read = float(options.get("timeout") or 10.0)
         self.timeout = (min(read, MAX_CONNECT_TIMEOUT), read)
         self.secrets = webhook_secrets(self.url, self.secret, self.headers, config.secrets)
 
+    def _standard_key(self) -> bytes:
+        try:
+            return standard_key(self.secret or "")
+        except ValueError as e:
+            raise ConfigError(f"channels.{self.name}.secret: {e}") from None
+
     def describe(self) -> str:
         parts = [f"webhook {self.name} {redact_url(self.url)}"]
-        if self.secret:
+        if self.key is not None:
+            parts.append("signed (Standard Webhooks)")
+        elif self.secret:
             parts.append("signed")
         if self.headers:
             parts.append("headers=" + ",".join(f"{name}:****" for name in self.headers))
         return " ".join(parts)
 
-    def request_headers(self, alert_id: int, body: bytes) -> dict[str, str]:
-        headers = {"User-Agent": f"watcher/{__version__}", **self.headers}
+    def request_headers(
+        self, alert_id: int, body: bytes, timestamp: int | None = None
+    ) -> dict[str, str]:
+        """The headers of one attempt; ``timestamp`` (Unix seconds) defaults to now."""
+        own = {k: v for k, v in self.headers.items() if k.lower() not in RESERVED_HEADERS}
+        headers = {"User-Agent": f"watcher/{__version__}", **own}
         headers["Content-Type"] = "application/json"
         headers[ALERT_ID_HEADER] = str(alert_id)
-        if self.secret:
-            headers[SIGNATURE_HEADER] = sign_body(self.secret, body)
+        if self.key is not None:
+            at = int(time.time()) if timestamp is None else timestamp
+            headers[STANDARD_ID_HEADER] = str(alert_id)
+            headers[STANDARD_TIMESTAMP_HEADER] = str(at)
+            headers[STANDARD_SIGNATURE_HEADER] = standard_signature(
+                self.key, str(alert_id), at, body
+            )
+        elif self.secret:
+            headers[SIGNATURE_HEADER] = watcher_signature(self.secret, body)
         return headers
 
     def send(self, message: AlertMessage) -> None:
