@@ -96,11 +96,6 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-def json_option(fn: F) -> F:
-    """No longer needed: every command takes ``--json`` (see ``WatcherCommand``)."""
-    return fn
-
-
 # --- global options: accepted before the subcommand and after any (sub)command ---------------
 
 
