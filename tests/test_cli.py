@@ -150,6 +150,19 @@ def test_rules_test_item_json_prints_the_spec_shape(project: Path, tmp_path: Pat
     assert code == 0 and out == '{"matches": []}\n'  # one line, as SPEC §4 prints it
 
 
+def test_rules_test_item_json_takes_the_item_s_language(project: Path, tmp_path: Path) -> None:
+    rules = project / "rules" / "lang.yaml"
+    rules.write_text("- id: ko-only\n  any: [쿠르스크]\n  languages: [ko]\n")
+    item = tmp_path / "item.json"
+    for language, expected in (("ko-KR", ["ko-only"]), ("zh", []), (None, ["ko-only"])):
+        item.write_text(json.dumps({"title": "북한군, 쿠르스크에서 교전", "language": language}))
+        code, out, _ = invoke(project, "rules", "test", str(rules), "--item", str(item), "--json")
+        assert code == 0 and [m["rule_id"] for m in json.loads(out)["matches"]] == expected
+    item.write_text(json.dumps({"title": "x", "language": 7}))
+    code, _, err = invoke(project, "rules", "test", str(rules), "--item", str(item))
+    assert code == 1 and "language: must be a language tag" in err
+
+
 def test_rules_test_by_rule_id_and_plain_output(project: Path) -> None:
     code, out, _ = invoke(
         project, "rules", "test", "drones", "--text", "Fiberoptic drones over Kupiansk"

@@ -439,3 +439,109 @@ def test_unspaced_text_matches_a_term_exactly_when_its_characters_stand_in_a_row
         return
     expected = any(tokens[i : i + len(wanted)] == wanted for i in range(len(tokens)))
     assert bool(match_item(compile_rules([rule(any=(term,))]), item(text))) is expected
+
+
+# --- term lists (SPEC §4) ------------------------------------------------------------------
+
+KURSK = ("kursk", ("Kursk", "Курск", "Курськ*", "쿠르스크", "库尔斯克", "クルスク"))
+DPRK = ("dprk", ("North Korean troops", "DPRK", "북한군"))
+
+
+def listed(**kwargs: Any) -> Rule:
+    return rule(term_lists=(DPRK, KURSK), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("conditions", "text", "terms"),
+    [
+        ({"all": ("$kursk", "troops")}, "Troops near Kursk", ["kursk", "troops"]),
+        ({"all": ("$kursk", "troops")}, "Troops near Belgorod", None),
+        ({"all": ("$kursk",)}, "бої в Курській області", ["курськ*"]),
+        (
+            {"any": ("$dprk",), "all": ("$kursk",)},
+            "북한군, 쿠르스크에서 교전",
+            ["북한군", "쿠르스크"],
+        ),
+        # the list entries that matched, in list order, whatever the text's order
+        (
+            {"all": ("$kursk",)},
+            "クルスク, 库尔斯克州, Курск, Kursk",
+            ["kursk", "курск", "库尔斯克", "クルスク"],
+        ),
+        ({"none": ("$kursk",), "any": ("troops",)}, "Troops in Курск", None),
+        ({"query": "$dprk NEAR/3 $kursk"}, "DPRK units near Kursk", ["dprk", "kursk"]),
+        ({"query": "$dprk NEAR/1 $kursk"}, "DPRK units near Kursk", None),
+        (
+            {"query": "($kursk OR Belgorod) NEAR/2 drones"},
+            "Belgorod, drones",
+            ["belgorod", "drones"],
+        ),
+        ({"query": "title:$kursk"}, "Курск", ["курск"]),
+        ({"query": "drones -$kursk"}, "drones over Курськ", None),
+        # $ before anything but a letter is literal; $$ writes a literal $ before one
+        ({"query": "$5 billion"}, "a $5 billion deal", ["5", "billion"]),
+        ({"query": "$$kursk"}, "Kursk", ["kursk"]),
+        ({"any": ("$$kursk",)}, "$kursk", ["kursk"]),
+    ],
+)
+def test_term_lists_stand_for_their_entries(
+    conditions: dict[str, Any], text: str, terms: list[str] | None
+) -> None:
+    found = match_item(compile_rules([listed(**conditions)]), item(text))
+    assert (list(found[0].terms) if found else None) == terms
+
+
+def test_a_term_list_in_a_query_counts_as_one_term_however_long() -> None:
+    many = ("many", tuple(f"word{i}" for i in range(1000)))
+    query = " OR ".join(["$many"] * 256)
+    found = match_item(compile_rules([rule(query=query, term_lists=(many,))]), item("word999"))
+    assert [m.terms for m in found] == [("word999",)]
+
+
+# --- languages (RFC 4647 basic filtering) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("languages", "language", "expected"),
+    [
+        (("ko", "zh"), "ko", True),
+        (("ko", "zh"), "zh-cn", True),  # a range matches the tags it prefixes
+        (("ko", "zh"), "ZH-Hant-TW", True),  # case-insensitively
+        (("ko", "zh"), "zhx", False),  # only up to a subtag boundary
+        (("ko", "zh"), "en", False),
+        (("ko", "zh"), None, True),  # an item with no language passes
+        (("zh-cn",), "zh", False),  # a narrower range does not match a wider tag
+        (("*",), "ru", True),
+        ((), "ru", True),
+    ],
+)
+def test_languages_limit_a_rule_to_items_in_those_languages(
+    languages: tuple[str, ...], language: str | None, expected: bool
+) -> None:
+    compiled = compile_rules([rule(any=("Kursk", "쿠르스크"), languages=languages)])
+    subject = MatchItem(fields={"title": ("Kursk 쿠르스크",)}, language=language)
+    assert bool(match_item(compiled, subject)) is expected
+    assert bool(match_item_unindexed(compiled, subject)) is expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from([*WORDS, "库尔斯克", "쿠르스크", "drone*"]), min_size=1, max_size=2
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    text_strategy,
+)
+def test_a_term_list_matches_as_the_or_group_of_its_entries(
+    entries: list[list[str]], text: str
+) -> None:
+    phrases = tuple(" ".join(words) for words in entries)
+    listed_rule = rule("l", query="$l NEAR/3 kursk", term_lists=(("l", phrases),))
+    written = rule("w", query="(" + " OR ".join(f'"{p}"' for p in phrases) + ") NEAR/3 kursk")
+    subject = item(text)
+    found = match_item(compile_rules([listed_rule]), subject)
+    expected = match_item(compile_rules([written]), subject)
+    assert [m.terms for m in found] == [m.terms for m in expected]

@@ -17,6 +17,7 @@ from watcher.rules.query import (
     Scope,
     Term,
     Word,
+    parse_entry,
     parse_phrase,
     parse_query,
 )
@@ -247,3 +248,46 @@ def test_at_most_256_terms_counted_as_written() -> None:
 def test_kursk_and_a_hundred_exclusions_parse() -> None:
     node = parse_query("kursk" + " -x" * 100)
     assert isinstance(node, And) and len(node.children) == 101
+
+
+LISTS = {"kursk": ["Kursk", "Курск"], "dprk": ["North Korean troops"]}
+
+
+def test_a_term_list_is_an_or_group_of_its_entries() -> None:
+    node = parse_query("$kursk", LISTS)
+    assert isinstance(node, Or) and [c.label for c in node.children] == ["kursk", "курск"]  # type: ignore[union-attr]
+    near = parse_query("$dprk NEAR/3 ($kursk OR Belgorod)", LISTS)
+    assert isinstance(near, Near) and [x.label for x in near.right] == [
+        "kursk",
+        "курск",
+        "belgorod",
+    ]
+    assert parse_entry(" $dprk ", LISTS) == parse_phrase("North Korean troops")
+    assert parse_query("$5", LISTS) == Term("5", "5", 1)
+    assert parse_query("$$kursk", LISTS) == Term("kursk", "kursk", 1)
+
+
+@pytest.mark.parametrize(
+    ("query", "message", "column"),
+    [
+        ("$Kursk", "unknown term list $Kursk; did you mean $kursk?", 1),
+        ("troops $krusk", "unknown term list $krusk; did you mean $kursk?", 8),
+        ("$belgorod", "unknown term list $belgorod; lists are $dprk, $kursk", 1),
+        (
+            "$kursk,",
+            "invalid term list name $kursk,: a name is lower-case letters, digits, _ and -"
+            " (write $$ for a literal $)",
+            1,
+        ),
+        (
+            '"$kursk troops"',
+            "a term list ($kursk) stands alone as an entry or a query word, not inside a"
+            " phrase; write $$ for a literal $",
+            2,
+        ),
+    ],
+)
+def test_term_list_errors(query: str, message: str, column: int) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_query(query, LISTS)
+    assert (caught.value.message, caught.value.column) == (message, column)

@@ -152,3 +152,69 @@ def test_a_notify_channel_that_does_not_exist_stays_an_error(scoped: Path) -> No
     (scoped / "rules" / "scoped.yaml").write_text("- id: a\n  any: [x]\n  notify: [nosuch]\n")
     result = check(scoped, "rules", "check")
     assert result.exit_code == 1 and "nosuch" in result.stderr
+
+
+# --- term lists ----------------------------------------------------------------------------
+
+TERMS = """\
+- terms:
+    kursk: [Kursk, Курск, Курськ*, 쿠르스크, 库尔斯克, クルスク]
+    belgorod: [Belgorod, Белгород]
+    spare: [unused words]
+"""
+USES = """\
+- id: nk
+  all: [$kursk]
+  any: ["North Korean troops", 북한군]
+- id: shelling
+  query: '$belgorod NEAR/5 shell*'
+"""
+
+
+@pytest.fixture
+def listed(tmp_path: Path) -> Path:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "terms.yaml").write_text(TERMS)
+    (tmp_path / "rules" / "uses.yaml").write_text(USES)
+    (tmp_path / "watcher.yaml").write_text("database: w.db\nrules: rules/\n")
+    return tmp_path
+
+
+def test_an_unused_term_list_is_a_warning_and_strict_makes_it_an_error(
+    listed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(listed)
+    result = check(listed, "rules", "check")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "warning: rules/terms.yaml:4: terms: term list $spare is not used by any rule"
+    ]
+    strict = check(listed, "rules", "check", "--strict")
+    assert strict.exit_code == 1 and strict.stderr.startswith("error: rules/terms.yaml:4:")
+    (listed / "rules" / "terms.yaml").write_text(TERMS.replace("    spare: [unused words]\n", ""))
+    assert check(listed, "rules", "check", "--strict").exit_code == 0
+
+
+def test_rules_test_on_one_file_uses_the_lists_of_the_files_beside_it(
+    listed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(listed)
+    for target in ("rules/uses.yaml", "rules", "nk"):
+        found = check(
+            listed, "rules", "test", target, "--text", "북한군, 쿠르스크에서 교전", "--json"
+        )
+        assert found.exit_code == 0, found.output
+        assert found.output == '{"matches": [{"rule_id": "nk", "terms": ["북한군", "쿠르스크"]}]}\n'
+
+
+def test_a_misspelt_list_is_an_error_naming_the_closest(
+    listed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(listed)
+    (listed / "rules" / "uses.yaml").write_text(USES.replace("[$kursk]", "[$Kursk]"))
+    result = check(listed, "rules", "check")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: rules/uses.yaml:2: rule nk: all: [0]: unknown term list $Kursk;"
+        " did you mean $kursk? at column 1"
+    ]

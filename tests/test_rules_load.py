@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from watcher.exceptions import ConfigError
-from watcher.rules.load import QueryProblem, load_rules, validate_query
-from watcher.rules.query import QueryError
+from watcher.rules.load import (
+    QueryProblem,
+    load_rule_set,
+    load_rules,
+    unused_list_problems,
+    validate_query,
+)
+from watcher.rules.query import UNSPACED_PREFIX, QueryError
 from watcher.types import RateLimit, Threshold
 
 
@@ -246,3 +252,133 @@ def test_validate_query() -> None:
     with pytest.raises(QueryError) as caught:
         validate_query("Kursk NEAR/0 drone*")
     assert caught.value.column == 7
+
+
+# --- term lists ----------------------------------------------------------------------------
+
+
+def test_term_lists_are_shared_by_every_file_and_each_rule_carries_those_it_uses(
+    tmp_path: Path,
+) -> None:
+    rules = write(
+        tmp_path,
+        "a.yaml",
+        """\
+        - id: nk
+          all: [$kursk, troops]
+          query: '$dprk NEAR/5 $kursk'
+        - id: plain
+          any: [$$kursk, "$5 billion"]
+        """,
+    )
+    terms = write(
+        tmp_path,
+        "b.yaml",
+        """\
+        - terms:
+            kursk: [Kursk, Курск, "Kursk region"]
+            dprk: [DPRK, 북한군]
+        - terms: {spare: [x]}
+        """,
+    )
+    rule_set = load_rule_set([rules, terms])
+    nk, plain = rule_set.rules
+    assert nk.term_lists == (
+        ("dprk", ("DPRK", "북한군")),
+        ("kursk", ("Kursk", "Курск", "Kursk region")),
+    )
+    assert plain.term_lists == () and plain.any == ("$$kursk", "$5 billion")
+    assert sorted(rule_set.term_lists) == ["dprk", "kursk", "spare"]
+    assert rule_set.term_lists["spare"].line == 4
+    assert [str(p) for p in unused_list_problems(rule_set)] == [
+        f"{terms}:4: terms: term list $spare is not used by any rule"
+    ]
+    assert load_rules([terms]) == []  # a file of lists only
+
+
+def test_a_file_may_be_one_terms_mapping(tmp_path: Path) -> None:
+    terms = write(tmp_path, "terms.yaml", "terms: {kursk: [Kursk, Курск]}\n")
+    rules = write(tmp_path, "r.yaml", "- {id: r, any: [$kursk]}\n")
+    (rule,) = load_rules([terms, rules])
+    assert rule.term_lists == (("kursk", ("Kursk", "Курск")),)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "- terms: {kursk: [Kursk]}\n- terms: {kursk: [Курск]}\n",
+            ["kursk.yaml:2: terms: term list $kursk is defined twice (first in kursk.yaml:1)"],
+        ),
+        (
+            "- terms: {Kursk: [x]}\n",
+            [
+                "kursk.yaml:1: terms: list name 'Kursk' must start with a lower-case ASCII"
+                " letter and hold only lower-case letters, digits, _ and -"
+            ],
+        ),
+        (
+            "- terms: {kursk: []}\n",
+            ["kursk.yaml:1: terms: kursk: must be a non-empty list of terms and phrases"],
+        ),
+        (
+            "- terms: [kursk]\n",
+            ["kursk.yaml:1: terms: must map list names to lists of terms: {kursk: [Kursk, Курск]}"],
+        ),
+        (
+            "- terms: {a: [x], b: [$a]}\n",
+            ["kursk.yaml:1: terms: b[0]: a term list cannot hold another list ($a)"],
+        ),
+        (
+            "- terms: {a: [库*]}\n",
+            ["kursk.yaml:1: terms: a[0]: " + UNSPACED_PREFIX + " at column 2"],
+        ),
+        ("- terms: {a: ['&']}\n", ["kursk.yaml:1: terms: a[0]: '&' has no word to look for"]),
+        (
+            "- terms: {a: [x]}\n  id: r\n",
+            [
+                "kursk.yaml:2: a terms: entry holds only terms:, not 'id' (rules are entries of"
+                " their own)"
+            ],
+        ),
+        (
+            "- terms: {kursk: [x]}\n- {id: r, all: [$Kursk]}\n",
+            [
+                "kursk.yaml:2: rule r: all: [0]: unknown term list $Kursk; did you mean $kursk?"
+                " at column 1"
+            ],
+        ),
+        (
+            "- terms: {kursk: [x]}\n- {id: r, query: 'drones $krusk'}\n",
+            [
+                "kursk.yaml:2: rule r: query: unknown term list $krusk; did you mean $kursk? at"
+                " column 8"
+            ],
+        ),
+        (
+            "- {id: r, any: [$kursk]}\n",
+            [
+                "kursk.yaml:1: rule r: any: [0]: unknown term list $kursk: no terms: lists"
+                " are defined (write $$ for a literal $) at column 1"
+            ],
+        ),
+        (
+            "- terms: {kursk: [x]}\n- {id: r, any: ['$kursk region']}\n",
+            [
+                "kursk.yaml:2: rule r: any: [0]: a term list ($kursk) stands alone as an entry"
+                " or a query word, not inside a phrase; write $$ for a literal $ at column 1"
+            ],
+        ),
+    ],
+)
+def test_term_list_problems(tmp_path: Path, text: str, expected: list[str]) -> None:
+    assert problems(tmp_path, text) == expected
+
+
+def test_languages_are_language_ranges_kept_lower_case(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.yaml", "- {id: r, any: [x], languages: [KO, zh-CN, '*']}\n")
+    (rule,) = load_rules([path])
+    assert rule.languages == ("ko", "zh-cn", "*")
+    assert problems(tmp_path, "- {id: r, any: [x], languages: [en_US]}\n") == [
+        "kursk.yaml:1: rule r: languages: [0]: 'en_US' is not a language tag (like en, zh, pt-br)"
+    ]

@@ -25,6 +25,7 @@ KNOWN = {
     "$schema", "$id", "title", "description", "default", "definitions", "type", "properties",
     "required", "additionalProperties", "items", "anyOf", "oneOf", "enum", "const", "pattern",
     "minimum", "maximum", "exclusiveMinimum", "minLength", "minItems", "$ref",
+    "propertyNames", "minProperties",
 }  # fmt: skip
 TYPES = {
     "object": dict, "array": list, "string": str, "boolean": bool,
@@ -83,6 +84,10 @@ def _object_errors(schema: dict[str, Any], value: Any, root: dict[str, Any], at:
     if not isinstance(value, dict):
         return []
     found = [f"{at}: missing {k}" for k in schema.get("required", []) if k not in value]
+    if len(value) < schema.get("minProperties", 0):
+        found.append(f"{at}: too few keys")
+    for key in value:
+        found += errors(schema.get("propertyNames", {}), key, root, f"{at} key {key!r}")
     properties = schema.get("properties", {})
     extra = schema.get("additionalProperties", True)
     for key, item in value.items():
@@ -217,6 +222,20 @@ def test_every_rule_key_is_in_the_schema() -> None:
               "threshold": {"count": 5, "within": "2h", "distinct": "feed"},
               "max_alerts": {"count": 10, "per": "1h"}, "digest": "1h"}  # fmt: skip
     assert check(rules_schema(), single) == []
+
+
+def test_term_lists_and_languages_are_in_the_schema() -> None:
+    schema = rules_schema()
+    terms = {"terms": {"kursk": ["Kursk", "Курск", "库尔斯克"], "dprk": ["DPRK", 2025]}}
+    rule = {"id": "r", "all": ["$kursk"], "query": "$dprk NEAR/5 troops", "languages": ["ko"]}
+    assert check(schema, [terms, rule]) == [] and check(schema, terms) == []
+    for broken in (
+        {"terms": {"Kursk": ["x"]}},  # a name starts with a lower-case letter
+        {"terms": {"kursk": []}},
+        {"terms": {}},
+        {"terms": {"kursk": ["x"]}, "id": "r"},
+    ):
+        assert check(schema, [broken]) and check(schema, broken), broken
 
 
 @pytest.mark.parametrize(

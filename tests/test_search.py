@@ -431,3 +431,12 @@ def test_search_command_on_a_deep_query_is_one_line(project: Path) -> None:
     assert code == 1 and out == ""
     assert err.startswith("error: query: the query nests too deeply for the search index")
     assert err.count("\n") == 1
+
+
+def test_search_reads_term_lists_from_the_rule_files(project: Path) -> None:
+    (project / "rules" / "terms.yaml").write_text("- terms: {place: [Belgorod, Kursk]}\n")
+    code, out, _ = _run(project, "search", "$place NOT weather", "--since", "7d", "--json")
+    assert code == 0
+    assert [hit["title"] for hit in json.loads(out)] == ["North Korean troops reach Kursk"]
+    code, _, err = _run(project, "search", "$plcae")
+    assert code == 1 and "unknown term list $plcae; did you mean $place?" in err

@@ -43,6 +43,7 @@ from watcher.rules.query import (
     Regex,
     Scope,
     Term,
+    TermLists,
     Word,
     lex,
     parse_query,
@@ -77,13 +78,14 @@ class SearchQueryError(ConfigError):
         super().__init__(Problem(file="", message=f"query: {message}{where}"))
 
 
-def translate_query(text: str) -> SearchQuery:
-    """Parse ``text`` with the rule grammar and return its FTS5 form.
+def translate_query(text: str, lists: TermLists | None = None) -> SearchQuery:
+    """Parse ``text`` with the rule grammar (``$NAME`` from the rule files' ``lists``) and
+    return its FTS5 form.
 
     Raises SearchQueryError for a syntax error or a construct FTS5 cannot express.
     """
     try:
-        node = parse_query(text)
+        node = parse_query(text, lists)
         fts = _node(node, ())
         if _fts_depth(fts) > FTS_MAX_DEPTH:
             raise QueryError(

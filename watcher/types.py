@@ -266,6 +266,9 @@ class Rule:
     digest_s: int | None = None
     max_alerts: RateLimit | None = None
     threshold: Threshold | None = None
+    # The term lists (``- terms:`` entries) the rule's ``$NAME``s refer to: name, entries.
+    term_lists: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    languages: tuple[str, ...] = ()  # RFC 4647 language ranges, lower-case; empty: any
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,7 @@ class MatchItem:
     fields: Mapping[str, tuple[str, ...]]
     feed_name: str = ""
     feed_tags: tuple[str, ...] = ()
+    language: str | None = None  # BCP 47, as the item or its feed declares it; None: unknown
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from datetime import timedelta
@@ -15,7 +16,15 @@ from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, plural
 from watcher.config import parse_duration, rule_files_in
 from watcher.exceptions import ConfigError, Problem, WatcherError
 from watcher.printable import dumps_json, printable
-from watcher.rules.load import QueryProblem, load_rules, scope_problems
+from watcher.rules.load import (
+    QueryProblem,
+    TermList,
+    load_rule_set,
+    load_rules,
+    load_term_lists,
+    scope_problems,
+    unused_list_problems,
+)
 from watcher.rules.match import compile_rules, match_item
 from watcher.store import REMOVED_BY_HAND, REMOVED_FROM_CONFIG, Store, slug_for_url
 from watcher.suggest import not_found
@@ -41,7 +50,8 @@ def check(obj: Context, strict: bool) -> None:
     """Validate the config and every rule file; exit 1 on any error.
 
     Warnings (exit 0; errors with --strict): an environment variable the config names
-    that is not set, a rule scoped to a feed name or tag no feed has.
+    that is not set, a rule scoped to a feed name or tag no feed has, a term list no
+    rule uses.
 
     \b
     Examples:
@@ -50,12 +60,17 @@ def check(obj: Context, strict: bool) -> None:
     """
     settings = obj.settings()
     try:
-        loaded = load_rules(list(settings.rules), channels=list(settings.channels))
+        rule_set = load_rule_set(list(settings.rules), channels=list(settings.channels))
     except ConfigError as e:
         _report_warnings(list(settings.unresolved), strict=False)
         _report_problems(e, carets=sys.stderr.isatty())
         sys.exit(1)
-    warnings = [*settings.unresolved, *scope_problems(loaded, *_known_feeds(settings))]
+    loaded = rule_set.rules
+    warnings = [
+        *settings.unresolved,
+        *scope_problems(loaded, *_known_feeds(settings)),
+        *unused_list_problems(rule_set),
+    ]
     failed = strict and bool(warnings)
     if obj.json:
         emit_json(
@@ -134,7 +149,7 @@ def caret_lines(text: str, column: int) -> list[str]:
     metavar="F.json",
     type=click.Path(dir_okay=False),
     help="Match against one item: a JSON object with any of title, summary, "
-    "content, author, link, tags, feed.",
+    "content, author, link, tags, feed, language.",
 )
 @click.option(
     "--since",
@@ -198,22 +213,35 @@ def _backtest(obj: Context, selected: list[Rule], since: str) -> None:
 
 
 def _rules_for(obj: Context, target: str) -> list[Rule]:
-    """A rule file's rules, a folder's rule files' rules, or the configured rule with this id."""
+    """A rule file's rules, a folder's rule files' rules, or the configured rule with this id.
+
+    The rules of a file or folder may use the term lists of the files beside them and of
+    the configured rule files, as they do when the daemon loads them all.
+    """
     path = Path(target)
     if path.is_dir():
         files = rule_files_in(path)
         if not files:
             raise ConfigError(Problem(file=target, message="no *.yaml rule files in this folder"))
-        return load_rules(files)
+        return load_rule_set(files, shared=_shared_lists(obj, files)).rules
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise ConfigError(Problem(file=target, message="no such rule file"))
-        return load_rules([path])
+        return load_rule_set([path], shared=_shared_lists(obj, [path])).rules
     loaded = load_rules(list(obj.settings().rules))
     found = [r for r in loaded if r.id == target]
     if not found:
         raise not_found("rule (or rule file)", target, [r.id for r in loaded])
     return found
+
+
+def _shared_lists(obj: Context, files: list[Path]) -> dict[str, TermList]:
+    """Term lists of the rule files beside ``files`` and of the config's, when it loads."""
+    others = rule_files_in(files[0].parent)
+    with contextlib.suppress(WatcherError):  # no config, or a broken one: the folder will do
+        others += list(obj.settings().rules)
+    chosen = {p.resolve() for p in files}
+    return load_term_lists([p for p in dict.fromkeys(others) if p.resolve() not in chosen])
 
 
 def _item_from_text(text: str) -> MatchItem:
@@ -241,7 +269,17 @@ def _item_from_file(path: Path) -> MatchItem:
             )
         fields[name] = tuple(values)
     feed = fields.get("feed", ())
-    return MatchItem(fields=fields, feed_name=feed[0] if feed else "", feed_tags=())
+    language = data.get("language")
+    if language is not None and not isinstance(language, str):
+        raise ConfigError(
+            Problem(file=str(path), key="language", message="must be a language tag (ko, zh-cn)")
+        )
+    return MatchItem(
+        fields=fields,
+        feed_name=feed[0] if feed else "",
+        feed_tags=(),
+        language=language.strip().lower() or None if language else None,
+    )
 
 
 def summarize(matches: list[Match]) -> dict[str, Any]:

@@ -185,13 +185,14 @@ _RATE = {
 RULE_PROPERTIES: dict[str, dict[str, Any]] = {
     "id": {"type": "string", "minLength": 1, "description": "Unique id across all rule files."},
     "description": {"type": "string", "description": "What the rule is about (in alerts)."},
-    "any": {**_PHRASES, "description": "Literal phrases; at least one must match."},
-    "all": {**_PHRASES, "description": "Literal phrases; every one must match."},
-    "none": {**_PHRASES, "description": "Literal phrases; none may match."},
+    "any": {**_PHRASES, "description": "Literal phrases or $NAME lists; at least one must match."},
+    "all": {**_PHRASES, "description": "Literal phrases or $NAME lists; every one must match."},
+    "none": {**_PHRASES, "description": "Literal phrases or $NAME lists; none may match."},
     "query": {
         "type": "string",
-        "description": 'An expression: words, "phrases", prefix*, AND, OR, NOT, -word, '
-        "NEAR/n, title:/summary:/content:/author:/link:/tags:/feed:/text: scopes, /regex/.",
+        "description": 'An expression: words, "phrases", prefix*, $NAME term lists, AND, OR, '
+        "NOT, -word, NEAR/n, title:/summary:/content:/author:/link:/tags:/feed:/text: scopes, "
+        "/regex/.",
     },
     "fields": {
         "type": "array",
@@ -223,11 +224,35 @@ RULE_PROPERTIES: dict[str, dict[str, Any]] = {
         "required": ["count", "within"],
         "additionalProperties": False,
     },
+    "languages": {
+        **ONE_OR_MANY,
+        "description": "Only items in these languages (RFC 4647 ranges: zh matches zh-cn); "
+        "an item with no language passes.",
+    },
+}
+TERMS_ENTRY: dict[str, Any] = {
+    "type": "object",
+    "description": "Term lists shared by every rule file: $NAME in any/all/none and queries "
+    "stands for (w1 OR w2 OR ...).",
+    "properties": {
+        "terms": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": "^[a-z][a-z0-9_-]*$"},
+            "additionalProperties": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": ["string", "number"]},
+            },
+        }
+    },
+    "required": ["terms"],
+    "additionalProperties": False,
 }
 
 
 def rules_schema() -> dict[str, Any]:
-    """The JSON Schema of a rule file: a list of rules, or one rule mapping."""
+    """The JSON Schema of a rule file: a list of rules and term lists, or one of them."""
     rule = {
         "type": "object",
         "properties": {key: RULE_PROPERTIES[key] for key in KEYS},
@@ -239,9 +264,15 @@ def rules_schema() -> dict[str, Any]:
         "$schema": DRAFT,
         "$id": "https://watcher.invalid/schema/rules.json",
         "title": "watcher rule file",
-        "definitions": {"rule": rule},
+        "definitions": {"rule": rule, "terms": TERMS_ENTRY},
         "oneOf": [
-            {"type": "array", "items": {"$ref": "#/definitions/rule"}},
+            {
+                "type": "array",
+                "items": {
+                    "oneOf": [{"$ref": "#/definitions/rule"}, {"$ref": "#/definitions/terms"}]
+                },
+            },
             {"$ref": "#/definitions/rule"},
+            {"$ref": "#/definitions/terms"},
         ],
     }

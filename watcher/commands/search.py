@@ -17,6 +17,8 @@ from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_ti
 from watcher.commands.lookup import check_feeds, check_rule
 from watcher.config import parse_duration
 from watcher.printable import printable, printable_value
+from watcher.rules.load import load_term_lists
+from watcher.rules.query import TermLists
 from watcher.search import SearchQuery, SearchQueryError, translate_query
 from watcher.store import Store
 from watcher.store.search import (
@@ -60,8 +62,8 @@ def search(
 ) -> None:
     """Search stored items with the rule query syntax, best matches (or newest) first.
 
-    Words, "phrases", prefix*, AND/OR/NOT (or -word), NEAR/n and the scopes
-    title:, summary:, content: work as in rules; a /regex/ does not.
+    Words, "phrases", prefix*, $NAME term lists, AND/OR/NOT (or -word), NEAR/n and
+    the scopes title:, summary:, content: work as in rules; a /regex/ does not.
 
     \b
     Examples:
@@ -70,7 +72,9 @@ def search(
       watcher search kursk --rule nk-troops-kursk --json
       watcher search 'kursk drone*' --sort date --since 2d
     """
-    translated = _translate(query)
+    # $NAME stands for a term list of the rule files, as in rules (read only when named).
+    lists = load_term_lists(list(obj.settings().rules)) if "$" in query else {}
+    translated = _translate(query, {name: t.entries for name, t in lists.items()})
     filters = SearchFilters(_since(since), feeds, rule_id, limit, sort)
     settings = obj.settings()
     store = Store(settings.database, readonly=True)
@@ -88,9 +92,9 @@ def search(
         _print_hits(hits, settings.display_timezone)
 
 
-def _translate(query: str) -> SearchQuery:
+def _translate(query: str, lists: TermLists) -> SearchQuery:
     try:
-        return translate_query(query)
+        return translate_query(query, lists)
     except SearchQueryError as error:
         if error.column and sys.stderr.isatty():
             click.echo(f"error: {error}", err=True)

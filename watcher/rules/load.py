@@ -3,14 +3,19 @@
 Every problem in every file is collected and raised as one ``ConfigError`` whose lines read
 ``rules/kursk.yaml:12: rule nk-troops: query: unbalanced quote at column 18``. Query columns
 are 1-based character positions in the query text.
+
+Beside rules, a file may hold term lists (``- terms: {kursk: [Kursk, Курск]}``), shared by
+every file: all files are read first, then their rules, whose ``$NAME``s may name a list of
+any file. Each rule carries the lists it uses (``Rule.term_lists``).
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +23,15 @@ import snowballstemmer
 import yaml
 
 from watcher.exceptions import ConfigError, Problem
-from watcher.rules.query import QueryError, parse_phrase, parse_query
+from watcher.rules.query import (
+    LIST_NAME,
+    QueryError,
+    TermLists,
+    is_list_reference,
+    parse_entry,
+    parse_phrase,
+    parse_query,
+)
 from watcher.types import FIELDS, SEVERITIES, RateLimit, Rule, Threshold
 from watcher.yamlnodes import check_expansion
 
@@ -43,7 +56,12 @@ KEYS: tuple[str, ...] = (
     "digest",
     "max_alerts",
     "threshold",
+    "languages",
 )
+TERMS = "terms"  # the key of a term-list entry
+MAX_LIST_ENTRIES = 1000
+# An RFC 4647 basic language range: "*" or a BCP 47-like tag of 1-8 letter subtags.
+LANGUAGE_RANGE = re.compile(r"\*|[a-z]{1,8}(-[a-z0-9]{1,8})*")
 STEM_LANGUAGES: tuple[str, ...] = tuple(
     sorted(a for a in snowballstemmer.algorithms() if "porter" not in a)
 )
@@ -140,6 +158,7 @@ class _RuleReader:
     channels: Collection[str] | None
     problems: list[Problem]
     ids: list[_RuleId]
+    lists: _RecordingLists = field(default_factory=lambda: _RecordingLists())
     label: str = "rule"
 
     def read(self, position: int) -> Rule | None:
@@ -156,7 +175,8 @@ class _RuleReader:
         self.ids.append(_RuleId(rule_id[0], self.file, _line(self.node)))
         if fields is None:
             return None
-        return Rule(id=rule_id[0], file=self.file, line=_line(self.node), **fields)
+        used = tuple((name, tuple(self.lists[name])) for name in sorted(self.lists.used))
+        return Rule(id=rule_id[0], file=self.file, line=_line(self.node), term_lists=used, **fields)
 
     def peek_id(self) -> str | None:
         for key_node, value_node in self.node.value:
@@ -223,7 +243,7 @@ def _phrases(value: Any, reader: _RuleReader) -> tuple[str, ...]:
             raise _Invalid(f"[{index}]: must be a phrase (text)")
         text = str(entry)
         try:
-            leaf = parse_phrase(text)
+            leaf = parse_entry(text, reader.lists)
         except QueryError as error:
             raise _query_error(error, text, f"[{index}]: ") from None
         if leaf is None:
@@ -238,7 +258,7 @@ def _query(value: Any, reader: _RuleReader) -> dict[str, Any]:
     if not isinstance(value, str):
         raise _Invalid("must be a query string")
     try:
-        parse_query(value)
+        parse_query(value, reader.lists)
     except QueryError as error:
         raise _query_error(error, value) from None
     return {"query": value}
@@ -375,6 +395,17 @@ def _threshold(value: Any, reader: _RuleReader) -> dict[str, Any]:
     return {"threshold": Threshold(count, within, "feed" if distinct == "feed" else None)}
 
 
+def _languages(value: Any, reader: _RuleReader) -> dict[str, Any]:
+    """RFC 4647 language ranges (``ko``, ``zh``, ``pt-br``, ``*``), kept lower-case."""
+    if value is None:
+        return {"languages": ()}
+    ranges = _choice_list(value, None, "language tags")
+    for index, entry in enumerate(ranges):
+        if not LANGUAGE_RANGE.fullmatch(entry.lower()):
+            raise _Invalid(f"[{index}]: {entry!r} is not a language tag (like en, zh, pt-br)")
+    return {"languages": tuple(dict.fromkeys(entry.lower() for entry in ranges))}
+
+
 def _phrase_key(key: str) -> Callable[[Any, _RuleReader], dict[str, Any]]:
     def check(value: Any, reader: _RuleReader) -> dict[str, Any]:
         return {key: _phrases(value, reader)}
@@ -397,10 +428,174 @@ CHECKS: dict[str, Callable[[Any, _RuleReader], dict[str, Any]]] = {
     "digest": _digest,
     "max_alerts": _max_alerts,
     "threshold": _threshold,
+    "languages": _languages,
 }
 
 
+# --- term lists ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TermList:
+    """One ``- terms:`` list: its name, its entries as written, and where it was defined."""
+
+    name: str
+    entries: tuple[str, ...]
+    file: str
+    line: int
+
+
+class _RecordingLists(dict[str, tuple[str, ...]]):
+    """The term lists by name, noting which ones a rule looks up."""
+
+    def __init__(self, lists: dict[str, tuple[str, ...]] | None = None) -> None:
+        super().__init__(lists or {})
+        self.used: set[str] = set()
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name in self:
+            self.used.add(name)
+        return super().get(name, default)
+
+
+def is_terms_entry(node: yaml.Node) -> bool:
+    """Whether a file entry is a ``terms:`` mapping rather than a rule."""
+    return isinstance(node, yaml.MappingNode) and any(
+        isinstance(key, yaml.ScalarNode) and key.value == TERMS for key, _ in node.value
+    )
+
+
+def _read_term_lists(
+    node: yaml.MappingNode, file: str, loader: yaml.SafeLoader, problems: list[Problem]
+) -> list[TermList]:
+    """The lists of one ``- terms: {NAME: [...], ...}`` entry; every problem is collected,
+    and a list keeps its valid entries so that rules naming it report nothing more."""
+    lists: list[TermList] = []
+    for key_node, value_node in node.value:
+        if not (isinstance(key_node, yaml.ScalarNode) and key_node.value == TERMS):
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+            message = (
+                f"a terms: entry holds only terms:, not {key!r} (rules are entries of their own)"
+            )
+            problems.append(Problem(file, message, _line(key_node)))
+            continue
+        if not isinstance(value_node, yaml.MappingNode) or not value_node.value:
+            message = "must map list names to lists of terms: {kursk: [Kursk, Курск]}"
+            problems.append(Problem(file, message, _line(value_node), TERMS))
+            continue
+        for name_node, entries_node in value_node.value:
+            term_list = _read_term_list(name_node, entries_node, file, loader, problems)
+            if term_list is not None:
+                lists.append(term_list)
+    return lists
+
+
+def _read_term_list(
+    name_node: yaml.Node,
+    entries_node: yaml.Node,
+    file: str,
+    loader: yaml.SafeLoader,
+    problems: list[Problem],
+) -> TermList | None:
+    name = loader.construct_object(name_node, deep=True)
+    line = _line(name_node)
+
+    def problem(message: str, column: int | None = None, text: str = "") -> None:
+        problems.append(QueryProblem(file, message, line, TERMS, text, column))
+
+    if not isinstance(name, str) or not LIST_NAME.fullmatch(name):
+        problem(
+            f"list name {name!r} must start with a lower-case ASCII letter and hold only"
+            " lower-case letters, digits, _ and -"
+        )
+        return None
+    try:
+        values = loader.construct_object(entries_node, deep=True)
+    except yaml.YAMLError as error:
+        problem(f"{name}: unreadable value: {error}")
+        return None
+    if not isinstance(values, list) or not values:
+        problem(f"{name}: must be a non-empty list of terms and phrases")
+        return TermList(name, (), file, line)
+    if len(values) > MAX_LIST_ENTRIES:
+        problem(f"{name}: holds {len(values)} entries; a list may hold {MAX_LIST_ENTRIES}")
+        return TermList(name, (), file, line)
+    entries: list[str] = []
+    for index, value in enumerate(values):
+        where = f"{name}[{index}]"
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            problem(f"{where}: must be a term or phrase (text)")
+            continue
+        text = str(value)
+        if is_list_reference(text.strip()):
+            problem(f"{where}: a term list cannot hold another list ({text.strip()})")
+            continue
+        try:
+            leaf = parse_phrase(text)
+        except QueryError as error:
+            problem(f"{where}: {error}", error.column, text)
+            continue
+        if leaf is None:
+            problem(f"{where}: {text!r} has no word to look for")
+            continue
+        entries.append(text)
+    return TermList(name, tuple(entries), file, line)
+
+
+def _collect_lists(found: list[TermList], problems: list[Problem]) -> dict[str, TermList]:
+    """Lists by name; a name defined twice is an error naming both places."""
+    lists: dict[str, TermList] = {}
+    for term_list in found:
+        first = lists.setdefault(term_list.name, term_list)
+        if first is not term_list:
+            message = (
+                f"term list ${term_list.name} is defined twice (first in {first.file}:{first.line})"
+            )
+            problems.append(Problem(term_list.file, message, term_list.line, TERMS))
+    return lists
+
+
+def load_term_lists(paths: Sequence[Path]) -> dict[str, TermList]:
+    """The term lists the files define, first definition first, without their rules; files
+    that cannot be read, and lists with errors, are left out (``rules check`` reports them)."""
+    lists: dict[str, TermList] = {}
+    for path in paths:
+        problems: list[Problem] = []
+        node, loader = _compose(Path(path), problems)
+        if loader is None:
+            continue
+        try:
+            for entry in _rule_nodes(node, _display(Path(path)), problems):
+                if is_terms_entry(entry):
+                    assert isinstance(entry, yaml.MappingNode)
+                    for term_list in _read_term_lists(
+                        entry, _display(Path(path)), loader, problems
+                    ):
+                        lists.setdefault(term_list.name, term_list)
+        finally:
+            loader.dispose()
+    return lists
+
+
+def unused_list_problems(rule_set: RuleSet) -> list[Problem]:
+    """One problem per term list no rule uses (``rules check`` warns about these)."""
+    used = {name for rule in rule_set.rules for name, _ in rule.term_lists}
+    return [
+        Problem(t.file, f"term list ${t.name} is not used by any rule", t.line, TERMS)
+        for name, t in sorted(rule_set.term_lists.items())
+        if name not in used
+    ]
+
+
 # --- entry points --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Every rule of the rule files, and every term list they define."""
+
+    rules: list[Rule]
+    term_lists: dict[str, TermList]
 
 
 def load_rules(paths: Sequence[Path], channels: Collection[str] | None = None) -> list[Rule]:
@@ -408,34 +603,54 @@ def load_rules(paths: Sequence[Path], channels: Collection[str] | None = None) -
 
     ``channels``: the configured channel names ``notify`` may use (``None``: not checked).
     """
+    return load_rule_set(paths, channels).rules
+
+
+def load_rule_set(
+    paths: Sequence[Path],
+    channels: Collection[str] | None = None,
+    shared: Mapping[str, TermList] | None = None,
+) -> RuleSet:
+    """``load_rules``, with the term lists the files define. ``shared``: lists of other
+    files the rules may also use (``rules test`` on one file of a folder); the files' own
+    lists take precedence."""
     problems: list[Problem] = []
-    rules: list[Rule] = []
-    ids: list[_RuleId] = []
-    for path in paths:
-        rules.extend(_load_file(Path(path), channels, problems, ids))
+    files: list[tuple[str, yaml.SafeLoader, list[yaml.Node]]] = []
+    found: list[TermList] = []
+    try:
+        for path in paths:
+            node, loader = _compose(Path(path), problems)
+            if loader is None:
+                continue
+            name = _display(Path(path))
+            rule_nodes: list[yaml.Node] = []
+            for entry in _rule_nodes(node, name, problems):
+                if is_terms_entry(entry):
+                    assert isinstance(entry, yaml.MappingNode)
+                    found.extend(_read_term_lists(entry, name, loader, problems))
+                else:
+                    rule_nodes.append(entry)
+            files.append((name, loader, rule_nodes))
+        lists = _collect_lists(found, problems)
+        entries = {name: t.entries for name, t in (shared or {}).items()}
+        entries.update((name, t.entries) for name, t in lists.items())
+        rules: list[Rule] = []
+        ids: list[_RuleId] = []
+        for name, loader, rule_nodes in files:
+            for position, rule_node in enumerate(rule_nodes, start=1):
+                reader = _RuleReader(
+                    name, rule_node, loader, channels, problems, ids, _RecordingLists(entries)
+                )
+                rule = reader.read(position)
+                if rule is not None:
+                    rules.append(rule)
+    finally:
+        for _, loader, _ in files:
+            loader.dispose()
     _check_duplicates(ids, problems)
     if problems:
         raise ConfigError(problems)
-    return rules
-
-
-def _load_file(
-    path: Path, channels: Collection[str] | None, problems: list[Problem], ids: list[_RuleId]
-) -> list[Rule]:
-    """The valid rules of one file; every id written in it, valid rule or not, goes to ``ids``."""
-    node, loader = _compose(path, problems)
-    if loader is None:
-        return []
-    name = _display(path)
-    rules: list[Rule] = []
-    try:
-        for position, rule_node in enumerate(_rule_nodes(node, name, problems), start=1):
-            rule = _RuleReader(name, rule_node, loader, channels, problems, ids).read(position)
-            if rule is not None:
-                rules.append(rule)
-    finally:
-        loader.dispose()
-    return rules
+    return RuleSet(rules, lists)
 
 
 def _check_duplicates(ids: list[_RuleId], problems: list[Problem]) -> None:
@@ -448,9 +663,9 @@ def _check_duplicates(ids: list[_RuleId], problems: list[Problem]) -> None:
             problems.append(Problem(rule.file, message, rule.line, f"rule {rule.id}"))
 
 
-def validate_query(text: str) -> None:
+def validate_query(text: str, lists: TermLists | None = None) -> None:
     """Raise QueryError (``column`` 1-based, ``message`` without it) for an invalid query."""
-    parse_query(text)
+    parse_query(text, lists)
 
 
 def scope_problems(

@@ -36,7 +36,7 @@ from watcher.rules.query import (
     Scope,
     Term,
     Word,
-    parse_phrase,
+    parse_entry,
     parse_query,
 )
 from watcher.types import Hit, Match, MatchItem, Rule
@@ -168,15 +168,21 @@ class CompiledRule:
 
 
 def rule_condition(rule: Rule) -> Node:
-    """The rule's ``any``/``all``/``none``/``query`` as one tree; raises QueryError."""
+    """The rule's ``any``/``all``/``none``/``query`` as one tree, ``$NAME`` lists expanded;
+    raises QueryError."""
+    lists = dict(rule.term_lists)
+
+    def entries(texts: tuple[str, ...]) -> list[Node]:
+        return [node for text in texts if (node := parse_entry(text, lists)) is not None]
+
     parts: list[Node] = []
-    any_of = [leaf for leaf in map(parse_phrase, rule.any) if leaf is not None]
+    any_of = entries(rule.any)
     if any_of:
         parts.append(any_of[0] if len(any_of) == 1 else Or(tuple(any_of)))
-    parts.extend(leaf for leaf in map(parse_phrase, rule.all) if leaf is not None)
+    parts.extend(entries(rule.all))
     if rule.query is not None:
-        parts.append(parse_query(rule.query))
-    parts.extend(Not(leaf) for leaf in map(parse_phrase, rule.none) if leaf is not None)
+        parts.append(parse_query(rule.query, lists))
+    parts.extend(Not(node) for node in entries(rule.none))
     return parts[0] if len(parts) == 1 else And(tuple(parts))
 
 
@@ -1081,12 +1087,25 @@ def _near(a: Span, b: Span, distance: int) -> bool:
 
 
 def in_scope(rule: CompiledRule, item: MatchItem) -> bool:
-    """Whether the rule's ``feeds`` include the item's feed (an empty list: every feed)."""
+    """Whether the rule's ``feeds`` include the item's feed (an empty list: every feed) and
+    its ``languages`` the item's language (an item with no language passes)."""
+    if not in_languages(rule.rule.languages, item.language):
+        return False
     if not rule.feed_names and not rule.feed_tags:
         return True
     if item.feed_name in rule.feed_names:
         return True
     return any(tag.casefold() in rule.feed_tags for tag in item.feed_tags)
+
+
+def in_languages(ranges: Sequence[str], language: str | None) -> bool:
+    """RFC 4647 basic filtering: a range matches a tag equal to it or starting with it and
+    ``-`` (``zh`` matches ``zh-CN``), case-insensitively; ``*`` matches any. No ranges, or
+    no language, pass."""
+    if not ranges or not language:
+        return True
+    tag = language.lower()
+    return any(r == "*" or tag == r or tag.startswith(r + "-") for r in ranges)
 
 
 def evaluate_rule(

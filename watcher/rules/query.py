@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import re2
@@ -41,6 +42,12 @@ _CLOCK = re.compile(r"\d+(?::\d+)+")
 _FIELD_PREFIX = re.compile(r"([^:]+):")
 MAX_DEPTH = 64  # nested parentheses, NOT/- and field scopes
 MAX_TERMS = 256  # words, phrases and regexes of one query, as written
+# Term lists (SPEC §4): ``$NAME`` stands for ``(w1 OR w2 OR ...)``. A name starts with a
+# lower-case ASCII letter; ``$`` before any other ASCII letter is a reference too (an
+# unknown one), ``$$`` writes a literal ``$``, and ``$`` before anything else is literal.
+LIST_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+_LIST_REFERENCE = re.compile(r"\$([A-Za-z][^\s]*)")
+TermLists = Mapping[str, Sequence[str]]  # name -> entries, each a term or phrase
 
 
 class QueryError(ValueError):
@@ -135,13 +142,67 @@ Node = Term | Prefix | Phrase | Regex | And | Or | Not | Near | Scope
 # --- words and phrases ---------------------------------------------------------------------
 
 
+def is_list_reference(word: str) -> bool:
+    """Whether a word is written as a term list reference (``$kursk``, or ``$Kursk``)."""
+    return _LIST_REFERENCE.fullmatch(word) is not None
+
+
+def parse_entry(text: str, lists: TermLists | None = None, column: int = 1) -> Node | None:
+    """Parse an ``any``/``all``/``none`` entry: a literal phrase, or a whole ``$NAME``.
+
+    Returns ``None`` when the text holds no token at all.
+    """
+    stripped = text.strip()
+    if _LIST_REFERENCE.fullmatch(stripped):
+        expanded = expand_list(stripped, lists, column + text.index(stripped))
+        return expanded.children[0] if len(expanded.children) == 1 else Or(expanded.children)
+    return parse_phrase(text, column)
+
+
+def expand_list(reference: str, lists: TermLists | None, column: int) -> Or:
+    """``$NAME`` as an OR-group of its entries; an unknown or malformed name is an error."""
+    name = reference[1:]
+    entries = (lists or {}).get(name) if LIST_NAME.fullmatch(name) else None
+    if entries is None:
+        raise QueryError(_unknown_list(name, lists or {}), column)
+    return _Group(Or(_list_leaves(tuple(entries)), column))
+
+
+@lru_cache(maxsize=1024)
+def _list_leaves(entries: tuple[str, ...]) -> tuple[Leaf, ...]:
+    """A list's entries as leaves, parsed once however many rules use the list."""
+    return tuple(leaf for leaf in map(parse_phrase, entries) if leaf is not None)
+
+
+def _unknown_list(name: str, lists: TermLists) -> str:
+    if not LIST_NAME.fullmatch(name) and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+        return (
+            f"invalid term list name ${name}: a name is lower-case letters, digits, _ and -"
+            " (write $$ for a literal $)"
+        )
+    same = [known for known in lists if known.lower() == name.lower()]
+    close = same or difflib.get_close_matches(name.lower(), list(lists), n=1, cutoff=0.6)
+    if close:
+        return f"unknown term list ${name}; did you mean ${close[0]}?"
+    if not lists:
+        return f"unknown term list ${name}: no terms: lists are defined (write $$ for a literal $)"
+    return f"unknown term list ${name}; lists are {', '.join('$' + n for n in sorted(lists))}"
+
+
 def parse_phrase(text: str, column: int = 1) -> Leaf | None:
-    """Parse literal phrase text (``any``/``all``/``none`` entries, quoted phrases).
+    """Parse literal phrase text (``any``/``all``/``none`` entries, quoted phrases, entries
+    of term lists). A ``$NAME`` inside one is an error: a list stands only where a term may.
 
     Returns ``None`` when the text holds no token at all.
     """
     words: list[Word] = []
     for offset, raw in _split_words(text):
+        if _LIST_REFERENCE.match(raw):
+            raise QueryError(
+                f"a term list ({raw}) stands alone as an entry or a query word, not inside a"
+                " phrase; write $$ for a literal $",
+                column + offset,
+            )
         word = parse_word(raw, column + offset)
         if word is not None:
             words.append(word)
@@ -352,8 +413,9 @@ def _unknown_field(name: str) -> str:
 class _Parser:
     """Recursive descent over the lexemes of one query."""
 
-    def __init__(self, query: str) -> None:
+    def __init__(self, query: str, lists: TermLists | None = None) -> None:
         self.query = query
+        self.lists = lists
         self.lexemes = lex(query)
         _check_size(self.lexemes)
         self.pos = 0
@@ -474,6 +536,8 @@ class _Parser:
     def primary(self) -> Node | None:
         lexeme = self.take()
         if lexeme.kind == "word":
+            if _LIST_REFERENCE.match(lexeme.text):
+                return expand_list(lexeme.text, self.lists, lexeme.column)
             return _bare_word(lexeme)
         if lexeme.kind == "phrase":
             return parse_phrase(lexeme.text, lexeme.column)
@@ -549,11 +613,26 @@ def _bare_word(lexeme: Lexeme) -> Leaf | None:
 def _near_operand(node: Node | None, column: int) -> tuple[Leaf, ...]:
     if isinstance(node, Term | Prefix | Phrase):
         return (node,)
-    if isinstance(node, _Group) and all(
-        isinstance(c, Term | Prefix | Phrase) for c in node.children
-    ):
-        return tuple(c for c in node.children if isinstance(c, Term | Prefix | Phrase))
-    raise QueryError("NEAR operands must be words, phrases or (a OR b) groups of them", column)
+    found = _group_leaves(node) if isinstance(node, _Group) else None
+    if found is None:
+        raise QueryError("NEAR operands must be words, phrases or (a OR b) groups of them", column)
+    return found
+
+
+def _group_leaves(node: Node) -> tuple[Leaf, ...] | None:
+    """The leaves of an OR-group whose branches are leaves or OR-groups of them (``$NAME``
+    lists included), in order; ``None`` for anything else."""
+    if isinstance(node, Term | Prefix | Phrase):
+        return (node,)
+    if not isinstance(node, Or):
+        return None
+    found: list[Leaf] = []
+    for child in node.children:
+        leaves = _group_leaves(child)
+        if leaves is None:
+            return None
+        found.extend(leaves)
+    return tuple(found)
 
 
 def _unexpected(lexeme: Lexeme) -> str:
@@ -616,16 +695,17 @@ def _strip_groups(node: Node) -> Node:
     return node
 
 
-def parse_query(query: str) -> Node:
-    """Parse a ``query:`` expression; every error is a QueryError with its column."""
-    node = _strip_groups(_Parser(query).parse())
+def parse_query(query: str, lists: TermLists | None = None) -> Node:
+    """Parse a ``query:`` expression, ``$NAME`` from ``lists``; every error is a QueryError
+    with its column."""
+    node = _strip_groups(_Parser(query, lists).parse())
     _check_positive(node)
     return node
 
 
-def validate_query(query: str) -> None:
+def validate_query(query: str, lists: TermLists | None = None) -> None:
     """Raise QueryError (with a 1-based ``column``) when ``query`` is not a valid query."""
-    parse_query(query)
+    parse_query(query, lists)
 
 
 def leaves(node: Node) -> Iterator[Term | Prefix | Phrase | Regex]:
