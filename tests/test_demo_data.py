@@ -131,11 +131,29 @@ def all_items() -> list[DemoItem]:
     return [item for name in EXPECTED["feeds"] for item in read_feed(name)]
 
 
-def load_rules() -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = []
+def load_entries() -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
     for path in sorted((ROOT / "rules").glob("*.yaml")):
-        rules.extend(yaml.safe_load(path.read_text(encoding="utf-8")))
-    return rules
+        entries.extend(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return entries
+
+
+def load_lists() -> dict[str, list[str]]:
+    """The ``- terms:`` lists of every rule file."""
+    lists: dict[str, list[str]] = {}
+    for entry in load_entries():
+        lists.update(entry.get("terms", {}))
+    return lists
+
+
+def load_rules() -> list[dict[str, Any]]:
+    """The rules as written (``$NAME`` entries included)."""
+    return [entry for entry in load_entries() if "terms" not in entry]
+
+
+def alternatives(entry: str) -> list[str]:
+    """An any/all/none entry as phrases one of which must match: ``$NAME`` is its list."""
+    return load_lists()[entry[1:]] if entry.startswith("$") else [entry]
 
 
 # --- a reference reading of SPEC §4 matching (any/all/none only) -------------------------
@@ -191,12 +209,19 @@ def normalise(text: str) -> str:
     return strip_latin_accents(unicodedata.normalize("NFKC", text.translate(DELETED)).casefold())
 
 
+# Scripts written without spaces, as far as the demo uses them: each character a token.
+UNSPACED_NAMES = ("CJK UNIFIED IDEOGRAPH", "HANGUL SYLLABLE", "HIRAGANA", "KATAKANA")
+
+
 def tokens(text: str) -> list[str]:
     found: list[str] = []
     current: list[str] = []
     for ch in normalise(text):
         category = unicodedata.category(ch)
-        if category[0] in "LM" or category == "Nd":
+        if unicodedata.name(ch, "").startswith(UNSPACED_NAMES):
+            found.extend(["".join(current), ch] if current else [ch])
+            current = []
+        elif category[0] in "LM" or category == "Nd":
             current.append(ch)
         elif current:
             found.append("".join(current))
@@ -254,9 +279,13 @@ def item_values(item: DemoItem) -> list[str]:
 
 def rule_matches(rule: dict[str, Any], item: DemoItem) -> bool:
     values = item_values(item)
-    any_ok = not rule.get("any") or any(phrase_in(p, values) for p in rule["any"])
-    all_ok = all(phrase_in(p, values) for p in rule.get("all") or ())
-    none_ok = not any(phrase_in(p, values) for p in rule.get("none") or ())
+
+    def holds(entry: str) -> bool:
+        return any(phrase_in(p, values) for p in alternatives(entry))
+
+    any_ok = not rule.get("any") or any(map(holds, rule["any"]))
+    all_ok = all(map(holds, rule.get("all") or ()))
+    none_ok = not any(map(holds, rule.get("none") or ()))
     return any_ok and all_ok and none_ok
 
 
@@ -304,6 +333,9 @@ def same_story(a: DemoItem, b: DemoItem) -> str | None:
         ("North Korea's troops", "North Korea’s troops", True),
         ("Straße", "STRASSE", True),
         ("11,000 casualties", "about 11 000 casualties", True),
+        ("쿠르스크", "쿠르스크에서 교전", True),
+        ("库尔斯克", "朝鲜军队在库尔斯克州作战", True),
+        ("库尔斯克", "库尔克斯", False),
     ],
 )
 def test_reference_matcher_follows_spec_examples(phrase: str, text: str, expected: bool) -> None:
@@ -354,7 +386,7 @@ def test_every_item_has_title_link_date_and_tags() -> None:
 
 def test_every_item_has_a_summary_or_content() -> None:
     for item in all_items():
-        assert len(" ".join(item_values(item)[1:]).split()) >= 15, item.title
+        assert len(tokens(" ".join(item_values(item)[1:]))) >= 15, item.title
 
 
 def test_titles_are_unique_within_each_feed() -> None:
@@ -456,17 +488,34 @@ RULE_KEYS = {"id", "description", "any", "all", "none", "severity"}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "rules").glob("*.yaml")), ids=lambda p: p.name)
-def test_rule_file_is_a_list_of_simple_rules(path: Path) -> None:
+def test_rule_file_is_a_list_of_simple_rules_and_term_lists(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert text.startswith("#"), "each rule file opens with a comment explaining the format"
-    rules = yaml.safe_load(text)
-    assert isinstance(rules, list) and rules
-    for rule in rules:
+    entries = yaml.safe_load(text)
+    assert isinstance(entries, list) and entries
+    for entry in entries:
+        if "terms" in entry:
+            assert set(entry) == {"terms"} and entry["terms"], entry
+            continue
+        rule = entry
         assert set(rule) <= RULE_KEYS, rule
         assert rule["severity"] in ("info", "low", "medium", "high", "critical")
         assert rule.get("any") or rule.get("all"), rule["id"]
         for key in ("any", "all", "none"):
             assert all(isinstance(p, str) and p.strip() for p in rule.get(key, [])), rule["id"]
+
+
+def test_the_kursk_list_names_the_place_in_six_languages_and_the_rules_use_it() -> None:
+    kursk = load_lists()["kursk"]
+    assert {"Kursk", "Курск", "Курськ*", "쿠르스크", "库尔斯克", "クルスク"} <= set(kursk)
+    uses = [e for e in load_entries() if "$kursk" in [*e.get("any", []), *e.get("all", [])]]
+    assert {rule["id"] for rule in uses} == {"nk-troops-kursk", "casualties"}
+    titles = {
+        item.title
+        for item in all_items()
+        if item.key in map(tuple, EXPECTED["matches"]["nk-troops-kursk"])
+    }
+    assert any("쿠르스크" in t for t in titles) and any("库尔斯克" in t for t in titles)
 
 
 def test_rule_ids_are_unique_across_files() -> None:
@@ -477,7 +526,8 @@ def test_rule_ids_are_unique_across_files() -> None:
 
 def test_wildcards_only_end_words() -> None:
     for rule in load_rules():
-        for phrase in [*rule.get("any", []), *rule.get("all", []), *rule.get("none", [])]:
+        entries = [*rule.get("any", []), *rule.get("all", []), *rule.get("none", [])]
+        for phrase in (p for entry in entries for p in alternatives(entry)):
             for word in phrase.split():
                 assert "*" not in word[:-1], phrase
                 if word.endswith("*"):
