@@ -45,9 +45,9 @@ item and the peak traced memory of compiling the rules and matching items, per r
 grows when other work on the machine evicts the matcher's tables from the shared caches,
 which costs the 10,000-rule case (memory-bound) more than the 10-rule one.
 
-``--python`` keeps the candidate look-up in Python even where the C module
-(``watcher/rules/_scan.c``) is built, to measure the path an install without a C compiler
-takes.
+``--python`` keeps the candidate look-up, and the spacing of non-ASCII text, in Python even
+where the C module (``watcher/rules/_scan.c``) is built, to measure the path an install
+without a C compiler takes.
 
 ``--processes P`` (P > 1) also matches the same items in a pool of P worker processes, as
 a poll does (``watcher/workers.py``): each worker compiles the rules once when it starts,
@@ -67,6 +67,7 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from watcher.rules import normalize
 from watcher.rules.match import SCAN_BUILT, CompiledRules, compile_rules, match_item
 from watcher.types import MatchItem, Rule
 
@@ -469,6 +470,8 @@ def main() -> None:
     tongues = languages(random.Random(args.seed + 2)) if args.mixed else None
     kind = "broad" if args.broad else "mixed-script" if args.mixed else "specific"
     scan = SCAN_BUILT and not args.python
+    if args.python:  # spacing non-ASCII text in Python too, as without a C compiler
+        normalize._c_spaced = None
     look_up = "C module" if scan else "Python"
     print(f"matching: {args.items} items of ~450 words, {kind} rules, {look_up} look-up")
     rates: dict[int, float] = {}

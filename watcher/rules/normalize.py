@@ -99,6 +99,7 @@ class _Patterns:
     token: re.Pattern[str]  # one token of normalised text
     run: re.Pattern[str]  # a run of token characters: one token or several side by side
     single: re.Pattern[str]  # a character that is a token on its own (SINGLE)
+    other: re.Pattern[str]  # a token character that is not SINGLE (TOKEN or MARK)
     singles: re.Pattern[str]  # a run of them (without marks): a token each
     latin_marks: re.Pattern[str]  # marks that follow a Latin letter (after NFD)
     # Text without a match needs no accent stripping: no Latin letter that decomposes
@@ -249,6 +250,7 @@ def _patterns(*, astral: bool) -> _Patterns:
         token=re.compile(f"[{_ranges(sorted(token + marks))}]+|[{single_class}][{mark_class}]*"),
         run=re.compile(f"[{_ranges(sorted(token + marks + single))}]+"),
         single=re.compile(f"[{single_class}]"),
+        other=re.compile(f"[{_ranges(sorted(token + marks))}]"),
         singles=re.compile(f"[{single_class}]+"),
         latin_marks=re.compile(f"(?<=[{latin_class}])[{mark_class}]+"),
         may_strip=re.compile(f"[{strip}]" if astral else f"[{strip}{_ASTRAL}]"),
@@ -321,6 +323,8 @@ def _python_tokens(text: str) -> list[str]:
     runs = patterns.run.findall(text)
     if patterns.single.search(text) is None:
         return runs
+    if patterns.other.search(text) is None:  # only such characters (and separators)
+        return list("".join(runs))
     tokens: list[str] = []
     for run in runs:
         if patterns.single.search(run) is None:
