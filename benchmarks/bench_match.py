@@ -46,7 +46,7 @@ grows when other work on the machine evicts the matcher's tables from the shared
 which costs the 10,000-rule case (memory-bound) more than the 10-rule one.
 
 ``--python`` keeps the candidate look-up, and the spacing of non-ASCII text, in Python even
-where the C module (``watcher/rules/_scan.c``) is built, to measure the path an install
+where the C module (``watcher/_scan.c``) is built, to measure the path an install
 without a C compiler takes.
 
 ``--processes P`` (P > 1) also matches the same items in a pool of P worker processes, as
@@ -67,7 +67,7 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from watcher.rules import normalize
+from watcher import text as normalize
 from watcher.rules.match import SCAN_BUILT, CompiledRules, compile_rules, match_item
 from watcher.types import MatchItem, Rule
 

@@ -52,11 +52,11 @@ def engine(request: pytest.FixtureRequest) -> Iterator[str]:
     """Run a module's tests once with the C candidate scan and once with the Python path.
 
     Module-scoped, so hypothesis tests take it too. The C run fails, not skips, when
-    ``watcher.rules._scan`` was not built: ``make`` builds it.
+    ``watcher._scan`` was not built: ``make`` builds it.
     """
     if request.param == "c":
         if _match.ScanIndex is None:
-            pytest.fail("watcher.rules._scan is not built; reinstall with a C compiler")
+            pytest.fail("watcher._scan is not built; reinstall with a C compiler")
         yield "c"
         return
     with pytest.MonkeyPatch.context() as patch:

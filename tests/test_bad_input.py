@@ -49,7 +49,7 @@ from watcher.config import load_settings
 from watcher.delivery import DeliveryReport, deliver_pending
 from watcher.pipeline import PollReport, poll_feeds, select_feeds
 from watcher.runtime import Runtime, open_runtime
-from watcher.stories import title_key
+from watcher.storykeys import title_key
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 GOOD_TITLE = "DPRK troops seen in Kursk"

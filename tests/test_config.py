@@ -11,8 +11,6 @@ from watcher import __version__
 from watcher.config import (
     find_config,
     load_settings,
-    parse_duration,
-    parse_size,
     require_variables,
 )
 from watcher.exceptions import ConfigError, Problem
@@ -28,6 +26,7 @@ from watcher.types import (
     RateLimit,
     Settings,
 )
+from watcher.units import parse_duration, parse_size
 
 SPEC_EXAMPLE = """\
 database: data/watcher.db          # SQLite file, created on first use

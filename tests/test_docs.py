@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from watcher.cli import cli
 from watcher.rules.match import compile_rules, match_item
-from watcher.rules.normalize import UNSPACED
+from watcher.text import UNSPACED
 from watcher.types import MatchItem, Rule
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.rules.match import compile_rules, match_item, match_item_unindexed
-from watcher.rules.normalize import tokenize
+from watcher.text import tokenize
 from watcher.types import Hit, MatchItem, Rule
 
 # Every test runs with the C candidate scan and with the Python path (tests/conftest.py).

@@ -17,7 +17,7 @@ from watcher.rules.match import (
     match_item,
     match_item_unindexed,
 )
-from watcher.rules.normalize import spaced, tokenize
+from watcher.text import spaced, tokenize
 from watcher.types import Hit, MatchItem, Rule
 
 # Every test runs with the C candidate scan and with the Python path (tests/conftest.py).

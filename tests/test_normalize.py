@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.rules.normalize import (
+from watcher.text import (
     ASSIGNED_PLANES,
     UNSPACED,
     is_unspaced,
@@ -232,10 +232,10 @@ def test_the_c_and_python_spaced_forms_agree_on_any_text(text: str) -> None:
 
 
 def test_spaced_uses_the_c_module_when_it_is_built() -> None:
-    from watcher.rules import normalize as module
+    from watcher import text as module
 
     if module._c_spaced is None:  # the module-level failure names the cause; never skipped
-        pytest.fail("watcher.rules._scan is not built; reinstall with a C compiler")
+        pytest.fail("watcher._scan is not built; reinstall with a C compiler")
     assert module._c_spaced(" 乌克兰的f-16 ") == " 乌 克 兰 的 f 16 "
 
 

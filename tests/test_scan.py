@@ -1,4 +1,4 @@
-"""The C candidate scan (watcher/rules/_scan.c) on its own: what it finds, what it refuses."""
+"""The C candidate scan (watcher/_scan.c) on its own: what it finds, what it refuses."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.rules.match import ScanIndex, _starts, c_starts
-from watcher.rules.normalize import spaced
+from watcher.text import spaced
 
 if ScanIndex is None:  # the module-level failure names the cause; no test is skipped
-    pytest.fail("watcher.rules._scan is not built; reinstall with a C compiler")
+    pytest.fail("watcher._scan is not built; reinstall with a C compiler")
 assert ScanIndex is not None
 Index = ScanIndex
 

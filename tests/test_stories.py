@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.stories import canonical_link, strip_outlet, title_key
+from watcher.storykeys import canonical_link, strip_outlet, title_key
 
 
 @pytest.mark.parametrize(

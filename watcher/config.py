@@ -41,34 +41,11 @@ from watcher.types import (
     RateLimit,
     Settings,
 )
+from watcher.units import describe, parse_duration, parse_size
 from watcher.yamlnodes import check_expansion
 
 CONFIG_ENV = "WATCHER_CONFIG"
 DEFAULT_CONFIG = "watcher.yaml"
-
-# --- durations and sizes (imported by other modules) --------------------------------------
-
-_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION_RE = re.compile(r"(?:\s*\d+\s*[smhdw])+\s*")
-_UNITS_B = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
-
-
-def parse_duration(text: str | int) -> int:
-    """Seconds in ``30s``, ``15m``, ``2h``, ``1d``, ``1w``, ``1h30m`` or a plain integer."""
-    if isinstance(text, bool) or not isinstance(text, int | str):
-        raise ValueError(f"a duration must be like 30s, 15m, 2h or 1d, not {_describe(text)}")
-    if isinstance(text, int):
-        if text < 0:
-            raise ValueError(f"a duration cannot be negative ({text})")
-        return text
-    if text.strip().isdigit():
-        return int(text)
-    if not _DURATION_RE.fullmatch(text):
-        hint = "use a number with s, m, h or d (30s, 15m, 2h, 1d)"
-        raise ValueError(f"invalid duration {text!r}: {hint}")
-    return sum(int(n) * _UNITS_S[u] for n, u in re.findall(r"(\d+)\s*([smhdw])", text))
-
 
 MIN_INTERVAL_S = 60  # no feed is polled more often than once a minute
 
@@ -80,21 +57,6 @@ def parse_interval(value: str | int) -> int:
     if seconds < MIN_INTERVAL_S:
         raise ValueError(f"must be at least {_format_duration(MIN_INTERVAL_S)}, not {value}")
     return seconds
-
-
-def parse_size(text: str | int) -> int:
-    """Bytes in ``512KB``, ``10MB``, ``1GB`` (KB = 1024 bytes) or a plain integer."""
-    if isinstance(text, bool) or not isinstance(text, int | str):
-        raise ValueError(f"a size must be like 512KB, 10MB or 1GB, not {_describe(text)}")
-    if isinstance(text, int):
-        if text < 0:
-            raise ValueError(f"a size cannot be negative ({text})")
-        return text
-    match = _SIZE_RE.fullmatch(text.strip())
-    if not match:
-        hint = "use a number with KB, MB or GB (512KB, 10MB, 1GB)"
-        raise ValueError(f"invalid size {text!r}: {hint}")
-    return int(float(match[1]) * _UNITS_B[match[2].lower()])
 
 
 # --- kinds of values ----------------------------------------------------------------------
@@ -109,18 +71,11 @@ class Kind:
     path: bool = False  # the parsed value is a path (or a tuple of them) under the config folder
 
 
-def _describe(value: object) -> str:
-    names = {type(None): "null", bool: "a boolean", int: "an integer", float: "a number"}
-    names |= {str: "a string", list: "a list", dict: "a mapping"}
-    name = names.get(type(value), type(value).__name__)
-    return f"{name} ({value!r})" if isinstance(value, int | float | str) else name
-
-
 def _need(value: Any, types: type | tuple[type, ...], what: str) -> Any:
     """``value`` if it has one of ``types`` (a bool is no integer), else ValueError."""
     allowed = types if isinstance(types, tuple) else (types,)
     if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-        raise ValueError(f"must be {what}, not {_describe(value)}")
+        raise ValueError(f"must be {what}, not {describe(value)}")
     return value
 
 
@@ -221,7 +176,7 @@ def _strings_kind(what: str) -> Kind:
         items = [value] if isinstance(value, str) else _need(value, list, f"a list of {what}")
         for item in items:
             if not isinstance(item, str) or not item.strip():
-                raise ValueError(f"must be a list of {what}, not a list holding {_describe(item)}")
+                raise ValueError(f"must be a list of {what}, not a list holding {describe(item)}")
         return tuple(item.strip() for item in items)
 
     return Kind(f"list of {what} (or one)", parse)
@@ -239,7 +194,7 @@ def _headers_kind() -> Kind:
             if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
                 raise ValueError(f"invalid header name {name!r}")
             if isinstance(text, bool) or not isinstance(text, str | int | float):
-                raise ValueError(f"header {name}: must be a string, not {_describe(text)}")
+                raise ValueError(f"header {name}: must be a string, not {describe(text)}")
             if re.search(r"[\r\n\x00]", str(text)):
                 raise ValueError(f"header {name}: value must be one line")
             out[name] = str(text)
@@ -675,7 +630,7 @@ def _read_yaml(ctx: _Context, path: Path) -> dict[str, Any]:
         raise ConfigError(Problem(ctx.file, message, mark.line + 1)) from e
     data = _plain(ctx, node, "", yaml.SafeLoader("")) if node is not None else {}
     if not isinstance(data, dict):
-        ctx.error("", f"the file must hold a mapping of settings, not {_describe(data)}", 1)
+        ctx.error("", f"the file must hold a mapping of settings, not {describe(data)}", 1)
         raise ConfigError(ctx.problems)
     return data
 
@@ -786,7 +741,7 @@ def _read_mapping(
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        ctx.error(path, f"must be a mapping, not {_describe(value)}")
+        ctx.error(path, f"must be a mapping, not {describe(value)}")
         value = {}
     groups = _group(settings)
     _check_keys(ctx, value, path, [*groups, *extra])
@@ -918,7 +873,7 @@ def _read_feeds(ctx: _Context, value: Any, defaults: Mapping[str, Any]) -> tuple
     if value is None:
         return ()
     if not isinstance(value, list):
-        ctx.error("feeds", f"must be a list of feeds, not {_describe(value)}")
+        ctx.error("feeds", f"must be a list of feeds, not {describe(value)}")
         return ()
     feed_defaults = {**_table_defaults(ctx, FEED_SETTINGS), **defaults}
     opml_defaults = {**_table_defaults(ctx, OPML_SETTINGS), **defaults}
@@ -928,7 +883,7 @@ def _read_feeds(ctx: _Context, value: Any, defaults: Mapping[str, Any]) -> tuple
         if isinstance(entry, str):
             entry = {"url": entry}
         if not isinstance(entry, dict):
-            ctx.error(path, f"must be {{url: ...}} or {{opml: ...}}, not {_describe(entry)}")
+            ctx.error(path, f"must be {{url: ...}} or {{opml: ...}}, not {describe(entry)}")
         else:
             is_opml = "opml" in entry
             table = OPML_SETTINGS if is_opml else FEED_SETTINGS
@@ -1010,7 +965,7 @@ def _read_channels(ctx: _Context, value: Any) -> dict[str, ChannelConfig]:
         return {}
     if not isinstance(value, dict):
         ctx.error(
-            "channels", f"must be a mapping of channel name to settings, not {_describe(value)}"
+            "channels", f"must be a mapping of channel name to settings, not {describe(value)}"
         )
         return {}
     channels = {}
@@ -1062,7 +1017,7 @@ def _channel_type(ctx: _Context, body: Any, path: str) -> ChannelType | None:
     """The type a channel's ``type:`` names; None (and a problem) when it names none."""
     valid = f"valid types: {', '.join(sorted(CHANNEL_TYPES))}"
     if not isinstance(body, dict):
-        ctx.error(path, f"must be a mapping with a 'type' ({valid}), not {_describe(body)}")
+        ctx.error(path, f"must be a mapping with a 'type' ({valid}), not {describe(body)}")
         return None
     type_name = body.get("type")
     if type_name is None:

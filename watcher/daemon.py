@@ -147,7 +147,7 @@ def warn_without_scan() -> None:
     """Say at start when rule matching runs without its C module, and what that costs."""
     if not SCAN_BUILT:
         log.warning(
-            "rule matching runs without its C module (watcher/rules/_scan.c), at about 40 %"
+            "rule matching runs without its C module (watcher/_scan.c), at about 40 %"
             " of its speed; reinstall watcher where a C compiler is present"
         )
 

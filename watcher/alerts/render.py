@@ -20,7 +20,7 @@ from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
 from watcher.printable import printable
-from watcher.rules.normalize import tokenize_spans
+from watcher.text import tokenize_spans
 from watcher.types import AlertItem, AlertMessage, Hit
 
 SNIPPET_CONTEXT = 70  # characters shown on each side of a highlighted span

@@ -13,7 +13,6 @@ import click
 from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
 from watcher.commands.lookup import configured_feed_names
 from watcher.commands.table import print_table
-from watcher.config import parse_duration
 from watcher.exceptions import ConfigError
 from watcher.outbox import MUTES_STATE
 from watcher.policy import live_mutes, mute_key
@@ -23,6 +22,7 @@ from watcher.store.names import stored_feed_names
 from watcher.store.rows import to_text
 from watcher.suggest import not_found
 from watcher.types import Settings
+from watcher.units import parse_duration
 
 
 @cli.command()

@@ -13,7 +13,7 @@ import click
 
 from watcher.backtest import backtest_json, backtest_lines, count_archive, run_backtest
 from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, plural
-from watcher.config import parse_duration, rule_files_in
+from watcher.config import rule_files_in
 from watcher.exceptions import ConfigError, Problem, WatcherError
 from watcher.printable import dumps_json, printable
 from watcher.rules.load import (
@@ -29,6 +29,7 @@ from watcher.rules.match import compile_rules, match_item
 from watcher.store import REMOVED_BY_HAND, REMOVED_FROM_CONFIG, Store, slug_for_url
 from watcher.suggest import not_found
 from watcher.types import FIELDS, Match, MatchItem, Rule, Settings
+from watcher.units import parse_duration
 
 
 @cli.group()

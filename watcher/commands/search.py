@@ -15,7 +15,6 @@ import click
 
 from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
 from watcher.commands.lookup import check_feeds, check_rule
-from watcher.config import parse_duration
 from watcher.printable import printable, printable_value
 from watcher.rules.load import load_term_lists
 from watcher.rules.query import TermLists
@@ -29,6 +28,7 @@ from watcher.store.search import (
     SearchHit,
     search_items,
 )
+from watcher.units import parse_duration
 
 FEED_WIDTH = 24
 CSV_COLUMNS = ("id", "published_at", "feed", "title", "link", "rules", "snippet")

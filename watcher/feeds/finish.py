@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import fields, replace
 
-from watcher.stories import title_key
+from watcher.storykeys import title_key
 from watcher.surrogates import has_surrogates, scrub
 from watcher.types import ParsedFeed, ParsedItem
 

@@ -33,12 +33,8 @@ from watcher.rules.query import (
     parse_query,
 )
 from watcher.types import FIELDS, SEVERITIES, RateLimit, Rule, Threshold
+from watcher.units import parse_duration
 from watcher.yamlnodes import check_expansion
-
-try:
-    from watcher.config import parse_duration
-except ImportError:  # pragma: no cover - config.py is optional for the rule language
-    parse_duration = None  # type: ignore[assignment]
 
 KEYS: tuple[str, ...] = (
     "id",
@@ -328,26 +324,13 @@ def _description(value: Any, reader: _RuleReader) -> dict[str, Any]:
 
 def duration(value: Any) -> int:
     """Seconds in ``30s``, ``15m``, ``2h``, ``1d``; raises _Invalid."""
-    if parse_duration is not None:
-        try:
-            seconds = parse_duration(value)
-        except ValueError as error:
-            raise _Invalid(str(error)) from None
-    else:  # pragma: no cover
-        seconds = _local_duration(value)
+    try:
+        seconds = parse_duration(value)
+    except ValueError as error:
+        raise _Invalid(str(error)) from None
     if seconds <= 0:
         raise _Invalid("must be a positive duration like 30s, 15m, 2h or 1d")
     return seconds
-
-
-def _local_duration(value: Any) -> int:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise _Invalid(f"invalid duration {value!r}: use 30s, 15m, 2h or 1d")
-    return int(text[:-1]) * units[text[-1]]
 
 
 def _positive_int(value: Any, what: str) -> int:

@@ -22,7 +22,6 @@ from typing import Protocol
 import ahocorasick
 import snowballstemmer
 
-from watcher.rules.normalize import is_unspaced, spaced, tokenize_spans
 from watcher.rules.query import (
     And,
     Leaf,
@@ -39,12 +38,13 @@ from watcher.rules.query import (
     parse_entry,
     parse_query,
 )
+from watcher.text import is_unspaced, spaced, tokenize_spans
 from watcher.types import Hit, Match, MatchItem, Rule
 
 try:
-    from watcher.rules._scan import Found
-    from watcher.rules._scan import Index as ScanIndex
-    from watcher.rules._scan import starts as c_starts
+    from watcher._scan import Found
+    from watcher._scan import Index as ScanIndex
+    from watcher._scan import starts as c_starts
 except ImportError:  # built without a C compiler: the Python path gives the same results
     Found = ScanIndex = c_starts = None  # type: ignore[assignment,misc]
 SCAN_BUILT = ScanIndex is not None
@@ -238,7 +238,7 @@ def _leaves(node: Node) -> Iterator[Leaf]:
 
 
 def _needles(leaf: Leaf) -> Needles:
-    """Substrings of a spaced value (``normalize.spaced``) that a leaf's occurrence implies.
+    """Substrings of a spaced value (``text.spaced``) that a leaf's occurrence implies.
 
     Each group lists alternatives, one of which must occur: `` drone `` for a token,
     `` dron`` for a prefix, and for a phrase one group per word.
@@ -719,7 +719,7 @@ class _ItemText:
         self._c_starts = c_starts if scanner is not None else None
 
     def spaced(self, name: str) -> list[str]:
-        """Each value of field ``name`` as ``normalize.spaced`` gives it."""
+        """Each value of field ``name`` as ``text.spaced`` gives it."""
         found = self._spaced.get(name)
         if found is None:
             found = self._spaced[name] = [spaced(v) for v in self.values.get(name, ())]
@@ -762,7 +762,7 @@ class _ItemText:
         return found
 
     def spaced_values(self) -> Iterator[str]:
-        """Every value in scope as ``normalize.spaced`` gives it."""
+        """Every value in scope as ``text.spaced`` gives it."""
         for name in self.scope:
             yield from self.spaced(name)
 
@@ -771,7 +771,7 @@ class _ItemText:
         return self.has_start(" " + prefix)
 
     def all_spaced(self) -> str:
-        """Every value in scope as ``normalize.spaced`` gives it, joined by newlines.
+        """Every value in scope as ``text.spaced`` gives it, joined by newlines.
 
         A newline never occurs in a spaced value: it marks where one value ends, so that
         two tokens either side of it are not side by side.

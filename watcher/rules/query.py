@@ -27,7 +27,7 @@ from typing import Any
 
 import re2
 
-from watcher.rules.normalize import is_unspaced, normalize, tokenize, tokenize_spans
+from watcher.text import is_unspaced, normalize, tokenize, tokenize_spans
 from watcher.types import FIELDS
 
 SCOPE_FIELDS: tuple[str, ...] = (*FIELDS, "text")

@@ -42,7 +42,7 @@ from watcher.store.rows import (
     to_text,
     to_text_or_none,
 )
-from watcher.stories import canonical_link, title_key
+from watcher.storykeys import canonical_link, title_key
 from watcher.types import (
     Alert,
     AlertStatus,

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from watcher.stories import canonical_link, title_key
+from watcher.storykeys import canonical_link, title_key
 
 FEEDS = "feeds"
 ITEMS = "items"

@@ -1,4 +1,4 @@
-"""Text normalisation and tokenisation shared by rules and items; knows nothing of rules.
+"""Text normalisation and tokenisation shared by rules, items, story keys and search; no I/O.
 
 Normalisation (SPEC §4): delete the soft hyphen and zero-width characters, apply NFKC,
 case-fold, and strip accents from Latin letters only. A token is a maximal run of letters
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 
 try:
-    from watcher.rules._scan import set_classes as _c_set_classes
-    from watcher.rules._scan import spaced as _c_spaced
+    from watcher._scan import set_classes as _c_set_classes
+    from watcher._scan import spaced as _c_spaced
 except ImportError:  # built without a C compiler: the regexes below do the same
     _c_set_classes = _c_spaced = None  # type: ignore[assignment]
 

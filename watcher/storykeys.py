@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import SplitResult, urlsplit
 
-from watcher.rules.normalize import join_tokens, tokenize
+from watcher.text import join_tokens, tokenize
 
 # Query parameters that only track where a reader came from (compared lower-cased).
 TRACKING_PARAMS: frozenset[str] = frozenset({"fbclid", "gclid", "mc_cid", "mc_eid", "ref"})

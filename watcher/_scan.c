@@ -1,8 +1,8 @@
-/* The candidate scan of watcher.rules.match, in C.
+/* The candidate scan of watcher.rules.match and the spacing of watcher.text, in C.
  *
  * An ``Index`` holds the rules' words (unstemmed) in a compact open-addressing table and,
  * per anchor word, the entries filed under it with their companion conditions. ``scan``
- * walks an item's text once -- field values in the spaced form of normalize.spaced, where
+ * walks an item's text once -- field values in the spaced form of text.spaced, where
  * tokens are separated by spaces and nothing else, joined by newlines -- looks every token
  * up, and returns a ``Found``: which rule words the text holds (``in``, ``isdisjoint``) and
  * which entries pass: their anchor is held, their companion is satisfied (a companion word
@@ -16,8 +16,8 @@
  * per token: the work per item is one pass over the text's bytes and one table probe per
  * token, against ~40 us of string objects, hashing and set probes in Python at 10,000 rules.
  *
- * ``spaced`` makes that spaced form from normalised text, as normalize.py's regexes do, from
- * a table of character classes that normalize.py builds from its Unicode database and hands
+ * ``spaced`` makes that spaced form from normalised text, as text.py's regexes do, from
+ * a table of character classes that text.py builds from its Unicode database and hands
  * over with ``set_classes``: the one table both paths read.
  */
 #define PY_SSIZE_T_CLEAN
@@ -883,7 +883,7 @@ static PyGetSetDef Index_getset[] = {
 
 static PyTypeObject IndexType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "watcher.rules._scan.Index",
+    .tp_name = "watcher._scan.Index",
     .tp_doc = "Index(words, entries): rule words and the entries filed under anchor words.",
     .tp_basicsize = sizeof(Index),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -967,7 +967,7 @@ static PySequenceMethods Found_as_sequence = {
 
 static PyTypeObject FoundType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "watcher.rules._scan.Found",
+    .tp_name = "watcher._scan.Found",
     .tp_doc = "What Index.scan found in one text.",
     .tp_basicsize = sizeof(Found),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -1079,7 +1079,7 @@ fail:
 
 /* --- spaced ----------------------------------------------------------------------------- */
 
-/* Character classes, one byte per code point (normalize.py: ``_Classes.table``). */
+/* Character classes, one byte per code point (text.py: ``_Classes.table``). */
 enum { SEPARATOR = 0, TOKEN = 1, SINGLE = 2, MARK = 3 };
 
 static PyObject *class_table = NULL; /* bytes of sys.maxunicode + 1 classes, or NULL */
@@ -1168,7 +1168,7 @@ static PyMethodDef module_functions[] = {
 
 static struct PyModuleDef scan_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "watcher.rules._scan",
+    .m_name = "watcher._scan",
     .m_doc = "Candidate scan for watcher's rule matcher.",
     .m_size = -1,
     .m_methods = module_functions,
