@@ -50,7 +50,7 @@ where the C module (``watcher/_scan.c``) is built, to measure the path an instal
 without a C compiler takes.
 
 ``--processes P`` (P > 1) also matches the same items in a pool of P worker processes, as
-a poll does (``watcher/workers.py``): each worker compiles the rules once when it starts,
+a poll does (``watcher/poll/workers.py``): each worker compiles the rules once when it starts,
 then matches chunks of items; the figure is items per second of wall-clock time from the
 moment every worker is ready, so it counts the parent's share of the work too.
 """

@@ -34,9 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from watcher.search import translate_query  # noqa: E402
+from watcher.archive.search import translate_query  # noqa: E402
 from watcher.store import Store  # noqa: E402
-from watcher.store.search import SearchFilters, search_items  # noqa: E402
+from watcher.store.fts import SearchFilters, search_items  # noqa: E402
 
 COMMON_TEXT = """the of and to in a is that for on with as was by at from it said has are be have
 an not this but they were their after over new its who been more two will also about

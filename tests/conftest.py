@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.servers import FeedServer
-from watcher.feeds.fetch import FeedSession, make_session
+from watcher.poll.fetch import FeedSession, make_session
 
 
 @pytest.fixture

@@ -20,8 +20,9 @@ from tests.servers import FeedServer
 from tests.terminal import run_on_terminal
 from watcher.cli import cli
 from watcher.config import load_settings
-from watcher.pipeline import FeedResult, PollReport, feed_options, select_feeds, store_result
-from watcher.runtime import open_runtime
+from watcher.poll.pipeline import PollReport, feed_options, select_feeds, store_result
+from watcher.poll.result import FeedResult
+from watcher.poll.runtime import open_runtime
 from watcher.types import Fetched, ParsedFeed, ParsedItem
 
 NOW = datetime.now(UTC).replace(microsecond=0)

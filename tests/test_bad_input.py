@@ -44,11 +44,11 @@ from tests.faults import (
 )
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
-from watcher import workers
 from watcher.config import load_settings
-from watcher.delivery import DeliveryReport, deliver_pending
-from watcher.pipeline import PollReport, poll_feeds, select_feeds
-from watcher.runtime import Runtime, open_runtime
+from watcher.deliver.send import DeliveryReport, deliver_pending
+from watcher.poll import workers
+from watcher.poll.pipeline import PollReport, poll_feeds, select_feeds
+from watcher.poll.runtime import Runtime, open_runtime
 from watcher.storykeys import title_key
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

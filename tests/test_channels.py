@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from tests.receivers import SmtpReceiver, WebhookReceiver, free_port
-from watcher.alerts import make_channel
-from watcher.alerts.email import EmailChannel
-from watcher.alerts.render import render_text
-from watcher.alerts.webhook import WebhookChannel, webhook_body
 from watcher.config import load_settings
+from watcher.deliver.channels import make_channel
+from watcher.deliver.email import EmailChannel
+from watcher.deliver.render import render_text
+from watcher.deliver.webhook import WebhookChannel, webhook_body
 from watcher.exceptions import ConfigError, DeliveryError
 from watcher.types import AlertItem, AlertMessage, AlsoReported, ChannelConfig
 

@@ -121,12 +121,12 @@ def test_every_registered_command_is_a_watcher_command() -> None:
 def test_verbose_and_quiet_work_after_a_subcommand(project: Path) -> None:
     config = ["--config", str(project / "watcher.yaml")]
     _, _, err = run(project, *config, "poll", "--all", "-v")
-    assert "INFO watcher.pipeline: polled feed=wire" in err
+    assert "INFO watcher.poll.pipeline: polled feed=wire" in err
     (project / "wire.xml").write_bytes(b"not a feed")
     _, _, err = run(project, *config, "poll", "--all", "-q")
     assert "WARNING" not in err  # -q: errors only
     _, _, err = run(project, *config, "-v", "poll", "--all", "-v")
-    assert "WARNING watcher.pipeline: poll failed feed=wire" in err
+    assert "WARNING watcher.poll.pipeline: poll failed feed=wire" in err
 
 
 def test_status_json_quiet_and_config_after_the_command(project: Path) -> None:

@@ -23,9 +23,9 @@ from click.testing import CliRunner
 
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
-from watcher import daemon as daemon_module
 from watcher.cli import cli
-from watcher.daemon import Clock, HostSlots, warn_without_scan
+from watcher.poll import daemon as daemon_module
+from watcher.poll.daemon import Clock, HostSlots, warn_without_scan
 from watcher.store import Store
 from watcher.store.daemon_state import read_heartbeat
 from watcher.store.rows import to_text

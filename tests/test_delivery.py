@@ -21,9 +21,10 @@ from click.testing import CliRunner
 from tests.receivers import SmtpReceiver, WebhookReceiver, free_port
 from watcher.cli import cli
 from watcher.config import load_settings
-from watcher.delivery import DeliveryReport, deliver_pending
-from watcher.pipeline import FeedResult, PollReport, select_feeds, store_result
-from watcher.runtime import Runtime, open_runtime
+from watcher.deliver.send import DeliveryReport, deliver_pending
+from watcher.poll.pipeline import PollReport, select_feeds, store_result
+from watcher.poll.result import FeedResult
+from watcher.poll.runtime import Runtime, open_runtime
 from watcher.store import Store
 from watcher.types import Fetched, ParsedFeed, ParsedItem
 
@@ -83,7 +84,7 @@ class World:
 
 
 def _options(rt: Runtime, feed: str) -> Any:
-    from watcher.pipeline import feed_options
+    from watcher.poll.pipeline import feed_options
 
     return feed_options(rt.settings, rt.store.feed_by_name(feed))  # type: ignore[arg-type]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.feedgen import Entry, rss
-from watcher.feeds import fastparse
-from watcher.feeds.parse import parse_feed, parse_xml_feed
+from watcher.poll import fastparse
+from watcher.poll.parse import parse_feed, parse_xml_feed
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))

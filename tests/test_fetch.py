@@ -12,7 +12,7 @@ import pytest
 
 from tests.servers import FeedServer
 from watcher.exceptions import FetchError
-from watcher.feeds.fetch import (
+from watcher.poll.fetch import (
     FeedSession,
     HTTPStatusError,
     _headers_for_hop,

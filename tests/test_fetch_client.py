@@ -17,7 +17,7 @@ import pytest
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
 from watcher.exceptions import FetchError
-from watcher.feeds.fetch import fetch_feed, make_session
+from watcher.poll.fetch import fetch_feed, make_session
 
 BODY = rss([Entry("1", "Through the proxy")])
 FAR = "http://feeds.example.invalid/world.xml"  # resolvable only by the proxy

@@ -20,8 +20,8 @@ from tests.servers import FeedServer
 from watcher.address_policy import AddressPolicy
 from watcher.cli import cli
 from watcher.exceptions import FetchError
-from watcher.feeds import guard
-from watcher.feeds.fetch import FeedSession, fetch_feed, make_session
+from watcher.poll import guard
+from watcher.poll.fetch import FeedSession, fetch_feed, make_session
 
 REAL_GETADDRINFO = socket.getaddrinfo
 

@@ -18,20 +18,18 @@ from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
 from tests.test_daemon import Daemon, eml_subjects, wait_for
 from watcher.cli import cli
-from watcher.health import (
-    HealthEvent,
-    HealthKind,
+from watcher.decide.health import (
     check_problems,
     event_after_poll,
     health_channels,
-    health_message,
     heartbeat_max_age_s,
     quiet_event,
 )
+from watcher.deliver.message import health_message
 from watcher.store import Store
 from watcher.store.daemon_state import write_heartbeat
 from watcher.store.rows import to_text
-from watcher.types import FeedState, FeedStatus
+from watcher.types import FeedState, FeedStatus, HealthEvent, HealthKind
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

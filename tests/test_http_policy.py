@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
 from watcher.cli import cli
-from watcher.http_policy import (
+from watcher.decide.schedule import (
     MAX_CACHE_S,
     cache_lifetime_s,
     first_run_at,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from watcher.feeds.fetch import fetch_feed, make_session
+from watcher.poll.fetch import fetch_feed, make_session
 
 BODY = b'<?xml version="1.0"?><rss version="2.0"><channel><title>k</title></channel></rss>'
 

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.exceptions import ParseError
-from watcher.feeds.cpu import CpuBudgetExceeded
-from watcher.feeds.html import clean_html, html_to_text, sanitize_html
-from watcher.feeds.parse import parse_feed
-from watcher.feeds.tame import is_tame, plain_text
+from watcher.poll.cpu import CpuBudgetExceeded
+from watcher.poll.html import clean_html, html_to_text, sanitize_html
+from watcher.poll.parse import parse_feed
+from watcher.poll.tame import is_tame, plain_text
 from watcher.types import ParsedFeed
 
 DATA = Path(__file__).parent / "data"

@@ -14,9 +14,9 @@ import pytest
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
 from watcher.config import load_settings
-from watcher.delivery import deliver_pending
-from watcher.pipeline import poll_feeds, select_feeds
-from watcher.runtime import Runtime, open_runtime
+from watcher.deliver.send import deliver_pending
+from watcher.poll.pipeline import poll_feeds, select_feeds
+from watcher.poll.runtime import Runtime, open_runtime
 from watcher.types import ChannelConfig, Settings
 
 ROOT = Path(__file__).resolve().parent.parent

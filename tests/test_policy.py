@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from watcher.policy import (
-    alert_subject,
-    format_window,
+from watcher.decide.policy import (
     is_muted,
     is_over_limit,
     limits_for,
     live_mutes,
-    next_attempt,
     threshold_reached,
 )
+from watcher.deliver.message import alert_subject, format_window
+from watcher.deliver.retry import next_attempt
 from watcher.types import (
     Alert,
     AlertStatus,

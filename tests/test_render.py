@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from watcher.alerts.render import header_text, make_snippets
+from watcher.deliver.render import header_text
 from watcher.rules.match import compile_rules, match_item
+from watcher.rules.snippets import make_snippets
 from watcher.types import Hit, MatchItem, Rule
 
 

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
+from watcher.archive.retention import prune_archive
 from watcher.cli import cli
 from watcher.config import load_settings
-from watcher.retention import prune_archive
 from watcher.store import Store
 from watcher.types import AlertStatus, Match, ParsedItem, Settings
 

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
+from watcher.archive.search import SearchQueryError, translate_query
 from watcher.cli import cli
 from watcher.rules.match import compile_rules, match_item
-from watcher.search import SearchQueryError, translate_query
 from watcher.store import Store
-from watcher.store.search import MARK_END, MARK_START, SearchFilters, search_items
+from watcher.store.fts import MARK_END, MARK_START, SearchFilters, search_items
 from watcher.types import MatchItem, ParsedItem, Rule
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -17,6 +17,7 @@ from tests.feedgen import Entry, rss
 from tests.receivers import SmtpReceiver, WebhookReceiver
 from tests.servers import FeedServer
 from watcher.cli import cli
+from watcher.decide.schedule import next_poll_after_interval_change as moved
 from watcher.store import Store
 from watcher.types import FeedConfig
 
@@ -173,7 +174,7 @@ def test_a_permanent_redirect_keeps_the_template_and_logs_no_secret(
 ) -> None:
     feed_server.redirect(f"/f.xml?apikey={FEED_KEY}", f"/new.xml?apikey={FEED_KEY}", 301)
     feed_server.set(f"/new.xml?apikey={FEED_KEY}", rss([Entry("1", "Kursk")]))
-    logging.getLogger("watcher.pipeline").setLevel(logging.NOTSET)  # a quiet poll raised it
+    logging.getLogger("watcher.poll.pipeline").setLevel(logging.NOTSET)  # a quiet poll raised it
     first = watcher(project, "-v", "poll", "--all")
     second = watcher(project, "-v", "poll", "--all")
     assert first.exit_code == second.exit_code == 0
@@ -246,9 +247,9 @@ def test_a_database_holding_an_expanded_url_gets_the_template_instead(
     now = datetime(2026, 3, 1, tzinfo=UTC)
     with Store(tmp_path / "w.db") as store:
         (old,) = store.sync_config_feeds(
-            [FeedConfig(url=template.replace("${FEED_KEY}", FEED_KEY))], now
+            [FeedConfig(url=template.replace("${FEED_KEY}", FEED_KEY))], now, reschedule=moved
         )
-        (new,) = store.sync_config_feeds([FeedConfig(url=template)], now)
+        (new,) = store.sync_config_feeds([FeedConfig(url=template)], now, reschedule=moved)
         assert (new.id, new.url) == (old.id, template)
         assert len(store.list_feeds()) == 1
     assert FEED_KEY not in database_bytes(tmp_path)

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlite_utils import Database
 
+from watcher.decide.schedule import next_poll_after_interval_change as moved
 from watcher.exceptions import StoreError
 from watcher.store import Store, schema, slug_for_url
 from watcher.types import AlertStatus, FeedConfig, FeedStatus, Match, ParsedItem
@@ -197,7 +198,9 @@ def test_a_version_1_database_upgrades_in_place_keeping_rows(tmp_path: Path) -> 
         copy = store.upsert_item(2, item("new", link="http://example.org/kursk/"), NOW)
         assert copy.story_id == 1
         # the config feed is still recognised by its URL
-        synced = store.sync_config_feeds([FeedConfig(url="https://example.org/a.rss")], NOW)
+        synced = store.sync_config_feeds(
+            [FeedConfig(url="https://example.org/a.rss")], NOW, reschedule=moved
+        )
         assert {f.name for f in synced} == {"example-a", "example-b"}
 
 
@@ -444,7 +447,7 @@ def test_sync_config_feeds(store: Store) -> None:
         FeedConfig(url="https://example.org/a.rss", name="a", tags=("ukraine",)),
         FeedConfig(url="https://example.org/b.rss", interval_s=300),
     ]
-    synced = store.sync_config_feeds(config, NOW)
+    synced = store.sync_config_feeds(config, NOW, reschedule=moved)
     assert {f.name: f.source for f in synced} == {
         "a": "config",
         "example-org-b-rss": "config",
@@ -455,7 +458,7 @@ def test_sync_config_feeds(store: Store) -> None:
         FeedConfig(url="https://example.org/a2.rss", name="a", tags=("russia",)),
         FeedConfig(url="https://example.org/b.rss", interval_s=600),
     ]
-    synced = store.sync_config_feeds(config, NOW)
+    synced = store.sync_config_feeds(config, NOW, reschedule=moved)
     a = store.feed_by_name("a")
     b = store.feed_by_name("example-org-b-rss")
     assert a is not None and b is not None
@@ -463,12 +466,12 @@ def test_sync_config_feeds(store: Store) -> None:
     assert b.interval_s == 600
     assert len(store.list_feeds()) == 3
     # removed from the file: disabled with a reason, not polled, and back when re-listed
-    synced = store.sync_config_feeds(config[:1], NOW)
+    synced = store.sync_config_feeds(config[:1], NOW, reschedule=moved)
     assert {f.name for f in synced} == {"a", cli.name}
     b = store.feed(b.id)
     assert (b.last_status, b.disabled_reason) == ("disabled", "removed from the config file")
     assert b.id not in {f.id for f in store.due_feeds(NOW)}
-    synced = store.sync_config_feeds(config, NOW)
+    synced = store.sync_config_feeds(config, NOW, reschedule=moved)
     assert store.feed(b.id).disabled_reason is None
     assert b.id in {f.id for f in synced}
 
@@ -482,16 +485,16 @@ def polled(store: Store, feed_id: int, at: datetime, **kw: Any) -> None:
 
 def test_a_lowered_interval_reschedules_the_feed_from_its_last_poll(store: Store) -> None:
     daily = FeedConfig(url="https://example.org/a.rss", name="a", interval_s=86400)
-    (feed,) = store.sync_config_feeds([daily], NOW)
+    (feed,) = store.sync_config_feeds([daily], NOW, reschedule=moved)
     polled(store, feed.id, NOW)
     assert store.feed(feed.id).next_poll_at == NOW + timedelta(days=1)
     minutely = FeedConfig(url=daily.url, name="a", interval_s=60, interval_source="feed")
-    store.sync_config_feeds([minutely], NOW + timedelta(minutes=30))
+    store.sync_config_feeds([minutely], NOW + timedelta(minutes=30), reschedule=moved)
     again = store.feed(feed.id)
     assert (again.interval_s, again.interval_source) == (60, "feed")
     assert again.next_poll_at == NOW + timedelta(minutes=1)  # overdue: polled at once
     # raising it again never pushes the planned poll later
-    store.sync_config_feeds([daily], NOW)
+    store.sync_config_feeds([daily], NOW, reschedule=moved)
     assert store.feed(feed.id).next_poll_at == NOW + timedelta(minutes=1)
 
 
@@ -500,7 +503,7 @@ def test_a_lowered_interval_keeps_backoff_retry_after_and_cache_holds(store: Sto
         FeedConfig(url=f"https://example.org/{n}.rss", name=n, interval_s=7200)
         for n in ("failing", "held", "cached", "plain")
     ]
-    store.sync_config_feeds(feeds, NOW)
+    store.sync_config_feeds(feeds, NOW, reschedule=moved)
     ids = {f.name: f.id for f in store.list_feeds()}
     for _ in range(3):  # three failures in a row: the backoff is 4 intervals
         store.record_poll(
@@ -513,7 +516,7 @@ def test_a_lowered_interval_keeps_backoff_retry_after_and_cache_holds(store: Sto
     polled(store, ids["cached"], NOW, next_poll_at=NOW + timedelta(hours=20))  # max-age 20h
     polled(store, ids["plain"], NOW)
     lowered = [FeedConfig(url=f.url, name=f.name, interval_s=600) for f in feeds]
-    store.sync_config_feeds(lowered, NOW)
+    store.sync_config_feeds(lowered, NOW, reschedule=moved)
     after = {f.name: f.next_poll_at for f in store.list_feeds()}
     assert after["failing"] == NOW + timedelta(minutes=40)  # 10m doubled twice
     assert after["held"] == NOW + timedelta(minutes=90)  # not before the Retry-After
@@ -529,7 +532,7 @@ def test_command_line_feeds_follow_the_default_interval_until_given_their_own(
     )
     own = store.add_feed("https://b.example/rss", interval_s=900, interval_source="feed", now=NOW)
     polled(store, follows.id, NOW)
-    store.sync_config_feeds([], NOW, default_interval_s=120)
+    store.sync_config_feeds([], NOW, default_interval_s=120, reschedule=moved)
     assert store.feed(follows.id).interval_s == 120
     assert store.feed(follows.id).next_poll_at == NOW + timedelta(minutes=2)
     assert store.feed(own.id).interval_s == 900
@@ -541,35 +544,42 @@ def test_a_feed_disabled_while_its_poll_runs_stays_disabled(store: Store, feed_i
     feed = store.feed(feed_id)
     assert (feed.last_status, feed.disabled_reason) == ("disabled", "disabled by hand")
     cfg = FeedConfig(url=feed.url, name=feed.name)
-    assert store.sync_config_feeds([cfg], NOW) == []  # a reload keeps it disabled
+    assert store.sync_config_feeds([cfg], NOW, reschedule=moved) == []  # a reload keeps it disabled
 
 
 def test_sync_respects_enabled_false_and_other_reasons(store: Store) -> None:
     cfg = FeedConfig(url="https://example.org/a.rss", name="a")
-    (feed,) = store.sync_config_feeds([cfg], NOW)
-    assert store.sync_config_feeds([FeedConfig(url=cfg.url, name="a", enabled=False)], NOW) == []
+    (feed,) = store.sync_config_feeds([cfg], NOW, reschedule=moved)
+    assert (
+        store.sync_config_feeds(
+            [FeedConfig(url=cfg.url, name="a", enabled=False)], NOW, reschedule=moved
+        )
+        == []
+    )
     assert store.feed(feed.id).disabled_reason == "disabled in the config file"
-    assert len(store.sync_config_feeds([cfg], NOW)) == 1
+    assert len(store.sync_config_feeds([cfg], NOW, reschedule=moved)) == 1
     store.disable_feed(feed.id, "HTTP 410 Gone")
-    assert store.sync_config_feeds([cfg], NOW) == []
+    assert store.sync_config_feeds([cfg], NOW, reschedule=moved) == []
     assert store.feed(feed.id).disabled_reason == "HTTP 410 Gone"
     store.enable_feed(feed.id)
-    assert len(store.sync_config_feeds([cfg], NOW)) == 1
+    assert len(store.sync_config_feeds([cfg], NOW, reschedule=moved)) == 1
 
 
 def test_permanent_redirect_survives_config_sync(store: Store) -> None:
     cfg = FeedConfig(url="http://old.example/rss")
-    (feed,) = store.sync_config_feeds([cfg], NOW)
+    (feed,) = store.sync_config_feeds([cfg], NOW, reschedule=moved)
     store.record_poll(
         feed.id, started_at=NOW, duration_ms=1, http_status=200, new_items=0, error=None,
         status=FeedStatus.OK, now=NOW, url="https://new.example/rss",
     )  # fmt: skip
-    (again,) = store.sync_config_feeds([cfg], NOW)
+    (again,) = store.sync_config_feeds([cfg], NOW, reschedule=moved)
     assert (again.id, again.url) == (feed.id, "https://new.example/rss")
 
 
 def test_remove_feed(store: Store) -> None:
-    (config_feed,) = store.sync_config_feeds([FeedConfig(url="https://c.example/rss")], NOW)
+    (config_feed,) = store.sync_config_feeds(
+        [FeedConfig(url="https://c.example/rss")], NOW, reschedule=moved
+    )
     empty = store.add_feed("https://empty.example/rss", now=NOW)
     full = store.add_feed("https://full.example/rss", now=NOW)
     store.upsert_item(full.id, item(), NOW)

@@ -11,21 +11,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import watcher.outbox
+import watcher.decide.alerts
 from tests.receivers import WebhookReceiver
 from watcher.config import load_settings
-from watcher.delivery import build_message, deliver_pending
-from watcher.pipeline import FeedResult, PollReport, feed_options, select_feeds, store_result
-from watcher.runtime import Runtime, open_runtime
-from watcher.threshold import (
+from watcher.decide.threshold import (
     ArmState,
-    VolumeMatch,
     decide_threshold,
     decide_volume,
     history_start,
     is_armed,
 )
-from watcher.types import Fetched, ParsedFeed, ParsedItem, Threshold
+from watcher.deliver.message import build_message
+from watcher.deliver.send import deliver_pending
+from watcher.poll.pipeline import PollReport, feed_options, select_feeds, store_result
+from watcher.poll.result import FeedResult
+from watcher.poll.runtime import Runtime, open_runtime
+from watcher.types import Fetched, ParsedFeed, ParsedItem, Threshold, VolumeMatch
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -223,14 +224,14 @@ def test_a_rule_that_fired_long_ago_reads_two_windows_and_fires_once_on_a_new_su
     for n in range(150):
         ingest(world, "abcd"[n % 4], f"lone{n}", f"Kursk note {n}", at(60 + 300 * n))
     oldest: list[datetime] = []
-    real = watcher.outbox.decide_volume
+    real = watcher.decide.alerts.decide_volume
 
     def spy(rule: Threshold, history: Any, state: ArmState, now: datetime) -> Any:
         oldest.append(min((m.matched_at for m in history), default=now))
         assert now - oldest[-1] <= 2 * timedelta(seconds=rule.within_s)
         return real(rule, history, state, now)
 
-    monkeypatch.setattr(watcher.outbox, "decide_volume", spy)
+    monkeypatch.setattr(watcher.decide.alerts, "decide_volume", spy)
     later = 60 + 300 * 150
     for n, feed in enumerate("bcd"):  # a new surge, then it keeps going
         ingest(world, feed, f"wave{n}", f"Kursk new wave {n}", at(later + n))

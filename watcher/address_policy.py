@@ -12,7 +12,7 @@
 
 An IPv6 address that embeds an IPv4 one (``::ffff:10.0.0.1``, NAT64 ``64:ff9b::a9fe:a9fe``)
 is judged by the IPv4 address. Feeds are fetched under this policy today; article pages,
-feed discovery and WebSub hubs are meant to be too: ``watcher.feeds.guard`` applies it to
+feed discovery and WebSub hubs are meant to be too: ``watcher.poll.guard`` applies it to
 every connection a fetch opens or reuses, on every hop.
 """
 

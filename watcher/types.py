@@ -301,6 +301,15 @@ class Match:
     hits: tuple[Hit, ...] = ()
 
 
+@dataclass(frozen=True)
+class VolumeMatch:
+    """One recorded match of a volume rule."""
+
+    item_id: int
+    feed_id: int
+    matched_at: datetime
+
+
 # --- alerts ------------------------------------------------------------------------------
 
 
@@ -353,3 +362,25 @@ class AlertMessage:
     subject: str
     display_timezone: str = "UTC"
     held_back: tuple[AlertItem, ...] = ()  # matches max_alerts kept back since the last alert
+
+
+# --- health of the sources ---------------------------------------------------------------
+
+HEALTH_RULE_ID = "health"  # the rule id of health alerts
+HEALTH_KIND = "health"  # their kind in ``_alert_meta``
+
+
+class HealthKind(StrEnum):
+    FAILING = "failing"
+    RECOVERED = "recovered"
+    QUIET = "quiet"
+
+
+@dataclass(frozen=True)
+class HealthEvent:
+    """Something to tell the operators about one feed."""
+
+    feed: str
+    kind: HealthKind
+    detail: str
+    url: str = ""

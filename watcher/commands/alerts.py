@@ -19,10 +19,10 @@ from watcher.cli import (
 )
 from watcher.commands.lookup import check_rule
 from watcher.commands.table import print_table
-from watcher.delivery import DeliveryReport, deliver_pending
+from watcher.deliver.send import DeliveryReport, deliver_pending
 from watcher.exceptions import LockedError, NotFoundError, StoreError
 from watcher.lock import hold_lock
-from watcher.runtime import open_runtime
+from watcher.poll.runtime import open_runtime
 from watcher.store import Store
 from watcher.store.names import missing_alert_ids
 from watcher.store.outbox import requeue_failed

@@ -6,10 +6,10 @@ import sys
 
 import click
 
-from watcher.alerts import make_channel
 from watcher.cli import Context, cli, emit_json, handle_errors, now_utc
 from watcher.commands.table import print_table
-from watcher.delivery import sample_message
+from watcher.deliver.channels import make_channel
+from watcher.deliver.message import sample_message
 from watcher.exceptions import DeliveryError
 from watcher.printable import printable
 from watcher.store import Store

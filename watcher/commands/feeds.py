@@ -12,6 +12,7 @@ from watcher import envvars
 from watcher.cli import Context, cli, emit_json, handle_errors, now_utc
 from watcher.commands.table import print_table
 from watcher.config import parse_interval
+from watcher.decide.schedule import next_poll_after_interval_change
 from watcher.exceptions import ConfigError
 from watcher.store import CONFIG_REASONS, DISABLED_BY_HAND, Store, slug_for_url
 from watcher.store.daemon_state import set_retry_hold
@@ -133,7 +134,12 @@ def add(
     source = "feed" if interval else "default"
     store = Store(settings.database)
     try:
-        store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
+        store.sync_config_feeds(
+            settings.feeds,
+            now_utc(),
+            settings.defaults.interval_s,
+            reschedule=next_poll_after_interval_change,
+        )
         if any(f.url == url for f in store.list_feeds()):
             raise ConfigError(f"feed {url} is already watched")
         with store.transaction():
@@ -199,7 +205,12 @@ def remove(obj: Context, name: str) -> None:
     settings = obj.settings()
     store = Store(settings.database)
     try:
-        store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
+        store.sync_config_feeds(
+            settings.feeds,
+            now_utc(),
+            settings.defaults.interval_s,
+            reschedule=next_poll_after_interval_change,
+        )
         feed = store.feed_by_name(name)
         if feed is None:
             raise not_found("feed", name, [f.name for f in store.list_feeds()])
@@ -280,7 +291,12 @@ def disable(obj: Context, name: str, reason: str | None) -> None:
 
 def _synced_feed(store: Store, settings: Settings, name: str) -> FeedState:
     """The feed named ``name`` after the config's feeds are synced; NotFoundError if none."""
-    store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
+    store.sync_config_feeds(
+        settings.feeds,
+        now_utc(),
+        settings.defaults.interval_s,
+        reschedule=next_poll_after_interval_change,
+    )
     feed = store.feed_by_name(name)
     if feed is None:
         raise not_found("feed", name, [f.name for f in store.list_feeds()])

@@ -16,6 +16,7 @@ import click
 from watcher import envvars
 from watcher.cli import Context, emit_json, handle_errors, now_utc, plural
 from watcher.commands.feeds import feeds, listed_feeds
+from watcher.decide.schedule import next_poll_after_interval_change
 from watcher.opml import http_feed_url, read_opml, write_opml
 from watcher.printable import printable
 from watcher.store import Store
@@ -37,7 +38,12 @@ def import_opml(obj: Context, opml: Path) -> None:
     wanted, refused = importable_feeds(read_opml(opml))
     store = Store(settings.database)
     try:
-        store.sync_config_feeds(settings.feeds, now_utc(), settings.defaults.interval_s)
+        store.sync_config_feeds(
+            settings.feeds,
+            now_utc(),
+            settings.defaults.interval_s,
+            reschedule=next_poll_after_interval_change,
+        )
         added, known = add_feeds(store, wanted, settings.defaults.interval_s)
     finally:
         store.close()

@@ -13,9 +13,9 @@ import click
 from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
 from watcher.commands.lookup import configured_feed_names
 from watcher.commands.table import print_table
+from watcher.decide.alerts import MUTES_STATE
+from watcher.decide.policy import live_mutes, mute_key
 from watcher.exceptions import ConfigError
-from watcher.outbox import MUTES_STATE
-from watcher.policy import live_mutes, mute_key
 from watcher.rules.load import load_rules
 from watcher.store import Store
 from watcher.store.names import stored_feed_names

@@ -11,19 +11,15 @@ from typing import Any
 
 import click
 
+from watcher.archive.retention import PruneReport, prune_archive
 from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
-from watcher.delivery import DeliveryReport, deliver_pending
+from watcher.deliver.send import DeliveryReport, deliver_pending
 from watcher.exceptions import LockedError
 from watcher.lock import hold_lock
-from watcher.pipeline import (
-    FeedResult,
-    PollReport,
-    poll_feeds,
-    select_feeds,
-)
+from watcher.poll.pipeline import PollReport, poll_feeds, select_feeds
+from watcher.poll.result import FeedResult
+from watcher.poll.runtime import open_runtime
 from watcher.printable import printable
-from watcher.retention import PruneReport, prune_archive
-from watcher.runtime import open_runtime
 from watcher.store import Store
 from watcher.store.daemon_state import PollRequest, request_polls
 from watcher.store.rows import to_text
@@ -53,7 +49,7 @@ def poll(obj: Context, all_feeds: bool, names: tuple[str, ...]) -> None:
     now = now_utc()
     # Failed feeds are listed in the summary below; without -v the log would say it twice.
     quiet_pipeline = logging.getLogger().level >= logging.WARNING
-    logging.getLogger("watcher.pipeline").setLevel(logging.ERROR if quiet_pipeline else 0)
+    logging.getLogger("watcher.poll.pipeline").setLevel(logging.ERROR if quiet_pipeline else 0)
     with ExitStack() as lock:
         try:
             lock.enter_context(hold_lock(settings.database, "poll"))

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from watcher.backtest import backtest_json, backtest_lines, count_archive, run_backtest
+from watcher.archive.backtest import backtest_json, backtest_lines, count_archive, run_backtest
 from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, plural
 from watcher.config import rule_files_in
 from watcher.exceptions import ConfigError, Problem, WatcherError

@@ -25,7 +25,7 @@ def run(obj: Context) -> None:
       watcher --config /etc/watcher/watcher.yaml run
       systemctl reload watcher      # sends SIGHUP
     """
-    from watcher.daemon import run_daemon  # the scheduler is loaded only to run it
+    from watcher.poll.daemon import run_daemon  # the scheduler is loaded only to run it
 
     _info_unless_asked()
     sys.exit(run_daemon(obj.settings))

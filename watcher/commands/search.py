@@ -13,14 +13,14 @@ from datetime import datetime, timedelta
 
 import click
 
+from watcher.archive.search import SearchQuery, SearchQueryError, translate_query
 from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
 from watcher.commands.lookup import check_feeds, check_rule
 from watcher.printable import printable, printable_value
 from watcher.rules.load import load_term_lists
 from watcher.rules.query import TermLists
-from watcher.search import SearchQuery, SearchQueryError, translate_query
 from watcher.store import Store
-from watcher.store.search import (
+from watcher.store.fts import (
     MARK_END,
     MARK_START,
     SORTS,

@@ -15,7 +15,7 @@ import click
 
 from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
 from watcher.commands.table import print_table
-from watcher.health import check_problems
+from watcher.decide.health import check_problems
 from watcher.printable import printable
 from watcher.store import Store
 from watcher.store.daemon_state import read_heartbeat

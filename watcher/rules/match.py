@@ -39,7 +39,7 @@ from watcher.rules.query import (
     parse_query,
 )
 from watcher.text import is_unspaced, spaced, tokenize_spans
-from watcher.types import Hit, Match, MatchItem, Rule
+from watcher.types import FeedState, Hit, Match, MatchItem, ParsedItem, Rule, StoredItem
 
 try:
     from watcher._scan import Found
@@ -1209,3 +1209,20 @@ def match_item_unindexed(compiled: CompiledRules, item: MatchItem) -> list[Match
     """Like ``match_item`` but evaluates every rule; for tests and benchmarks."""
     text = _ItemText(item)
     return [m for r in compiled.rules if (m := evaluate_rule(r, item, text)) is not None]
+
+
+# --- what the matcher sees of an item ----------------------------------------------------
+
+
+def match_input(item: ParsedItem | StoredItem, feed: FeedState) -> MatchItem:
+    """What the matcher sees of an item, parsed or stored: the same fields either way."""
+    fields: dict[str, tuple[str, ...]] = {
+        "title": (item.title,),
+        "summary": (item.summary_text,),
+        "content": (item.content_text,),
+        "author": (item.author,) if item.author else (),
+        "link": (item.link,) if item.link else (),
+        "tags": item.tags,
+        "feed": tuple(v for v in (feed.name, feed.title) if v),
+    }
+    return MatchItem(fields=fields, feed_name=feed.name, feed_tags=feed.tags)

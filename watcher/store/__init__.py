@@ -1,9 +1,15 @@
-"""The SQLite store: the only code that runs SQL; it decides nothing about rules or delivery.
+"""The SQLite store: the only code that runs SQL; it may import the kernel only.
 
 One ``Store`` wraps one connection (WAL, busy timeout, foreign keys on) and applies the
 migrations of :mod:`watcher.store.schema` when it opens. Every write method is atomic on
 its own; ``transaction()`` groups several into one ``BEGIN IMMEDIATE`` transaction (nested
 calls become savepoints). Times are passed in as ``now``; the store never reads the clock.
+The sibling modules hold the SQL of one concern each (batch, outbox, history, fts, ...).
+
+It decides nothing about rules or delivery, but it still decides two things that belong
+in ``watcher.decide``: which story an item joins (here and in batch.py) and what syncing
+the config's feeds changes. The next poll of a feed whose interval changed is a decision
+the caller hands in (``reschedule``).
 """
 
 from __future__ import annotations
@@ -17,14 +23,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from sqlite_utils import Database
 
 from watcher import envvars
 from watcher.exceptions import StoreError
-from watcher.http_policy import next_poll_after_interval_change
 from watcher.store import schema
 from watcher.store.rows import (
     Row,
@@ -68,6 +73,22 @@ MAX_NAME_LENGTH = 60
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class Reschedule(Protocol):
+    """When a feed whose interval changed is polled next: a decision the caller hands in
+    (``watcher.decide.schedule.next_poll_after_interval_change``); the store only asks."""
+
+    def __call__(
+        self,
+        *,
+        next_poll_at: datetime | None,
+        last_polled_at: datetime | None,
+        failures: int,
+        old_interval_s: int,
+        new_interval_s: int,
+        hold_until: datetime | None = None,
+    ) -> datetime | None: ...
 
 
 def _wrap_errors(method: Callable[Concatenate[Store, P], T]) -> Callable[Concatenate[Store, P], T]:
@@ -221,6 +242,8 @@ class Store:
         feeds: Sequence[FeedConfig],
         now: datetime,
         default_interval_s: int | None = None,
+        *,
+        reschedule: Reschedule,
     ) -> list[FeedState]:
         """Make the config-owned feeds match the file; return every feed that is not disabled.
 
@@ -229,12 +252,11 @@ class Store:
         in the file is disabled with the reason ``removed from the config file``; listing
         it again re-enables it. With ``default_interval_s``, command-line feeds that follow
         the default (``interval_source`` 'default') take it. A feed whose interval changes
-        is rescheduled (``http_policy.next_poll_after_interval_change``). Only rows that
-        differ are written.
+        gets its next poll from ``reschedule``. Only rows that differ are written.
         """
         with self.transaction():
             known = _KnownFeeds(self.db.query(_FEEDS_WITH_CONFIG_URL))
-            seen = [self._sync_config_feed(cfg, known) for cfg in feeds]
+            seen = [self._sync_config_feed(cfg, known, reschedule) for cfg in feeds]
             self.db.execute(
                 "UPDATE feeds SET last_status = 'disabled', disabled_reason = ?"
                 " WHERE source = 'config' AND disabled_reason IS NULL"
@@ -242,7 +264,7 @@ class Store:
                 [REMOVED_FROM_CONFIG, encode_json(seen)],
             )
             if default_interval_s is not None:
-                self._follow_default_interval(default_interval_s)
+                self._follow_default_interval(default_interval_s, reschedule)
         return [f for f in self.list_feeds() if f.last_status != FeedStatus.DISABLED]
 
     @_wrap_errors
@@ -252,7 +274,7 @@ class Store:
         known = _KnownFeeds(self.db.query(_FEEDS_WITH_CONFIG_URL))
         return [cfg for cfg in feeds if cfg.enabled and known.find(cfg) is None]
 
-    def _follow_default_interval(self, interval_s: int) -> None:
+    def _follow_default_interval(self, interval_s: int, reschedule: Reschedule) -> None:
         """Give ``interval_s`` to the command-line feeds that follow ``defaults.interval``."""
         rows = self.db.query(
             "SELECT * FROM feeds WHERE source = 'cli' AND interval_source = 'default'"
@@ -260,11 +282,11 @@ class Store:
             [interval_s],
         )
         for row in list(rows):
-            self._set_interval(row, interval_s)
+            self._set_interval(row, interval_s, reschedule)
 
-    def _set_interval(self, row: Row, interval_s: int) -> None:
+    def _set_interval(self, row: Row, interval_s: int, reschedule: Reschedule) -> None:
         """Store a feed's new interval and move its next poll as the new interval allows."""
-        next_poll_at = next_poll_after_interval_change(
+        next_poll_at = reschedule(
             next_poll_at=from_text(row["next_poll_at"]),
             last_polled_at=from_text(row["last_polled_at"]),
             failures=row["consecutive_failures"],
@@ -283,7 +305,7 @@ class Store:
         value = self.get_state(f"{RETRY_AFTER_KEY}{feed_id}")
         return from_text(value) if isinstance(value, str) else None
 
-    def _sync_config_feed(self, cfg: FeedConfig, known: _KnownFeeds) -> int:
+    def _sync_config_feed(self, cfg: FeedConfig, known: _KnownFeeds, reschedule: Reschedule) -> int:
         row = known.find(cfg)
         if row is None:
             feed_id = self._insert_feed(
@@ -299,11 +321,13 @@ class Store:
             known.add(self._one(_FEEDS_WITH_CONFIG_URL_BY_ID, [feed_id]))
         else:
             feed_id = row["id"]
-            self._update_config_feed(row, cfg, known)
+            self._update_config_feed(row, cfg, known, reschedule)
         self._set_config_enabled(row, feed_id, cfg.enabled)
         return feed_id
 
-    def _update_config_feed(self, row: Row, cfg: FeedConfig, known: _KnownFeeds) -> None:
+    def _update_config_feed(
+        self, row: Row, cfg: FeedConfig, known: _KnownFeeds, reschedule: Reschedule
+    ) -> None:
         """Write the file's url, name, tags, interval and title when they differ."""
         url = row["url"] if row["config_url"] == cfg.url else cfg.url  # keep a redirect's URL
         name = row["name"]
@@ -321,7 +345,7 @@ class Store:
             sets = ", ".join(f"{k} = :{k}" for k in wanted)
             self.db.execute(f"UPDATE feeds SET {sets} WHERE id = :id", {**wanted, "id": row["id"]})
         if row["interval_s"] != cfg.interval_s:
-            self._set_interval(row, cfg.interval_s)
+            self._set_interval(row, cfg.interval_s, reschedule)
         if row["config_url"] != cfg.url:
             self._set_config_url(row["id"], cfg.url)
 

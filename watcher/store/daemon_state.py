@@ -1,6 +1,6 @@
 """Small daemon state kept in the ``_state`` table: heartbeat, Retry-After holds, quiet
 reports and health alerts; and poll requests to a running daemon. Runs SQL on a Store;
-decides nothing (see health.py).
+decides nothing (see decide/health.py).
 
 Keys: ``heartbeat``, ``retry_after:<feed id>``, ``quiet:<feed id>``,
 ``health_alert:<alert id>``. No schema change is needed: ``_state`` is a key/value table.
@@ -14,10 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from watcher.exceptions import ConfigError
-from watcher.health import HEALTH_KIND, HEALTH_RULE_ID, HealthEvent, HealthKind, health_message
 from watcher.store import RETRY_AFTER_KEY, Store
 from watcher.store.rows import decode_json, from_text, to_text
-from watcher.types import Alert, AlertMessage, AlertStatus, FeedStatus
+from watcher.types import (
+    HEALTH_KIND,
+    HEALTH_RULE_ID,
+    AlertStatus,
+    FeedStatus,
+    HealthEvent,
+    HealthKind,
+)
 
 HEARTBEAT = "heartbeat"
 _RETRY = RETRY_AFTER_KEY
@@ -166,11 +172,3 @@ def health_event(store: Store, alert_id: int) -> HealthEvent | None:
         detail=str(value.get("detail", "")),
         url=str(value.get("url", "")),
     )
-
-
-def health_alert_message(store: Store, alert: Alert, display_timezone: str) -> AlertMessage:
-    """The message for a health alert, from the event saved when it was queued."""
-    event = health_event(store, alert.id) or HealthEvent(
-        feed="unknown", kind=HealthKind.FAILING, detail=alert.reason or ""
-    )
-    return health_message(alert.id, alert.created_at, event, display_timezone)

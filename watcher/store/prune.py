@@ -2,7 +2,7 @@
 
 Each call is one short ``BEGIN IMMEDIATE`` transaction, so a poll waiting for the write
 lock waits for one batch at most. Decides nothing about *when* to prune (see
-:mod:`watcher.retention`). Deleting an item deletes its ``items_fts`` row (trigger).
+:mod:`watcher.archive.retention`). Deleting an item deletes its ``items_fts`` row (trigger).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@
               min(current, last poll + the wait the new interval gives), never earlier
               than a backoff, a Cache-Control lifetime or a Retry-After hold
 
-It does not fetch, store or schedule anything: pipeline.py and daemon.py call it.
+It does not fetch, store or schedule anything: poll/pipeline.py and poll/daemon.py call it,
+and whoever syncs the config's feeds hands ``next_poll_after_interval_change`` to the store.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-from watcher.policy import next_interval_after_failure
+from watcher.decide.policy import next_interval_after_failure
 
 MAX_CACHE_S = 86400  # a server's max-age/Expires never keeps a feed quiet longer than 1 d
 MAX_RETRY_AFTER_S = 7 * 86400  # a larger Retry-After is taken as 7 d

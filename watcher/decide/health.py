@@ -1,44 +1,22 @@
 """Pure decisions about the health of the sources: failing, recovered, quiet, and the
-``status --check`` verdict; builds health alert messages. No I/O, no clock.
+``status --check`` verdict. No I/O, no clock.
 
     a poll fails and the feed reaches ``health.failing_after`` failures in a row -> failing
     a poll succeeds after the feed had been reported failing                     -> recovered
     no new item for ``health.quiet_after`` (reported once per quiet spell)        -> quiet
 
-The alert rows themselves are written by store/daemon_state.py and sent by delivery.py.
+The alert rows themselves are written by store/daemon_state.py; deliver/message.py builds
+their message and deliver/send.py sends them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
-from watcher.types import AlertItem, AlertMessage, FeedState, FeedStatus
+from watcher.types import FeedState, FeedStatus, HealthEvent, HealthKind
 
-HEALTH_RULE_ID = "health"
-HEALTH_KIND = "health"
 HEARTBEAT_PERIOD_S = 60
-
-
-class HealthKind(StrEnum):
-    FAILING = "failing"
-    RECOVERED = "recovered"
-    QUIET = "quiet"
-
-
-_SEVERITY = {HealthKind.FAILING: "high", HealthKind.RECOVERED: "info", HealthKind.QUIET: "low"}
-
-
-@dataclass(frozen=True)
-class HealthEvent:
-    """Something to tell the operators about one feed."""
-
-    feed: str
-    kind: HealthKind
-    detail: str
-    url: str = ""
 
 
 def event_after_poll(
@@ -79,36 +57,6 @@ def quiet_event(
     days = (now - last_new_at).total_seconds() / 86400
     detail = f"no new item for {days:.1f} days (since {last_new_at:%Y-%m-%d %H:%M} UTC)"
     return HealthEvent(feed.name, HealthKind.QUIET, detail, feed.url)
-
-
-def health_message(
-    alert_id: int, created_at: datetime, event: HealthEvent, display_timezone: str = "UTC"
-) -> AlertMessage:
-    """The message channels render for a health alert: one pseudo-item (id 0) for the feed."""
-    item = AlertItem(
-        id=0,
-        title=f"feed {event.feed} is {_phrase(event.kind)}",
-        link=event.url or None,
-        feed=event.feed,
-        published_at=created_at,
-        terms=(),
-        snippets=(event.detail,),
-    )
-    return AlertMessage(
-        alert_id=alert_id,
-        kind=HEALTH_KIND,
-        created_at=created_at,
-        rule_id=HEALTH_RULE_ID,
-        rule_description=f"feed {event.feed} is {_phrase(event.kind)}: {event.detail}",
-        severity=_SEVERITY[event.kind],
-        items=(item,),
-        subject=f"[watcher] health: {event.feed}: {event.kind}",
-        display_timezone=display_timezone,
-    )
-
-
-def _phrase(kind: HealthKind) -> str:
-    return {"failing": "failing", "recovered": "back", "quiet": "quiet"}[kind.value]
 
 
 # --- watcher status --check ----------------------------------------------------------------

@@ -1,5 +1,11 @@
-"""``watcher run``: APScheduler wiring, signals, reload and the database lock; no business
-logic (that is pipeline.py, delivery.py, http_policy.py and health.py).
+"""``watcher run``: APScheduler wiring, signals, reload and the database lock.
+
+Polling is pipeline.py's, sending deliver/send.py's, and the decisions of when to poll and
+of the sources' health are in decide/schedule.py and decide/health.py; but the daemon still
+sequences some work of its own: the hourly quiet check (which queues health alerts),
+syncing the config's feeds into jobs on a reload, and moving a job when its feed is due
+sooner. The pipeline and the daemon each open their runtime and handle a failed job their
+own way.
 
     take the lock; load config and rules; sync feeds; then one BlockingScheduler with jobs
       feed:<name>               IntervalTrigger(interval, jitter), max_instances=1, coalesce;
@@ -10,7 +16,7 @@ logic (that is pipeline.py, delivery.py, http_policy.py and health.py).
       internal:watch            every 3 s: config/rule file changes -> reload; feeds added or
                                 removed in the database -> jobs added or removed
       internal:health-quiet     hourly: "feed gone quiet" health alerts
-      internal:prune            hourly: retention and poll_log_retention (retention.py)
+      internal:prune            hourly: retention and poll_log_retention (archive/retention.py)
     SIGHUP -> reload (an invalid new config is logged, the running one kept)
     SIGTERM/SIGINT -> stop taking work, wait for jobs in flight (bounded), exit 0
 
@@ -41,19 +47,20 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from watcher.alerts import Channel, make_channel
+from watcher.archive.retention import prune_archive
 from watcher.config import require_variables
-from watcher.delivery import deliver_pending
+from watcher.decide.health import health_channels, quiet_event
+from watcher.decide.schedule import first_run_at, jitter_s, next_poll_after_interval_change
+from watcher.deliver.channels import Channel, make_channel
+from watcher.deliver.send import deliver_pending
 from watcher.exceptions import WatcherError
-from watcher.feeds.fetch import make_session
-from watcher.health import health_channels, quiet_event
-from watcher.http_policy import first_run_at, jitter_s
 from watcher.lock import hold_lock
-from watcher.pipeline import PollReport, feed_options, fetch_and_parse, store_result
-from watcher.retention import prune_archive
+from watcher.poll.fetch import make_session
+from watcher.poll.pipeline import PollReport, feed_options, store_result
+from watcher.poll.result import fetch_and_parse
+from watcher.poll.runtime import Runtime
 from watcher.rules.load import load_rules
 from watcher.rules.match import SCAN_BUILT, compile_rules
-from watcher.runtime import Runtime
 from watcher.store import Store
 from watcher.store.daemon_state import (
     add_health_alert,
@@ -387,7 +394,10 @@ class Daemon:
         """The config's feeds into the database; the feeds that are not disabled."""
         store = self.store()
         return store.sync_config_feeds(
-            settings.feeds, self.clock.now(), settings.defaults.interval_s
+            settings.feeds,
+            self.clock.now(),
+            settings.defaults.interval_s,
+            reschedule=next_poll_after_interval_change,
         )
 
     def _follow_requests(self, feeds: Sequence[FeedState]) -> None:
@@ -582,7 +592,7 @@ class Daemon:
                 self.deliver_soon()
 
     def prune(self) -> None:
-        """Apply ``retention`` and ``poll_log_retention`` (retention.py does the work)."""
+        """Apply ``retention`` and ``poll_log_retention`` (archive/retention.py does the work)."""
         with self._job() as go:
             if go:
                 rt = self.runtime()

@@ -23,7 +23,7 @@ from typing import Any
 
 from lxml import etree
 
-from watcher.feeds.html import looks_like_html
+from watcher.poll.html import looks_like_html
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"

@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from watcher.alerts.render import make_snippets
-from watcher.pipeline import match_input
-from watcher.rules.match import CompiledRules, match_item
+from watcher.rules.match import CompiledRules, match_input, match_item
+from watcher.rules.snippets import make_snippets
 from watcher.store import Store
-from watcher.store.archive import count_items_since, items_since
+from watcher.store.history import count_items_since, items_since
 from watcher.types import FeedState, Match, MatchItem, StoredItem
 
 EXAMPLES = 3

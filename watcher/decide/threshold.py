@@ -18,16 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from watcher.types import Threshold
-
-
-@dataclass(frozen=True)
-class VolumeMatch:
-    """One recorded match of a volume rule."""
-
-    item_id: int
-    feed_id: int
-    matched_at: datetime
+from watcher.types import Threshold, VolumeMatch
 
 
 def in_window(

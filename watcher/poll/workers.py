@@ -25,18 +25,15 @@ from concurrent.futures import (
     wait,
 )
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from watcher.feeds.fetch import FeedSession, make_session
-from watcher.rules.match import CompiledRules, match_item
+from watcher.poll.fetch import FeedSession, make_session
+from watcher.poll.result import FeedResult
+from watcher.rules.match import CompiledRules, match_input, match_item
 from watcher.store.rows import content_hash
-from watcher.types import FeedConfig, FeedState, MatchItem, ParsedItem, StoredItem
-
-if TYPE_CHECKING:
-    from watcher.pipeline import FeedResult
+from watcher.types import FeedConfig, FeedState
 
 Job = tuple[FeedState, FeedConfig]
-FetchParse = Callable[[FeedSession, FeedState, FeedConfig, int], "FeedResult"]
+FetchParse = Callable[[FeedSession, FeedState, FeedConfig, int], FeedResult]
 
 # Below this many feeds a pool costs more than it saves.
 MIN_FEEDS_FOR_PROCESSES = 200
@@ -95,7 +92,7 @@ def add_matches(result: FeedResult, compiled: CompiledRules) -> None:
     feed = result.feed
     result.hashes = tuple(content_hash(item) for item in result.parsed.items)
     result.matches = {
-        match_key(item.guid, digest): tuple(match_item(compiled, item_match_input(item, feed)))
+        match_key(item.guid, digest): tuple(match_item(compiled, match_input(item, feed)))
         for item, digest in zip(result.parsed.items, result.hashes, strict=True)
     }
 
@@ -103,20 +100,6 @@ def add_matches(result: FeedResult, compiled: CompiledRules) -> None:
 def match_key(guid: str, digest: str) -> str:
     """Names one version of one item: a stored item's guid and content hash give the same."""
     return f"{digest} {guid}"
-
-
-def item_match_input(item: ParsedItem | StoredItem, feed: FeedState) -> MatchItem:
-    """What the matcher sees of an item, parsed or stored: the same fields either way."""
-    fields: dict[str, tuple[str, ...]] = {
-        "title": (item.title,),
-        "summary": (item.summary_text,),
-        "content": (item.content_text,),
-        "author": (item.author,) if item.author else (),
-        "link": (item.link,) if item.link else (),
-        "tags": item.tags,
-        "feed": tuple(v for v in (feed.name, feed.title) if v),
-    }
-    return MatchItem(fields=fields, feed_name=feed.name, feed_tags=feed.tags)
 
 
 def process_count(feeds: int) -> int:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from watcher.alerts.console import ConsoleChannel
-from watcher.alerts.email import EmailChannel
-from watcher.alerts.eml import EmlChannel
+from watcher.deliver.console import ConsoleChannel
+from watcher.deliver.email import EmailChannel
+from watcher.deliver.eml import EmlChannel
 from watcher.exceptions import ConfigError
 from watcher.redact import header_secrets
 from watcher.types import AlertMessage, ChannelConfig
@@ -30,14 +30,14 @@ ChannelFactory = Callable[[ChannelConfig, str], Channel]
 
 def _webhook_channel(config: ChannelConfig, instance: str) -> Channel:
     """Imported on use: only webhooks need requests, which takes a while to import."""
-    from watcher.alerts.webhook import WebhookChannel
+    from watcher.deliver.webhook import WebhookChannel
 
     return WebhookChannel(config, instance)
 
 
 def _apprise_channel(config: ChannelConfig, instance: str) -> Channel:
     """Imported on use: the apprise extra may be missing (a ConfigError then says so)."""
-    from watcher.alerts.apprise import AppriseChannel
+    from watcher.deliver.apprise import AppriseChannel
 
     return AppriseChannel(config, instance)
 

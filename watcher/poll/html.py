@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
-from watcher.feeds.tame import is_tame, plain_text
+from watcher.poll.tame import is_tame, plain_text
 
 # Characters of one field read at most: the stored field keeps far less (see limits).
 MAX_INPUT = 4_000_000

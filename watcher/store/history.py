@@ -14,8 +14,7 @@ from typing import Any
 from watcher.exceptions import StoreError
 from watcher.store import Store
 from watcher.store.rows import feed_from_row, item_from_row, required_time, to_text
-from watcher.threshold import VolumeMatch
-from watcher.types import FeedState, StoredItem
+from watcher.types import FeedState, StoredItem, VolumeMatch
 
 BATCH_SIZE = 500
 _IN_WINDOW = "(first_seen_at >= :since OR published_at >= :since)"

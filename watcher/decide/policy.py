@@ -1,17 +1,16 @@
-"""Pure decisions about feeds and alerts: backlog, channels, backoff, retry times; no I/O.
+"""Pure decisions about feeds and alerts: backlog, channels, backoff; no I/O.
 
-Also the alert policy's small decisions (mutes, throttles, volume thresholds, subjects);
-the SQL that feeds them lives in ``watcher.store.outbox``, the sequencing in ``outbox``.
+Also the alert policy's small decisions (mutes, throttles, volume thresholds);
+the SQL that feeds them lives in ``watcher.store.outbox``, the sequencing in alerts.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from watcher.types import (
     SEVERITIES,
-    Alert,
     FeedConfig,
     FirstPollAlerts,
     RateLimit,
@@ -55,24 +54,6 @@ def channels_for(rule: Rule, settings: Settings) -> list[str]:
 def next_interval_after_failure(interval_s: int, failures: int) -> int:
     """Back off a failing feed: the interval doubles per consecutive failure, capped at 1 d."""
     return int(min(interval_s * 2 ** max(0, min(failures - 1, 16)), MAX_BACKOFF_S))
-
-
-def next_attempt(
-    settings: Settings, alert: Alert, now: datetime, retry_from: datetime | None = None
-) -> datetime | None:
-    """When to retry after a transient failure, or None once the deadline has passed.
-
-    The delay doubles per attempt from ``retry_initial`` up to ``retry_max``; the deadline
-    is ``give_up_after`` from ``retry_from`` (a manual retry, a digest's send time), else
-    from the alert's creation. ``alert.attempts`` counts the attempts before this one.
-    """
-    d = settings.delivery
-    delay = min(d.retry_initial_s * 2 ** min(alert.attempts, 32), d.retry_max_s)
-    at = now + timedelta(seconds=delay)
-    start = max(alert.created_at, retry_from) if retry_from else alert.created_at
-    if at > start + timedelta(seconds=d.give_up_after_s):
-        return None
-    return at
 
 
 # --- the alert policy ----------------------------------------------------------------------
@@ -120,21 +101,3 @@ def threshold_reached(threshold: Threshold, hits: Sequence[tuple[int, int]]) -> 
     """Whether (item id, feed id) matches in the window reach the volume rule's count."""
     seen = {feed for _, feed in hits} if threshold.distinct == "feed" else {i for i, _ in hits}
     return len(seen) >= threshold.count
-
-
-def format_window(seconds: int) -> str:
-    """``2h``, ``90m``, ``1d``: the largest unit that divides the window."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def alert_subject(kind: str, rule_id: str, title: str, count: int, window_s: int = 0) -> str:
-    """The SPEC §5 subject of an alert of ``kind``."""
-    if kind == "digest":
-        return f"[watcher] {rule_id}: {count} new item{'' if count == 1 else 's'}"
-    if kind == "threshold":
-        items = f"{count} item{'' if count == 1 else 's'}"
-        return f"[watcher] {rule_id}: {items} in {format_window(window_s)}"
-    return f"[watcher] {rule_id}: {title}"

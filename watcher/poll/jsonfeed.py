@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from watcher.exceptions import ParseError
-from watcher.feeds.cpu import Check, unlimited
-from watcher.feeds.html import (
+from watcher.poll.cpu import Check, unlimited
+from watcher.poll.html import (
     MAX_INPUT,
     CleanHtml,
     clean_html,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from watcher.alerts.render import build_email, mail_domain, serialise_email
+from watcher.deliver.render import build_email, mail_domain, serialise_email
 from watcher.exceptions import DeliveryError
 from watcher.types import AlertMessage, ChannelConfig
 

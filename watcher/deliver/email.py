@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from email.utils import getaddresses
 from typing import Any
 
-from watcher.alerts.render import build_email, mail_domain, serialise_email
+from watcher.deliver.render import build_email, mail_domain, serialise_email
 from watcher.exceptions import DeliveryError
 from watcher.redact import scrub
 from watcher.types import AlertMessage, ChannelConfig

@@ -34,8 +34,8 @@ from urllib3.util.ssl_ import create_urllib3_context
 
 from watcher.address_policy import AddressPolicy
 from watcher.exceptions import FetchError
-from watcher.feeds import deadline as header_deadline
-from watcher.feeds import guard
+from watcher.poll import deadline as header_deadline
+from watcher.poll import guard
 from watcher.types import Fetched
 
 ACCEPT = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from watcher.alerts.render import header_text, render_text
+from watcher.deliver.render import header_text, render_text
 from watcher.exceptions import ConfigError, DeliveryError
 from watcher.types import AlertMessage, ChannelConfig
 

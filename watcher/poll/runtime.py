@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from watcher.alerts import Channel, make_channel
 from watcher.config import require_variables
-from watcher.feeds.fetch import FeedSession, make_session
+from watcher.deliver.channels import Channel, make_channel
+from watcher.poll.fetch import FeedSession, make_session
 from watcher.rules.load import load_rules
 from watcher.rules.match import CompiledRules, compile_rules
 from watcher.store import Store

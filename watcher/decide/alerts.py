@@ -9,31 +9,46 @@ if and only if the match that caused it does. The policy applied, in order:
     digest                        -> added to the rule's open digest, or a new digest
     max_alerts (rule or channel)  -> ``suppressed`` as throttled; the next alert that is
                                      allowed on the channel carries these items as a summary
+
+The rules are pure, but this module still reads and writes through the store while it
+decides (tests/test_layout.py lists it as the one module of ``decide`` that may import the
+store); a match's caller hands in the runtime, seen here as an ``AlertContext``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from watcher.policy import (
+from watcher.decide.policy import (
     MUTED,
     is_muted,
     is_over_limit,
     limits_for,
 )
-from watcher.runtime import Runtime
+from watcher.decide.threshold import ArmState, decide_volume, history_start, observe_arming
+from watcher.store import Store
 from watcher.store import outbox as sql
-from watcher.store.archive import volume_matches
+from watcher.store.history import volume_matches
 from watcher.store.rows import from_text, to_text
-from watcher.threshold import ArmState, decide_volume, history_start, observe_arming
-from watcher.types import Alert, AlertStatus, Rule, StoredItem
+from watcher.types import Alert, AlertStatus, Rule, Settings, StoredItem
 
 MUTES_STATE = "mutes"
 ARMING_STATE = "threshold_arming:"  # + "<rule id>:<channel>": ArmState of a volume rule
 
 
+class AlertContext(Protocol):
+    """What queueing an alert needs; a poll's or the daemon's Runtime has it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def store(self) -> Store: ...
+
+
 def queue_alert(
-    rt: Runtime, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
+    rt: AlertContext, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
 ) -> AlertStatus | None:
     """Write the alert row for one (rule, channel, item); None when nothing was written."""
     if reason is None and _muted(rt, rule, item, now):
@@ -59,7 +74,7 @@ def queue_alert(
 
 
 def _add(
-    rt: Runtime, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
+    rt: AlertContext, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
 ) -> AlertStatus:
     status = AlertStatus.SUPPRESSED if reason else AlertStatus.PENDING
     alert_id = rt.store.add_alert(
@@ -76,14 +91,14 @@ def _add(
     return status
 
 
-def _muted(rt: Runtime, rule: Rule, item: StoredItem, now: datetime) -> bool:
+def _muted(rt: AlertContext, rule: Rule, item: StoredItem, now: datetime) -> bool:
     mutes = rt.store.get_state(MUTES_STATE)
     if not mutes:
         return False
     return is_muted(mutes, rule.id, rt.store.feed(item.feed_id).name, now)
 
 
-def _throttled(rt: Runtime, rule: Rule, channel: str, now: datetime) -> str | None:
+def _throttled(rt: AlertContext, rule: Rule, channel: str, now: datetime) -> str | None:
     """``throttled by max_alerts`` when a rule or channel cap is used up, else None."""
     for limit, per_rule in limits_for(rule, rt.settings, channel):
         since = now - timedelta(seconds=limit.per_s)
@@ -93,14 +108,14 @@ def _throttled(rt: Runtime, rule: Rule, channel: str, now: datetime) -> str | No
     return None
 
 
-def _summarise_held_back(rt: Runtime, channel: str, alert_id: int) -> None:
+def _summarise_held_back(rt: AlertContext, channel: str, alert_id: int) -> None:
     """Attach the channel's throttled, not yet summarised alerts to an allowed alert."""
     held = [a.id for a in sql.held_back(rt.store, channel) if a.id != alert_id]
     sql.mark_summarised(rt.store, held, alert_id)
 
 
 def _queue_digest(
-    rt: Runtime, rule: Rule, channel: str, item: StoredItem, now: datetime
+    rt: AlertContext, rule: Rule, channel: str, item: StoredItem, now: datetime
 ) -> AlertStatus | None:
     """Add the item to the rule's open digest on this channel, or open a new one.
 
@@ -140,7 +155,7 @@ def _queue_digest(
 
 
 def _queue_threshold(
-    rt: Runtime, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
+    rt: AlertContext, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
 ) -> AlertStatus | None:
     """A volume rule alerts once when its count is reached within the window.
 
@@ -173,7 +188,7 @@ def _queue_threshold(
 
 
 def _adds_to_pending(
-    rt: Runtime, last: Alert | None, item: StoredItem, within_s: int, now: datetime
+    rt: AlertContext, last: Alert | None, item: StoredItem, within_s: int, now: datetime
 ) -> bool:
     """Add the item to the volume alert fired within the window and still unsent, if any."""
     if last is None or last.status is not AlertStatus.PENDING:
@@ -189,7 +204,7 @@ def _arm_key(rule_id: str, channel: str) -> str:
     return f"{ARMING_STATE}{rule_id}:{channel}"
 
 
-def _arm_state(rt: Runtime, rule_id: str, channel: str, fired: datetime | None) -> ArmState:
+def _arm_state(rt: AlertContext, rule_id: str, channel: str, fired: datetime | None) -> ArmState:
     """The saved re-arming progress, if it is about the rule's last firing on the channel."""
     saved = rt.store.get_state(_arm_key(rule_id, channel))
     if fired is None or not isinstance(saved, dict) or saved.get("fired") != to_text(fired):
@@ -200,7 +215,7 @@ def _arm_state(rt: Runtime, rule_id: str, channel: str, fired: datetime | None) 
     )
 
 
-def _save_arm_state(rt: Runtime, rule_id: str, channel: str, state: ArmState) -> None:
+def _save_arm_state(rt: AlertContext, rule_id: str, channel: str, state: ArmState) -> None:
     value = {
         "fired": None if state.fired is None else to_text(state.fired),
         "checked": None if state.checked is None else to_text(state.checked),

@@ -1,44 +1,43 @@
 """The poll stage order: fetch -> parse -> store -> match -> queue alerts (the outbox).
 
-    for each due feed (fetch and parse in worker threads, which never raise):
-        result = fetch_feed() then parse_feed()   -> FeedResult
+    for each due feed (fetch and parse in worker threads or processes, which never raise):
+        result = fetch_and_parse()                -> FeedResult (result.py)
     for each result, in one transaction:
         upsert items; match new/changed ones; write matches and alert rows (the outbox)
         record the poll in `polls` and the feed's state in `feeds`
-    then delivery.deliver_pending() sends due alerts and marks them sent / retry / failed
+    then deliver.send.deliver_pending() sends due alerts and marks them sent / retry / failed
 
-Deciding what to do with a match lives in policy.py (pure); everything that touches
-the network or the database is called from here, in order.
+Deciding what to do with a match lives in watcher.decide (pure, except decide/alerts.py,
+which still reads and writes through the store); everything that touches the network or
+the database is called from here, in order.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from watcher import envvars, workers
-from watcher.exceptions import ConfigError, FeedError, ParseError
-from watcher.feeds.cpu import CpuBudget, CpuBudgetExceeded
-from watcher.feeds.fetch import FeedSession, fetch_feed
-from watcher.feeds.parse import parse_feed
-from watcher.health import HealthEvent, event_after_poll, health_channels
-from watcher.http_policy import (
+from watcher import envvars
+from watcher.decide.alerts import queue_alert
+from watcher.decide.health import event_after_poll, health_channels
+from watcher.decide.policy import channels_for, decide_backlog
+from watcher.decide.schedule import (
     gone_reason,
     is_gone,
     next_poll_after_failure,
+    next_poll_after_interval_change,
     next_poll_after_success,
     retry_hold_until,
 )
-from watcher.outbox import queue_alert
-from watcher.policy import channels_for, decide_backlog
-from watcher.redact import header_secrets, redact_url, scrub, without_credentials
-from watcher.rules.match import match_item
-from watcher.runtime import Runtime
+from watcher.poll import workers
+from watcher.poll.result import FeedResult, fetch_and_parse
+from watcher.poll.runtime import Runtime
+from watcher.redact import redact_url, without_credentials
+from watcher.rules.match import match_input, match_item
 from watcher.store.batch import NotModified, record_not_modified, upsert_items
 from watcher.store.daemon_state import add_health_alert, held_feed_ids, set_retry_hold
 from watcher.types import (
@@ -47,35 +46,15 @@ from watcher.types import (
     FeedState,
     FeedStatus,
     Fetched,
+    HealthEvent,
     Match,
-    ParsedFeed,
     Settings,
     StoredItem,
 )
 
 log = logging.getLogger(__name__)
 
-# A feed may take this many times its ``timeout`` of CPU time to parse, then it fails.
-CPU_BUDGET_TIMEOUTS = 3
-
-
 # --- reports -------------------------------------------------------------------------------
-
-
-@dataclass
-class FeedResult:
-    """What a worker thread hands back for one feed; never an exception."""
-
-    feed: FeedState
-    options: FeedConfig
-    fetched: Fetched | None = None
-    parsed: ParsedFeed | None = None
-    error: str | None = None
-    http_status: int | None = None
-    duration_ms: int = 0
-    matches: dict[str, tuple[Match, ...]] | None = None  # workers.match_key -> matches
-    retry_after_s: float | None = None  # the server's Retry-After on a 429/503
-    hashes: tuple[str, ...] | None = None  # content_hash of each parsed item, when known
 
 
 @dataclass
@@ -150,7 +129,12 @@ def select_feeds(
     rt: Runtime, now: datetime, *, all_feeds: bool = False, names: Sequence[str] = ()
 ) -> list[FeedState]:
     """The feeds a pass should poll: named ones, every enabled one, or the due ones."""
-    feeds = rt.store.sync_config_feeds(rt.settings.feeds, now, rt.settings.defaults.interval_s)
+    feeds = rt.store.sync_config_feeds(
+        rt.settings.feeds,
+        now,
+        rt.settings.defaults.interval_s,
+        reschedule=next_poll_after_interval_change,
+    )
     if names:
         wanted = set(names)
         return [f for f in feeds if f.name in wanted]
@@ -264,66 +248,6 @@ def _fetch_all(rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]]) -> Iterato
         results = pool.map(lambda job: fetch_and_parse(rt.session, job[0], job[1], max_bytes), jobs)
         while batch := list(itertools.islice(results, workers.CHUNK_FEEDS)):
             yield batch
-
-
-def fetch_and_parse(
-    session: FeedSession, feed: FeedState, options: FeedConfig, max_bytes: int
-) -> FeedResult:
-    """Fetch and parse one feed; every failure becomes ``FeedResult.error``.
-
-    The feed's URL is a template: its ``${VARS}`` are expanded here, for this fetch only,
-    and their values (and the configured header values) are removed from any error.
-    """
-    result = FeedResult(feed=feed, options=options)
-    started = time.monotonic()
-    secrets = [*envvars.values_of(feed.url).values(), *header_secrets(options.headers)]
-    try:
-        url = envvars.expand(feed.url, what="the feed's URL")
-        result.fetched = fetch_feed(
-            session,
-            url,
-            etag=feed.etag,
-            last_modified=feed.last_modified,
-            timeout=options.timeout_s,
-            max_bytes=max_bytes,
-            headers=dict(options.headers),
-        )
-        result.http_status = result.fetched.status
-        if not result.fetched.not_modified:
-            base = result.fetched.final_url
-            if envvars.has_references(feed.url):  # links are never resolved into the secret
-                base = without_credentials(base)
-            result.parsed = _parse(result.fetched, base, options)
-    except FeedError as e:
-        result.error = str(e.message)
-        result.http_status = e.http_status or result.http_status
-        result.retry_after_s = getattr(e, "retry_after_s", None)
-    except ConfigError as e:  # a ${VAR} of the URL is not set (a feed added with it earlier)
-        result.error = str(e)
-    except Exception as e:  # a bug in fetch or parse must not stop the other feeds
-        log.exception("internal error while fetching feed=%s", feed.name)
-        result.error = f"internal error: {type(e).__name__}: {e}"
-    if result.error is not None and secrets:
-        result.error = scrub(result.error, secrets)
-    result.duration_ms = int((time.monotonic() - started) * 1000)
-    return result
-
-
-def _parse(fetched: Fetched, base: str, options: FeedConfig) -> ParsedFeed:
-    """Parse a fetched body within the feed's CPU budget: ``CPU_BUDGET_TIMEOUTS`` timeouts.
-
-    ``base`` is the URL relative links resolve against.
-    """
-    budget = CpuBudget(CPU_BUDGET_TIMEOUTS * options.timeout_s)
-    try:
-        return parse_feed(fetched.content, base, fetched.content_type, check=budget.check)
-    except CpuBudgetExceeded as e:
-        raise ParseError(
-            base,
-            f"reading the feed took more than {e.seconds:g} s of CPU time"
-            f" ({CPU_BUDGET_TIMEOUTS} times its timeout of {options.timeout_s:g} s):"
-            " none of its items were stored",
-        ) from e
 
 
 def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollReport) -> None:
@@ -511,9 +435,6 @@ def _raise_health(rt: Runtime, event: HealthEvent | None, now: datetime) -> None
 
 
 # --- from a stored item to matches and alert rows ------------------------------------------
-
-
-match_input = workers.item_match_input
 
 
 def _match_and_queue(

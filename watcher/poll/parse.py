@@ -24,10 +24,10 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 
 from watcher.exceptions import ParseError
-from watcher.feeds import fastparse, jsonfeed
-from watcher.feeds.cpu import Check, unlimited
-from watcher.feeds.finish import finish_feed
-from watcher.feeds.html import (
+from watcher.poll import fastparse, jsonfeed
+from watcher.poll.cpu import Check, unlimited
+from watcher.poll.finish import finish_feed
+from watcher.poll.html import (
     MAX_INPUT,
     CleanHtml,
     clean_html,

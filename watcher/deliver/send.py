@@ -9,10 +9,10 @@
                   recorded (sent again on restart)
 
 An alert is only ever marked ``sent`` after its channel accepted it; a failure is
-retried with backoff (policy.next_attempt) or marked ``failed``, never dropped. One
+retried with backoff (retry.next_attempt) or marked ``failed``, never dropped. One
 slow or dead channel never delays the others: each channel sends in its own thread,
 and a channel that fails transiently is left alone for the rest of the pass.
-This module renders nothing itself and holds no SQL.
+Messages are built by message.py; this module renders nothing itself and holds no SQL.
 """
 
 from __future__ import annotations
@@ -21,21 +21,18 @@ import collections
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
-from watcher.alerts import Channel, channel_secrets
-from watcher.alerts.render import make_snippets
+from watcher.deliver.channels import Channel, channel_secrets
+from watcher.deliver.message import MessageContext, build_message
+from watcher.deliver.retry import next_attempt
 from watcher.exceptions import DeliveryError
-from watcher.pipeline import match_input
-from watcher.policy import alert_subject, next_attempt
 from watcher.redact import scrub
-from watcher.rules.match import match_item
-from watcher.runtime import Runtime
 from watcher.store import outbox as sql
-from watcher.store.daemon_state import health_alert_message
-from watcher.types import Alert, AlertItem, AlertMessage, AlsoReported, StoredItem
+from watcher.types import Alert, AlertMessage
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +40,13 @@ log = logging.getLogger(__name__)
 IN_FLIGHT = 8
 # At most this many outcomes are written in one transaction.
 RECORD_BATCH = 50
+
+
+class DeliveryContext(MessageContext, Protocol):
+    """What a delivery pass needs: the message context and the channels, by name."""
+
+    @property
+    def channels(self) -> Mapping[str, Channel]: ...
 
 
 @dataclass
@@ -68,7 +72,7 @@ _DONE = object()
 
 
 def deliver_pending(
-    rt: Runtime, now: datetime, alert_ids: Sequence[int] | None = None
+    rt: DeliveryContext, now: datetime, alert_ids: Sequence[int] | None = None
 ) -> DeliveryReport:
     """Send every due alert (or only those listed); failures are retried later or failed."""
     report = DeliveryReport()
@@ -103,7 +107,7 @@ def deliver_pending(
 
 
 def _prepare(
-    rt: Runtime, due: list[Alert], now: datetime, report: DeliveryReport
+    rt: DeliveryContext, due: list[Alert], now: datetime, report: DeliveryReport
 ) -> dict[str, list[tuple[Alert, AlertMessage]]]:
     """Build each due alert's message, grouped by channel; unbuildable ones are recorded."""
     batches: dict[str, list[tuple[Alert, AlertMessage]]] = {}
@@ -180,7 +184,11 @@ def _send_one(channel: Channel, alert: Alert, message: AlertMessage) -> _Outcome
 
 
 def _record_outcomes(
-    rt: Runtime, outcomes: queue.Queue[object], senders: int, now: datetime, report: DeliveryReport
+    rt: DeliveryContext,
+    outcomes: queue.Queue[object],
+    senders: int,
+    now: datetime,
+    report: DeliveryReport,
 ) -> int:
     """Write outcomes as they arrive, until every sender is done; returns how many.
 
@@ -213,7 +221,7 @@ def _record_outcomes(
     return recorded
 
 
-def _record(rt: Runtime, outcome: _Outcome, now: datetime, report: DeliveryReport) -> None:
+def _record(rt: DeliveryContext, outcome: _Outcome, now: datetime, report: DeliveryReport) -> None:
     alert = outcome.alert
     if outcome.error is None:
         rt.store.mark_sent(alert.id, now)
@@ -225,7 +233,7 @@ def _record(rt: Runtime, outcome: _Outcome, now: datetime, report: DeliveryRepor
 
 
 def _after_failure(
-    rt: Runtime, alert: Alert, error: DeliveryError, now: datetime, report: DeliveryReport
+    rt: DeliveryContext, alert: Alert, error: DeliveryError, now: datetime, report: DeliveryReport
 ) -> None:
     retry_at = next_attempt(rt.settings, alert, now, _retry_window_start(rt, alert, now))
     config = rt.settings.channels.get(alert.channel)
@@ -249,7 +257,7 @@ def _after_failure(
         )
 
 
-def _retry_window_start(rt: Runtime, alert: Alert, now: datetime) -> datetime | None:
+def _retry_window_start(rt: DeliveryContext, alert: Alert, now: datetime) -> datetime | None:
     """When the alert's ``give_up_after`` window starts: at its first delivery attempt.
 
     An alert first tried long after it was queued (the process was down) still gets
@@ -260,113 +268,3 @@ def _retry_window_start(rt: Runtime, alert: Alert, now: datetime) -> datetime | 
         sql.set_retry_from(rt.store, alert.id, now)
         start = now
     return start
-
-
-# --- what a channel shows --------------------------------------------------------------------
-
-
-def build_message(rt: Runtime, alert: Alert) -> AlertMessage:
-    """Everything a channel shows about one alert, read back from the database.
-
-    A match alert shows its item, later copies of the story as "also reported by", and
-    the items that ``max_alerts`` held back since the last alert on the channel. A digest
-    or volume alert shows one entry per story.
-    """
-    kind = rt.store.alert_kind(alert.id)
-    if kind == "health":  # about a feed, not an item: see health.py
-        return health_alert_message(rt.store, alert, rt.settings.display_timezone)
-    rule = rt.rules_by_id.get(alert.rule_id)
-    items = [rt.store.item(i) for i in alert.item_ids]
-    stories = _group_by_story(items) if kind != "match" else ([items] if items else [])
-    entries = [_story_entry(rt, alert.rule_id, story) for story in stories]
-    held = _held_back_entries(rt, alert)
-    first = entries[0].title if entries else ""
-    window = rule.threshold.within_s if rule and rule.threshold else 0
-    subject = alert_subject(kind, alert.rule_id, first, len(entries), window)
-    if held:
-        subject += f" (+{len(held)} held back by max_alerts)"
-    return AlertMessage(
-        alert_id=alert.id,
-        kind=kind,
-        created_at=alert.created_at,
-        rule_id=alert.rule_id,
-        rule_description=rule.description if rule else "",
-        severity=rule.severity if rule else "medium",
-        items=tuple(entries),
-        subject=subject,
-        display_timezone=rt.settings.display_timezone,
-        held_back=tuple(held),
-    )
-
-
-def _group_by_story(items: list[StoredItem]) -> list[list[StoredItem]]:
-    """Items grouped by story, stories in the order of their first item."""
-    groups: dict[int, list[StoredItem]] = {}
-    for item in items:
-        groups.setdefault(item.story_id, []).append(item)
-    return list(groups.values())
-
-
-def _story_entry(rt: Runtime, rule_id: str, story: list[StoredItem]) -> AlertItem:
-    first, copies = story[0], story[1:]
-    also = tuple(AlsoReported(feed=rt.store.feed(c.feed_id).name, link=c.link) for c in copies)
-    return _alert_item(rt, rule_id, first, also)
-
-
-def _held_back_entries(rt: Runtime, alert: Alert) -> list[AlertItem]:
-    """The items of throttled alerts this alert summarises, one entry each."""
-    entries: list[AlertItem] = []
-    seen: set[int] = set(alert.item_ids)
-    for held in sql.summarised_in(rt.store, alert.id):
-        for item_id in held.item_ids:
-            if item_id not in seen:
-                seen.add(item_id)
-                entries.append(_alert_item(rt, held.rule_id, rt.store.item(item_id), ()))
-    return entries
-
-
-def _alert_item(
-    rt: Runtime, rule_id: str, item: StoredItem, also: tuple[AlsoReported, ...]
-) -> AlertItem:
-    feed = rt.store.feed(item.feed_id)
-    source = match_input(item, feed)
-    matches = [m for m in match_item(rt.compiled, source) if m.rule_id == rule_id]
-    hits = matches[0].hits if matches else ()
-    return AlertItem(
-        id=item.id,
-        title=item.title,
-        link=item.link,
-        feed=feed.name,
-        published_at=item.published_at,
-        terms=rt.store.match_terms(item.id, rule_id),
-        snippets=make_snippets(source.fields, hits),
-        also_reported_by=also,
-    )
-
-
-def sample_message(channel: str, now: datetime, display_timezone: str = "UTC") -> AlertMessage:
-    """A sample alert for ``watcher channels test``: clearly a test, never stored.
-
-    Its id is negative (from the clock), so it never collides with a stored alert and
-    two tests never share a Message-ID.
-    """
-    item = AlertItem(
-        id=0,
-        title="watcher test alert",
-        link=None,
-        feed="watcher",
-        published_at=now,
-        terms=("test",),
-        snippets=(f"This is a **test** of the channel {channel}.",),
-    )
-    return AlertMessage(
-        alert_id=-int(now.timestamp()),
-        kind="match",
-        created_at=now,
-        rule_id="test",
-        rule_description="a test alert sent by `watcher channels test`",
-        severity="info",
-        items=(item,),
-        subject=f"[watcher] test: channel {channel}",
-        display_timezone=display_timezone,
-    )

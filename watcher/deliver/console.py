@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from watcher.alerts.render import format_time
+from watcher.deliver.render import format_time
 from watcher.printable import printable
 from watcher.types import AlertItem, AlertMessage, ChannelConfig
 

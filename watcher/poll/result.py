@@ -1,0 +1,100 @@
+"""Fetch and parse one feed into a ``FeedResult``, which never is an exception.
+
+Both ways of polling call ``fetch_and_parse``: the threads of the pipeline and the worker
+processes of a large poll (workers.py); the pipeline stores the results.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from watcher import envvars
+from watcher.exceptions import ConfigError, FeedError, ParseError
+from watcher.poll.cpu import CpuBudget, CpuBudgetExceeded
+from watcher.poll.fetch import FeedSession, fetch_feed
+from watcher.poll.parse import parse_feed
+from watcher.redact import header_secrets, scrub, without_credentials
+from watcher.types import FeedConfig, FeedState, Fetched, Match, ParsedFeed
+
+log = logging.getLogger(__name__)
+
+# A feed may take this many times its ``timeout`` of CPU time to parse, then it fails.
+CPU_BUDGET_TIMEOUTS = 3
+
+
+@dataclass
+class FeedResult:
+    """What a worker thread hands back for one feed; never an exception."""
+
+    feed: FeedState
+    options: FeedConfig
+    fetched: Fetched | None = None
+    parsed: ParsedFeed | None = None
+    error: str | None = None
+    http_status: int | None = None
+    duration_ms: int = 0
+    matches: dict[str, tuple[Match, ...]] | None = None  # workers.match_key -> matches
+    retry_after_s: float | None = None  # the server's Retry-After on a 429/503
+    hashes: tuple[str, ...] | None = None  # content_hash of each parsed item, when known
+
+
+def fetch_and_parse(
+    session: FeedSession, feed: FeedState, options: FeedConfig, max_bytes: int
+) -> FeedResult:
+    """Fetch and parse one feed; every failure becomes ``FeedResult.error``.
+
+    The feed's URL is a template: its ``${VARS}`` are expanded here, for this fetch only,
+    and their values (and the configured header values) are removed from any error.
+    """
+    result = FeedResult(feed=feed, options=options)
+    started = time.monotonic()
+    secrets = [*envvars.values_of(feed.url).values(), *header_secrets(options.headers)]
+    try:
+        url = envvars.expand(feed.url, what="the feed's URL")
+        result.fetched = fetch_feed(
+            session,
+            url,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            timeout=options.timeout_s,
+            max_bytes=max_bytes,
+            headers=dict(options.headers),
+        )
+        result.http_status = result.fetched.status
+        if not result.fetched.not_modified:
+            base = result.fetched.final_url
+            if envvars.has_references(feed.url):  # links are never resolved into the secret
+                base = without_credentials(base)
+            result.parsed = _parse(result.fetched, base, options)
+    except FeedError as e:
+        result.error = str(e.message)
+        result.http_status = e.http_status or result.http_status
+        result.retry_after_s = getattr(e, "retry_after_s", None)
+    except ConfigError as e:  # a ${VAR} of the URL is not set (a feed added with it earlier)
+        result.error = str(e)
+    except Exception as e:  # a bug in fetch or parse must not stop the other feeds
+        log.exception("internal error while fetching feed=%s", feed.name)
+        result.error = f"internal error: {type(e).__name__}: {e}"
+    if result.error is not None and secrets:
+        result.error = scrub(result.error, secrets)
+    result.duration_ms = int((time.monotonic() - started) * 1000)
+    return result
+
+
+def _parse(fetched: Fetched, base: str, options: FeedConfig) -> ParsedFeed:
+    """Parse a fetched body within the feed's CPU budget: ``CPU_BUDGET_TIMEOUTS`` timeouts.
+
+    ``base`` is the URL relative links resolve against.
+    """
+    budget = CpuBudget(CPU_BUDGET_TIMEOUTS * options.timeout_s)
+    try:
+        return parse_feed(fetched.content, base, fetched.content_type, check=budget.check)
+    except CpuBudgetExceeded as e:
+        raise ParseError(
+            base,
+            f"reading the feed took more than {e.seconds:g} s of CPU time"
+            f" ({CPU_BUDGET_TIMEOUTS} times its timeout of {options.timeout_s:g} s):"
+            " none of its items were stored",
+        ) from e
