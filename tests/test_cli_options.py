@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.feedgen import Entry, rss
-from watcher.cli import WatcherCommand, all_commands, cli
+from watcher.cli.base import WatcherCommand, all_commands, cli
 
 COMMANDS = all_commands()
 LEAVES = [(path, c) for path, c in COMMANDS if not hasattr(c, "commands")]

@@ -19,9 +19,8 @@ from click.testing import CliRunner
 
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
-from watcher.cli import cli
-from watcher.commands import serve
-from watcher.commands.serve import datasette_metadata, make_datasette
+from watcher.cli import cli, serve
+from watcher.cli.serve import datasette_metadata, make_datasette
 from watcher.store import Store
 from watcher.store.schema import PUBLIC_TABLES
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner, Result
 
 from tests.terminal import run_on_terminal
 from watcher.cli import cli
-from watcher.commands.rules import caret_lines
+from watcher.cli.rules import caret_lines
 from watcher.rules.match import compile_rules, match_item
 from watcher.types import MatchItem, Rule
 

@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from watcher.cli import cli
-from watcher.commands.schema import config_schema, rules_schema
+from watcher.cli.schema import config_schema, rules_schema
 from watcher.config import REQUIRED, documented_settings
 from watcher.rules.load import KEYS
 

@@ -1,4 +1,4 @@
-"""Logging set-up for the command line; called only from the command line (watcher.cli).
+"""Logging set-up; called only from the command line (watcher.cli).
 
 Lines read ``LEVEL event key=value ...`` on standard error. -v shows INFO, -vv DEBUG,
 -q only errors; apscheduler stays at WARNING unless -vv.

@@ -16,7 +16,7 @@ own way.
       internal:watch            every 3 s: config/rule file changes -> reload; feeds added or
                                 removed in the database -> jobs added or removed
       internal:health-quiet     hourly: "feed gone quiet" health alerts
-      internal:prune            hourly: retention and poll_log_retention (archive/retention.py)
+      internal:prune            hourly: retention and poll_log_retention (the prune handed in)
     SIGHUP -> reload (an invalid new config is logged, the running one kept)
     SIGTERM/SIGINT -> stop taking work, wait for jobs in flight (bounded), exit 0
 
@@ -47,7 +47,6 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from watcher.archive.retention import prune_archive
 from watcher.config import require_variables
 from watcher.decide.health import health_channels, quiet_event
 from watcher.decide.schedule import first_run_at, jitter_s, next_poll_after_interval_change
@@ -204,12 +203,18 @@ def prune_job(daemon: Daemon) -> None:
 # --- the daemon ----------------------------------------------------------------------------
 
 
+# Applies ``retention`` and ``poll_log_retention`` (archive/retention.py's prune_archive,
+# handed in by the command line: the poll stage does not import the archive).
+Prune = Callable[[Store, Settings, datetime], object]
+
+
 class Daemon:
     """One running ``watcher run``: built from a settings loader, run with ``run()``."""
 
-    def __init__(self, load: Callable[[], Settings], options: DaemonOptions) -> None:
+    def __init__(self, load: Callable[[], Settings], options: DaemonOptions, prune: Prune) -> None:
         self.load = load
         self.options = options
+        self._prune = prune
         self.clock = Clock(options.time_scale)
         self.stopping = threading.Event()
         self.rng = random.Random()
@@ -592,11 +597,11 @@ class Daemon:
                 self.deliver_soon()
 
     def prune(self) -> None:
-        """Apply ``retention`` and ``poll_log_retention`` (archive/retention.py does the work)."""
+        """Apply ``retention`` and ``poll_log_retention`` (the ``prune`` handed in does it)."""
         with self._job() as go:
             if go:
                 rt = self.runtime()
-                prune_archive(rt.store, rt.settings, self.clock.now())
+                self._prune(rt.store, rt.settings, self.clock.now())
 
 
 def _moved_earlier(current: datetime | None, planned: datetime | None) -> bool:
@@ -631,10 +636,12 @@ def _log_job_event(event: Any) -> None:
         log.warning("job missed job=%s", getattr(event, "job_id", "?"))
 
 
-def run_daemon(load: Callable[[], Settings], env: Mapping[str, str] | None = None) -> int:
+def run_daemon(
+    load: Callable[[], Settings], prune: Prune, env: Mapping[str, str] | None = None
+) -> int:
     """Run ``watcher run`` until stopped; returns the exit code."""
     options = DaemonOptions.from_env(os.environ if env is None else env)
-    return Daemon(load, options).run()
+    return Daemon(load, options, prune).run()
 
 
 __all__ = ["Daemon", "DaemonOptions", "run_daemon"]

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from watcher.archive.retention import PruneReport, prune_archive
-from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
+from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc, show_time
 from watcher.deliver.send import DeliveryReport, deliver_pending
 from watcher.exceptions import LockedError
 from watcher.lock import hold_lock

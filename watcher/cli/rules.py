@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from watcher.archive.backtest import backtest_json, backtest_lines, count_archive, run_backtest
-from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, plural
+from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc, plural
 from watcher.config import rule_files_in
 from watcher.exceptions import ConfigError, Problem, WatcherError
 from watcher.printable import dumps_json, printable

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, now_utc
-from watcher.commands.table import print_table
+from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc
+from watcher.cli.table import print_table
 from watcher.deliver.channels import make_channel
 from watcher.deliver.message import sample_message
 from watcher.exceptions import DeliveryError

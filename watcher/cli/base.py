@@ -1,7 +1,8 @@
-"""The command line (also ``python -m watcher``): options in, one call, output out.
+"""The click group of the command line, its global options, ``Context`` and shared helpers.
 
-User errors (WatcherError) print one line per problem and exit 1; usage errors exit 2;
-a bug is logged with its traceback and exits 3.
+Commands register themselves on ``cli`` from their own modules (watcher/cli/__init__.py
+imports them all). User errors (WatcherError) print one line per problem and exit 1;
+usage errors exit 2; a bug is logged with its traceback and exits 3.
 """
 
 from __future__ import annotations
@@ -211,11 +212,3 @@ def cli(ctx: click.Context) -> None:
     """
     obj = ctx.ensure_object(Context)
     setup_logging(obj.verbose, obj.quiet)
-
-
-def main() -> None:
-    cli(prog_name="watcher")
-
-
-# Commands are defined in their own modules and registered here.
-from watcher import commands  # noqa: E402,F401

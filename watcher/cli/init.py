@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors
+from watcher.cli.base import Context, cli, emit_json, handle_errors
 from watcher.exceptions import ConfigError
 from watcher.store import Store
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from watcher import envvars
-from watcher.cli import Context, emit_json, handle_errors, now_utc, plural
-from watcher.commands.feeds import feeds, listed_feeds
+from watcher.cli.base import Context, emit_json, handle_errors, now_utc, plural
+from watcher.cli.feeds import feeds, listed_feeds
 from watcher.decide.schedule import next_poll_after_interval_change
 from watcher.opml import http_feed_url, read_opml, write_opml
 from watcher.printable import printable

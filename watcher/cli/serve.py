@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from watcher.cli import Context, cli, handle_errors
+from watcher.cli.base import Context, cli, handle_errors
 from watcher.exceptions import WatcherError
 
 METADATA = "datasette_metadata.json"

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from watcher.archive.backup import backup_database
-from watcher.cli import Context, cli, emit_json, handle_errors
+from watcher.cli.base import Context, cli, emit_json, handle_errors
 
 
 @cli.command()

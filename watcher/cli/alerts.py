@@ -8,7 +8,7 @@ from datetime import datetime
 
 import click
 
-from watcher.cli import (
+from watcher.cli.base import (
     Context,
     cli,
     emit_json,
@@ -17,8 +17,8 @@ from watcher.cli import (
     plural,
     show_time,
 )
-from watcher.commands.lookup import check_rule
-from watcher.commands.table import print_table
+from watcher.cli.lookup import check_rule
+from watcher.cli.table import print_table
 from watcher.deliver.send import DeliveryReport, deliver_pending
 from watcher.exceptions import LockedError, NotFoundError, StoreError
 from watcher.lock import hold_lock

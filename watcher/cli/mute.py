@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
-from watcher.commands.lookup import configured_feed_names
-from watcher.commands.table import print_table
+from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc, show_time
+from watcher.cli.lookup import configured_feed_names
+from watcher.cli.table import print_table
 from watcher.decide.alerts import MUTES_STATE
 from watcher.decide.policy import live_mutes, mute_key
 from watcher.exceptions import ConfigError

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 import click
 
 from watcher.archive.search import SearchQuery, SearchQueryError, translate_query
-from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
-from watcher.commands.lookup import check_feeds, check_rule
+from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc, show_time
+from watcher.cli.lookup import check_feeds, check_rule
 from watcher.printable import printable, printable_value
 from watcher.rules.load import load_term_lists
 from watcher.rules.query import TermLists

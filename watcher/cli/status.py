@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from watcher.cli import Context, cli, emit_json, handle_errors, now_utc, show_time
-from watcher.commands.table import print_table
+from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc, show_time
+from watcher.cli.table import print_table
 from watcher.decide.health import check_problems
 from watcher.printable import printable
 from watcher.store import Store

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import click
 
 from watcher import envvars
-from watcher.cli import Context, cli, emit_json, handle_errors, now_utc
-from watcher.commands.table import print_table
+from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc
+from watcher.cli.table import print_table
 from watcher.config import parse_interval
 from watcher.decide.schedule import next_poll_after_interval_change
 from watcher.exceptions import ConfigError

@@ -1,4 +1,4 @@
-"""``watcher run``: the daemon in the foreground; the wiring lives in daemon.py."""
+"""``watcher run``: the daemon in the foreground; the wiring lives in poll/daemon.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from watcher.cli import Context, cli, handle_errors
+from watcher.archive.retention import prune_archive
+from watcher.cli.base import Context, cli, handle_errors
 
 
 @cli.command(no_json="the daemon writes log lines to standard error")
@@ -28,7 +29,7 @@ def run(obj: Context) -> None:
     from watcher.poll.daemon import run_daemon  # the scheduler is loaded only to run it
 
     _info_unless_asked()
-    sys.exit(run_daemon(obj.settings))
+    sys.exit(run_daemon(obj.settings, prune_archive))
 
 
 def _info_unless_asked() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from watcher.cli import cli, handle_errors
+from watcher.cli.base import cli, handle_errors
 from watcher.config import (
     CHANNEL_SETTINGS,
     CHANNEL_TYPES,
