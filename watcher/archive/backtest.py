@@ -1,6 +1,6 @@
 """Run rules over the stored archive and count what they would have matched; sends nothing.
 
-    for each batch of items first seen or published since ``since`` (store.archive):
+    for each batch of items first seen or published since ``since`` (store.history):
         match every rule on the item as the pipeline would (same fields, same engine)
         count the matches per rule; keep the first few with highlighted snippets
 

@@ -1,4 +1,4 @@
-"""``watcher search``: full-text search of the archive; the SQL lives in store/search.py.
+"""``watcher search``: full-text search of the archive; the SQL lives in store/fts.py.
 
 Output: a table with highlighted titles and snippets on a terminal (bold), or ``--json``
 and ``--csv`` with the matched words marked ``**like this**``. Control characters from

@@ -1,7 +1,7 @@
 """``watcher status``: each feed's health and the alert queue, from the database.
 
-``--check`` exits 1 when the daemon's heartbeat is stale or a feed is failing (health.py
-decides); it changes nothing.
+``--check`` exits 1 when the daemon's heartbeat is stale or a feed is failing
+(decide/health.py decides); it changes nothing.
 """
 
 from __future__ import annotations

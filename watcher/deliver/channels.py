@@ -1,4 +1,4 @@
-"""Alert channels: one module per channel type; CHANNELS maps a type name to its class.
+"""The channel registry: CHANNELS maps a channel type to its class (one module per type).
 
 A channel renders an AlertMessage and delivers it, raising DeliveryError on failure
 (``permanent=True`` when retrying cannot help). It never touches the database.
