@@ -55,8 +55,8 @@ def test_the_outbox_lookups_made_for_each_new_alert_use_an_index(tmp_path: Path)
     with Store(tmp_path / "w.db") as store:
         since = NOW - timedelta(hours=1)
         asked = {  # what each lookup must narrow by, through an index
-            "reason=?": lambda: held_back(store, "mail"),
-            "reason=? ": lambda: summarised_in(store, 7),
+            "_held_back_open (channel=?)": lambda: held_back(store, "mail"),
+            "_held_back_summary (summarised_in=?)": lambda: summarised_in(store, 7),
             "channel=?": lambda: count_alerts_since(store, "mail", since),
             "=?": lambda: count_alerts_since(store, "mail", since, "kursk"),
         }
@@ -69,7 +69,7 @@ def test_the_outbox_lookups_made_for_each_new_alert_use_an_index(tmp_path: Path)
         for narrowed_by, statements in plans.items():
             for sql in (s for s in statements if s.startswith("SELECT")):
                 plan = " ".join(r[3] for r in store.db.execute(f"EXPLAIN QUERY PLAN {sql}"))
-                assert "SCAN alerts" not in plan and narrowed_by.strip() in plan, plan
+                assert "SCAN" not in plan and narrowed_by in plan, plan
 
 
 def test_an_alert_first_tried_a_day_late_still_gets_its_retries(make_world: Any) -> None:

@@ -27,8 +27,8 @@ from watcher.cli import cli
 from watcher.poll import daemon as daemon_module
 from watcher.poll.daemon import Clock, HostSlots, warn_without_scan
 from watcher.store import Store
-from watcher.store.daemon_state import read_heartbeat
 from watcher.store.rows import to_text
+from watcher.store.state import read_heartbeat
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_KURSK = "- id: kursk\n  any: [Kursk]\n"

@@ -27,8 +27,8 @@ from watcher.decide.health import (
 )
 from watcher.deliver.message import health_message
 from watcher.store import Store
-from watcher.store.daemon_state import write_heartbeat
 from watcher.store.rows import to_text
+from watcher.store.state import write_heartbeat
 from watcher.types import FeedState, FeedStatus, HealthEvent, HealthKind
 
 ROOT = Path(__file__).resolve().parent.parent

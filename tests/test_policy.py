@@ -24,6 +24,7 @@ from watcher.types import (
     DeliverySettings,
     FeedDefaults,
     HealthSettings,
+    Mute,
     PollSettings,
     RateLimit,
     Rule,
@@ -82,13 +83,15 @@ def test_retry_settings_come_from_the_delivery_section() -> None:
 
 
 def test_mutes_end_at_their_time_and_match_rule_or_feed() -> None:
-    until = (T0 + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    mutes = {"rule:kursk": until, "feed:wire": until}
+    until = T0 + timedelta(hours=2)
+    mutes = [Mute("rule", "kursk", until), Mute("feed", "wire", until)]
     assert is_muted(mutes, "kursk", "other", T0)
     assert is_muted(mutes, "drones", "wire", T0)
     assert not is_muted(mutes, "drones", "other", T0)
     assert not is_muted(mutes, "kursk", "wire", T0 + timedelta(hours=2))
-    assert live_mutes(mutes, T0 + timedelta(hours=3)) == {}
+    assert not is_muted(mutes, "wire", "kursk", T0)  # a rule's mute is not a feed's
+    assert live_mutes(mutes, T0 + timedelta(hours=1)) == mutes
+    assert live_mutes(mutes, T0 + timedelta(hours=3)) == []
 
 
 def test_caps_come_from_the_rule_and_the_channel() -> None:

@@ -17,6 +17,7 @@ from sqlite_utils import Database
 from watcher.decide.schedule import next_poll_after_interval_change as moved
 from watcher.exceptions import StoreError
 from watcher.store import Store, schema, slug_for_url
+from watcher.store.state import read_heartbeat, set_retry_hold, write_heartbeat
 from watcher.types import AlertStatus, FeedConfig, FeedStatus, Match, ParsedItem
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -126,6 +127,7 @@ def test_migrations_are_recorded_and_not_rerun(tmp_path: Path) -> None:
         "0006_alert_indexes",
         "0007_pending_alerts_by_rule",
         "0008_interval_source",
+        "0009_state_tables",
     ]
 
 
@@ -512,7 +514,7 @@ def test_a_lowered_interval_keeps_backoff_retry_after_and_cache_holds(store: Sto
             next_poll_at=NOW + timedelta(hours=8),
         )  # fmt: skip
     polled(store, ids["held"], NOW)
-    store.set_state(f"retry_after:{ids['held']}", "2025-03-01T13:30:00Z")
+    set_retry_hold(store, ids["held"], datetime(2025, 3, 1, 13, 30, tzinfo=UTC))
     polled(store, ids["cached"], NOW, next_poll_at=NOW + timedelta(hours=20))  # max-age 20h
     polled(store, ids["plain"], NOW)
     lowered = [FeedConfig(url=f.url, name=f.name, interval_s=600) for f in feeds]
@@ -781,11 +783,13 @@ def test_live_alert_key_holds_inside_a_transaction_and_after_suppression(
 def test_instance_id_is_stable(tmp_path: Path) -> None:
     with Store(tmp_path / "i.db") as store:
         first = store.instance_id()
-        store.set_state("heartbeat", {"at": "2025-03-01T12:00:00Z"})
+        assert len(first) == 32 and read_heartbeat(store) is None
+        write_heartbeat(store, NOW, pid=42)
     with Store(tmp_path / "i.db") as store:
         assert store.instance_id() == first
-        assert store.get_state("heartbeat") == {"at": "2025-03-01T12:00:00Z"}
-        assert store.get_state("missing") is None
+        assert read_heartbeat(store) == NOW
+    with Store(tmp_path / "other.db") as store:
+        assert store.instance_id() != first
 
 
 # --- transactions and locking -----------------------------------------------------------

@@ -15,7 +15,6 @@ import watcher.decide.alerts
 from tests.receivers import WebhookReceiver
 from watcher.config import load_settings
 from watcher.decide.threshold import (
-    ArmState,
     decide_threshold,
     decide_volume,
     history_start,
@@ -26,7 +25,7 @@ from watcher.deliver.send import deliver_pending
 from watcher.poll.pipeline import PollReport, feed_options, select_feeds, store_result
 from watcher.poll.result import FeedResult
 from watcher.poll.runtime import Runtime, open_runtime
-from watcher.types import Fetched, ParsedFeed, ParsedItem, Threshold, VolumeMatch
+from watcher.types import ArmState, Fetched, ParsedFeed, ParsedItem, Threshold, VolumeMatch
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

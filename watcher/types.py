@@ -310,6 +310,35 @@ class VolumeMatch:
     matched_at: datetime
 
 
+@dataclass(frozen=True)
+class ArmState:
+    """What is known about a volume rule re-arming on one channel since it last fired there.
+
+    ``fired``: the last firing (None: never). ``checked``: every moment after ``fired`` up
+    to ``checked`` was looked at (None: nothing yet). ``armed``: a dip was seen there.
+    A row of ``_volume_arming``.
+    """
+
+    fired: datetime | None
+    checked: datetime | None = None
+    armed: bool = False
+
+
+@dataclass(frozen=True)
+class Mute:
+    """``watcher mute``: a rule's or a feed's matches are not sent until ``until``.
+    A row of ``_mutes``."""
+
+    kind: str  # rule | feed
+    name: str  # the rule id or the feed name
+    until: datetime
+
+    @property
+    def key(self) -> str:
+        """How a mute is shown and named on the command line: ``rule:ID``, ``feed:NAME``."""
+        return f"{self.kind}:{self.name}"
+
+
 # --- alerts ------------------------------------------------------------------------------
 
 

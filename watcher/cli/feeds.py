@@ -15,7 +15,7 @@ from watcher.config import parse_interval
 from watcher.decide.schedule import next_poll_after_interval_change
 from watcher.exceptions import ConfigError
 from watcher.store import CONFIG_REASONS, DISABLED_BY_HAND, Store, slug_for_url
-from watcher.store.daemon_state import set_retry_hold
+from watcher.store.state import set_retry_hold
 from watcher.suggest import not_found
 from watcher.types import FeedState, FeedStatus, Settings
 

@@ -13,15 +13,15 @@ import click
 from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc, show_time
 from watcher.cli.lookup import configured_feed_names
 from watcher.cli.table import print_table
-from watcher.decide.alerts import MUTES_STATE
-from watcher.decide.policy import live_mutes, mute_key
+from watcher.decide.policy import live_mutes
 from watcher.exceptions import ConfigError
 from watcher.rules.load import load_rules
 from watcher.store import Store
 from watcher.store.names import stored_feed_names
 from watcher.store.rows import to_text
+from watcher.store.state import delete_mutes, read_mutes, save_mute
 from watcher.suggest import not_found
-from watcher.types import Settings
+from watcher.types import Mute, Settings
 from watcher.units import parse_duration
 
 
@@ -44,9 +44,8 @@ def mute(obj: Context, target: str | None, duration: str | None) -> None:
     settings = obj.settings()
     now = now_utc()
     with Store(settings.database) as store:
-        mutes = live_mutes(store.get_state(MUTES_STATE) or {}, now)
         if target is None:
-            _show(obj, mutes, settings.display_timezone)
+            _show(obj, live_mutes(read_mutes(store), now), settings.display_timezone)
             return
         if duration is None:
             raise click.UsageError("--for is required, e.g. --for 2h")
@@ -54,14 +53,14 @@ def mute(obj: Context, target: str | None, duration: str | None) -> None:
             seconds = parse_duration(duration)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--for") from e
-        key = _resolve(settings, store, target)
-        mutes[key] = to_text(now + timedelta(seconds=seconds))
-        store.set_state(MUTES_STATE, mutes)
+        kind, name = _resolve(settings, store, target)
+        muted = Mute(kind, name, now + timedelta(seconds=seconds))
+        save_mute(store, muted, now)
     if obj.json:
-        emit_json({"muted": key, "until": mutes[key]})
+        emit_json({"muted": muted.key, "until": to_text(muted.until)})
     else:
-        until = show_time(mutes[key], settings.display_timezone)
-        click.echo(f"muted {key.replace(':', ' ', 1)} until {until}")
+        until = show_time(muted.until, settings.display_timezone)
+        click.echo(f"muted {kind} {name} until {until}")
 
 
 @cli.command()
@@ -78,22 +77,20 @@ def unmute(obj: Context, target: str) -> None:
     settings = obj.settings()
     now = now_utc()
     with Store(settings.database) as store:
-        mutes = live_mutes(store.get_state(MUTES_STATE) or {}, now)
-        keys = [target] if ":" in target else [mute_key("rule", target), mute_key("feed", target)]
-        found = [k for k in keys if k in mutes]
+        mutes = live_mutes(read_mutes(store), now)
+        keys = [target] if ":" in target else [f"rule:{target}", f"feed:{target}"]
+        found = [m for key in keys for m in mutes if m.key == key]
         if not found:
             raise ConfigError(f"{target} is not muted")
-        for key in found:
-            del mutes[key]
-        store.set_state(MUTES_STATE, mutes)
+        delete_mutes(store, found)
     if obj.json:
-        emit_json({"unmuted": found})
+        emit_json({"unmuted": [m.key for m in found]})
     else:
-        click.echo("unmuted " + ", ".join(k.replace(":", " ", 1) for k in found))
+        click.echo("unmuted " + ", ".join(f"{m.kind} {m.name}" for m in found))
 
 
-def _resolve(settings: Settings, store: Store, target: str) -> str:
-    """``rule:ID`` or ``feed:NAME`` for a target; NotFoundError when it names neither."""
+def _resolve(settings: Settings, store: Store, target: str) -> tuple[str, str]:
+    """('rule', ID) or ('feed', NAME) for a target; NotFoundError when it names neither."""
     kind, _, name = target.partition(":")
     if kind in ("rule", "feed") and name:
         candidates = [(kind, name)]
@@ -115,13 +112,14 @@ def _resolve(settings: Settings, store: Store, target: str) -> str:
         raise not_found(kinds, name, known)
     if len(found) > 1:
         raise ConfigError(f"{name!r} is both a rule and a feed: write rule:{name} or feed:{name}")
-    return mute_key(found[0], name)
+    return found[0], name
 
 
-def _show(obj: Context, mutes: dict[str, str], zone: str) -> None:
+def _show(obj: Context, mutes: list[Mute], zone: str) -> None:
+    ordered = sorted(mutes, key=lambda m: m.key)
     if obj.json:
-        emit_json([{"target": k, "until": v} for k, v in sorted(mutes.items())])
+        emit_json([{"target": m.key, "until": to_text(m.until)} for m in ordered])
     elif not mutes:
         click.echo("nothing is muted")
     else:
-        print_table(["muted", "until"], [[k, show_time(v, zone)] for k, v in sorted(mutes.items())])
+        print_table(["muted", "until"], [[m.key, show_time(m.until, zone)] for m in ordered])

@@ -21,7 +21,7 @@ from watcher.poll.result import FeedResult
 from watcher.poll.runtime import open_runtime
 from watcher.printable import printable
 from watcher.store import Store
-from watcher.store.daemon_state import PollRequest, request_polls
+from watcher.store.feeds import PollRequest, request_polls
 from watcher.store.rows import to_text
 from watcher.suggest import not_found
 from watcher.types import Settings

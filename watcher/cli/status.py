@@ -18,7 +18,7 @@ from watcher.cli.table import print_table
 from watcher.decide.health import check_problems
 from watcher.printable import printable
 from watcher.store import Store
-from watcher.store.daemon_state import read_heartbeat
+from watcher.store.state import read_heartbeat
 from watcher.store.stats import ArchiveStats, archive_stats, human_size
 from watcher.types import AlertStatus, FeedState, FeedStatus
 

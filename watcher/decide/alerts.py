@@ -26,15 +26,12 @@ from watcher.decide.policy import (
     is_over_limit,
     limits_for,
 )
-from watcher.decide.threshold import ArmState, decide_volume, history_start, observe_arming
+from watcher.decide.threshold import decide_volume, history_start, observe_arming
 from watcher.store import Store
 from watcher.store import outbox as sql
 from watcher.store.history import volume_matches
-from watcher.store.rows import from_text, to_text
-from watcher.types import Alert, AlertStatus, Rule, Settings, StoredItem
-
-MUTES_STATE = "mutes"
-ARMING_STATE = "threshold_arming:"  # + "<rule id>:<channel>": ArmState of a volume rule
+from watcher.store.state import read_arming, read_mutes, save_arming
+from watcher.types import Alert, AlertStatus, ArmState, Rule, Settings, StoredItem
 
 
 class AlertContext(Protocol):
@@ -86,13 +83,15 @@ def _add(
         reason=reason,
         story_id=None if reason else item.story_id,
     )
+    if reason == sql.THROTTLED:
+        sql.hold_back(rt.store, alert_id, channel)
     if status is AlertStatus.PENDING:
         _summarise_held_back(rt, channel, alert_id)
     return status
 
 
 def _muted(rt: AlertContext, rule: Rule, item: StoredItem, now: datetime) -> bool:
-    mutes = rt.store.get_state(MUTES_STATE)
+    mutes = read_mutes(rt.store)
     if not mutes:
         return False
     return is_muted(mutes, rule.id, rt.store.feed(item.feed_id).name, now)
@@ -161,7 +160,7 @@ def _queue_threshold(
 
     It fires again only after re-arming: the window held fewer than count at some moment
     after the last firing (threshold.decide_volume). Every match is looked at, suppressed
-    or not, so the re-arming kept in ``_state`` is current and the read stays two windows.
+    or not, so the re-arming kept in ``_volume_arming`` is current and the read stays two windows.
     """
     threshold = rule.threshold
     assert threshold is not None
@@ -170,10 +169,10 @@ def _queue_threshold(
     state = _arm_state(rt, rule.id, channel, last.created_at if last is not None else None)
     history = volume_matches(store, rule.id, history_start(threshold, state, now))
     if reason is not None or _adds_to_pending(rt, last, item, threshold.within_s, now):
-        _save_arm_state(rt, rule.id, channel, observe_arming(threshold, history, state, now)[0])
+        save_arming(store, rule.id, channel, observe_arming(threshold, history, state, now)[0])
         return _add(rt, rule, channel, item, reason, now) if reason is not None else None
     item_ids, state = decide_volume(threshold, history, state, now)
-    _save_arm_state(rt, rule.id, channel, state)
+    save_arming(store, rule.id, channel, state)
     if item_ids is None:
         return None
     store.add_alert(
@@ -200,25 +199,9 @@ def _adds_to_pending(
     return True
 
 
-def _arm_key(rule_id: str, channel: str) -> str:
-    return f"{ARMING_STATE}{rule_id}:{channel}"
-
-
 def _arm_state(rt: AlertContext, rule_id: str, channel: str, fired: datetime | None) -> ArmState:
     """The saved re-arming progress, if it is about the rule's last firing on the channel."""
-    saved = rt.store.get_state(_arm_key(rule_id, channel))
-    if fired is None or not isinstance(saved, dict) or saved.get("fired") != to_text(fired):
+    saved = read_arming(rt.store, rule_id, channel)
+    if fired is None or saved is None or saved.fired != fired:
         return ArmState(fired)
-    checked = saved.get("checked")
-    return ArmState(
-        fired, from_text(checked) if isinstance(checked, str) else None, saved.get("armed") is True
-    )
-
-
-def _save_arm_state(rt: AlertContext, rule_id: str, channel: str, state: ArmState) -> None:
-    value = {
-        "fired": None if state.fired is None else to_text(state.fired),
-        "checked": None if state.checked is None else to_text(state.checked),
-        "armed": state.armed,
-    }
-    rt.store.set_state(_arm_key(rule_id, channel), value)
+    return saved

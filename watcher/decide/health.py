@@ -5,7 +5,7 @@
     a poll succeeds after the feed had been reported failing                     -> recovered
     no new item for ``health.quiet_after`` (reported once per quiet spell)        -> quiet
 
-The alert rows themselves are written by store/daemon_state.py; deliver/message.py builds
+The alert rows themselves are written by store/state.py; deliver/message.py builds
 their message and deliver/send.py sends them.
 """
 

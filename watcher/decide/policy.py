@@ -6,13 +6,14 @@ the SQL that feeds them lives in ``watcher.store.outbox``, the sequencing in ale
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from watcher.types import (
     SEVERITIES,
     FeedConfig,
     FirstPollAlerts,
+    Mute,
     RateLimit,
     Rule,
     Settings,
@@ -61,24 +62,16 @@ def next_interval_after_failure(interval_s: int, failures: int) -> int:
 MUTED = "muted"
 
 
-def mute_key(kind: str, name: str) -> str:
-    """How a mute is stored: ``rule:ID`` or ``feed:NAME``."""
-    return f"{kind}:{name}"
+def live_mutes(mutes: Iterable[Mute], now: datetime) -> list[Mute]:
+    """The mutes that have not ended at ``now``."""
+    return [m for m in mutes if m.until > now]
 
 
-def live_mutes(mutes: Mapping[str, str], now: datetime) -> dict[str, str]:
-    """The mutes (key -> ISO end time) that have not ended at ``now``."""
-    return {k: v for k, v in mutes.items() if _parse_time(v) > now}
-
-
-def is_muted(mutes: Mapping[str, str], rule_id: str, feed_name: str, now: datetime) -> bool:
+def is_muted(mutes: Iterable[Mute], rule_id: str, feed_name: str, now: datetime) -> bool:
     """Whether a match of this rule on this feed's item must be recorded but not sent."""
-    live = live_mutes(mutes, now)
-    return mute_key("rule", rule_id) in live or mute_key("feed", feed_name) in live
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return any(
+        (m.kind, m.name) in (("rule", rule_id), ("feed", feed_name)) for m in live_mutes(mutes, now)
+    )
 
 
 def limits_for(rule: Rule, settings: Settings, channel: str) -> list[tuple[RateLimit, bool]]:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from watcher.types import Threshold, VolumeMatch
+from watcher.types import ArmState, Threshold, VolumeMatch
 
 
 def in_window(
@@ -99,19 +98,6 @@ def decide_threshold(
 
 
 # --- bounded, incremental decision -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ArmState:
-    """What is known about re-arming on one channel since the rule last fired there.
-
-    ``fired``: the last firing (None: never). ``checked``: every moment after ``fired`` up
-    to ``checked`` was looked at (None: nothing yet). ``armed``: a dip was seen there.
-    """
-
-    fired: datetime | None
-    checked: datetime | None = None
-    armed: bool = False
 
 
 def history_start(threshold: Threshold, state: ArmState, now: datetime) -> datetime:

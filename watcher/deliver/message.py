@@ -18,7 +18,7 @@ from watcher.rules.match import CompiledRules, match_input, match_item
 from watcher.rules.snippets import make_snippets
 from watcher.store import Store
 from watcher.store import outbox as sql
-from watcher.store.daemon_state import health_event
+from watcher.store.state import health_event
 from watcher.types import (
     HEALTH_KIND,
     HEALTH_RULE_ID,

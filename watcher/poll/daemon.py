@@ -12,7 +12,7 @@ own way.
                                 first run at the stored next_poll_at (overdue feeds: spread
                                 over a minute); after each poll, next run = the new next_poll_at
       internal:deliver-pending  every 30 s, and at once after a poll that queued alerts
-      internal:heartbeat        every 60 s: ``_state.heartbeat`` for ``status --check``
+      internal:heartbeat        every 60 s: ``_instance.heartbeat_at`` for ``status --check``
       internal:watch            every 3 s: config/rule file changes -> reload; feeds added or
                                 removed in the database -> jobs added or removed
       internal:health-quiet     hourly: "feed gone quiet" health alerts
@@ -61,9 +61,9 @@ from watcher.poll.runtime import Runtime
 from watcher.rules.load import load_rules
 from watcher.rules.match import SCAN_BUILT, compile_rules
 from watcher.store import Store
-from watcher.store.daemon_state import (
+from watcher.store.feeds import last_new_item_times
+from watcher.store.state import (
     add_health_alert,
-    last_new_item_times,
     mark_quiet_reported,
     quiet_reported_for,
     write_heartbeat,

@@ -39,7 +39,7 @@ from watcher.poll.runtime import Runtime
 from watcher.redact import redact_url, without_credentials
 from watcher.rules.match import match_input, match_item
 from watcher.store.batch import NotModified, record_not_modified, upsert_items
-from watcher.store.daemon_state import add_health_alert, held_feed_ids, set_retry_hold
+from watcher.store.state import add_health_alert, held_feed_ids, set_retry_hold
 from watcher.types import (
     AlertStatus,
     FeedConfig,

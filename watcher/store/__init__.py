@@ -14,16 +14,14 @@ the caller hands in (``reschedule``).
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import sqlite3
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from sqlite_utils import Database
@@ -31,10 +29,10 @@ from sqlite_utils import Database
 from watcher import envvars
 from watcher.exceptions import StoreError
 from watcher.store import schema
+from watcher.store.errors import store_call, store_error
 from watcher.store.rows import (
     Row,
     alert_from_row,
-    decode_json,
     decode_list,
     encode_json,
     feed_from_row,
@@ -47,6 +45,7 @@ from watcher.store.rows import (
     to_text,
     to_text_or_none,
 )
+from watcher.store.state import retry_hold
 from watcher.storykeys import canonical_link, title_key
 from watcher.types import (
     Alert,
@@ -67,12 +66,8 @@ REMOVED_FROM_CONFIG = "removed from the config file"
 DISABLED_IN_CONFIG = "disabled in the config file"
 REMOVED_BY_HAND = "removed with `watcher feeds remove`"
 DISABLED_BY_HAND = "disabled by hand"  # `watcher feeds disable`, maybe with ": <reason>"
-RETRY_AFTER_KEY = "retry_after:"  # _state key prefix of a feed's Retry-After hold
 CONFIG_REASONS = (REMOVED_FROM_CONFIG, DISABLED_IN_CONFIG)
 MAX_NAME_LENGTH = 60
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 class Reschedule(Protocol):
@@ -89,19 +84,6 @@ class Reschedule(Protocol):
         new_interval_s: int,
         hold_until: datetime | None = None,
     ) -> datetime | None: ...
-
-
-def _wrap_errors(method: Callable[Concatenate[Store, P], T]) -> Callable[Concatenate[Store, P], T]:
-    """Turn a ``sqlite3.Error`` into ``StoreError`` once, at the store's boundary."""
-
-    @functools.wraps(method)
-    def wrapper(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as e:
-            raise StoreError(f"database error: {self.path}: {type(e).__name__}: {e}") from e
-
-    return wrapper
 
 
 class Store:
@@ -223,7 +205,7 @@ class Store:
         try:
             self.db.conn.execute(statement)
         except sqlite3.Error as e:
-            raise StoreError(f"database error: {self.path}: {type(e).__name__}: {e}") from e
+            raise store_error(self.path, e) from e
 
     # --- small helpers -----------------------------------------------------------------
 
@@ -236,7 +218,7 @@ class Store:
 
     # --- feeds -------------------------------------------------------------------------
 
-    @_wrap_errors
+    @store_call
     def sync_config_feeds(
         self,
         feeds: Sequence[FeedConfig],
@@ -267,7 +249,7 @@ class Store:
                 self._follow_default_interval(default_interval_s, reschedule)
         return [f for f in self.list_feeds() if f.last_status != FeedStatus.DISABLED]
 
-    @_wrap_errors
+    @store_call
     def unsynced_config_feeds(self, feeds: Sequence[FeedConfig]) -> list[FeedConfig]:
         """The enabled config entries not in the database yet (read-only: the next command
         that writes adds them)."""
@@ -292,18 +274,12 @@ class Store:
             failures=row["consecutive_failures"],
             old_interval_s=row["interval_s"],
             new_interval_s=interval_s,
-            hold_until=self.retry_hold(row["id"]),
+            hold_until=retry_hold(self, row["id"]),
         )
         self.db.execute(
             "UPDATE feeds SET interval_s = ?, next_poll_at = ? WHERE id = ?",
             [interval_s, to_text_or_none(next_poll_at), row["id"]],
         )
-
-    @_wrap_errors
-    def retry_hold(self, feed_id: int) -> datetime | None:
-        """Until when a server's Retry-After keeps the feed from being polled, if at all."""
-        value = self.get_state(f"{RETRY_AFTER_KEY}{feed_id}")
-        return from_text(value) if isinstance(value, str) else None
 
     def _sync_config_feed(self, cfg: FeedConfig, known: _KnownFeeds, reschedule: Reschedule) -> int:
         row = known.find(cfg)
@@ -369,7 +345,7 @@ class Store:
         elif not enabled and reason != DISABLED_IN_CONFIG:
             self.disable_feed(feed_id, DISABLED_IN_CONFIG)
 
-    @_wrap_errors
+    @store_call
     def add_feed(
         self,
         url: str,
@@ -447,7 +423,7 @@ class Store:
             candidate = f"{base}-{n}"
         return candidate
 
-    @_wrap_errors
+    @store_call
     def remove_feed(self, name: str) -> None:
         """Remove a feed added from the command line; a feed with items is kept, disabled.
 
@@ -464,7 +440,7 @@ class Store:
             else:
                 self.db.execute("DELETE FROM feeds WHERE id = ?", [feed.id])
 
-    @_wrap_errors
+    @store_call
     def disable_feed(self, feed_id: int, reason: str) -> None:
         """Stop polling a feed (``last_status`` 'disabled') and say why."""
         self.db.execute(
@@ -472,7 +448,7 @@ class Store:
             [reason, feed_id],
         )
 
-    @_wrap_errors
+    @store_call
     def enable_feed(self, feed_id: int) -> None:
         """Poll a disabled feed again, at once, with a clean failure count."""
         self.db.execute(
@@ -481,24 +457,24 @@ class Store:
             [feed_id],
         )
 
-    @_wrap_errors
+    @store_call
     def feed(self, feed_id: int) -> FeedState:
         row = self._one("SELECT * FROM feeds WHERE id = ?", [feed_id])
         if row is None:
             raise StoreError(f"no feed with id {feed_id}")
         return feed_from_row(row)
 
-    @_wrap_errors
+    @store_call
     def feed_by_name(self, name: str) -> FeedState | None:
         row = self._one("SELECT * FROM feeds WHERE name = ?", [name])
         return None if row is None else feed_from_row(row)
 
-    @_wrap_errors
+    @store_call
     def list_feeds(self) -> list[FeedState]:
         """Every feed, disabled ones included, by name."""
         return [feed_from_row(r) for r in self.db.query("SELECT * FROM feeds ORDER BY name")]
 
-    @_wrap_errors
+    @store_call
     def due_feeds(self, now: datetime) -> list[FeedState]:
         """Feeds not disabled whose ``next_poll_at`` is unset or not after ``now``."""
         rows = self.db.query(
@@ -509,12 +485,12 @@ class Store:
         )
         return [feed_from_row(r) for r in rows]
 
-    @_wrap_errors
+    @store_call
     def is_first_poll(self, feed_id: int) -> bool:
         """True until a poll of the feed has succeeded (status ok or not_modified)."""
         return self._scalar("SELECT last_success_at FROM feeds WHERE id = ?", [feed_id]) is None
 
-    @_wrap_errors
+    @store_call
     def record_poll(
         self,
         feed_id: int,
@@ -590,7 +566,7 @@ class Store:
             },
         )
 
-    @_wrap_errors
+    @store_call
     def item_counts(self) -> dict[int, int]:
         """feed id -> number of stored items (feeds without items are absent)."""
         rows = self.db.query("SELECT feed_id, count(*) AS n FROM items GROUP BY feed_id")
@@ -598,7 +574,7 @@ class Store:
 
     # --- items -------------------------------------------------------------------------
 
-    @_wrap_errors
+    @store_call
     def upsert_item(self, feed_id: int, item: ParsedItem, now: datetime) -> StoredItem:
         """Store one parsed item; ``change`` says whether it was new, updated or unchanged."""
         columns = item_columns(item)
@@ -680,7 +656,7 @@ class Store:
             [into, other],
         )
 
-    @_wrap_errors
+    @store_call
     def item(self, item_id: int) -> StoredItem:
         """A stored item (``change`` is 'unchanged'); StoreError when there is none."""
         return self._item(item_id, "unchanged")
@@ -693,7 +669,7 @@ class Store:
 
     # --- matches -----------------------------------------------------------------------
 
-    @_wrap_errors
+    @store_call
     def add_match(self, item_id: int, match: Match, now: datetime) -> int:
         """Record that a rule matched an item, with the matched terms; returns the row id."""
         cursor = self.db.execute(
@@ -702,7 +678,7 @@ class Store:
         )
         return int(cursor.lastrowid or 0)
 
-    @_wrap_errors
+    @store_call
     def match_terms(self, item_id: int, rule_id: str) -> tuple[str, ...]:
         """The terms of the latest match of ``rule_id`` on the item; () when it never matched."""
         text = self._scalar(
@@ -713,7 +689,7 @@ class Store:
 
     # --- alerts ------------------------------------------------------------------------
 
-    @_wrap_errors
+    @store_call
     def live_alert(
         self, rule_id: str, channel: str, story_id: int, kind: str = "match"
     ) -> Alert | None:
@@ -726,7 +702,7 @@ class Store:
         )
         return None if row is None else alert_from_row(row)
 
-    @_wrap_errors
+    @store_call
     def add_alert(
         self,
         *,
@@ -785,7 +761,7 @@ class Store:
                 f" story {story_id}"
             ) from e
 
-    @_wrap_errors
+    @store_call
     def add_alert_item(self, alert_id: int, item_id: int) -> None:
         """Append a later copy of the story to the alert's ``item_ids`` (once)."""
         with self.transaction():
@@ -796,7 +772,7 @@ class Store:
                     [encode_json([*ids, item_id]), alert_id],
                 )
 
-    @_wrap_errors
+    @store_call
     def alert(self, alert_id: int) -> Alert:
         return alert_from_row(self._alert_row(alert_id))
 
@@ -806,19 +782,19 @@ class Store:
             raise StoreError(f"no alert with id {alert_id}")
         return row
 
-    @_wrap_errors
+    @store_call
     def alert_kind(self, alert_id: int) -> str:
         """match | digest | threshold | health ('match' for an alert without metadata)."""
         kind = self._scalar("SELECT kind FROM _alert_meta WHERE alert_id = ?", [alert_id])
         return str(kind) if kind else "match"
 
-    @_wrap_errors
+    @store_call
     def alert_story(self, alert_id: int) -> int | None:
         """The story an alert is about, if any."""
         story = self._scalar("SELECT story_id FROM _alert_meta WHERE alert_id = ?", [alert_id])
         return None if story is None else int(story)
 
-    @_wrap_errors
+    @store_call
     def due_alerts(self, now: datetime) -> list[Alert]:
         """Pending alerts whose next attempt is unset or not after ``now``, oldest first."""
         rows = self.db.query(
@@ -828,18 +804,18 @@ class Store:
         )
         return [alert_from_row(r) for r in rows]
 
-    @_wrap_errors
+    @store_call
     def mark_sent(self, alert_id: int, now: datetime) -> None:
         self._mark(alert_id, AlertStatus.SENT, None, None, now, sent=True)
 
-    @_wrap_errors
+    @store_call
     def mark_retry(
         self, alert_id: int, error: str, next_attempt_at: datetime, now: datetime
     ) -> None:
         """A transient failure: stay pending until ``next_attempt_at``."""
         self._mark(alert_id, AlertStatus.PENDING, error, next_attempt_at, now)
 
-    @_wrap_errors
+    @store_call
     def mark_failed(self, alert_id: int, error: str, now: datetime) -> None:
         self._mark(alert_id, AlertStatus.FAILED, error, None, now)
 
@@ -873,7 +849,7 @@ class Store:
                 [to_text(now), alert_id],
             )
 
-    @_wrap_errors
+    @store_call
     def requeue_alerts(self, alert_ids: Sequence[int] | None = None) -> int:
         """Make failed alerts (all, or those listed) pending again; returns how many."""
         sql = "UPDATE alerts SET status = 'pending', next_attempt_at = NULL WHERE status = 'failed'"
@@ -883,7 +859,7 @@ class Store:
             sql + " AND id IN (SELECT value FROM json_each(?))", [encode_json(list(alert_ids))]
         ).rowcount
 
-    @_wrap_errors
+    @store_call
     def list_alerts(
         self,
         status: AlertStatus | None = None,
@@ -903,9 +879,9 @@ class Store:
         )
         return [alert_from_row(r) for r in rows]
 
-    # --- retention and small state -----------------------------------------------------
+    # --- retention and the instance -----------------------------------------------------
 
-    @_wrap_errors
+    @store_call
     def prune(self, *, items_before: datetime, polls_before: datetime) -> tuple[int, int]:
         """Delete unmatched, unalerted items first seen before ``items_before``, and polls
         started before ``polls_before``; returns (items, polls) deleted."""
@@ -921,28 +897,10 @@ class Store:
             ).rowcount
         return items, polls
 
-    @_wrap_errors
-    def get_state(self, key: str) -> Any:
-        """A value saved with ``set_state`` (any JSON value), or None."""
-        text = self._scalar("SELECT value FROM _state WHERE key = ?", [key])
-        return None if text is None else decode_json(text)
-
-    @_wrap_errors
-    def set_state(self, key: str, value: Any) -> None:
-        self.db.execute(
-            "INSERT INTO _state (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [key, encode_json(value)],
-        )
-
-    @_wrap_errors
+    @store_call
     def instance_id(self) -> str:
         """A random id made once per database (for stable Message-IDs and alert ids)."""
-        self.db.execute(
-            "INSERT OR IGNORE INTO _state (key, value) VALUES ('instance_id', ?)",
-            [encode_json(uuid.uuid4().hex)],
-        )
-        return str(self.get_state("instance_id"))
+        return str(self._scalar("SELECT instance_id FROM _instance WHERE id = 1"))
 
 
 def check_writable(db_path: Path) -> None:

@@ -68,9 +68,10 @@ def item_alerted(store: Store, rule_id: str, channel: str, item_id: int) -> bool
     """
     row = store.db.execute(
         "SELECT 1 FROM alerts WHERE rule_id = ? AND channel = ?"
-        " AND (status != 'suppressed' OR reason LIKE ? OR reason LIKE 'duplicate of alert %')"
+        " AND (status != 'suppressed' OR reason LIKE 'duplicate of alert %'"
+        "   OR EXISTS (SELECT 1 FROM _held_back h WHERE h.alert_id = alerts.id))"
         " AND EXISTS (SELECT 1 FROM json_each(alerts.item_ids) j WHERE j.value = ?) LIMIT 1",
-        [rule_id, channel, THROTTLED + "%", item_id],
+        [rule_id, channel, item_id],
     ).fetchone()
     return row is not None
 
@@ -143,29 +144,42 @@ def count_alerts_since(
     )
 
 
+def hold_back(store: Store, alert_id: int, channel: str) -> None:
+    """Record that ``max_alerts`` held this (suppressed) alert back on the channel; the
+    next alert allowed there carries its items as a summary."""
+    store.db.execute(
+        "INSERT OR IGNORE INTO _held_back (alert_id, channel) VALUES (?, ?)", [alert_id, channel]
+    )
+
+
 def held_back(store: Store, channel: str) -> list[Alert]:
-    """Throttled alerts of a channel not yet summarised in a later alert, oldest first."""
+    """Alerts of a channel held back and not yet summarised in a later alert, oldest first."""
     return _alerts(
         store,
-        "SELECT * FROM alerts WHERE channel = ? AND status = 'suppressed' AND reason = ?"
-        " ORDER BY id",
-        [channel, THROTTLED],
+        "SELECT alerts.* FROM _held_back h JOIN alerts ON alerts.id = h.alert_id"
+        " WHERE h.channel = ? AND h.summarised_in IS NULL ORDER BY h.alert_id",
+        [channel],
     )
 
 
 def mark_summarised(store: Store, alert_ids: Sequence[int], into: int) -> None:
+    """The alert ``into`` carries these held-back alerts; their reason says so."""
     for alert_id in alert_ids:
+        store.db.execute(
+            "UPDATE _held_back SET summarised_in = ? WHERE alert_id = ?", [into, alert_id]
+        )
         store.db.execute(
             "UPDATE alerts SET reason = ? WHERE id = ?", [f"{SUMMARISED}{into}", alert_id]
         )
 
 
 def summarised_in(store: Store, alert_id: int) -> list[Alert]:
-    """The throttled alerts whose items the given alert carries as a summary."""
+    """The held-back alerts whose items the given alert carries as a summary."""
     return _alerts(
         store,
-        "SELECT * FROM alerts WHERE status = 'suppressed' AND reason = ? ORDER BY id",
-        [f"{SUMMARISED}{alert_id}"],
+        "SELECT alerts.* FROM _held_back h JOIN alerts ON alerts.id = h.alert_id"
+        " WHERE h.summarised_in = ? ORDER BY h.alert_id",
+        [alert_id],
     )
 
 

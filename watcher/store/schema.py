@@ -12,12 +12,18 @@ never edited once released: a schema change is a new, higher-numbered migration.
     0006_alert_indexes   indexes for the outbox's per-alert lookups (caps, held-back alerts)
     0007_pending_alerts_by_rule  an index for a digest's look-up of a rule's pending alerts
     0008_interval_source feeds.interval_source (default | feed); intervals under 1m raised
+    0009_state_tables    the _state rows moved into tables of their own (_instance, _mutes,
+                         _volume_arming, _feed_health, _health_alerts) and _held_back;
+                         _state dropped
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -33,7 +39,12 @@ POLLS = "polls"
 STORY_KEYS = "_story_keys"
 ALERT_META = "_alert_meta"
 FEED_CONFIG = "_feed_config"
-STATE = "_state"
+INSTANCE = "_instance"
+MUTES = "_mutes"
+VOLUME_ARMING = "_volume_arming"
+HELD_BACK = "_held_back"
+FEED_HEALTH = "_feed_health"
+HEALTH_ALERTS = "_health_alerts"
 
 PUBLIC_TABLES: tuple[str, ...] = (FEEDS, ITEMS, ITEMS_FTS, MATCHES, ALERTS, POLLS)
 
@@ -324,6 +335,189 @@ def add_interval_source(db: Database) -> None:
     if "interval_source" not in db["feeds"].columns_dict:
         db.execute("ALTER TABLE feeds ADD COLUMN interval_source TEXT NOT NULL DEFAULT 'feed'")
     db.execute("UPDATE feeds SET interval_s = 60 WHERE interval_s < 60")
+
+
+_STATE_TABLES = """
+CREATE TABLE IF NOT EXISTS _instance (
+    id INTEGER PRIMARY KEY CHECK (id = 1),  -- one row
+    instance_id TEXT NOT NULL,   -- random, made once: stable Message-IDs and alert ids
+    heartbeat_at TEXT,           -- the running daemon's last heartbeat
+    heartbeat_pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS _mutes (
+    kind TEXT NOT NULL CHECK (kind IN ('rule', 'feed')),
+    name TEXT NOT NULL,          -- the rule id or the feed name
+    until TEXT NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+CREATE TABLE IF NOT EXISTS _volume_arming (
+    rule_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    fired TEXT,                  -- the rule's last firing on the channel
+    checked TEXT,                -- re-arming was looked at up to here since then
+    armed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (rule_id, channel)
+);
+CREATE TABLE IF NOT EXISTS _held_back (
+    alert_id INTEGER PRIMARY KEY REFERENCES alerts(id) ON DELETE CASCADE,
+    channel TEXT NOT NULL,
+    summarised_in INTEGER        -- the alert that carried it as a summary; NULL: none yet
+);
+CREATE INDEX IF NOT EXISTS _held_back_open ON _held_back(channel, alert_id)
+WHERE summarised_in IS NULL;
+CREATE INDEX IF NOT EXISTS _held_back_summary ON _held_back(summarised_in);
+CREATE TABLE IF NOT EXISTS _feed_health (
+    feed_id INTEGER PRIMARY KEY REFERENCES feeds(id) ON DELETE CASCADE,
+    retry_until TEXT,            -- a server's Retry-After: no poll before this
+    quiet_reported_for TEXT      -- the newest-item time a "gone quiet" alert was raised for
+);
+CREATE TABLE IF NOT EXISTS _health_alerts (
+    alert_id INTEGER PRIMARY KEY REFERENCES alerts(id) ON DELETE CASCADE,
+    feed TEXT NOT NULL,
+    kind TEXT NOT NULL,          -- failing | recovered | quiet
+    detail TEXT NOT NULL DEFAULT '',
+    url TEXT NOT NULL DEFAULT ''
+);
+INSERT OR IGNORE INTO _held_back (alert_id, channel, summarised_in)
+SELECT id, channel, NULL FROM alerts
+WHERE status = 'suppressed' AND reason = 'throttled by max_alerts';
+INSERT OR IGNORE INTO _held_back (alert_id, channel, summarised_in)
+SELECT id, channel, CAST(substr(reason, 46) AS INTEGER) FROM alerts
+WHERE status = 'suppressed'
+AND substr(reason, 1, 45) = 'throttled by max_alerts; summarised in alert ';
+"""
+
+
+@MIGRATIONS(name="0009_state_tables")
+def move_state_to_tables(db: Database) -> None:
+    """The key/value rows of ``_state`` become rows of tables with columns; ``_state`` goes.
+
+    Keys carried over: ``instance_id``, ``heartbeat``, ``mutes``,
+    ``threshold_arming:<rule>:<channel>``, ``retry_after:<feed id>``, ``quiet:<feed id>``,
+    ``health_alert:<alert id>``. A row about a feed or an alert that no longer exists is
+    dropped, as is a value that is not what its key holds. The alerts that ``max_alerts``
+    held back are found by their reason (``throttled by max_alerts``, ``...; summarised in
+    alert N``), which they keep.
+    """
+    _run(db, _STATE_TABLES)
+    state: dict[str, Any] = {}
+    if "_state" in db.table_names():
+        state = {r["key"]: _json(r["value"]) for r in db.query("SELECT key, value FROM _state")}
+    _carry_instance(db, state)
+    for key, value in state.items():
+        kind, _, rest = key.partition(":")
+        carry = _CARRY.get(kind)
+        if carry is not None and rest:
+            carry(db, rest, value)
+    _carry_mutes(db, state.get("mutes"))
+    db.execute("DROP TABLE IF EXISTS _state")
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _carry_instance(db: Database, state: dict[str, Any]) -> None:
+    heartbeat = state.get("heartbeat")
+    at = pid = None
+    if isinstance(heartbeat, dict):
+        at = _text(heartbeat.get("at"))
+        pid = heartbeat.get("pid") if isinstance(heartbeat.get("pid"), int) else None
+    db.execute(
+        "INSERT OR IGNORE INTO _instance (id, instance_id, heartbeat_at, heartbeat_pid)"
+        " VALUES (1, ?, ?, ?)",
+        [_text(state.get("instance_id")) or uuid.uuid4().hex, at, pid],
+    )
+
+
+def _carry_mutes(db: Database, mutes: Any) -> None:
+    if not isinstance(mutes, dict):
+        return
+    for key, until in mutes.items():
+        kind, _, name = str(key).partition(":")
+        if kind in ("rule", "feed") and name and _text(until):
+            db.execute(
+                "INSERT OR REPLACE INTO _mutes (kind, name, until) VALUES (?, ?, ?)",
+                [kind, name, until],
+            )
+
+
+def _carry_arming(db: Database, rest: str, value: Any) -> None:
+    """``<rule id>:<channel>``: both may hold a colon, so the split that names a volume
+    alert is taken, else the last colon. A lost row only makes the next look read further
+    back, never changes what fires."""
+    if not isinstance(value, dict):
+        return
+    splits = [(rest[:i], rest[i + 1 :]) for i, c in enumerate(rest) if c == ":"]
+    if not splits:
+        return
+    rule_id, channel = next(
+        (
+            (r, c)
+            for r, c in splits
+            if db.execute(
+                "SELECT 1 FROM _alert_meta WHERE kind = 'threshold' AND rule_id = ?"
+                " AND channel = ? LIMIT 1",
+                [r, c],
+            ).fetchone()
+        ),
+        splits[-1],
+    )
+    db.execute(
+        "INSERT OR REPLACE INTO _volume_arming (rule_id, channel, fired, checked, armed)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [
+            rule_id,
+            channel,
+            _text(value.get("fired")),
+            _text(value.get("checked")),
+            value.get("armed") is True,
+        ],
+    )
+
+
+def _carry_feed_health(column: str) -> Any:
+    def carry(db: Database, rest: str, value: Any) -> None:
+        if not rest.isdigit() or _text(value) is None:
+            return
+        db.execute(
+            f"INSERT INTO _feed_health (feed_id, {column}) SELECT id, ? FROM feeds WHERE id = ?"
+            f" ON CONFLICT (feed_id) DO UPDATE SET {column} = excluded.{column}",
+            [value, int(rest)],
+        )
+
+    return carry
+
+
+def _carry_health_alert(db: Database, rest: str, value: Any) -> None:
+    if not rest.isdigit() or not isinstance(value, dict):
+        return
+    db.execute(
+        "INSERT OR REPLACE INTO _health_alerts (alert_id, feed, kind, detail, url)"
+        " SELECT id, ?, ?, ?, ? FROM alerts WHERE id = ?",
+        [
+            str(value.get("feed") or ""),
+            str(value.get("kind") or "failing"),
+            str(value.get("detail") or ""),
+            str(value.get("url") or ""),
+            int(rest),
+        ],
+    )
+
+
+_CARRY = {
+    "threshold_arming": _carry_arming,
+    "retry_after": _carry_feed_health("retry_until"),
+    "quiet": _carry_feed_health("quiet_reported_for"),
+    "health_alert": _carry_health_alert,
+}
 
 
 def _run(db: Database, script: str) -> None:
