@@ -161,6 +161,41 @@ def test_daemon_polls_on_interval_delivers_and_stops_on_sigterm(
     assert len(eml_subjects(project)) == 1  # never sent twice
 
 
+EARLY_SIGTERM = """
+import logging, os, signal, sys
+from pathlib import Path
+from watcher.config import load_settings
+from watcher.poll.daemon import Daemon, DaemonOptions
+
+def load():
+    settings = load_settings(Path(sys.argv[1]))
+    os.kill(os.getpid(), signal.SIGTERM)  # before the lock, the jobs and the scheduler
+    return settings
+
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+sys.exit(Daemon(load, DaemonOptions(), prune=lambda *args: None).run())
+"""
+
+
+def test_a_sigterm_before_the_scheduler_runs_stops_the_daemon_cleanly(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """The handlers are in place from the start: a SIGTERM while the daemon still loads
+    its config is a clean stop (exit 0), not a kill, and no job runs after it."""
+    feed_server.set("/a.xml", rss([]))
+    project = write_project(tmp_path, {"wire": feed_server.url("/a.xml")})
+    done = subprocess.run(
+        [sys.executable, "-c", EARLY_SIGTERM, str(project / "watcher.yaml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "stopping reason=SIGTERM" in done.stderr and "stopped pid=" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_sigint_also_stops_cleanly(
     tmp_path: Path, feed_server: FeedServer, daemons: list[Daemon]
 ) -> None:

@@ -7,7 +7,8 @@ syncing the config's feeds into jobs on a reload, and moving a job when its feed
 sooner. The pipeline and the daemon each open their runtime and handle a failed job their
 own way.
 
-    take the lock; load config and rules; sync feeds; then one BlockingScheduler with jobs
+    install the signal handlers; take the lock; load config and rules; sync feeds; then one
+    BlockingScheduler whose jobs all run through ``run_job`` (a bug is logged, never raised)
       feed:<name>               IntervalTrigger(interval, jitter), max_instances=1, coalesce;
                                 first run at the stored next_poll_at (overdue feeds: spread
                                 over a minute); after each poll, next run = the new next_poll_at
@@ -18,7 +19,8 @@ own way.
       internal:health-quiet     hourly: "feed gone quiet" health alerts
       internal:prune            hourly: retention and poll_log_retention (the prune handed in)
     SIGHUP -> reload (an invalid new config is logged, the running one kept)
-    SIGTERM/SIGINT -> stop taking work, wait for jobs in flight (bounded), exit 0
+    SIGTERM/SIGINT -> stop taking work, wait for jobs in flight (bounded), exit 0; also
+                      when it arrives before the scheduler runs (it then stops as it starts)
 
 Each worker thread has its own database connection. ``WATCHER_TIME_SCALE`` (tests only)
 makes the daemon's clock run faster: 0.01 turns a 1 m interval into 0.6 s of real time.
@@ -41,9 +43,15 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MISSED,
+    EVENT_SCHEDULER_STARTED,
+    JobExecutionEvent,
+)
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -146,7 +154,7 @@ class HostSlots:
             yield
 
 
-# --- jobs: module-level functions with plain arguments that never raise --------------------
+# --- jobs: one module-level function that never raises runs them all --------------------
 
 
 def warn_without_scan() -> None:
@@ -158,46 +166,13 @@ def warn_without_scan() -> None:
         )
 
 
-def poll_feed_job(daemon: Daemon, feed_id: int) -> None:
+def run_job(job_id: str, work: Callable[..., object], *args: object) -> None:
+    """Every job of the scheduler: ``work(*args)``, a method of the daemon. A job never
+    raises: a bug is logged with its traceback and the next run goes on."""
     try:
-        daemon.poll_feed(feed_id)
+        work(*args)
     except Exception:
-        log.exception("internal error in poll job feed_id=%d", feed_id)
-
-
-def deliver_job(daemon: Daemon) -> None:
-    try:
-        daemon.deliver()
-    except Exception:
-        log.exception("internal error in job=%s", DELIVER_JOB)
-
-
-def heartbeat_job(daemon: Daemon) -> None:
-    try:
-        write_heartbeat(daemon.store(), daemon.clock.now())
-    except Exception:
-        log.exception("internal error in job=%s", HEARTBEAT_JOB)
-
-
-def watch_job(daemon: Daemon) -> None:
-    try:
-        daemon.watch()
-    except Exception:
-        log.exception("internal error in job=%s", WATCH_JOB)
-
-
-def quiet_job(daemon: Daemon) -> None:
-    try:
-        daemon.check_quiet()
-    except Exception:
-        log.exception("internal error in job=%s", QUIET_JOB)
-
-
-def prune_job(daemon: Daemon) -> None:
-    try:
-        daemon.prune()
-    except Exception:
-        log.exception("internal error in job=%s", PRUNE_JOB)
+        log.exception("internal error in job=%s", job_id)
 
 
 # --- the daemon ----------------------------------------------------------------------------
@@ -217,6 +192,7 @@ class Daemon:
         self._prune = prune
         self.clock = Clock(options.time_scale)
         self.stopping = threading.Event()
+        self._stop_lock = threading.Lock()
         self.rng = random.Random()
         self._local = threading.local()
         self._flight = threading.Condition()
@@ -234,20 +210,28 @@ class Daemon:
     # --- lifecycle ---------------------------------------------------------------------
 
     def run(self) -> int:
-        """Take the lock and run until SIGTERM/SIGINT; returns the exit code (0)."""
-        settings = self.load()
-        with hold_lock(settings.database, "run"):
-            self.loaded = self._build(settings, self.store(settings.database))
-            self.hosts = HostSlots(settings.poll.per_host)
-            self._files = _snapshot(settings)
-            self._configure_scheduler(settings)
-            self._sync_jobs(self._sync_feeds(settings))
-            self._add_internal_jobs()
-            write_heartbeat(self.store(), self.clock.now())
-            self._install_signals()
-            self._log_start(settings)
-            self.scheduler.start()  # blocks until stop()
-            self._finish_in_flight()
+        """Take the lock and run until SIGTERM/SIGINT; returns the exit code (0).
+
+        The signal handlers come first: a SIGTERM at any moment after that, even before
+        the scheduler runs, stops the daemon cleanly (the scheduler then starts and stops
+        at once, before any job runs).
+        """
+        previous = self._install_signals()
+        try:
+            settings = self.load()
+            with hold_lock(settings.database, "run"):
+                self.loaded = self._build(settings, self.store(settings.database))
+                self.hosts = HostSlots(settings.poll.per_host)
+                self._files = _snapshot(settings)
+                self._configure_scheduler(settings)
+                self._sync_jobs(self._sync_feeds(settings))
+                self._add_internal_jobs()
+                self.heartbeat()
+                self._log_start(settings)
+                self.scheduler.start()  # blocks until stop()
+                self._finish_in_flight()
+        finally:
+            _restore_signals(previous)
         log.info("stopped pid=%d", os.getpid())
         return 0
 
@@ -257,8 +241,17 @@ class Daemon:
             return
         self.stopping.set()
         log.info("stopping reason=%s", why)
-        with suppress(Exception):
+        self._shutdown_scheduler()
+
+    def _shutdown_scheduler(self) -> None:
+        """Shut the scheduler down if it runs; one that has not started yet shuts itself
+        down as it starts (``_on_start``), so a stop is never lost in between."""
+        with self._stop_lock, suppress(SchedulerNotRunningError):
             self.scheduler.shutdown(wait=False)
+
+    def _on_start(self, _event: object) -> None:
+        if self.stopping.is_set():  # stopped before the scheduler was running
+            self._shutdown_scheduler()
 
     def _finish_in_flight(self) -> None:
         deadline = time.monotonic() + self.options.stop_timeout_s
@@ -283,7 +276,10 @@ class Daemon:
                 self._in_flight -= 1
                 self._flight.notify_all()
 
-    def _install_signals(self) -> None:
+    def _install_signals(self) -> dict[int, Any]:
+        """SIGTERM/SIGINT stop, SIGHUP reloads, each from a short thread (never inside the
+        handler); returns the handlers they replace."""
+
         def on_stop(signum: int, _frame: FrameType | None) -> None:
             name = signal.Signals(signum).name
             threading.Thread(target=self.stop, args=(name,), daemon=True).start()
@@ -291,9 +287,8 @@ class Daemon:
         def on_hup(_signum: int, _frame: FrameType | None) -> None:
             threading.Thread(target=self.reload, args=("SIGHUP",), daemon=True).start()
 
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, on_hup)
+        handlers = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_hup}
+        return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
 
     def _log_start(self, settings: Settings) -> None:
         rt = self.runtime()
@@ -358,23 +353,24 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1},
         )
         self.scheduler.add_listener(_log_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        self.scheduler.add_listener(self._on_start, EVENT_SCHEDULER_STARTED)
 
     def _add_internal_jobs(self) -> None:
         o = self.options
-        jobs: list[tuple[str, Callable[[Daemon], None], float]] = [
-            (DELIVER_JOB, deliver_job, o.deliver_period_s),
-            (HEARTBEAT_JOB, heartbeat_job, o.heartbeat_period_s),
-            (WATCH_JOB, watch_job, o.watch_period_s),
-            (QUIET_JOB, quiet_job, o.housekeeping_period_s),
-            (PRUNE_JOB, prune_job, o.housekeeping_period_s),
+        jobs: list[tuple[str, Callable[[], None], float]] = [
+            (DELIVER_JOB, self.deliver, o.deliver_period_s),
+            (HEARTBEAT_JOB, self.heartbeat, o.heartbeat_period_s),
+            (WATCH_JOB, self.watch, o.watch_period_s),
+            (QUIET_JOB, self.check_quiet, o.housekeeping_period_s),
+            (PRUNE_JOB, self.prune, o.housekeeping_period_s),
         ]
         now = datetime.now(UTC)
-        for job_id, func, period in jobs:
+        for job_id, work, period in jobs:
             seconds = self.clock.seconds(period)
             self.scheduler.add_job(
-                func,
+                run_job,
                 IntervalTrigger(seconds=seconds, timezone=UTC),
-                args=[self],
+                args=[job_id, work],
                 id=job_id,
                 executor="internal",
                 misfire_grace_time=max(1, int(seconds)),
@@ -423,9 +419,9 @@ class Daemon:
         interval = self.clock.seconds(feed.interval_s)
         first = first_run_at(feed.next_poll_at, now, feed.interval_s, self.rng)
         self.scheduler.add_job(
-            poll_feed_job,
+            run_job,
             IntervalTrigger(seconds=interval, jitter=self.clock.seconds(jitter_s(feed.interval_s))),
-            args=[self, feed.id],
+            args=[job_id, self.poll_feed, feed.id],
             id=job_id,
             name=job_id,
             misfire_grace_time=max(1, int(interval)),
@@ -507,6 +503,10 @@ class Daemon:
             self._reschedule(after)
         if report.alerts or report.failed or before.consecutive_failures:
             self.deliver_soon()  # new alerts, or maybe a health alert
+
+    def heartbeat(self) -> None:
+        """Tell ``status --check`` the daemon is alive."""
+        write_heartbeat(self.store(), self.clock.now())
 
     def deliver(self) -> None:
         with self._job() as go:
@@ -602,6 +602,11 @@ class Daemon:
             if go:
                 rt = self.runtime()
                 self._prune(rt.store, rt.settings, self.clock.now())
+
+
+def _restore_signals(previous: Mapping[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def _moved_earlier(current: datetime | None, planned: datetime | None) -> bool:
