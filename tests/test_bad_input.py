@@ -655,3 +655,79 @@ def test_a_feed_over_its_cpu_budget_is_an_error_and_the_others_go_on(
         "reading the feed took more than 0.6 s of CPU time (3 times its timeout of 0.2 s):"
         " none of its items were stored",
     )
+
+
+# --- sizes -----------------------------------------------------------------------------------
+
+
+def test_huge_fields_are_cut_with_a_warning_and_the_alert_fits_in_an_email(
+    world: Any, feed_server: FeedServer
+) -> None:
+    title = "DPRK troops in Kursk " + "and more " * 400_000  # 3.6 MB
+    body = rss(
+        [Entry("big", title, description="Kursk " * 250_000, published=NOW)], title="Bad"
+    )  # the description: 1.5 million characters
+    feed_server.set("/bad.xml", body)
+    out = world(feed_server.url("/bad.xml"))
+    assert_repaired(out, "1 item: title cut to 2,000 characters")
+    assert "1 item: summary cut to 1,000,000 characters" in (out.polls("bad")[0]["error"] or "")
+    (item,) = out.items("bad")
+    assert len(item["title"]) == 2000 and item["title"].endswith("…")
+    assert item["title"].startswith("DPRK troops in Kursk and more")
+    assert len(item["summary_text"]) == 1_000_000 and item["summary_text"].startswith("Kursk")
+    assert len(item["summary"]) <= 1_000_000
+    mails = [m for m in out.emails() if b"DPRK troops in Kursk and more" in m]
+    assert len(mails) == 1 and len(mails[0]) <= 1_000_000
+
+
+def ordinary_feed(size: int) -> bytes:
+    paragraph = "<p>Officials said the DPRK troops near Kursk moved again &amp; more.</p>"
+    description = paragraph * 140  # about 10 KB
+    count = size // (len(description) + 200)
+    return rss(
+        [Entry(f"o{n}", f"DPRK troops in Kursk, report {n}", description) for n in range(count)],
+        title="Ordinary",
+    )
+
+
+def hostile_feeds(size: int) -> list[bytes]:
+    text = "Kursk " * (size // 6)
+    html = "<div>" * (size // 5)
+    document = {"items": [{"id": "j", "title": "DPRK troops " + text, "content_html": html}]}
+    return [
+        rss([Entry("t", "DPRK troops in Kursk " + text)]),
+        rss([Entry("d", "DPRK troops in Kursk", text)]),
+        rss([Entry("h", "DPRK troops in Kursk", html)]),
+        json.dumps(document).encode(),
+    ] * 2
+
+
+def peak_of_poll(folder: Path, server: FeedServer, bodies: list[bytes], trace: bool = True) -> int:
+    """tracemalloc's peak while polling ``bodies`` as 8 feeds at once (threads)."""
+    folder.mkdir()
+    feeds = []
+    for n, body in enumerate(bodies):
+        server.set(f"/{folder.name}/{n}", body)
+        feeds.append({"url": server.url(f"/{folder.name}/{n}"), "name": f"f{n}"})
+    rt = open_runtime(load_settings(write_config(folder, feeds, {"workers": 8})))
+    try:
+        if trace:
+            tracemalloc.start()
+        report = poll_feeds(rt, select_feeds(rt, NOW, all_feeds=True), NOW)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        rt.store.close()
+    assert report.ok == len(bodies) and report.bugs == 0
+    return peak
+
+
+def test_eight_feeds_of_huge_fields_take_at_most_twice_the_memory_of_ordinary_ones(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    size = 100_000  # per feed; the same holds at 1 MB, more slowly (tracemalloc is slow)
+    warm = [ordinary_feed(20_000), *hostile_feeds(5_000)]  # caches built once, untraced
+    peak_of_poll(tmp_path / "warm", feed_server, warm, trace=False)
+    ordinary = peak_of_poll(tmp_path / "ordinary", feed_server, [ordinary_feed(size)] * 8)
+    hostile = peak_of_poll(tmp_path / "hostile", feed_server, hostile_feeds(size))
+    assert hostile <= 2 * ordinary, (hostile, ordinary)

@@ -35,6 +35,11 @@ def built_feeds() -> list[bytes]:
         rss([Entry("a", "Plain title", "<p>Hi &amp; <b>bye</b></p>", published=when)]),
         rss([Entry("b", "Tom &amp; Jerry <i>x</i>", "text", link="/relative/path")]),
         rss([Entry("c", "  spaced   title  ", "  <p> padded </p>  ")]),
+        b'<rss version="2.0"><channel><title>Guids</title>'
+        b"<item><guid>plain-id</guid><title>A permalink guid that is no URL</title></item>"
+        b"<item><guid>https://x.example/p/1</guid><title>A permalink guid</title></item>"
+        b'<item><guid isPermaLink="false">https://x.example/p/2</guid><title>Not one</title>'
+        b"</item></channel></rss>",
     ]
 
 
@@ -57,6 +62,7 @@ def test_the_fast_path_reads_the_plain_feeds_itself() -> None:
     accepted = {name for name, body in CASES if fastparse.read_feed(body, None) is not None}
     assert {"frontline.xml", "rss20.xml", "atom.xml"} <= accepted
     assert {f"{kind}-{n}" for kind in ("farm", "built") for n in range(3)} <= accepted
+    assert "built-3" in accepted  # permalink guids without a link
     assert not {"rss10.xml", "defense-wire.atom"} & accepted  # RDF; Atom XHTML text
 
 

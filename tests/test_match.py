@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from typing import Any
 
@@ -9,7 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.rules.match import compile_rules, match_item, match_item_unindexed
+from watcher.rules.match import (
+    _near,
+    _NearPartners,
+    compile_rules,
+    match_item,
+    match_item_unindexed,
+)
 from watcher.text import tokenize
 from watcher.types import Hit, MatchItem, Rule
 
@@ -545,3 +552,35 @@ def test_a_term_list_matches_as_the_or_group_of_its_entries(
     found = match_item(compile_rules([listed_rule]), subject)
     expected = match_item(compile_rules([written]), subject)
     assert [m.terms for m in found] == [m.terms for m in expected]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 2), st.integers(0, 30), st.integers(1, 3)), max_size=30),
+    st.lists(st.tuples(st.integers(0, 2), st.integers(0, 30), st.integers(1, 3)), max_size=30),
+    st.integers(1, 12),
+)
+def test_near_partners_are_exactly_the_near_spans(
+    lefts: list[tuple[int, int, int]], rights: list[tuple[int, int, int]], distance: int
+) -> None:
+    spans = [(value, first, first + length) for value, first, length in rights]
+    partners = _NearPartners(spans, distance)
+    for value, first, length in lefts:
+        a = (value, first, first + length)
+        expected = [p for p, b in enumerate(spans) if a[0] == b[0] and _near(a, b, distance)]
+        assert partners.of(a) == expected
+
+
+def test_a_long_text_with_many_hits_matches_in_linear_time() -> None:
+    rules = [
+        Rule(id="near", file="r.yaml", query="kursk NEAR/3 drone"),
+        Rule(id="far", file="r.yaml", query="kursk NEAR/3 belgorod"),
+        Rule(id="any", file="r.yaml", any=("kursk",)),
+    ]
+    text = "kursk words " * 40_000 + "gap " * 10 + "drone belgorod " * 40_000
+    started = time.process_time()  # CPU time: immune to a busy machine
+    found = match_item(compile_rules(rules), MatchItem(fields={"content": (text,)}))
+    assert time.process_time() - started < 5  # hours before: every pair was tried
+    assert [m.rule_id for m in found] == ["any"]
+    (hit,) = [m for m in found if m.rule_id == "any"]
+    assert len(hit.hits) == 1000  # the first ones: enough for any snippet

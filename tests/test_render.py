@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from watcher.deliver.render import header_text
+from datetime import UTC, datetime
+
+from watcher.deliver.render import (
+    MAX_EMAIL_BYTES,
+    build_email,
+    header_text,
+    serialise_email,
+)
 from watcher.rules.match import compile_rules, match_item
 from watcher.rules.snippets import make_snippets
-from watcher.types import Hit, MatchItem, Rule
+from watcher.types import AlertItem, AlertMessage, AlsoReported, Hit, MatchItem, Rule
 
 
 def test_snippet_highlights_the_matched_words_in_the_original_text() -> None:
@@ -61,3 +68,63 @@ def test_header_text_is_one_line_without_encoded_words() -> None:
     assert "\r" not in value and "\n" not in value and "\u2028" not in value
     assert "=?" not in value and "?=" not in value
     assert value.startswith("Kursk Bcc: evil@example.org")
+
+
+# --- size ------------------------------------------------------------------------------------
+
+
+def message_of(items: list[AlertItem], **extra: object) -> AlertMessage:
+    return AlertMessage(
+        alert_id=7,
+        kind="digest",
+        created_at=datetime(2026, 11, 20, 12, tzinfo=UTC),
+        rule_id="kursk",
+        rule_description="Kursk",
+        severity="high",
+        items=tuple(items),
+        subject="[watcher] kursk: many new items",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def entry(n: int, title: str = "", also: int = 0) -> AlertItem:
+    return AlertItem(
+        id=n,
+        title=title or f"Kursk item {n} " + "é" * 1900,  # non-ASCII: encoded, so larger
+        link=f"https://news.example.org/{n}",
+        feed="wire",
+        published_at=datetime(2026, 11, 20, 11, tzinfo=UTC),
+        terms=("kursk",),
+        snippets=(f"… fighting near **Kursk** goes on {n} …",),
+        also_reported_by=tuple(
+            AlsoReported(f"feed-{k}", f"https://copy.example.org/{k}") for k in range(also)
+        ),
+    )
+
+
+def sent_size(message: AlertMessage) -> tuple[int, str]:
+    email = build_email(message, sender="w@example.org", to=["d@example.org"], domain="x.watcher")
+    data = serialise_email(email)
+    body = email.get_body(("plain",))
+    assert body is not None
+    return len(data), body.get_content()
+
+
+def test_an_email_never_exceeds_1_mb_and_says_what_it_left_out() -> None:
+    size, text = sent_size(message_of([entry(n) for n in range(3000)]))  # ~27 MB in full
+    assert size <= MAX_EMAIL_BYTES
+    assert "Kursk item 0 " in text
+    left = int(text.split("… and ")[1].split(" more items")[0].replace(",", ""))
+    assert 2000 < left < 3000
+    assert "this message was shortened to stay under 1 MB" in text
+
+
+def test_a_story_reported_by_thousands_of_feeds_fits_too() -> None:
+    size, text = sent_size(message_of([entry(1, "DPRK troops in Kursk", also=50_000)]))
+    assert size <= MAX_EMAIL_BYTES
+    assert "also reported by feed-9" in text and "also reported by 49,990 more feeds" in text
+
+
+def test_a_small_email_is_not_shortened() -> None:
+    size, text = sent_size(message_of([entry(n, f"Kursk {n}") for n in range(3)]))
+    assert size < 10_000 and "shortened" not in text and "more item" not in text

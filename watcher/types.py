@@ -382,7 +382,7 @@ class AlertMessage:
     """Everything a channel needs to render one alert; built from the database."""
 
     alert_id: int
-    kind: str  # match | digest | threshold | health
+    kind: str  # match | digest | threshold | health | summary
     created_at: datetime
     rule_id: str
     rule_description: str
@@ -391,6 +391,8 @@ class AlertMessage:
     subject: str
     display_timezone: str = "UTC"
     held_back: tuple[AlertItem, ...] = ()  # matches max_alerts kept back since the last alert
+    omitted: int = 0  # items the alert is about beyond those listed (a summary, a cut e-mail)
+    shortened: bool = False  # items were left out to keep an e-mail under its size limit
 
 
 # --- health of the sources ---------------------------------------------------------------

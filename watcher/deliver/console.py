@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from watcher.deliver.render import format_time
+from watcher.deliver.render import format_time, omitted_note
 from watcher.printable import printable
 from watcher.types import AlertItem, AlertMessage, ChannelConfig
 
@@ -28,6 +28,8 @@ class ConsoleChannel:
         colour = _SEVERITY_COLOURS.get(message.severity)
         head = click.style(f"[{message.severity}] {message.rule_id}", fg=colour, bold=True)
         zone = message.display_timezone
+        if message.kind == "summary":  # about a feed's poll: say so before its first titles
+            click.echo(f"{head}: {printable(message.rule_description)}")
         for item in message.items:
             click.echo(f"{head}: {_title(item)}")
             _print_item(item, zone)
@@ -36,6 +38,8 @@ class ConsoleChannel:
         for item in message.held_back:
             click.echo(f"    held back by max_alerts: {_title(item)}")
             _print_item(item, zone, indent="      ")
+        if omitted_note(message):
+            click.echo(f"    {omitted_note(message)}")
 
 
 def _title(item: AlertItem) -> str:

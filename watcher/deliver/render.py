@@ -4,7 +4,8 @@ Snippets come in as text with matched words between ``**`` (watcher.rules.snippe
 them); this module escapes everything that came from a feed before it is put into HTML,
 and flattens every header value to one line of plain text so feed text can never inject a
 header. The text and HTML bodies hold no control character (NUL, ESC, C1) either: feed text shows
-them as the visible ``\\xNN`` (watcher.printable).
+them as the visible ``\\xNN`` (watcher.printable). An e-mail is never larger than
+``MAX_EMAIL_BYTES``: one that would be lists fewer items and says so.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -19,7 +22,11 @@ from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
 from watcher.printable import printable
-from watcher.types import AlertItem, AlertMessage
+from watcher.types import AlertItem, AlertMessage, AlsoReported
+
+MAX_EMAIL_BYTES = 1_000_000  # an e-mail, encoded, headers included
+SHORT_TITLE = 300  # characters of a title in a shortened e-mail
+SHORT_ALSO = 10  # "also reported by" lines of an entry in a shortened e-mail
 
 _HEADER_NAME = re.compile(rb"([!-9;-~]+):")
 _BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
@@ -42,10 +49,25 @@ def render_text(msg: AlertMessage) -> str:
         lines.append("")
         for item in msg.held_back:
             lines.extend(_item_text(item, msg.display_timezone))
+    if omitted_note(msg):
+        lines.extend([omitted_note(msg), ""])
     lines.append(
         f"alert {msg.alert_id} · created {format_time(msg.created_at, msg.display_timezone)}"
     )
     return "\n".join(lines) + "\n"
+
+
+def omitted_note(msg: AlertMessage) -> str:
+    """What a message says about the items it does not list ("" when it lists them all)."""
+    if not msg.omitted and not msg.shortened:
+        return ""
+    more = f"{msg.omitted:,} more item{'' if msg.omitted == 1 else 's'} not listed"
+    if not msg.shortened:
+        return f"… and {more} (`watcher alerts` and the database have them all)."
+    return (
+        f"… and {more}: this message was shortened to stay under"
+        f" {MAX_EMAIL_BYTES // 1_000_000} MB (`watcher alerts` and the database have them all)."
+    )
 
 
 def _item_text(item: AlertItem, zone: str) -> list[str]:
@@ -76,6 +98,8 @@ def render_html(msg: AlertMessage) -> str:
         parts.append(f"<h4>Held back by max_alerts ({len(msg.held_back)})</h4>")
         for item in msg.held_back:
             parts.extend(_item_html(item, msg.display_timezone))
+    if omitted_note(msg):
+        parts.append(f"<p><em>{esc(omitted_note(msg))}</em></p>")
     parts.append(f"<p><small>alert {msg.alert_id}</small></p></body></html>")
     return "\n".join(parts) + "\n"
 
@@ -147,7 +171,61 @@ def message_id(msg: AlertMessage, domain: str) -> str:
 
 
 def build_email(msg: AlertMessage, *, sender: str, to: list[str], domain: str) -> EmailMessage:
-    """A multipart text + HTML message whose Message-ID is stable per alert."""
+    """A multipart text + HTML message whose Message-ID is stable per alert.
+
+    It is never larger than ``MAX_EMAIL_BYTES``: a message that would be (thousands of
+    copies of a story, a long list held back) lists fewer items and says so.
+    """
+    email = _email(msg, sender, to, domain)
+    if _size(email) <= MAX_EMAIL_BYTES:
+        return email
+    return _email(shorten(msg, lambda m: _size(_email(m, sender, to, domain))), sender, to, domain)
+
+
+def _size(email: EmailMessage) -> int:
+    return len(email.as_bytes(policy=SMTP))
+
+
+def shorten(msg: AlertMessage, size: Callable[[AlertMessage], int]) -> AlertMessage:
+    """``msg`` with as many of its entries as fit in ``MAX_EMAIL_BYTES`` (by ``size``).
+
+    Each entry keeps a title of at most ``SHORT_TITLE`` characters and ``SHORT_ALSO``
+    "also reported by" lines; the entries left out are counted in ``omitted``.
+    """
+    entries = [_short_entry(item) for item in (*msg.items, *msg.held_back)]
+    listed = len(msg.items)
+
+    def keep(count: int) -> AlertMessage:
+        return replace(
+            msg,
+            items=tuple(entries[: min(count, listed)]),
+            held_back=tuple(entries[listed:count]),
+            omitted=msg.omitted + len(entries) - count,
+            shortened=True,
+        )
+
+    low, high = 0, len(entries)  # keep(low) fits (nearly nothing is left), find the most
+    while low < high:
+        middle = (low + high + 1) // 2
+        if size(keep(middle)) <= MAX_EMAIL_BYTES:
+            low = middle
+        else:
+            high = middle - 1
+    return keep(low)
+
+
+def _short_entry(item: AlertItem) -> AlertItem:
+    also = item.also_reported_by
+    if len(item.title) <= SHORT_TITLE and len(also) <= SHORT_ALSO:
+        return item
+    title = item.title if len(item.title) <= SHORT_TITLE else item.title[: SHORT_TITLE - 1] + "…"
+    if len(also) > SHORT_ALSO:
+        rest = AlsoReported(feed=f"{len(also) - SHORT_ALSO:,} more feeds", link=None)
+        also = (*also[:SHORT_ALSO], rest)
+    return replace(item, title=title, also_reported_by=also)
+
+
+def _email(msg: AlertMessage, sender: str, to: list[str], domain: str) -> EmailMessage:
     email = EmailMessage()
     email["Subject"] = header_text(msg.subject)
     email["From"] = sender

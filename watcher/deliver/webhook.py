@@ -70,6 +70,8 @@ def webhook_body(message: AlertMessage) -> dict[str, Any]:
     }
     if message.held_back:  # only when max_alerts kept matches back: the SPEC shape otherwise
         body["held_back"] = [_item_body(item) for item in message.held_back]
+    if message.omitted:  # a summary: the items beyond those listed
+        body["omitted"] = message.omitted
     return body
 
 

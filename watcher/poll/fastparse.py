@@ -117,7 +117,8 @@ def _rss_item(item: etree._Element) -> Entry:
             raise Unsupported(f"RSS element {child.tag}")
         read(entry, child)
     if "link" not in entry and entry.pop("_permalink", False):
-        raise Unsupported("a permalink guid without a link")
+        entry["link"] = entry["id"]  # as feedparser does: the permalink guid is the link
+        entry["guidislink"] = True
     entry.pop("_permalink", None)
     return entry
 

@@ -20,8 +20,8 @@ import nh3
 
 from watcher.poll.tame import is_tame, plain_text
 
-# Characters of one field read at most: the stored field keeps far less (see limits).
-MAX_INPUT = 4_000_000
+# Characters of one field read at most: twice what a stored field keeps (finish.MAX_TEXT).
+MAX_INPUT = 2_000_000
 
 # Tags kept in sanitised HTML: nh3's defaults (formatting, lists, tables, links, images).
 _ALLOWED_TAGS: frozenset[str] = frozenset(nh3.ALLOWED_TAGS)
@@ -48,8 +48,11 @@ _DROPPED_TAGS: frozenset[str] = frozenset(
 # nh3 output keeps only the block tags above, without attributes, and escapes "<"
 # in text, so every "<" starts one of those tags.
 _TAG = re.compile(r"<[^>]*>")
-_SPACES = re.compile(r"[^\S\n]+")
-_NEWLINES = re.compile(r"\s*\n\s*")
+# Only runs that change are matched, so that ordinary text makes no replacement at all:
+# two or more spaces, or one tab, no-break space, … (each run becomes one space); then,
+# with only " " and "\n" left, a line break with spaces or other line breaks around it.
+_SPACES = re.compile(r"[^\S\n]{2,}|[^\S\n ]")
+_NEWLINES = re.compile(r" \n[ \n]*|\n[ \n]+")
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,33 @@ def clean_html(html: str, base_url: str | None) -> CleanHtml:
     """``html`` sanitised and as plain text, in time linear in its length."""
     html = html[:MAX_INPUT]
     if not is_tame(html):
-        text = plain_text(html)
+        text = collapse_whitespace(plain_text(html))
         return CleanHtml(text_to_html(text), text, flattened=True)
     sanitised = _sanitise(html, base_url)
     return CleanHtml(sanitised, _skeleton_text(sanitised))  # nh3 output of tame input is tame
 
 
 FLATTENED = "HTML too deeply nested or too large to sanitise: kept as plain text"
+_CLOSING_ROOM = 8192  # room left for the end tags a cut fragment needs
+
+
+def cap_html(html: str, limit: int) -> str:
+    """Sanitised ``html`` cut to at most ``limit`` characters, still well-formed.
+
+    The cut drops a tag or a character reference split in two; the sanitiser then closes
+    the elements left open (nh3's output of tame input nests at most a few hundred deep).
+    """
+    if len(html) <= limit:
+        return html
+    cut = html[: max(0, limit - _CLOSING_ROOM)]
+    if cut.rfind("<") > cut.rfind(">"):
+        cut = cut[: cut.rfind("<")]
+    if cut.rfind("&") > cut.rfind(";"):
+        cut = cut[: cut.rfind("&")]
+    closed = _sanitizer(None).clean(cut) + "\n<p>…</p>"
+    if len(closed) <= limit:
+        return closed
+    return text_to_html(_skeleton_text(cut)[: limit // 2])  # cannot happen with tame input
 
 
 def flattened_notes(*fields: CleanHtml) -> tuple[str, ...]:
@@ -127,7 +150,7 @@ def html_to_text(html: str) -> str:
         return ""
     html = html[:MAX_INPUT]
     if not is_tame(html):
-        return plain_text(html)
+        return collapse_whitespace(plain_text(html))
     return _skeleton_text(html)
 
 

@@ -30,6 +30,9 @@ from watcher.poll.html import (
 from watcher.surrogates import has_surrogates, scrub_json
 from watcher.types import ParsedFeed, ParsedItem
 
+# Characters of a title read (see parse.MAX_TITLE_INPUT).
+MAX_TITLE_INPUT = 32_000
+
 _VERSION_PREFIX = "https://jsonfeed.org/version/"
 
 
@@ -114,7 +117,7 @@ def _base(document: dict[str, Any], url: str) -> str | None:
 
 def _item(raw: dict[str, Any], base: str | None) -> ParsedItem:
     link = _url(base, raw.get("url")) or _url(base, raw.get("external_url"))
-    title = _text(raw.get("title"))
+    title = _text(raw.get("title"), MAX_TITLE_INPUT)
     published = _date(raw.get("date_published"))
     updated = _date(raw.get("date_modified"))
     content = _content(raw, base)
@@ -188,10 +191,14 @@ def _date(value: object) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _text(value: object) -> str:
-    """A plain-text field on one line; HTML that slipped in is stripped."""
+def _text(value: object, limit: int = MAX_INPUT) -> str:
+    """A plain-text field on one line; HTML that slipped in is stripped.
+
+    At most ``limit`` characters of the value are read.
+    """
     if not isinstance(value, str):
         return ""
+    value = value[:limit]
     text = html_to_text(value) if looks_like_html(value) else collapse_whitespace(value)
     return text.replace("\n", " ")
 

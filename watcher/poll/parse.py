@@ -77,6 +77,7 @@ def parse_xml_feed(
     fast = None if notes or not fast_path else fastparse.read_feed(data, content_type)
     if fast is not None and fast.entries:
         return _parsed_feed(fast.feed, fast.entries, fast.version, url, None, check, "lxml")
+    data = _within_feedparser_reach(data, url, notes)
     result = _run_feedparser(data, url, content_type)
     warning = _bozo_warning(result)
     entries = list(result.get("entries") or [])
@@ -320,6 +321,62 @@ def _run_feedparser(data: bytes, url: str, content_type: str | None) -> dict[str
     return result
 
 
+def _within_feedparser_reach(data: bytes, url: str, notes: list[str]) -> bytes:
+    """The document cut after its last whole entry within ``FEEDPARSER_MAX_ELEMENTS``.
+
+    feedparser takes about 50 us per element and cannot be stopped while it runs, so a
+    document of more elements keeps only its first entries (its end is kept, so it stays
+    well-formed), with a note. A first entry that alone exceeds the limit is an error.
+    """
+    if _element_count(data) <= FEEDPARSER_MAX_ELEMENTS:
+        return data
+    limit = _nth_element_start(data, FEEDPARSER_MAX_ELEMENTS)
+    ends = list(_ENTRY_END.finditer(data))
+    kept = [end for end in ends if end.end() <= limit]
+    if not kept:
+        raise ParseError(
+            url, f"an entry holds more than {FEEDPARSER_MAX_ELEMENTS:,} XML elements: not read"
+        )
+    notes.append(
+        f"a document of more than {FEEDPARSER_MAX_ELEMENTS:,} XML elements: only its first"
+        f" {len(kept):,} of {len(ends):,} items were read"
+    )
+    return data[: kept[-1].end()] + data[ends[-1].end() :]
+
+
+FEEDPARSER_MAX_ELEMENTS = 100_000
+# Characters of a title read: enough for any title once its markup is gone (finish.py
+# keeps 2,000), not a megabyte of text to tokenise for an id.
+MAX_TITLE_INPUT = 32_000
+_CDATA_START, _CDATA_END = b"<![CDATA[", b"]]>"
+
+
+def _element_count(data: bytes) -> int:
+    """About how many elements feedparser meets: ``<`` outside CDATA sections."""
+    count = data.count(b"<")
+    position = 0
+    while (start := data.find(_CDATA_START, position)) >= 0:
+        end = data.find(_CDATA_END, start)
+        stop = len(data) if end < 0 else end
+        count -= data.count(b"<", start + len(_CDATA_START), stop)
+        position = stop
+    return count
+
+
+def _nth_element_start(data: bytes, n: int) -> int:
+    """Where the ``n``-th ``<`` outside CDATA sections is (the end when there are fewer)."""
+    position, seen = -1, 0
+    while seen < n:
+        position = data.find(b"<", position + 1)
+        if position < 0:
+            return len(data)
+        if data.startswith(_CDATA_START, position):
+            end = data.find(_CDATA_END, position)
+            position = len(data) if end < 0 else end
+        seen += 1
+    return position
+
+
 def _bozo_warning(result: dict[str, Any]) -> str | None:
     if not result.get("bozo"):
         return None
@@ -422,7 +479,7 @@ def _html_field(detail: dict[str, Any] | None, base: str | None) -> CleanHtml:
 
 
 def _plain_title(node: dict[str, Any]) -> str:
-    title = str(dict.get(node, "title") or "")
+    title = str(dict.get(node, "title") or "")[:MAX_TITLE_INPUT]
     detail = dict.get(node, "title_detail") or {}
     if detail.get("type") in ("text/html", "application/xhtml+xml") or looks_like_html(title):
         return html_to_text(title).replace("\n", " ")

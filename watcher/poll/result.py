@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from watcher import envvars
 from watcher.exceptions import ConfigError, FeedError, ParseError
@@ -68,6 +68,7 @@ def fetch_and_parse(
             if envvars.has_references(feed.url):  # links are never resolved into the secret
                 base = without_credentials(base)
             result.parsed = _parse(result.fetched, base, options)
+            result.fetched = replace(result.fetched, content=b"")  # parsed: the body may go
     except FeedError as e:
         result.error = str(e.message)
         result.http_status = e.http_status or result.http_status

@@ -15,7 +15,9 @@ The model errs towards "not tame": HTML that real feeds carry stays far inside t
 
 from __future__ import annotations
 
+import functools
 import html as htmllib
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -32,8 +34,6 @@ def _names(text: str) -> frozenset[str]:
 
 
 _TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)")
-_SPACES = re.compile(r"[^\S\n]+")
-_NEWLINES = re.compile(r"\s*\n\s*")
 
 VOID = _names(
     "area base basefont bgsound br col embed frame hr img input keygen link meta param"
@@ -54,6 +54,7 @@ SPECIAL = _names(
 # Elements that bound the scope of an end tag that names a special element.
 SCOPE = _names("applet caption html table td th marquee object template")
 _BUTTON_SCOPE = SCOPE | {"button"}
+_P = frozenset({"p"})
 # Start tags that close an open paragraph first (HTML's "close a p element").
 _CLOSES_P = _names(
     "address article aside blockquote center details dialog dd dir div dl dt fieldset"
@@ -115,12 +116,14 @@ class _Model:
         """The stack index of the nearest open element of ``names`` before any of ``stops``."""
         if not any(self.open.get(name) for name in names):
             return None
-        for index in range(len(self.stack) - 1, -1, -1):
-            self.steps += 1
-            node = self.stack[index]
+        stack = self.stack
+        for index in range(len(stack) - 1, -1, -1):
+            node = stack[index]
             if node in names:
+                self.steps += len(stack) - index
                 return index
             if node in stops:
+                self.steps += len(stack) - index
                 return None
         return None
 
@@ -136,28 +139,34 @@ def is_tame(html: str) -> bool:
         return True
     if _text_cost(html) > MAX_TEXT_COST:
         return False
-    if html.count("<") <= QUICK_TAGS:
+    tags = html.count("<")
+    if tags <= QUICK_TAGS:
         return True
+    if tags - html.count("</") - html.count("<!") > MAX_ELEMENTS:
+        return False  # more start tags than elements allowed
     model = _Model([], {})
-    lowered = html.lower()
-    skip_to = 0
-    for tag in _TAG.finditer(html):
-        if tag.start() < skip_to:
-            continue  # inside a script, a style, …
-        name = tag.group(2).lower()
-        if tag.group(1):
-            _end_tag(model, name)
-        elif name in _RAW_TEXT:  # its content is text up to its end tag
+    raw_text = ""  # inside a script, a style, …: only its end tag counts
+    for tag in _TAG.finditer(html):  # lazily: a list of every tag would be large
+        closing, written = tag.groups()
+        name = written.lower()
+        if raw_text:
+            if closing and name == raw_text:
+                raw_text = ""
+        elif closing:
+            _close(model, _names_of(name), SCOPE if name in SPECIAL else SPECIAL)
+        elif name in _RAW_TEXT:
             model.elements += 1
-            end = lowered.find(f"</{name}", tag.end())
-            if end < 0:
-                break
-            skip_to = end + 2
+            raw_text = name
         else:
             _start_tag(model, name)
         if not model.within_bounds():
             return False
     return True
+
+
+@functools.lru_cache(maxsize=512)
+def _names_of(name: str) -> frozenset[str]:
+    return frozenset({name})
 
 
 def _start_tag(model: _Model, name: str) -> None:
@@ -167,18 +176,15 @@ def _start_tag(model: _Model, name: str) -> None:
     model's stack is never shallower than the real one.
     """
     if name in _CLOSES_P:
-        _close(model, frozenset({"p"}), _BUTTON_SCOPE)
+        _close(model, _P, _BUTTON_SCOPE)
     if name in _SIBLINGS:
         _close(model, *_SIBLINGS[name])
     if name in VOID:
         model.elements += 1
     else:
         model.push(name)
-    model.reopen()  # the text that follows reopens closed formatting elements inside it
-
-
-def _end_tag(model: _Model, name: str) -> None:
-    _close(model, frozenset({name}), (SCOPE if name in SPECIAL else SPECIAL) - {name})
+    if model.lingering:
+        model.reopen()  # the text that follows reopens closed formatting elements inside it
 
 
 def _close(model: _Model, names: frozenset[str], stops: frozenset[str]) -> None:
@@ -194,46 +200,75 @@ def _text_cost(html: str) -> int:
     if len(html) * marks <= MAX_TEXT_COST:
         return len(html) * marks  # an upper bound already within the limit
     cost = 0
-    bounds = [0, *(m.start() for m in _TAG.finditer(html)), len(html)]
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    start = 0
+    for tag in itertools.chain(_TAG.finditer(html), (None,)):
+        end = len(html) if tag is None else tag.start()
         if end - start > 1024:  # shorter runs cost at most 1024 times their length
             marks = html.count("&", start, end) + html.count("\xa0", start, end)
             cost += (end - start) * marks
+        start = end
     return cost
 
 
 def plain_text(html: str) -> str:
     """The words of any HTML, in one linear pass: tags, comments and scripts removed,
-    character references decoded, block boundaries and ``<br>`` kept as line breaks."""
-    out: list[str] = []
+    character references decoded, block boundaries and ``<br>`` kept as line breaks.
+
+    Whitespace is left as it is (``html.collapse_whitespace`` tidies it)."""
+    text = _Text()
     position = 0
     lowered = html.lower()
-    while True:
-        start = html.find("<", position)
-        if start < 0:
-            out.append(html[position:])
-            break
-        out.append(html[position:start])
-        position = _skip_markup(html, lowered, start, out)
-    text = htmllib.unescape("".join(out))
-    text = _SPACES.sub(" ", text.replace("\r", "\n"))
-    return _NEWLINES.sub("\n", text).strip()
+    while (found := _MARKUP.search(html, position)) is not None:
+        text.add(html[position : found.start()])
+        position = _skip_markup(html, lowered, found.start(), text)
+    text.add(html[position:])
+    return htmllib.unescape(text.joined())
 
 
-def _skip_markup(html: str, lowered: str, start: int, out: list[str]) -> int:
+# What may start markup: a tag, an end tag, a comment or a declaration. A "<" before
+# anything else is text.
+_MARKUP = re.compile(r"<[A-Za-z/!]")
+
+
+class _Text:
+    """Text pieces and the break between them: a run of tags gives one break, not many."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.gap = ""
+
+    def add(self, piece: str) -> None:
+        if piece:
+            if self.gap:
+                self.parts.append(self.gap)
+                self.gap = ""
+            self.parts.append(piece)
+
+    def separate(self, mark: str) -> None:
+        if mark == "\n" or not self.gap:
+            self.gap = mark
+
+    def joined(self) -> str:
+        return "".join(self.parts)
+
+
+def _skip_markup(html: str, lowered: str, start: int, text: _Text) -> int:
     """Skip the tag, comment or script at ``start``; returns where the text goes on."""
     if html.startswith("<!--", start):
         end = html.find("-->", start + 4)
         return len(html) if end < 0 else end + 3
     tag = _TAG.match(html, start)
     if tag is None:
-        out.append("<")  # a "<" that starts no tag is text
+        if html.startswith("<!", start):  # a declaration: up to its ">"
+            end = html.find(">", start)
+            return len(html) if end < 0 else end + 1
+        text.add("<")  # "</" before no name is text
         return start + 1
     end = html.find(">", tag.end())
     if end < 0:
         return len(html)  # a tag cut off at the end: nothing after it is text
     name = tag.group(2).lower()
-    out.append("\n" if name in _LINE_BREAKS else " ")
+    text.separate("\n" if name in _LINE_BREAKS else " ")
     if tag.group(1) == "" and name in _DROPPED:
         close = lowered.find(f"</{name}", end)
         return len(html) if close < 0 else close

@@ -12,6 +12,7 @@ in Python with sets. Both give the same candidates; the tests run both.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import operator
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -50,6 +51,7 @@ except ImportError:  # built without a C compiler: the Python path gives the sam
 SCAN_BUILT = ScanIndex is not None
 
 Span = tuple[int, int, int]  # value index, first token, end token (exclusive)
+MAX_HITS_PER_VALUE = 1000  # hits a match records in one field value (for its snippets)
 Needles = tuple[tuple[str, ...], ...]
 Key = tuple[str, str | None, str]
 _SECOND = operator.itemgetter(1)  # kind ("t" token, "b" token pair, "p" prefix), language, text
@@ -975,6 +977,8 @@ class _Evaluation:
     rule: CompiledRule
     terms: list[str] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
+    seen: set[Hit] = field(default_factory=set)
+    per_value: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def fields_for(self, scope: str | None) -> tuple[str, ...]:
         return self.rule.fields if scope in (None, "text") else (scope,)
@@ -1031,8 +1035,12 @@ class _Evaluation:
             right = [
                 (y, s) for y in node.right for s in self.text.spans(y, name, self.rule.language)
             ]
-            for (x, a), (y, b) in itertools.product(left, right):
-                if a[0] == b[0] and _near(a, b, node.distance):
+            if not left or not right:
+                continue
+            partners = _NearPartners([b for _, b in right], node.distance)
+            for x, a in left:  # the order of every (left, right) pair, near ones only
+                for position in partners.of(a):
+                    y, b = right[position]
                     yield x, y, name, a, b
 
     def collect(self, node: Node, fields: tuple[str, ...]) -> None:
@@ -1061,8 +1069,18 @@ class _Evaluation:
     def add(self, label: str, name: str, span: Span) -> None:
         if label not in self.terms:
             self.terms.append(label)
-        hit = Hit(name, *span)
-        if hit not in self.hits:
+        self._keep(Hit(name, *span))
+
+    def _keep(self, hit: Hit) -> None:
+        """Record a hit once, and at most ``MAX_HITS_PER_VALUE`` of one field value: the
+        hits only place snippets, and a long text may hold a word a hundred thousand times."""
+        if hit in self.seen:
+            return
+        value = (hit.field, hit.index)
+        kept = self.per_value.get(value, 0)
+        if kept < MAX_HITS_PER_VALUE:
+            self.per_value[value] = kept + 1
+            self.seen.add(hit)
             self.hits.append(hit)
 
     def add_regex(
@@ -1073,9 +1091,33 @@ class _Evaluation:
         spans = tokenize_spans(value)
         inside = [i for i, (_, s, e) in enumerate(spans) if s < chars[1] and e > chars[0]]
         if inside:
-            hit = Hit(name, index, inside[0], inside[-1] + 1)
-            if hit not in self.hits:
-                self.hits.append(hit)
+            self._keep(Hit(name, index, inside[0], inside[-1] + 1))
+
+
+class _NearPartners:
+    """The spans near a given span, found by binary search rather than by trying each.
+
+    ``b`` is near ``a`` (``_near``) when it starts within ``distance`` tokens after ``a``
+    ends, or ends within ``distance`` tokens before ``a`` starts, in the same value.
+    """
+
+    def __init__(self, spans: Sequence[Span], distance: int) -> None:
+        self.distance = distance
+        self.starts = sorted((b[0], b[1], position) for position, b in enumerate(spans))
+        self.ends = sorted((b[0], b[2], position) for position, b in enumerate(spans))
+
+    def of(self, a: Span) -> list[int]:
+        """Positions (in the given order) of the spans near ``a``."""
+        value, first, end = a
+        after = self._between(self.starts, value, end, end - 1 + self.distance)
+        before = self._between(self.ends, value, first + 1 - self.distance, first)
+        return sorted(after + before)
+
+    @staticmethod
+    def _between(keys: list[tuple[int, int, int]], value: int, low: int, high: int) -> list[int]:
+        start = bisect.bisect_left(keys, (value, low, -1))
+        stop = bisect.bisect_right(keys, (value, high, len(keys)))
+        return [position for _, _, position in keys[start:stop]]
 
 
 def _near(a: Span, b: Span, distance: int) -> bool:

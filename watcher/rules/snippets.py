@@ -18,6 +18,7 @@ SNIPPET_CONTEXT = 70  # characters shown on each side of a highlighted span
 # Japanese, Thai) is cut where the window ends instead, never inside a character's marks.
 WORD_REACH = 20
 MAX_SNIPPETS = 3
+SNIPPET_HITS = 1000  # hits of one value looked at for its snippets, the first in the text
 
 _SPACES = re.compile(r"\s+")
 
@@ -36,7 +37,8 @@ def make_snippets(fields: Mapping[str, Sequence[str]], hits: tuple[Hit, ...]) ->
     snippets: list[str] = []
     for key, spans in sorted(by_value.items(), key=lambda kv: _field_order(kv[0][0])):
         text = texts[key]
-        tokens = tokenize_spans(text)
+        spans = sorted(spans)[:SNIPPET_HITS]  # the first ones are all the snippets can show
+        tokens = _first_tokens(text, max(e for _, e in spans))
         char_spans = sorted(
             (tokens[s][1], tokens[e - 1][2]) for s, e in spans if 0 <= s < e <= len(tokens)
         )
@@ -48,6 +50,18 @@ def make_snippets(fields: Mapping[str, Sequence[str]], hits: tuple[Hit, ...]) ->
             if len(snippets) == MAX_SNIPPETS:
                 return tuple(snippets)
     return tuple(snippets)
+
+
+def _first_tokens(text: str, count: int) -> list[tuple[str, int, int]]:
+    """The first ``count`` tokens of ``text`` with their offsets (all of them when fewer),
+    from as short a prefix as gives them: a long text is not tokenised to its end."""
+    length = 64 * (count + 16)
+    while length < len(text):
+        tokens = tokenize_spans(text[:length])
+        if len(tokens) > count:  # the prefix's last token may be cut off; the others are whole
+            return tokens[:count]
+        length *= 4
+    return tokenize_spans(text)
 
 
 def _field_order(name: str) -> int:
