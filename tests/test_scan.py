@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -194,3 +197,45 @@ def test_starts_agrees_with_the_single_spaced_search(
     value = " " + "".join(t + " " * g for t, g in zip(tokens, gaps, strict=True))
     joined = " " + " ".join(tokens) + " "
     assert c_starts(value, wanted) == _starts(joined, tuple(wanted))
+
+
+LYING_LENGTHS = """
+from watcher.rules.match import ScanIndex
+
+
+class Lying:
+    '''A sequence whose __len__ says fewer items than iterating it yields.'''
+
+    def __init__(self, items, length):
+        self.items, self.length = list(items), length
+
+    def __len__(self):
+        return self.length
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+words = [f"w{i}" for i in range(400)]
+entries = [
+    (0, Lying(range(1, 300), 0), Lying([f" p{i}" for i in range(200)], 0), ()),
+    (300, Lying([1], 1), Lying([" p1"], 1), ()),
+]
+index = ScanIndex(words, entries)
+print(index.scan(" w0 w1 ").entries, index.scan(" w300 p1x ").entries, index.scan(" w0 ").entries)
+del index
+"""
+
+
+def test_a_sequence_whose_length_lies_is_read_as_it_iterates() -> None:
+    """The index is sized from what each sequence yields, not from its ``__len__``: with
+    Python's debug allocator, a write past a buffer ends the process."""
+    env = {**os.environ, "PYTHONMALLOC": "debug"}
+    done = subprocess.run(
+        [sys.executable, "-c", LYING_LENGTHS], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "[0] [1] []\n"

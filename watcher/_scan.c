@@ -250,11 +250,12 @@ fill_words(Index *self, PyObject *words)
 static Py_ssize_t *
 ids_of(PyObject *sequence, Py_ssize_t limit, Py_ssize_t *count)
 {
-    PyObject *fast = PySequence_Fast(sequence, "expected a sequence of ints");
+    /* A tuple of its own: an item's __index__ cannot change what is read here. */
+    PyObject *fast = PySequence_Tuple(sequence);
     if (fast == NULL) {
         return NULL;
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    Py_ssize_t n = PyTuple_GET_SIZE(fast);
     Py_ssize_t *ids = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
     if (ids == NULL) {
         Py_DECREF(fast);
@@ -262,7 +263,7 @@ ids_of(PyObject *sequence, Py_ssize_t limit, Py_ssize_t *count)
         return NULL;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t id = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(fast, i));
+        Py_ssize_t id = PyLong_AsSsize_t(PyTuple_GET_ITEM(fast, i));
         if (id == -1 && PyErr_Occurred()) {
             goto fail;
         }
@@ -379,18 +380,35 @@ fill_pairs(Index *self, const Py_ssize_t *ids)
     return 0;
 }
 
+static void
+release_kept(PyObject **kept, Py_ssize_t n)
+{
+    if (kept != NULL) {
+        for (Py_ssize_t i = 0; i < 2 * n; i++) {
+            Py_XDECREF(kept[i]);
+        }
+        PyMem_Free(kept);
+    }
+}
+
 /* entries: a sequence of (anchor word id, companion word ids, prefixes with a space before,
  * chain[, run]) where chain is () or the word ids of two or more tokens that must occur side
  * by side (each adjacent pair within one value), and run is "" or the chain's tokens with a
- * space around each, which must then occur in the text as they are. */
+ * space around each, which must then occur in the text as they are.
+ *
+ * The entries and each entry's companions and prefixes are copied into tuples once, in the
+ * first pass: the arrays are sized from those copies and the second pass fills them from
+ * the same copies, so a __len__ that lies or a sequence that changes cannot overrun them. */
 static int
 fill_entries(Index *self, PyObject *entries)
 {
-    PyObject *fast = PySequence_Fast(entries, "entries must be a sequence");
+    PyObject *fast = PySequence_Tuple(entries);
     if (fast == NULL) {
         return -1;
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast), n_words = self->n_words;
+    Py_ssize_t n = PyTuple_GET_SIZE(fast), n_words = self->n_words;
+    /* per entry: its companions and its prefixes, as tuples */
+    PyObject **kept = PyMem_Calloc(2 * (size_t)n + 1, sizeof(PyObject *));
     Py_ssize_t *anchor_of = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
     Py_ssize_t *chain_ids = NULL; /* the chains' word ids, until fill_pairs numbers them */
     PyObject *distinct = NULL;
@@ -402,7 +420,8 @@ fill_entries(Index *self, PyObject *entries)
     self->chain_start = PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t));
     self->pair_starts = PyMem_Calloc((size_t)n_words + 1, 1);
     self->runs = PyMem_Calloc((size_t)n + 1, sizeof(PyObject *));
-    if (anchor_of == NULL || self->anchor_start == NULL || self->anchor_entries == NULL ||
+    if (kept == NULL || anchor_of == NULL || self->anchor_start == NULL ||
+        self->anchor_entries == NULL ||
         self->companion_start == NULL || self->prefix_start == NULL ||
         self->chain_start == NULL || self->pair_starts == NULL ||
         self->runs == NULL) {
@@ -412,7 +431,7 @@ fill_entries(Index *self, PyObject *entries)
     /* First pass: sizes. */
     Py_ssize_t n_companions = 0, n_prefixes = 0;
     for (Py_ssize_t e = 0; e < n; e++) {
-        PyObject *entry = PySequence_Fast_GET_ITEM(fast, e);
+        PyObject *entry = PyTuple_GET_ITEM(fast, e);
         PyObject *anchor, *companions, *prefixes, *pair, *run = NULL;
         if (!PyTuple_Check(entry) ||
             !PyArg_ParseTuple(entry, "OOOO|O", &anchor, &companions, &prefixes, &pair, &run)) {
@@ -472,12 +491,13 @@ fill_entries(Index *self, PyObject *entries)
         if (pair_count == 0) { /* an entry with a chain is filed under its first pair */
             self->anchor_start[id + 1]++;
         }
-        Py_ssize_t c = PySequence_Size(companions), p = PySequence_Size(prefixes);
-        if (c < 0 || p < 0) {
+        kept[2 * e] = PySequence_Tuple(companions);
+        kept[2 * e + 1] = PySequence_Tuple(prefixes);
+        if (kept[2 * e] == NULL || kept[2 * e + 1] == NULL) {
             goto fail;
         }
-        n_companions += c;
-        n_prefixes += p;
+        n_companions += PyTuple_GET_SIZE(kept[2 * e]);
+        n_prefixes += PyTuple_GET_SIZE(kept[2 * e + 1]);
     }
     for (Py_ssize_t w = 0; w < n_words; w++) {
         self->anchor_start[w + 1] += self->anchor_start[w];
@@ -507,12 +527,11 @@ fill_entries(Index *self, PyObject *entries)
     memcpy(next, self->anchor_start, sizeof(Py_ssize_t) * (size_t)n_words);
     Py_ssize_t c_at = 0, p_at = 0;
     for (Py_ssize_t e = 0; e < n; e++) {
-        PyObject *entry = PySequence_Fast_GET_ITEM(fast, e);
         if (self->chain_start[e] == self->chain_start[e + 1]) {
             self->anchor_entries[next[anchor_of[e]]++] = e;
         }
         Py_ssize_t count;
-        Py_ssize_t *ids = ids_of(PyTuple_GET_ITEM(entry, 1), n_words, &count);
+        Py_ssize_t *ids = ids_of(kept[2 * e], n_words, &count);
         if (ids == NULL) {
             PyMem_Free(next);
             goto fail;
@@ -521,25 +540,19 @@ fill_entries(Index *self, PyObject *entries)
         PyMem_Free(ids);
         self->companion_start[e] = c_at;
         c_at += count;
-        PyObject *prefixes = PySequence_Fast(PyTuple_GET_ITEM(entry, 2), "prefixes");
-        if (prefixes == NULL) {
-            PyMem_Free(next);
-            goto fail;
-        }
+        PyObject *prefixes = kept[2 * e + 1];
         self->prefix_start[e] = p_at;
-        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(prefixes); i++) {
-            PyObject *prefix = PySequence_Fast_GET_ITEM(prefixes, i);
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(prefixes); i++) {
+            PyObject *prefix = PyTuple_GET_ITEM(prefixes, i);
             if (!PyUnicode_Check(prefix) || PyUnicode_AsUTF8(prefix) == NULL) {
                 if (!PyErr_Occurred()) {
                     PyErr_SetString(PyExc_TypeError, "prefixes must be str");
                 }
-                Py_DECREF(prefixes);
                 PyMem_Free(next);
                 goto fail;
             }
             PyObject *known = PyDict_GetItemWithError(distinct, prefix);
             if (known == NULL && PyErr_Occurred()) {
-                Py_DECREF(prefixes);
                 PyMem_Free(next);
                 goto fail;
             }
@@ -547,7 +560,6 @@ fill_entries(Index *self, PyObject *entries)
                 PyObject *number = PyLong_FromSsize_t(self->n_prefixes);
                 if (number == NULL || PyDict_SetItem(distinct, prefix, number) < 0) {
                     Py_XDECREF(number);
-                    Py_DECREF(prefixes);
                     PyMem_Free(next);
                     goto fail;
                 }
@@ -560,19 +572,20 @@ fill_entries(Index *self, PyObject *entries)
                 self->prefix_ids[p_at++] = PyLong_AsSsize_t(known);
             }
         }
-        Py_DECREF(prefixes);
     }
     self->companion_start[n] = c_at;
     self->prefix_start[n] = p_at;
     PyMem_Free(next);
     self->entry_anchor = anchor_of;
     Py_DECREF(distinct);
+    release_kept(kept, n);
     Py_DECREF(fast);
     return 0;
 fail:
     PyMem_Free(anchor_of);
     PyMem_Free(chain_ids);
     Py_XDECREF(distinct);
+    release_kept(kept, n);
     Py_DECREF(fast);
     return -1;
 }
