@@ -6,14 +6,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from watcher.decide.policy import (
     is_muted,
     is_over_limit,
     limits_for,
     live_mutes,
-    threshold_reached,
 )
 from watcher.deliver.message import alert_subject, format_window
 from watcher.deliver.retry import next_attempt
@@ -29,7 +26,6 @@ from watcher.types import (
     RateLimit,
     Rule,
     Settings,
-    Threshold,
 )
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -102,21 +98,6 @@ def test_caps_come_from_the_rule_and_the_channel() -> None:
     assert limits_for(Rule("q", "f"), s, "hook") == []
     assert not is_over_limit(RateLimit(2, 600), 1)
     assert is_over_limit(RateLimit(2, 600), 2)
-
-
-@pytest.mark.parametrize(
-    ("distinct", "hits", "reached"),
-    [
-        (None, [(1, 1), (2, 1), (3, 1)], True),
-        ("feed", [(1, 1), (2, 1), (3, 1)], False),
-        ("feed", [(1, 1), (2, 2), (3, 3)], True),
-        (None, [(1, 1), (2, 2)], False),
-    ],
-)
-def test_threshold_counts_items_or_distinct_feeds(
-    distinct: str | None, hits: list[tuple[int, int]], reached: bool
-) -> None:
-    assert threshold_reached(Threshold(3, 7200, distinct), hits) is reached
 
 
 def test_subjects_follow_the_spec() -> None:

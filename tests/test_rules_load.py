@@ -13,9 +13,8 @@ from watcher.rules.load import (
     load_rule_set,
     load_rules,
     unused_list_problems,
-    validate_query,
 )
-from watcher.rules.query import UNSPACED_PREFIX, QueryError
+from watcher.rules.query import UNSPACED_PREFIX, QueryError, parse_query
 from watcher.types import RateLimit, Threshold
 
 
@@ -247,10 +246,10 @@ def test_the_example_rule_files_load() -> None:
     assert load_rules(paths)
 
 
-def test_validate_query() -> None:
-    validate_query("Kursk NEAR/3 drone*")
+def test_an_invalid_query_names_its_column() -> None:
+    parse_query("Kursk NEAR/3 drone*")
     with pytest.raises(QueryError) as caught:
-        validate_query("Kursk NEAR/0 drone*")
+        parse_query("Kursk NEAR/0 drone*")
     assert caught.value.column == 7
 
 

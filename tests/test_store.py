@@ -17,6 +17,7 @@ from sqlite_utils import Database
 from watcher.decide.schedule import next_poll_after_interval_change as moved
 from watcher.exceptions import StoreError
 from watcher.store import Store, schema, slug_for_url
+from watcher.store.outbox import requeue_failed
 from watcher.store.state import read_heartbeat, set_retry_hold, write_heartbeat
 from watcher.types import AlertStatus, FeedConfig, FeedStatus, Match, ParsedItem
 
@@ -738,7 +739,7 @@ def test_failed_alerts_and_requeue(store: Store, feed_id: int) -> None:
     assert [a.id for a in store.list_alerts(status=AlertStatus.FAILED)] == [ids[1], ids[0]]
     assert [a.id for a in store.list_alerts(rule_id="r2")] == [ids[2]]
     assert [a.id for a in store.list_alerts(limit=1)] == [ids[2]]
-    assert store.requeue_alerts([ids[0]]) == 1
+    assert requeue_failed(store, [ids[0]], NOW) == [ids[0]]
     assert [a.id for a in store.due_alerts(NOW)] == [ids[0], ids[2]]
 
 

@@ -40,11 +40,6 @@ def printable_value(value: object) -> str:
     return "" if value is None else printable(str(value))
 
 
-def has_controls(text: str) -> bool:
-    """Whether ``printable`` would change ``text`` (tab and newline included as controls)."""
-    return _CONTROLS.search(text) is not None
-
-
 def dumps_json(data: Any, *, indent: int | None = 2) -> str:
     """``json.dumps`` for output: readable non-ASCII text, every control escaped as ``\\u00NN``."""
     text = json.dumps(data, indent=indent, ensure_ascii=False, default=str)

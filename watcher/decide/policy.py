@@ -6,7 +6,7 @@ the SQL that feeds them lives in ``watcher.store.outbox``, the sequencing in ale
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 
 from watcher.types import (
@@ -18,7 +18,6 @@ from watcher.types import (
     Rule,
     Settings,
     StoredItem,
-    Threshold,
 )
 
 MAX_BACKOFF_S = 86400
@@ -88,9 +87,3 @@ def limits_for(rule: Rule, settings: Settings, channel: str) -> list[tuple[RateL
 def is_over_limit(limit: RateLimit, queued_in_window: int) -> bool:
     """True when ``queued_in_window`` alerts already used up the cap."""
     return queued_in_window >= limit.count
-
-
-def threshold_reached(threshold: Threshold, hits: Sequence[tuple[int, int]]) -> bool:
-    """Whether (item id, feed id) matches in the window reach the volume rule's count."""
-    seen = {feed for _, feed in hits} if threshold.distinct == "feed" else {i for i, _ in hits}
-    return len(seen) >= threshold.count

@@ -103,16 +103,6 @@ def flattened_notes(*fields: CleanHtml) -> tuple[str, ...]:
     return (FLATTENED,) if any(f.flattened for f in fields) else ()
 
 
-def sanitize_html(html: str, base_url: str | None) -> str:
-    """Return ``html`` with scripts, handlers and unsafe URLs removed.
-
-    Relative ``href``/``src`` values are made absolute against ``base_url`` when
-    it is an http(s) URL; links get ``rel="noopener noreferrer"``. HTML too costly to
-    sanitise comes back as its escaped plain text.
-    """
-    return clean_html(html, base_url).html
-
-
 def _sanitise(html: str, base_url: str | None) -> str:
     if not html:
         return ""

@@ -26,7 +26,6 @@ from watcher.exceptions import ConfigError, Problem
 from watcher.rules.query import (
     LIST_NAME,
     QueryError,
-    TermLists,
     is_list_reference,
     parse_entry,
     parse_phrase,
@@ -644,11 +643,6 @@ def _check_duplicates(ids: list[_RuleId], problems: list[Problem]) -> None:
         if seen is not rule:
             message = f"duplicate rule id {rule.id!r} (first defined in {seen.file}:{seen.line})"
             problems.append(Problem(rule.file, message, rule.line, f"rule {rule.id}"))
-
-
-def validate_query(text: str, lists: TermLists | None = None) -> None:
-    """Raise QueryError (``column`` 1-based, ``message`` without it) for an invalid query."""
-    parse_query(text, lists)
 
 
 def scope_problems(

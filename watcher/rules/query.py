@@ -703,11 +703,6 @@ def parse_query(query: str, lists: TermLists | None = None) -> Node:
     return node
 
 
-def validate_query(query: str, lists: TermLists | None = None) -> None:
-    """Raise QueryError (with a 1-based ``column``) when ``query`` is not a valid query."""
-    parse_query(query, lists)
-
-
 def leaves(node: Node) -> Iterator[Term | Prefix | Phrase | Regex]:
     """Every leaf under ``node``, left to right."""
     if isinstance(node, And | Or):

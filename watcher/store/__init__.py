@@ -789,12 +789,6 @@ class Store:
         return str(kind) if kind else "match"
 
     @store_call
-    def alert_story(self, alert_id: int) -> int | None:
-        """The story an alert is about, if any."""
-        story = self._scalar("SELECT story_id FROM _alert_meta WHERE alert_id = ?", [alert_id])
-        return None if story is None else int(story)
-
-    @store_call
     def due_alerts(self, now: datetime) -> list[Alert]:
         """Pending alerts whose next attempt is unset or not after ``now``, oldest first."""
         rows = self.db.query(
@@ -848,16 +842,6 @@ class Store:
                 "UPDATE _alert_meta SET last_attempt_at = ? WHERE alert_id = ?",
                 [to_text(now), alert_id],
             )
-
-    @store_call
-    def requeue_alerts(self, alert_ids: Sequence[int] | None = None) -> int:
-        """Make failed alerts (all, or those listed) pending again; returns how many."""
-        sql = "UPDATE alerts SET status = 'pending', next_attempt_at = NULL WHERE status = 'failed'"
-        if alert_ids is None:
-            return self.db.execute(sql).rowcount
-        return self.db.execute(
-            sql + " AND id IN (SELECT value FROM json_each(?))", [encode_json(list(alert_ids))]
-        ).rowcount
 
     @store_call
     def list_alerts(

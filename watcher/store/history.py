@@ -57,16 +57,6 @@ def volume_matches(store: Store, rule_id: str, since: datetime) -> list[VolumeMa
     return [VolumeMatch(r["item_id"], r["feed_id"], required_time(r["matched_at"])) for r in rows]
 
 
-def last_alert_at(store: Store, rule_id: str, kind: str) -> datetime | None:
-    """When the latest alert of this kind for the rule was created (any channel, any status)."""
-    sql = (
-        "SELECT max(alerts.created_at) FROM alerts JOIN _alert_meta m ON m.alert_id = alerts.id"
-        " WHERE m.rule_id = :rule AND m.kind = :kind"
-    )
-    text = _execute(store, sql, {"rule": rule_id, "kind": kind}).fetchone()[0]
-    return None if text is None else required_time(text)
-
-
 def _feeds(store: Store) -> list[FeedState]:
     return [feed_from_row(r) for r in _query(store, "SELECT * FROM feeds", {})]
 

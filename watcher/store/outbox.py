@@ -186,16 +186,6 @@ def summarised_in(store: Store, alert_id: int) -> list[Alert]:
 # --- volume rules --------------------------------------------------------------------------
 
 
-def matches_since(store: Store, rule_id: str, since: datetime) -> list[tuple[int, int]]:
-    """(item id, feed id) of every item the rule matched since ``since``, oldest first."""
-    rows = store.db.execute(
-        "SELECT DISTINCT m.item_id, i.feed_id FROM matches m JOIN items i ON i.id = m.item_id"
-        " WHERE m.rule_id = ? AND m.matched_at > ? ORDER BY m.item_id",
-        [rule_id, to_text(since)],
-    ).fetchall()
-    return [(int(r[0]), int(r[1])) for r in rows]
-
-
 def last_alert_of_kind(store: Store, rule_id: str, channel: str, kind: str) -> Alert | None:
     rows = _alerts(
         store,

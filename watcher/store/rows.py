@@ -49,10 +49,6 @@ def encode_json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def decode_json(text: str) -> Any:
-    return json.loads(text)
-
-
 def decode_list(text: str | None) -> list[Any]:
     if not text:
         return []
