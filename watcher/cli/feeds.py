@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -132,14 +134,7 @@ def add(
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--interval") from e
     source = "feed" if interval else "default"
-    store = Store(settings.database)
-    try:
-        store.sync_config_feeds(
-            settings.feeds,
-            now_utc(),
-            settings.defaults.interval_s,
-            reschedule=next_poll_after_interval_change,
-        )
+    with synced_store(settings) as store:
         if any(f.url == url for f in store.list_feeds()):
             raise ConfigError(f"feed {url} is already watched")
         with store.transaction():
@@ -152,8 +147,6 @@ def add(
                 source="cli",
                 now=now_utc(),
             )
-    finally:
-        store.close()
     if obj.json:
         emit_json({"added": feed_dict(feed)})
     else:
@@ -203,23 +196,12 @@ def remove(obj: Context, name: str) -> None:
       watcher feeds remove example-org-world-rss
     """
     settings = obj.settings()
-    store = Store(settings.database)
-    try:
-        store.sync_config_feeds(
-            settings.feeds,
-            now_utc(),
-            settings.defaults.interval_s,
-            reschedule=next_poll_after_interval_change,
-        )
-        feed = store.feed_by_name(name)
-        if feed is None:
-            raise not_found("feed", name, [f.name for f in store.list_feeds()])
+    with synced_store(settings) as store:
+        feed = _feed_named(store, name)
         if feed.source == "config":
             raise ConfigError(f"feed {name} comes from {settings.path}; remove it there")
         with store.transaction():
             store.remove_feed(name)
-    finally:
-        store.close()
     if obj.json:
         emit_json({"removed": name})
     else:
@@ -238,9 +220,8 @@ def enable(obj: Context, name: str) -> None:
       watcher feeds enable example-world
     """
     settings = obj.settings()
-    store = Store(settings.database)
-    try:
-        feed = _synced_feed(store, settings, name)
+    with synced_store(settings) as store:
+        feed = _feed_named(store, name)
         if feed.disabled_reason in CONFIG_REASONS:
             raise ConfigError(f"feed {name} is {feed.disabled_reason}: edit {settings.path}")
         changed = feed.last_status == FeedStatus.DISABLED
@@ -248,8 +229,6 @@ def enable(obj: Context, name: str) -> None:
             with store.transaction():
                 store.enable_feed(feed.id)
                 set_retry_hold(store, feed.id, None)
-    finally:
-        store.close()
     if obj.json:
         emit_json({"feed": name, "enabled": True, "changed": changed})
     elif changed:
@@ -275,13 +254,10 @@ def disable(obj: Context, name: str, reason: str | None) -> None:
     settings = obj.settings()
     text = " ".join((reason or "").split())
     why = f"{DISABLED_BY_HAND}: {text}" if text else DISABLED_BY_HAND
-    store = Store(settings.database)
-    try:
-        feed = _synced_feed(store, settings, name)
+    with synced_store(settings) as store:
+        feed = _feed_named(store, name)
         with store.transaction():
             store.disable_feed(feed.id, why)
-    finally:
-        store.close()
     if obj.json:
         emit_json({"feed": name, "disabled_reason": why, "was": feed.disabled_reason})
         return
@@ -289,14 +265,22 @@ def disable(obj: Context, name: str, reason: str | None) -> None:
     click.echo(f"disabled feed {name}{was}; `watcher feeds enable {name}` polls it again")
 
 
-def _synced_feed(store: Store, settings: Settings, name: str) -> FeedState:
-    """The feed named ``name`` after the config's feeds are synced; NotFoundError if none."""
-    store.sync_config_feeds(
-        settings.feeds,
-        now_utc(),
-        settings.defaults.interval_s,
-        reschedule=next_poll_after_interval_change,
-    )
+@contextmanager
+def synced_store(settings: Settings) -> Iterator[Store]:
+    """The database with the config's feeds synced into it (what every command that
+    changes feeds starts from), closed afterwards."""
+    with Store(settings.database) as store:
+        store.sync_config_feeds(
+            settings.feeds,
+            now_utc(),
+            settings.defaults.interval_s,
+            reschedule=next_poll_after_interval_change,
+        )
+        yield store
+
+
+def _feed_named(store: Store, name: str) -> FeedState:
+    """The stored feed named ``name``; NotFoundError naming the closest ones if none."""
     feed = store.feed_by_name(name)
     if feed is None:
         raise not_found("feed", name, [f.name for f in store.list_feeds()])

@@ -15,8 +15,7 @@ import click
 
 from watcher import envvars
 from watcher.cli.base import Context, emit_json, handle_errors, now_utc, plural
-from watcher.cli.feeds import feeds, listed_feeds
-from watcher.decide.schedule import next_poll_after_interval_change
+from watcher.cli.feeds import feeds, listed_feeds, synced_store
 from watcher.opml import http_feed_url, read_opml, write_opml
 from watcher.printable import printable
 from watcher.store import Store
@@ -36,17 +35,8 @@ def import_opml(obj: Context, opml: Path) -> None:
     """
     settings = obj.settings()
     wanted, refused = importable_feeds(read_opml(opml))
-    store = Store(settings.database)
-    try:
-        store.sync_config_feeds(
-            settings.feeds,
-            now_utc(),
-            settings.defaults.interval_s,
-            reschedule=next_poll_after_interval_change,
-        )
+    with synced_store(settings) as store:
         added, known = add_feeds(store, wanted, settings.defaults.interval_s)
-    finally:
-        store.close()
     skipped = refused + [{"url": url, "reason": ALREADY_WATCHED} for url in known]
     if obj.json:
         emit_json({"added": [f.name for f in added], "skipped": skipped})
