@@ -47,10 +47,10 @@ sys.path.insert(0, str(ROOT))
 from lxml.html import HtmlElement  # noqa: E402
 
 from tests.articles import HOSTILE, Page, flat, holds, pages  # noqa: E402
-from watcher.feeds.html import html_to_text  # noqa: E402
 from watcher.poll import article  # noqa: E402
 from watcher.poll.article import extract_article  # noqa: E402
 from watcher.poll.charset import decode_html  # noqa: E402
+from watcher.poll.html import html_to_text  # noqa: E402
 
 Extractor = Callable[[Page], str]
 

@@ -101,7 +101,12 @@ HOSTILE: dict[str, Callable[[], bytes]] = {
     "deep": lambda: _page(("<div>" * 250 + "<p>Kursk</p>" + "</div>" * 250) * 100),
     # 60 levels, 450 times over: as deep and large as watcher extracts from
     "deep-within-bounds": lambda: _page(
-        ("<div>" * 60 + "<p>A paragraph on the Kursk region, long enough to count.</p>" + "</div>" * 60) * 450
+        (
+            "<div>" * 60
+            + "<p>A paragraph on the Kursk region, long enough to count.</p>"
+            + "</div>" * 60
+        )
+        * 450
     ),
     # a very long story just under the element bound
     "long-story": lambda: _page("<article>" + _story(14_000) + "</article>"),

@@ -35,13 +35,13 @@ from enum import StrEnum
 
 from lxml import etree
 from lxml.html import HtmlElement, HTMLParser, document_fromstring
-from readability import Document  # type: ignore[import-untyped]
-from readability.readability import Unparseable  # type: ignore[import-untyped]
+from readability import Document
+from readability.readability import Unparseable
 
-from watcher.feeds.html import html_to_text
-from watcher.feeds.tame import is_tame
 from watcher.poll.attributes import MAX_ATTRIBUTES, attributes_within
 from watcher.poll.charset import decode_html
+from watcher.poll.html import html_to_text
+from watcher.poll.tame import is_tame
 from watcher.surrogates import scrub
 
 MAX_PAGE_BYTES = 10_000_000  # a page larger than this is not read
@@ -90,7 +90,9 @@ def extract_article(html: bytes, url: str, content_type: str | None) -> ArticleT
     if elements > MAX_ELEMENTS:
         return _failed(ArticleError.TOO_LARGE, f"{elements} elements")
     if depths > MAX_DEPTHS:
-        return _failed(ArticleError.TOO_LARGE, f"elements nested {depths // elements} deep on average")
+        return _failed(
+            ArticleError.TOO_LARGE, f"elements nested {depths // elements} deep on average"
+        )
     _prune_boilerplate(tree)
     body = _main_text(tree)
     if not body:
@@ -107,7 +109,9 @@ def _failed(error: ArticleError, detail: str, encoding: str = "") -> ArticleText
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # Types a server sends when it does not know: the bytes decide.
-_SNIFFED_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream", "unknown/unknown"})
+_SNIFFED_TYPES = frozenset(
+    {"", "application/octet-stream", "binary/octet-stream", "unknown/unknown"}
+)
 # What an HTML document starts with, after white space (the tags browsers sniff for).
 _HTML_START = re.compile(
     rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--|<!doctype\s+html|<(?:html|head|script|iframe|h1|div|font"
@@ -199,14 +203,17 @@ def _prune_boilerplate(tree: HtmlElement) -> None:
         for child in list(stack.pop()):
             if not isinstance(child.tag, str):
                 continue
-            if _is_boilerplate(child) and id(child) not in protected:
-                if len(child.text_content()) < MOSTLY * total:
-                    child.drop_tree()
-                    continue
+            if _is_boilerplate(child) and id(child) not in protected and _minor(child, total):
+                child.drop_tree()
+                continue
             stack.append(child)
     for line in list(body.iter("p", "li")):
         if _is_link_line(line):
             line.drop_tree()
+
+
+def _minor(element: HtmlElement, total: int) -> bool:
+    return len(element.text_content()) < MOSTLY * total
 
 
 def _is_boilerplate(element: HtmlElement) -> bool:

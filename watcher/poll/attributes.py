@@ -23,7 +23,7 @@ MAX_ATTRIBUTES = 1_000  # per tag; real pages stay under a few dozen
 _START = re.compile(r"<(?:!--|([A-Za-z][^\s/>]*))")
 _TAG_BODY = re.compile(r"""(?:[^>"']+|"[^"]*"|'[^']*')*""")
 _QUOTED = re.compile(r""""[^"]*"|'[^']*'""")
-_SEPARATORS = re.compile(r"[\s/]+")
+_WORDS = re.compile(r"[^\s/]+")
 _RAW_TEXT = frozenset(
     {"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript"}
 )
@@ -60,4 +60,4 @@ def attributes_within(html: str, limit: int = MAX_ATTRIBUTES) -> bool:
 def _attribute_bound(body: str) -> int:
     """At least as many as the attributes in a tag's text after its name."""
     unquoted = _QUOTED.sub('""', body)
-    return len(_SEPARATORS.split(unquoted)) + unquoted.count("=")
+    return _WORDS.subn("", unquoted)[1] + unquoted.count("=")
