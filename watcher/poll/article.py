@@ -196,14 +196,16 @@ def _prune_boilerplate(tree: HtmlElement) -> None:
         return
     for script in list(body.iter("script", "style", "noscript", "template")):
         script.drop_tree()
-    protected = {id(e) for mark in tree.xpath(_STORY_MARKS) for e in (mark, *mark.iterancestors())}
+    # The elements themselves, not their id(): lxml makes a new proxy, with a new id, for
+    # an element no Python object holds any more.
+    protected = {e for mark in tree.xpath(_STORY_MARKS) for e in (mark, *mark.iterancestors())}
     total = len(body.text_content())
     stack = [body]
     while stack:
         for child in list(stack.pop()):
             if not isinstance(child.tag, str):
                 continue
-            if _is_boilerplate(child) and id(child) not in protected and _minor(child, total):
+            if _is_boilerplate(child) and child not in protected and _minor(child, total):
                 child.drop_tree()
                 continue
             stack.append(child)
