@@ -97,8 +97,12 @@ class Store:
     """
 
     def __init__(
-        self, path: Path | str, *, busy_timeout_s: float = BUSY_TIMEOUT_S, readonly: bool = False
+        self, path: Path | str, *, busy_timeout_s: float | None = None, readonly: bool = False
     ) -> None:
+        """``busy_timeout_s``: how long a write waits for another writer's lock before it
+        is a StoreError (default ``BUSY_TIMEOUT_S``)."""
+        if busy_timeout_s is None:
+            busy_timeout_s = BUSY_TIMEOUT_S
         self.path = Path(path)
         self.readonly = readonly
         conn = self._connect_readonly(busy_timeout_s) if readonly else self._connect(busy_timeout_s)

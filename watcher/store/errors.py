@@ -9,8 +9,9 @@ traceback (tests/test_store_errors.py walks the modules and checks).
 from __future__ import annotations
 
 import functools
+import inspect
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -18,6 +19,7 @@ from watcher.exceptions import StoreError
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Y = TypeVar("Y")
 
 
 class HasPath(Protocol):
@@ -34,12 +36,29 @@ def store_error(path: Path, error: sqlite3.Error) -> StoreError:
 
 
 def store_call(func: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
-    """Turn a ``sqlite3.Error`` raised by ``func(store, ...)`` into ``StoreError``."""
+    """Turn a ``sqlite3.Error`` raised by ``func(store, ...)`` into ``StoreError``; for a
+    generator, also while it is iterated."""
+    if inspect.isgeneratorfunction(func):
+        return _store_generator(func)  # type: ignore[return-value]
 
     @functools.wraps(func)
     def wrapper(store: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return func(store, *args, **kwargs)
+        except sqlite3.Error as e:
+            raise store_error(store.path, e) from e
+
+    wrapper.__store_call__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _store_generator(
+    func: Callable[Concatenate[S, P], Iterator[Y]],
+) -> Callable[Concatenate[S, P], Iterator[Y]]:
+    @functools.wraps(func)
+    def wrapper(store: S, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Y]:
+        try:
+            yield from func(store, *args, **kwargs)
         except sqlite3.Error as e:
             raise store_error(store.path, e) from e
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from watcher.exceptions import StoreError
 from watcher.store import Store
+from watcher.store.errors import store_call
 from watcher.store.rows import from_text, to_text
 
 MARK_START = "\ue000"  # private-use characters: never in feed text after sanitising
@@ -86,6 +87,7 @@ _FILTERS = {
 }
 
 
+@store_call
 def search_items(store: Store, fts_query: str, filters: SearchFilters) -> list[SearchHit]:
     """The best items for an FTS5 expression (from ``translate_query``), best first."""
     params = _params(fts_query, filters)
@@ -140,6 +142,7 @@ def _rules(text: str | None) -> tuple[str, ...]:
     return tuple(json.loads(text)) if text else ()
 
 
+@store_call
 def feed_names(store: Store, names: Sequence[str]) -> set[str]:
     """The names among ``names`` that are feeds of this database."""
     rows = store.db.execute(

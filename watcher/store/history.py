@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from watcher.exceptions import StoreError
 from watcher.store import Store
+from watcher.store.errors import store_call
 from watcher.store.rows import feed_from_row, item_from_row, required_time, to_text
 from watcher.types import FeedState, StoredItem, VolumeMatch
 
@@ -20,12 +20,14 @@ BATCH_SIZE = 500
 _IN_WINDOW = "(first_seen_at >= :since OR published_at >= :since)"
 
 
+@store_call
 def count_items_since(store: Store, since: datetime) -> int:
     """How many items were first seen or published at or after ``since``."""
     sql = f"SELECT count(*) FROM items WHERE {_IN_WINDOW}"
     return int(_execute(store, sql, {"since": to_text(since)}).fetchone()[0])
 
 
+@store_call
 def items_since(
     store: Store, since: datetime, batch_size: int = BATCH_SIZE
 ) -> Iterator[list[tuple[StoredItem, FeedState]]]:
@@ -42,6 +44,7 @@ def items_since(
         yield [(item_from_row(r, "unchanged"), feeds[r["feed_id"]]) for r in rows]
 
 
+@store_call
 def volume_matches(store: Store, rule_id: str, since: datetime) -> list[VolumeMatch]:
     """Matches of ``rule_id`` recorded at or after ``since``, with each item's feed, oldest first.
 
@@ -62,14 +65,8 @@ def _feeds(store: Store) -> list[FeedState]:
 
 
 def _query(store: Store, sql: str, params: dict[str, object]) -> list[dict[str, Any]]:
-    try:
-        return list(store.db.query(sql, params))
-    except sqlite3.Error as e:
-        raise StoreError(f"database error: {store.path}: {type(e).__name__}: {e}") from e
+    return list(store.db.query(sql, params))
 
 
 def _execute(store: Store, sql: str, params: dict[str, object]) -> sqlite3.Cursor:
-    try:
-        return store.db.execute(sql, params)
-    except sqlite3.Error as e:
-        raise StoreError(f"database error: {store.path}: {type(e).__name__}: {e}") from e
+    return store.db.execute(sql, params)

@@ -6,8 +6,10 @@ import json
 from collections.abc import Sequence
 
 from watcher.store import Store
+from watcher.store.errors import store_call
 
 
+@store_call
 def stored_rule_ids(store: Store) -> set[str]:
     """Every rule id that has matches or alerts (``health`` included once it alerted)."""
     rows = store.db.execute(
@@ -16,10 +18,12 @@ def stored_rule_ids(store: Store) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
+@store_call
 def stored_feed_names(store: Store) -> set[str]:
     return {str(r[0]) for r in store.db.execute("SELECT name FROM feeds")}
 
 
+@store_call
 def missing_alert_ids(store: Store, ids: Sequence[int]) -> list[int]:
     """The ids among ``ids`` that name no alert, in order."""
     found = {

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from watcher.exceptions import StoreError
 from watcher.store import Store
+from watcher.store.errors import store_call
 from watcher.store.rows import to_text
 
 # Candidates in first-seen order (the items_first_seen index), resuming after a cursor.
@@ -60,6 +61,7 @@ class ItemBatch:
     cursor: Cursor
 
 
+@store_call
 def prune_items_batch(store: Store, before: datetime, cursor: Cursor, batch: int) -> ItemBatch:
     """Delete up to ``batch`` unmatched, unalerted items first seen before ``before``."""
     try:
@@ -85,11 +87,13 @@ def prune_items_batch(store: Store, before: datetime, cursor: Cursor, batch: int
     return ItemBatch(deleted, len(rows), Cursor(last[1], int(last[0])))
 
 
+@store_call
 def prune_polls_batch(store: Store, before: datetime, batch: int) -> int:
     """Delete up to ``batch`` ``polls`` rows started before ``before``; returns how many."""
     return _delete(store, _DELETE_POLLS, before, batch, "polls")
 
 
+@store_call
 def prune_story_keys_batch(store: Store, before: datetime, batch: int) -> int:
     """Forget story keys older than ``before`` whose story has no item left."""
     return _delete(store, _DELETE_KEYS, before, batch, "story keys")

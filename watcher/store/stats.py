@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watcher.store import Store
+from watcher.store.errors import store_call
 from watcher.store.schema import ALERTS, FEEDS, ITEMS, MATCHES, POLLS
 
 COUNTED: tuple[str, ...] = (FEEDS, ITEMS, MATCHES, ALERTS, POLLS)
@@ -17,6 +18,7 @@ class ArchiveStats:
     rows: dict[str, int] = field(default_factory=dict)  # table -> row count
 
 
+@store_call
 def archive_stats(store: Store) -> ArchiveStats:
     """The database's size on disk and the row count of each public table."""
     rows = {
