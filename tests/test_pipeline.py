@@ -6,12 +6,15 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.feedgen import Entry, rss
+from tests.receivers import WebhookReceiver
 from tests.servers import FeedServer
 from watcher.config import load_settings
 from watcher.deliver.send import deliver_pending
@@ -343,3 +346,100 @@ def test_one_story_from_two_feeds_alerts_once_and_names_the_other_feed(
     assert len(alert) == 1 and len(json.loads(alert[0]["item_ids"])) == 2
     eml = next((tmp_path / "outbox").glob("*.eml")).read_text()
     assert "also reported by" in eml
+
+
+# --- a feed that suddenly brings many matches --------------------------------------------------
+
+
+def test_a_feed_past_max_new_alerts_per_feed_sends_the_first_alerts_and_one_summary(
+    tmp_path: Path,
+    feed_server: FeedServer,
+    webhook_server: WebhookReceiver,
+    runtime_for: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    titles = [f"DPRK troops in Kursk, report {n}" for n in range(30)]
+    entries = [
+        Entry(f"m{n}", t, published=NOW - timedelta(minutes=n)) for n, t in enumerate(titles)
+    ]
+    feed_server.set("/flood.xml", rss(entries, title="Flood"))
+    channels = {
+        "files": {"type": "eml", "dir": "outbox"},
+        "hook": {"type": "webhook", "url": webhook_server.url()},
+        "screen": {"type": "console"},
+    }
+    path = write_config(
+        tmp_path,
+        [{"url": feed_server.url("/flood.xml"), "name": "flood"}],
+        defaults={"first_poll_alerts": "all"},
+        poll={"max_new_alerts_per_feed": 4},
+        channels=channels,
+    )
+    rt = runtime_for(load_settings(path))
+    report, delivery = run_pass(rt)
+
+    assert report.matches == 30 and report.alerts == 3 * (4 + 1)
+    for channel in channels:
+        alerts = rows(rt, "select * from alerts where channel = ? order by id", [channel])
+        sent = [a for a in alerts if a["status"] == "sent"]
+        held = [a for a in alerts if a["status"] == "suppressed"]
+        assert len(sent) == 5 and len(held) == 26  # nothing is dropped without a row
+        assert {a["reason"] for a in held} == {"over feed limit"}
+        summary = sent[-1]
+        assert summary["rule_id"] == "summary"
+        assert summary["reason"] == "feed flood: 26 matches over the feed limit"
+        assert len(json.loads(summary["item_ids"])) == 26
+    assert delivery.sent == 15
+
+    mails = sorted((tmp_path / "outbox").glob("*.eml"))
+    mail = message_from_bytes(mails[-1].read_bytes(), policy=default_policy)
+    assert mail["Subject"] == "[watcher] summary: flood: 26 matches over the feed limit"
+    body = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "DPRK troops in Kursk, report 4" in body and "report 23" in body
+    assert "report 24" not in body  # 20 titles, then a count
+    assert "… and 6 more items not listed" in body
+
+    hooks = [r.json() for r in webhook_server.requests]
+    assert [h["kind"] for h in hooks] == ["match"] * 4 + ["summary"]
+    assert hooks[-1]["rule"]["id"] == "summary" and hooks[-1]["rule"]["severity"] == "high"
+    assert len(hooks[-1]["items"]) == 20 and hooks[-1]["omitted"] == 6
+
+    printed = capsys.readouterr().out
+    assert "summary: 26 matches of feed flood in one poll came after the first 4 alerts" in printed
+    assert "… and 6 more items not listed" in printed
+
+
+def test_the_limit_counts_each_poll_afresh(
+    tmp_path: Path, feed_server: FeedServer, runtime_for: Any
+) -> None:
+    entries = [Entry(f"a{n}", f"DPRK troops in Kursk, {n}", published=NOW) for n in range(3)]
+    feed_server.set("/f.xml", rss(entries))
+    path = write_config(
+        tmp_path,
+        [{"url": feed_server.url("/f.xml"), "name": "f"}],
+        defaults={"first_poll_alerts": "all"},
+        poll={"max_new_alerts_per_feed": 3},
+    )
+    rt = runtime_for(load_settings(path))
+    first, _ = run_pass(rt)
+    later = [Entry(f"b{n}", f"DPRK troops near Kursk, {n}", published=NOW) for n in range(3)]
+    feed_server.set("/f.xml", rss(entries + later))
+    second, _ = run_pass(rt, NOW + timedelta(minutes=20))
+    assert (first.alerts, second.alerts) == (3, 3)
+    assert rows(rt, "select count(*) as n from alerts where status = 'suppressed'")[0]["n"] == 0
+
+
+# --- dates --------------------------------------------------------------------------------------
+
+
+def test_an_item_dated_far_ahead_is_recent_when_first_seen_and_stored_as_given(
+    tmp_path: Path, feed_server: FeedServer, runtime_for: Any
+) -> None:
+    far = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+    feed_server.set("/f.xml", rss([Entry("z1", "DPRK troops in Kursk", published=far)]))
+    path = write_config(tmp_path, [{"url": feed_server.url("/f.xml"), "name": "f"}])
+    rt = runtime_for(load_settings(path))  # first_poll_alerts: recent, max_age: 2d
+    report, delivery = run_pass(rt)
+    assert report.alerts == 1 and delivery.sent == 1
+    (item,) = rows(rt, "select published_at from items")
+    assert item["published_at"] == "9999-12-31T23:59:00Z"

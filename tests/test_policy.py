@@ -6,7 +6,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from watcher.decide.policy import (
+    decide_backlog,
     is_muted,
     is_over_limit,
     limits_for,
@@ -19,13 +22,16 @@ from watcher.types import (
     AlertStatus,
     ChannelConfig,
     DeliverySettings,
+    FeedConfig,
     FeedDefaults,
+    FirstPollAlerts,
     HealthSettings,
     Mute,
     PollSettings,
     RateLimit,
     Rule,
     Settings,
+    StoredItem,
 )
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -106,3 +112,32 @@ def test_subjects_follow_the_spec() -> None:
     assert alert_subject("digest", "kursk", "x", 1) == "[watcher] kursk: 1 new item"
     assert alert_subject("threshold", "surge", "x", 5, 7200) == "[watcher] surge: 5 items in 2h"
     assert [format_window(s) for s in (86400, 5400, 45, 120)] == ["1d", "90m", "45s", "2m"]
+
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def stored_item(published: datetime | None, first_seen: datetime) -> StoredItem:
+    return StoredItem(
+        id=1, feed_id=1, guid="g", title="t", link=None, summary_text="", content_text="",
+        author=None, tags=(), published_at=published, first_seen_at=first_seen,
+        content_hash="h", story_id=1, change="new",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("published", "first_seen", "first_poll", "reason"),
+    [
+        (datetime(9999, 12, 31, tzinfo=UTC), NOW, True, None),  # first seen now: recent
+        (datetime(9999, 12, 31, tzinfo=UTC), NOW - timedelta(days=3), False, "too old"),
+        (NOW + timedelta(hours=20), NOW - timedelta(days=3), False, None),  # within a day
+        (NOW - timedelta(days=3), NOW, True, "backlog"),
+        (None, NOW, True, "backlog"),  # undated items count as old
+    ],
+)
+def test_a_date_more_than_a_day_ahead_counts_as_first_seen_for_recency(
+    published: datetime | None, first_seen: datetime, first_poll: bool, reason: str | None
+) -> None:
+    options = FeedConfig(url="https://x.example/f", first_poll_alerts=FirstPollAlerts.RECENT)
+    item = stored_item(published, first_seen)
+    assert decide_backlog(options, item, first_poll, NOW) == reason

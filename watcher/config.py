@@ -326,6 +326,14 @@ SETTINGS: tuple[Setting, ...] = (
     S("poll.max_bytes", "10MB", "Largest response, after decompression.", _size_kind(1024)),
     S("poll.user_agent", f"watcher/{__version__}", "HTTP User-Agent header.", TEXT),
     S(
+        "poll.max_new_alerts_per_feed",
+        200,
+        "A feed's poll queues at most this many alerts on each channel; its matches past "
+        "that are recorded as `suppressed` (reason `over feed limit`) and one alert of kind "
+        "`summary` per channel says how many and lists the first titles.",
+        _integer_kind(1, 1_000_000),
+    ),
+    S(
         "poll.block_private",
         False,
         "Refuse to fetch from loopback and private addresses (127.0.0.0/8, 10.0.0.0/8, "

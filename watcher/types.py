@@ -83,6 +83,7 @@ class PollSettings:
     max_bytes: int = 10 * 1024 * 1024
     user_agent: str = "watcher"
     block_private: bool = False  # refuse loopback and private addresses (address_policy.py)
+    max_new_alerts_per_feed: int = 200  # per channel and poll; the rest: a summary alert
 
 
 @dataclass(frozen=True)
@@ -399,6 +400,11 @@ class AlertMessage:
 
 HEALTH_RULE_ID = "health"  # the rule id of health alerts
 HEALTH_KIND = "health"  # their kind in ``_alert_meta``
+# A feed's matches past poll.max_new_alerts_per_feed in one poll: suppressed with this
+# reason, and summed up per channel in one alert of this kind and rule id.
+OVER_FEED_LIMIT = "over feed limit"
+SUMMARY_RULE_ID = "summary"
+SUMMARY_KIND = "summary"
 
 
 class HealthKind(StrEnum):

@@ -4,6 +4,8 @@ Called inside the transaction that stores the item and its match, so an alert ex
 if and only if the match that caused it does. The policy applied, in order:
 
     backlog / too old / muted     -> a ``suppressed`` row with that reason
+    over the feed's limit         -> ``suppressed``, ``over feed limit`` (summed up per
+                                     channel by the poll: summary_over_limit)
     volume rule (threshold)       -> one ``threshold`` alert when the count is reached
     the story already alerted     -> added to the pending alert, or ``duplicate of alert N``
     digest                        -> added to the rule's open digest, or a new digest
@@ -31,7 +33,17 @@ from watcher.store import Store
 from watcher.store import outbox as sql
 from watcher.store.history import volume_matches
 from watcher.store.state import read_arming, read_mutes, save_arming
-from watcher.types import Alert, AlertStatus, ArmState, Rule, Settings, StoredItem
+from watcher.types import (
+    OVER_FEED_LIMIT,
+    SUMMARY_KIND,
+    SUMMARY_RULE_ID,
+    Alert,
+    AlertStatus,
+    ArmState,
+    Rule,
+    Settings,
+    StoredItem,
+)
 
 
 class AlertContext(Protocol):
@@ -45,11 +57,24 @@ class AlertContext(Protocol):
 
 
 def queue_alert(
-    rt: AlertContext, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
+    rt: AlertContext,
+    rule: Rule,
+    channel: str,
+    item: StoredItem,
+    reason: str | None,
+    now: datetime,
+    *,
+    over_limit: bool = False,
 ) -> AlertStatus | None:
-    """Write the alert row for one (rule, channel, item); None when nothing was written."""
+    """Write the alert row for one (rule, channel, item); None when nothing was written.
+
+    ``over_limit``: the feed's poll has queued all the alerts it may on this channel, so a
+    match that would alert is recorded as suppressed, ``over feed limit``, instead.
+    """
     if reason is None and _muted(rt, rule, item, now):
         reason = MUTED
+    if reason is None and over_limit:
+        reason = OVER_FEED_LIMIT
     if rule.threshold is not None:
         return _queue_threshold(rt, rule, channel, item, reason, now)
     store = rt.store
@@ -68,6 +93,33 @@ def queue_alert(
     if reason is None:
         reason = _throttled(rt, rule, channel, now)
     return _add(rt, rule, channel, item, reason, now)
+
+
+def summarise_over_limit(
+    rt: AlertContext, feed_id: int, feed_name: str, now: datetime
+) -> list[int]:
+    """Queue one ``summary`` alert per channel for the matches of the feed this poll held
+    over ``poll.max_new_alerts_per_feed``; returns their ids. It lists every item held,
+    once, and is sent like any alert (no cap holds it back)."""
+    held: dict[str, list[Alert]] = {}
+    for alert in sql.over_limit_alerts(rt.store, feed_id, now):
+        held.setdefault(alert.channel, []).append(alert)
+    ids = []
+    for channel, alerts in held.items():
+        item_ids = list(dict.fromkeys(i for alert in alerts for i in alert.item_ids))
+        reason = f"feed {feed_name}: {len(alerts)} matches over the feed limit"
+        ids.append(
+            rt.store.add_alert(
+                rule_id=SUMMARY_RULE_ID,
+                channel=channel,
+                item_ids=item_ids,
+                status=AlertStatus.PENDING,
+                now=now,
+                reason=reason,  # readable from SQL and `watcher alerts`, as a health alert's
+                kind=SUMMARY_KIND,
+            )
+        )
+    return ids
 
 
 def _add(

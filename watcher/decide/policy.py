@@ -7,7 +7,7 @@ the SQL that feeds them lives in ``watcher.store.outbox``, the sequencing in ale
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from watcher.types import (
     SEVERITIES,
@@ -21,13 +21,24 @@ from watcher.types import (
 )
 
 MAX_BACKOFF_S = 86400
+FUTURE_SLACK = timedelta(days=1)  # a date further ahead than this is not believed
+
+
+def recency_time(item: StoredItem, now: datetime) -> datetime | None:
+    """The time an item's recency is judged by: its published time, or its first-seen time
+    when it claims to be published more than a day ahead (an item dated 9999 is not recent
+    forever). The published time is stored as given either way."""
+    published = item.published_at
+    if published is not None and published > now + FUTURE_SLACK:
+        return item.first_seen_at
+    return published
 
 
 def decide_backlog(
     options: FeedConfig, item: StoredItem, first_poll: bool, now: datetime
 ) -> str | None:
     """Why a match must be recorded but not sent ('backlog', 'too old'), or None to send it."""
-    published = item.published_at
+    published = recency_time(item, now)
     too_old = published is None or (now - published).total_seconds() > options.max_age_s
     if first_poll:
         mode = options.first_poll_alerts

@@ -2,7 +2,8 @@
 
 A match alert shows its item, later copies of the story as "also reported by", and the
 items that ``max_alerts`` held back; a digest or volume alert one entry per story; a health
-alert one pseudo-item naming the feed. Sends nothing; the SQL lives in the store.
+alert one pseudo-item naming the feed; a summary the first items a feed's poll held over
+its limit, and how many. Sends nothing; the SQL lives in the store.
 
 For now the snippets of an item are made by running the matcher on it again (the layout
 test lists this as a known exception: deliver should only render what was stored).
@@ -22,6 +23,10 @@ from watcher.store.state import health_event
 from watcher.types import (
     HEALTH_KIND,
     HEALTH_RULE_ID,
+    OVER_FEED_LIMIT,
+    SEVERITIES,
+    SUMMARY_KIND,
+    SUMMARY_RULE_ID,
     Alert,
     AlertItem,
     AlertMessage,
@@ -60,6 +65,8 @@ def build_message(rt: MessageContext, alert: Alert) -> AlertMessage:
     kind = rt.store.alert_kind(alert.id)
     if kind == "health":  # about a feed, not an item: see decide/health.py
         return health_alert_message(rt.store, alert, rt.settings.display_timezone)
+    if kind == SUMMARY_KIND:  # about a feed's poll: its matches over the limit
+        return summary_message(rt, alert)
     rule = rt.rules_by_id.get(alert.rule_id)
     items = [rt.store.item(i) for i in alert.item_ids]
     stories = _group_by_story(items) if kind != "match" else ([items] if items else [])
@@ -126,6 +133,56 @@ def _alert_item(
         terms=rt.store.match_terms(item.id, rule_id),
         snippets=make_snippets(source.fields, hits),
         also_reported_by=also,
+    )
+
+
+# --- summaries of a feed's matches over its limit --------------------------------------------
+
+SUMMARY_TITLES = 20  # items a summary lists; it counts the others
+
+
+def summary_message(rt: MessageContext, alert: Alert) -> AlertMessage:
+    """The message for a ``summary`` alert: how many of a feed's matches one poll held over
+    ``poll.max_new_alerts_per_feed`` on this channel, and the first of their items."""
+    items = [rt.store.item(i) for i in alert.item_ids[:SUMMARY_TITLES]]
+    feed = rt.store.feed(items[0].feed_id).name if items else "unknown"
+    held = (
+        sql.over_limit_alerts(rt.store, items[0].feed_id, alert.created_at, alert.channel)
+        if items
+        else []
+    )
+    rule_of = {i: a.rule_id for a in reversed(held) for i in a.item_ids}  # the first rule
+    rules = [rt.rules_by_id[a.rule_id] for a in held if a.rule_id in rt.rules_by_id]
+    limit = rt.settings.poll.max_new_alerts_per_feed
+    count = f"{len(held):,} match{'' if len(held) == 1 else 'es'}"
+    return AlertMessage(
+        alert_id=alert.id,
+        kind=SUMMARY_KIND,
+        created_at=alert.created_at,
+        rule_id=SUMMARY_RULE_ID,
+        rule_description=(
+            f"{count} of feed {feed} in one poll came after the first {limit:,} alerts"
+            " (poll.max_new_alerts_per_feed): recorded as suppressed, reason"
+            f" '{OVER_FEED_LIMIT}', and not sent one by one"
+        ),
+        severity=max((r.severity for r in rules), key=SEVERITIES.index, default="medium"),
+        items=tuple(_listed_entry(rt, item, rule_of.get(item.id, "")) for item in items),
+        subject=f"[watcher] {SUMMARY_RULE_ID}: {feed}: {count} over the feed limit",
+        display_timezone=rt.settings.display_timezone,
+        omitted=len(alert.item_ids) - len(items),
+    )
+
+
+def _listed_entry(rt: MessageContext, item: StoredItem, rule_id: str) -> AlertItem:
+    """An item as a summary lists it: title, link, feed, date and the terms it matched."""
+    return AlertItem(
+        id=item.id,
+        title=item.title,
+        link=item.link,
+        feed=rt.store.feed(item.feed_id).name,
+        published_at=item.published_at,
+        terms=rt.store.match_terms(item.id, rule_id) if rule_id else (),
+        snippets=(),
     )
 
 

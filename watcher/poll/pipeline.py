@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from watcher import envvars
-from watcher.decide.alerts import queue_alert
+from watcher.decide.alerts import queue_alert, summarise_over_limit
 from watcher.decide.health import event_after_poll, health_channels
 from watcher.decide.policy import channels_for, decide_backlog
 from watcher.decide.schedule import (
@@ -268,12 +268,22 @@ def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollRep
     with rt.store.transaction():
         first_poll = rt.store.is_first_poll(feed.id)
         new = updated = 0
+        limit = _FeedLimit(rt.settings.poll.max_new_alerts_per_feed)
         for stored in upsert_items(rt.store, feed.id, parsed.items, now, result.hashes):
             new += stored.change == "new"
             updated += stored.change == "updated"
             key = workers.match_key(stored.guid, stored.content_hash)
             known = result.matches.get(key) if result.matches is not None else None
-            _match_and_queue(rt, feed, result.options, stored, first_poll, now, report, known)
+            _match_and_queue(rt, result, stored, first_poll, now, report, limit, known)
+        if limit.reached_on:
+            summaries = summarise_over_limit(rt, feed.id, feed.name, now)
+            report.alerts += len(summaries)
+            log.warning(
+                "over feed limit feed=%s max_new_alerts_per_feed=%d channels=%s",
+                feed.name,
+                limit.most,
+                ",".join(sorted(limit.reached_on)),
+            )
         _record(rt, result, now, FeedStatus.OK, new_items=new, warning=parsed.warning)
     report.ok += 1
     report.new_items += new
@@ -437,17 +447,36 @@ def _raise_health(rt: Runtime, event: HealthEvent | None, now: datetime) -> None
 # --- from a stored item to matches and alert rows ------------------------------------------
 
 
+@dataclass
+class _FeedLimit:
+    """The alerts one poll of a feed has queued per channel, against its limit."""
+
+    most: int  # poll.max_new_alerts_per_feed
+    queued: dict[str, int] = field(default_factory=dict)
+    reached_on: set[str] = field(default_factory=set)  # channels where matches were held
+
+    def reached(self, channel: str) -> bool:
+        if self.queued.get(channel, 0) < self.most:
+            return False
+        self.reached_on.add(channel)
+        return True
+
+    def count(self, channel: str) -> None:
+        self.queued[channel] = self.queued.get(channel, 0) + 1
+
+
 def _match_and_queue(
     rt: Runtime,
-    feed: FeedState,
-    options: FeedConfig,
+    result: FeedResult,
     item: StoredItem,
     first_poll: bool,
     now: datetime,
     report: PollReport,
+    limit: _FeedLimit,
     known: Sequence[Match] | None = None,
 ) -> None:
     """Record the rules matching ``item`` (``known``: computed by a worker) and queue alerts."""
+    feed, options = result.feed, result.options
     matches = known if known is not None else match_item(rt.compiled, match_input(item, feed))
     rules = rt.rules_by_id if matches else {}
     for match in matches:
@@ -456,9 +485,11 @@ def _match_and_queue(
         rule = rules[match.rule_id]
         reason = decide_backlog(options, item, first_poll, now)
         for channel in channels_for(rule, rt.settings):
-            status = queue_alert(rt, rule, channel, item, reason, now)
+            over = limit.reached(channel)
+            status = queue_alert(rt, rule, channel, item, reason, now, over_limit=over)
             if status is AlertStatus.PENDING:
                 report.alerts += 1
+                limit.count(channel)
             elif status is AlertStatus.SUPPRESSED:
                 report.suppressed += 1
         log.debug(

@@ -788,7 +788,7 @@ class Store:
 
     @store_call
     def alert_kind(self, alert_id: int) -> str:
-        """match | digest | threshold | health ('match' for an alert without metadata)."""
+        """match | digest | threshold | health | summary ('match' for an alert without metadata)."""
         kind = self._scalar("SELECT kind FROM _alert_meta WHERE alert_id = ?", [alert_id])
         return str(kind) if kind else "match"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from watcher.store import Store
 from watcher.store.rows import alert_from_row, encode_json, from_text, to_text
-from watcher.types import Alert
+from watcher.types import OVER_FEED_LIMIT, Alert
 
 THROTTLED = "throttled by max_alerts"
 SUMMARISED = "throttled by max_alerts; summarised in alert "
@@ -129,6 +129,21 @@ def story_started_at(store: Store, story_id: int) -> datetime | None:
 
 
 # --- throttles ---------------------------------------------------------------------------
+
+
+def over_limit_alerts(
+    store: Store, feed_id: int, at: datetime, channel: str | None = None
+) -> list[Alert]:
+    """The alerts suppressed ``over feed limit`` at ``at`` for items of the feed (on one
+    channel, or all), oldest first: the matches a poll of the feed held over its limit."""
+    return _alerts(
+        store,
+        "SELECT * FROM alerts WHERE status = 'suppressed' AND reason = :reason"
+        " AND created_at = :at AND (:channel IS NULL OR channel = :channel)"
+        " AND EXISTS (SELECT 1 FROM json_each(alerts.item_ids) j JOIN items i"
+        " ON i.id = j.value WHERE i.feed_id = :feed) ORDER BY id",
+        {"reason": OVER_FEED_LIMIT, "at": to_text(at), "channel": channel, "feed": feed_id},
+    )
 
 
 def count_alerts_since(
