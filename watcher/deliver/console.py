@@ -12,7 +12,7 @@ import click
 
 from watcher.deliver.render import format_time, omitted_note
 from watcher.printable import printable
-from watcher.types import AlertItem, AlertMessage, ChannelConfig
+from watcher.types import SUMMARY_KIND, AlertItem, AlertMessage, ChannelConfig
 
 _SEVERITY_COLOURS = {"critical": "red", "high": "red", "medium": "yellow"}
 
@@ -28,11 +28,15 @@ class ConsoleChannel:
         colour = _SEVERITY_COLOURS.get(message.severity)
         head = click.style(f"[{message.severity}] {message.rule_id}", fg=colour, bold=True)
         zone = message.display_timezone
-        if message.kind == "summary":  # about a feed's poll: say so before its first titles
+        if message.kind == SUMMARY_KIND:  # about a feed's poll: what it sums up, then a list
             click.echo(f"{head}: {printable(message.rule_description)}")
-        for item in message.items:
-            click.echo(f"{head}: {_title(item)}")
-            _print_item(item, zone)
+            for item in message.items:
+                click.echo(f"    {_title(item)}")
+                _print_item(item, zone, indent="      ")
+        else:
+            for item in message.items:
+                click.echo(f"{head}: {_title(item)}")
+                _print_item(item, zone)
         if len(message.items) != 1:
             click.echo(f"    ({len(message.items)} items)")
         for item in message.held_back:
