@@ -631,6 +631,29 @@ def test_an_item_of_unclosed_divs_is_stored_as_plain_text_in_bounded_time(
     assert sum(1 for e in out.emails() if b"Nested report" in e) == 1
 
 
+def attribute_storm_item() -> bytes:
+    """An item whose description holds one tag of 100,000 attributes (about 700 KB escaped)."""
+    tag = "&lt;b " + " ".join(f"a{n}" for n in range(100_000)) + "&gt;"
+    description = f"DPRK troops in Kursk {tag}report ends&lt;/b&gt;"
+    return titled("placeholder").replace(
+        b"<title>placeholder</title>",
+        f"<title>Attribute storm</title><description>{description}</description>".encode(),
+    )
+
+
+def test_an_item_with_a_tag_of_many_attributes_is_plain_text_in_bounded_time(
+    world: Any, feed_server: FeedServer
+) -> None:
+    feed_server.set("/bad.xml", attribute_storm_item())  # the sanitiser is quadratic on it
+    out = world(feed_server.url("/bad.xml"))
+    assert out.cpu_seconds < 5
+    assert_repaired(out, "HTML too deeply nested or too large to sanitise: kept as plain text")
+    (item,) = out.items("bad")
+    assert item["summary_text"] == "DPRK troops in Kursk report ends"
+    assert "a99999" not in item["summary"]
+    assert sum(1 for e in out.emails() if b"Attribute storm" in e) == 1
+
+
 def links_feed(items: int = 100, links: int = 500) -> bytes:
     """Ordinary HTML, but a lot of it: relative links, each made absolute by the sanitiser."""
     html = "".join(f'<a href="/p/{n}">x</a> ' for n in range(links))

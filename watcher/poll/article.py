@@ -5,8 +5,8 @@
                                                          -> error "not html"
       -> decoded as the page declares (``charset``), lone surrogates made U+FFFD
       -> bounds, each checked in linear time              -> error "too large"
-           MAX_PAGE_BYTES; ``tame.is_tame`` (nesting, element count, costly text);
-           ``attributes.attributes_within``; then, on the parsed tree, MAX_ELEMENTS
+           MAX_PAGE_BYTES; ``tame.is_tame`` (nesting, element count, costly text,
+           attributes per tag); then, on the parsed tree, MAX_ELEMENTS
            and MAX_DEPTHS (the extractor's work grows with elements times depth)
       -> parsed once (lxml); containers that are never the story pruned
       -> readability-lxml picks the story's container; nh3 turns it into plain text
@@ -38,7 +38,7 @@ from lxml.html import HtmlElement, HTMLParser, document_fromstring
 from readability import Document
 from readability.readability import Unparseable
 
-from watcher.poll.attributes import MAX_ATTRIBUTES, attributes_within
+from watcher.poll.attributes import MAX_ATTRIBUTES
 from watcher.poll.charset import decode_html
 from watcher.poll.html import html_to_text
 from watcher.poll.tame import is_tame
@@ -80,9 +80,11 @@ def extract_article(html: bytes, url: str, content_type: str | None) -> ArticleT
         return _failed(ArticleError.TOO_LARGE, f"page of {len(html)} bytes")
     text, encoding = decode_html(html, content_type)
     if not is_tame(text):
-        return _failed(ArticleError.TOO_LARGE, "markup too deeply nested or too many elements")
-    if not attributes_within(text):
-        return _failed(ArticleError.TOO_LARGE, f"a tag with over {MAX_ATTRIBUTES} attributes")
+        return _failed(
+            ArticleError.TOO_LARGE,
+            f"markup too deeply nested, too many elements or a tag with over {MAX_ATTRIBUTES}"
+            " attributes",
+        )
     tree = _parse(text)
     if tree is None:
         return _failed(ArticleError.EMPTY, "no HTML document")

@@ -8,7 +8,7 @@ places to try when a page names none: ``/feed``, ``/rss``, ``/atom.xml``, ``/fee
 
 Only the head is read (the part before ``<body`` or ``</head>``: HTML allows no feed link
 after it), decoded by the page's declared charset, and only when it stays within the
-bounds of ``tame.is_tame`` and ``attributes.attributes_within``; a head beyond them names
+bounds of ``tame.is_tame``; a head beyond them names
 no feed. So a hostile page costs time linear in its size.
 """
 
@@ -22,7 +22,6 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from lxml import etree
 from lxml.html import HtmlElement, HTMLParser, document_fromstring
 
-from watcher.poll.attributes import attributes_within
 from watcher.poll.charset import decode_html
 from watcher.poll.tame import is_tame
 from watcher.surrogates import scrub
@@ -73,7 +72,7 @@ def _head(text: str) -> HtmlElement | None:
     """The page's head, parsed; None when it is empty or beyond the bounds."""
     end = _HEAD_END.search(text, 0, MAX_HEAD)
     head = text[: end.start() if end else MAX_HEAD]
-    if not head.strip() or not is_tame(head) or not attributes_within(head):
+    if not head.strip() or not is_tame(head):
         return None
     try:
         return document_fromstring(head.encode("utf-8"), parser=_parser())
