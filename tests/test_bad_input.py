@@ -49,6 +49,7 @@ from watcher.deliver.send import DeliveryReport, deliver_pending
 from watcher.poll import workers
 from watcher.poll.pipeline import PollReport, poll_feeds, select_feeds
 from watcher.poll.runtime import Runtime, open_runtime
+from watcher.store.feeds import feed_by_name, list_feeds
 from watcher.storykeys import title_key
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -144,7 +145,7 @@ def assert_contained(
     out: Outcome, message: str, http_status: int | None = 200, *, or_status: int | None = -1
 ) -> None:
     """The bad feed is an error naming ``message``; the good feed was stored and alerted."""
-    bad = out.rt.store.feed_by_name("bad")
+    bad = feed_by_name(out.rt.store, "bad")
     assert bad is not None
     assert bad.last_status == "error", bad.last_error
     assert message in (bad.last_error or "")
@@ -157,7 +158,7 @@ def assert_contained(
 
 
 def assert_good_feed_alerted(out: Outcome) -> None:
-    good = [f for f in out.rt.store.list_feeds() if f.name != "bad"]
+    good = [f for f in list_feeds(out.rt.store) if f.name != "bad"]
     assert [f.last_status for f in good] == ["ok"]
     assert [i["title"] for i in out.items(good[0].name)] == [GOOD_TITLE]
     assert out.report.bugs == 0
@@ -168,7 +169,7 @@ def assert_good_feed_alerted(out: Outcome) -> None:
 
 def assert_repaired(out: Outcome, warning: str) -> None:
     """The bad feed kept its items; the repair is recorded as a warning."""
-    bad = out.rt.store.feed_by_name("bad")
+    bad = feed_by_name(out.rt.store, "bad")
     assert bad is not None and bad.last_status == "ok"
     assert warning in (bad.last_error or "")
     assert warning in (out.polls("bad")[0]["error"] or "")
@@ -388,7 +389,7 @@ def test_a_feed_serving_another_feeds_content_stores_it_under_itself(
     """A misrouted feed cannot be told from a real one: its items are its own, no corruption."""
     feed_server.set("/bad.xml", rss([Entry("g1", GOOD_TITLE, published=NOW)], title="Good"))
     out = world(feed_server.url("/bad.xml"), passes=2)
-    feeds = {f.name: f for f in out.rt.store.list_feeds()}
+    feeds = {f.name: f for f in list_feeds(out.rt.store)}
     assert {f.last_status for f in feeds.values()} == {"ok"}
     per_feed = out.rows("select feed_id, count(*) as n from items group by feed_id")
     assert sorted(r["n"] for r in per_feed) == [1, 1]  # one row each, no cross-feed overwrite

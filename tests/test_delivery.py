@@ -26,6 +26,8 @@ from watcher.poll.pipeline import PollReport, select_feeds, store_result
 from watcher.poll.result import FeedResult
 from watcher.poll.runtime import Runtime, open_runtime
 from watcher.store import Store
+from watcher.store.feeds import feed_by_name
+from watcher.store.outbox import list_alerts
 from watcher.types import Fetched, ParsedFeed, ParsedItem
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -86,7 +88,7 @@ class World:
 def _options(rt: Runtime, feed: str) -> Any:
     from watcher.poll.pipeline import feed_options
 
-    return feed_options(rt.settings, rt.store.feed_by_name(feed))  # type: ignore[arg-type]
+    return feed_options(rt.settings, feed_by_name(rt.store, feed))  # type: ignore[arg-type]
 
 
 def write_project(
@@ -213,7 +215,7 @@ def test_400_fails_at_once_is_listed_and_retry_delivers_once_fixed(make_world: A
     refused, delivered = w.hook.requests
     assert refused.header("X-Watcher-Alert-Id") == delivered.header("X-Watcher-Alert-Id")
     with Store(w.path / "w.db") as store:
-        assert [a.status.value for a in store.list_alerts(rule_id="kursk")] == ["sent", "sent"]
+        assert [a.status.value for a in list_alerts(store, rule_id="kursk")] == ["sent", "sent"]
     assert w.cli("alerts", "retry")[1] == "no failed alerts to retry\n"
 
 
@@ -240,7 +242,7 @@ def test_a_slow_channel_never_delays_the_others(make_world: Any) -> None:
 
 
 def _sent_mail(store: Store) -> int:
-    return sum(1 for a in store.list_alerts() if a.channel == "mail" and a.status.value == "sent")
+    return sum(1 for a in list_alerts(store) if a.channel == "mail" and a.status.value == "sent")
 
 
 def _wait_for(predicate: Any, limit: float = 4.0) -> bool:

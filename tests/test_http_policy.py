@@ -26,6 +26,7 @@ from watcher.decide.schedule import (
     retry_hold_until,
 )
 from watcher.store import Store
+from watcher.store.feeds import feed_by_name
 from watcher.types import FeedState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,7 +137,7 @@ def poll(project: Path, *args: str) -> tuple[int, str]:
 
 def feed_state(project: Path) -> FeedState:
     with Store(project / "w.db") as store:
-        feed = store.feed_by_name("wire")
+        feed = feed_by_name(store, "wire")
     assert feed is not None
     return feed
 

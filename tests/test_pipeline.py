@@ -20,6 +20,7 @@ from watcher.config import load_settings
 from watcher.deliver.send import deliver_pending
 from watcher.poll.pipeline import poll_feeds, select_feeds
 from watcher.poll.runtime import Runtime, open_runtime
+from watcher.store.feeds import feed_by_name
 from watcher.types import ChannelConfig, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +142,7 @@ def test_not_modified_is_neither_parsed_nor_stored_twice(
         200,
         304,
     ]
-    feed = rt.store.feed_by_name("f")
+    feed = feed_by_name(rt.store, "f")
     assert feed is not None and feed.last_status == "not_modified" and feed.etag == '"v1"'
     assert len(rows(rt, "select * from alerts")) == 1
 
@@ -159,10 +160,10 @@ def test_a_failing_feed_is_recorded_and_the_others_go_on(
     report, delivery = run_pass(rt)
     assert sorted(name for name, _ in report.failed) == ["bad", "html"]
     assert report.new_items == 1 and delivery.sent == 1
-    bad = rt.store.feed_by_name("bad")
+    bad = feed_by_name(rt.store, "bad")
     assert bad is not None and bad.last_status == "error" and "500" in (bad.last_error or "")
     assert bad.consecutive_failures == 1
-    html = rt.store.feed_by_name("html")
+    html = feed_by_name(rt.store, "html")
     assert html is not None and "not a feed" in (html.last_error or "")
     errors = rows(
         rt, "select f.name, p.error, p.http_status from polls p join feeds f on f.id = p.feed_id"
@@ -198,7 +199,7 @@ def test_items_matches_and_alerts_are_written_together_or_not_at_all(
     assert rows(rt, "select count(*) as n from items")[0]["n"] == 0
     assert rows(rt, "select count(*) as n from matches")[0]["n"] == 0
     assert rows(rt, "select count(*) as n from alerts")[0]["n"] == 0
-    feed = rt.store.feed_by_name("f")
+    feed = feed_by_name(rt.store, "f")
     assert feed is not None and feed.last_status == "error"
     rt.store.db.execute("drop trigger fail_alert")
     report, delivery = run_pass(rt, NOW + timedelta(minutes=1))

@@ -17,6 +17,10 @@ from watcher.archive.retention import prune_archive
 from watcher.cli import cli
 from watcher.config import load_settings
 from watcher.store import Store
+from watcher.store.feeds import add_feed, feed_by_name
+from watcher.store.matches import add_match
+from watcher.store.outbox import add_alert, get_alert
+from watcher.store.polls import record_poll
 from watcher.types import AlertStatus, Match, ParsedItem, Settings
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -47,12 +51,12 @@ def fts_ids(store: Store, word: str) -> set[int]:
 
 
 def test_old_unmatched_items_go_with_their_search_rows(store: Store, settings: Settings) -> None:
-    feed = store.add_feed("https://example.org/f", name="wire", now=LONG_AGO)
+    feed = add_feed(store, "https://example.org/f", name="wire", now=LONG_AGO)
     old = [add_item(store, feed.id, f"old{n}", f"Tractor story {n}", LONG_AGO) for n in range(7)]
     matched = add_item(store, feed.id, "m", "Tractor in Kursk", LONG_AGO)
-    store.add_match(matched, Match("kursk", ("kursk",)), LONG_AGO)
+    add_match(store, matched, Match("kursk", ("kursk",)), LONG_AGO)
     listed = add_item(store, feed.id, "a", "Tractor copy", LONG_AGO)
-    alert = store.add_alert(
+    alert = add_alert(store,
         rule_id="kursk", channel="mail", item_ids=[matched, listed],
         status=AlertStatus.SENT, now=LONG_AGO,
     )  # fmt: skip
@@ -66,13 +70,13 @@ def test_old_unmatched_items_go_with_their_search_rows(store: Store, settings: S
     assert fts_ids(store, "tractor") == {matched, listed, recent}
     assert not set(old) & fts_ids(store, "story")
     store.db.execute("INSERT INTO items_fts(items_fts) VALUES ('integrity-check')")
-    assert store.alert(alert).item_ids == (matched, listed)
+    assert get_alert(store, alert).item_ids == (matched, listed)
     assert store.db.execute("SELECT count(*) FROM matches").fetchone()[0] == 1
     assert prune_archive(store, settings, NOW).items == 0  # nothing left to do
 
 
 def test_pruning_runs_in_batches_each_its_own_transaction(store: Store, settings: Settings) -> None:
-    feed = store.add_feed("https://example.org/f", name="wire", now=LONG_AGO)
+    feed = add_feed(store, "https://example.org/f", name="wire", now=LONG_AGO)
     for n in range(10):
         add_item(store, feed.id, f"g{n}", f"Item {n}", LONG_AGO + timedelta(minutes=n))
     add_item(store, feed.id, "newest", "Newest", NOW)
@@ -92,7 +96,7 @@ def test_pruning_runs_in_batches_each_its_own_transaction(store: Store, settings
 def test_the_newest_item_is_kept_so_its_id_is_never_reused(
     store: Store, settings: Settings
 ) -> None:
-    feed = store.add_feed("https://example.org/f", name="wire", now=LONG_AGO)
+    feed = add_feed(store, "https://example.org/f", name="wire", now=LONG_AGO)
     first = add_item(store, feed.id, "1", "One", LONG_AGO)
     last = add_item(store, feed.id, "2", "Two", LONG_AGO)
     assert prune_archive(store, settings, NOW).items == 1
@@ -103,15 +107,15 @@ def test_the_newest_item_is_kept_so_its_id_is_never_reused(
 def test_old_poll_rows_go_and_story_keys_of_gone_stories_are_forgotten(
     store: Store, settings: Settings
 ) -> None:
-    feed = store.add_feed("https://example.org/f", name="wire", now=LONG_AGO)
+    feed = add_feed(store, "https://example.org/f", name="wire", now=LONG_AGO)
     for days in (30, 8, 6, 1):
-        store.record_poll(
+        record_poll(store,
             feed.id, started_at=NOW - timedelta(days=days), duration_ms=5, http_status=200,
             new_items=0, error=None, status="ok", now=NOW - timedelta(days=days),  # type: ignore[arg-type]
         )  # fmt: skip
     add_item(store, feed.id, "old", "Gone story", LONG_AGO)
     kept = add_item(store, feed.id, "kept", "Kept story", LONG_AGO)
-    store.add_match(kept, Match("r", ("kept",)), LONG_AGO)
+    add_match(store, kept, Match("r", ("kept",)), LONG_AGO)
     add_item(store, feed.id, "new", "New story", NOW)
 
     report = prune_archive(store, settings, NOW)
@@ -130,7 +134,7 @@ def test_watcher_poll_prunes_at_the_end(tmp_path: Path, feed_server: FeedServer)
         "    name: wire\nchannels:\n  files: {type: eml, dir: outbox}\n"
     )
     with Store(tmp_path / "w.db") as store:
-        feed = store.add_feed(feed_server.url("/f.xml"), name="wire", now=LONG_AGO)
+        feed = add_feed(store, feed_server.url("/f.xml"), name="wire", now=LONG_AGO)
         add_item(store, feed.id, "ancient", "Ancient item", datetime(2020, 1, 1, tzinfo=UTC))
     config = str(tmp_path / "watcher.yaml")
     result = CliRunner().invoke(cli, ["--config", config, "poll", "--all", "--json"])
@@ -183,7 +187,7 @@ def test_backup_copies_the_database_while_a_writer_holds_it(
             "One",
             "Two",
         ]
-        assert restored.feed_by_name("wire").title != "uncommitted"  # type: ignore[union-attr]
+        assert feed_by_name(restored, "wire").title != "uncommitted"  # type: ignore[union-attr]
     again = CliRunner().invoke(cli, [*config, "backup", str(copy)])
     assert again.exit_code == 1 and "use --force" in again.stderr
     forced = CliRunner().invoke(cli, [*config, "backup", str(copy), "--force", "--json"])

@@ -22,6 +22,7 @@ from watcher.archive.search import SearchQueryError, translate_query
 from watcher.cli import cli
 from watcher.rules.match import compile_rules, match_item
 from watcher.store import Store
+from watcher.store.feeds import add_feed, feed_by_name
 from watcher.store.fts import MARK_END, MARK_START, SearchFilters, search_items
 from watcher.types import MatchItem, ParsedItem, Rule
 
@@ -133,7 +134,7 @@ def corpus(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Store, dict[int, MatchItem]]]:
     store = Store(tmp_path_factory.mktemp("corpus") / "w.db")
-    feed = store.add_feed("https://example.org/f.xml", name="wire", now=NOW)
+    feed = add_feed(store, "https://example.org/f.xml", name="wire", now=NOW)
     rng = random.Random(4)
     items: dict[int, MatchItem] = {}
     for n in range(120):
@@ -218,8 +219,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def _add(store: Store, feed: str, guid: str, title: str, body: str = "", days_ago: int = 0) -> int:
-    found = store.feed_by_name(feed)
-    feed_id = found.id if found else store.add_feed(f"https://{feed}.org/f", name=feed, now=NOW).id
+    found = feed_by_name(store, feed)
+    feed_id = found.id if found else add_feed(store, f"https://{feed}.org/f", name=feed, now=NOW).id
     published = NOW - timedelta(days=days_ago)
     item = ParsedItem(guid=guid, title=title, summary_text=body, published_at=published)
     return store.upsert_item(feed_id, item, NOW).id
@@ -362,7 +363,7 @@ def test_search_command_errors_are_one_line(project: Path) -> None:
 
 def test_words_with_letters_the_index_keeps_are_found_as_written(tmp_path: Path) -> None:
     with Store(tmp_path / "w.db") as store:
-        feed = store.add_feed("https://example.org/f.xml", name="wire", now=NOW)
+        feed = add_feed(store, "https://example.org/f.xml", name="wire", now=NOW)
         titles = ["Sperre der Straße nach Kursk", "Großbritannien schickt Drohnen", "Österreich"]
         ids = [
             store.upsert_item(feed.id, ParsedItem(guid=str(n), title=title), NOW).id
@@ -385,7 +386,7 @@ def test_words_with_letters_the_index_keeps_are_found_as_written(tmp_path: Path)
 
 def test_a_word_followed_by_a_hundred_exclusions_runs(tmp_path: Path) -> None:
     with Store(tmp_path / "w.db") as store:
-        feed = store.add_feed("https://example.org/f.xml", name="wire", now=NOW)
+        feed = add_feed(store, "https://example.org/f.xml", name="wire", now=NOW)
         for n, title in enumerate(["Kursk front", "Kursk x report", "Belgorod"]):
             store.upsert_item(feed.id, ParsedItem(guid=f"g{n}", title=title), NOW)
         query = translate_query("kursk" + " -x" * 100)

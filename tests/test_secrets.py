@@ -19,6 +19,7 @@ from tests.servers import FeedServer
 from watcher.cli import cli
 from watcher.decide.schedule import next_poll_after_interval_change as moved
 from watcher.store import Store
+from watcher.store.feeds import list_feeds, sync_config_feeds
 from watcher.types import FeedConfig
 
 FEED_KEY = "feedkey-0123456789"
@@ -246,12 +247,15 @@ def test_a_database_holding_an_expanded_url_gets_the_template_instead(
     template = "https://a.example/rss?apikey=${FEED_KEY}"
     now = datetime(2026, 3, 1, tzinfo=UTC)
     with Store(tmp_path / "w.db") as store:
-        (old,) = store.sync_config_feeds(
-            [FeedConfig(url=template.replace("${FEED_KEY}", FEED_KEY))], now, reschedule=moved
+        (old,) = sync_config_feeds(
+            store,
+            [FeedConfig(url=template.replace("${FEED_KEY}", FEED_KEY))],
+            now,
+            reschedule=moved,
         )
-        (new,) = store.sync_config_feeds([FeedConfig(url=template)], now, reschedule=moved)
+        (new,) = sync_config_feeds(store, [FeedConfig(url=template)], now, reschedule=moved)
         assert (new.id, new.url) == (old.id, template)
-        assert len(store.list_feeds()) == 1
+        assert len(list_feeds(store)) == 1
     assert FEED_KEY not in database_bytes(tmp_path)
 
 

@@ -16,9 +16,37 @@ from sqlite_utils import Database
 
 from watcher.decide.schedule import next_poll_after_interval_change as moved
 from watcher.exceptions import StoreError
-from watcher.store import Store, schema, slug_for_url
-from watcher.store.outbox import requeue_failed
-from watcher.store.state import read_heartbeat, set_retry_hold, write_heartbeat
+from watcher.store import Store, schema
+from watcher.store.feeds import (
+    add_feed,
+    disable_feed,
+    due_feeds,
+    enable_feed,
+    feed_by_name,
+    get_feed,
+    is_first_poll,
+    list_feeds,
+    remove_feed,
+    slug_for_url,
+    sync_config_feeds,
+)
+from watcher.store.matches import add_match, match_terms
+from watcher.store.outbox import (
+    add_alert,
+    add_alert_item,
+    alert_kind,
+    due_alerts,
+    get_alert,
+    list_alerts,
+    live_alert,
+    mark_failed,
+    mark_retry,
+    mark_sent,
+    requeue_failed,
+)
+from watcher.store.polls import record_poll
+from watcher.store.state import instance_id, read_heartbeat, set_retry_hold, write_heartbeat
+from watcher.store.stats import item_counts
 from watcher.types import AlertStatus, FeedConfig, FeedStatus, Match, ParsedItem
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -53,7 +81,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def feed_id(store: Store) -> int:
-    return store.add_feed("https://example.org/world.rss", now=NOW).id
+    return add_feed(store, "https://example.org/world.rss", now=NOW).id
 
 
 def item(guid: str = "g1", **fields: Any) -> ParsedItem:
@@ -84,10 +112,10 @@ def test_public_tables_and_columns_are_exactly_the_spec(store: Store) -> None:
 
 def test_views_for_readers(store: Store, feed_id: int) -> None:
     stored = store.upsert_item(feed_id, item(link="https://example.org/a"), NOW)
-    store.add_alert(
-        rule_id="r", channel="c", item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW
+    add_alert(
+        store, rule_id="r", channel="c", item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW
     )
-    store.record_poll(
+    record_poll(store,
         feed_id, started_at=NOW, duration_ms=1, http_status=500, new_items=0,
         error="HTTP 500", status=FeedStatus.ERROR, now=NOW,
     )  # fmt: skip
@@ -105,7 +133,7 @@ def test_connection_settings(store: Store) -> None:
 
 def test_opening_creates_the_folder_and_a_bad_path_is_a_store_error(tmp_path: Path) -> None:
     with Store(tmp_path / "new" / "dir" / "watcher.db") as store:
-        assert store.list_feeds() == []
+        assert list_feeds(store) == []
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(StoreError, match="cannot open the database"):
         Store(tmp_path / "file" / "watcher.db")
@@ -179,9 +207,9 @@ def test_a_readonly_store_never_creates_migrates_or_writes(tmp_path: Path) -> No
     assert schema.MIGRATIONS.pending(Database(old))  # left as it was
     Store(old).close()  # a writing open upgrades it
     with Store(old, readonly=True) as store:
-        assert [f.name for f in store.list_feeds()] == ["example-a", "example-b"]
+        assert [f.name for f in list_feeds(store)] == ["example-a", "example-b"]
         with pytest.raises(StoreError, match="readonly database"):
-            store.disable_feed(1, "by hand")
+            disable_feed(store, 1, "by hand")
     other = tmp_path / "other.db"
     Database(other)["t"].insert({"x": 1})
     with pytest.raises(StoreError, match="not a watcher database yet"):
@@ -192,17 +220,17 @@ def test_a_version_1_database_upgrades_in_place_keeping_rows(tmp_path: Path) -> 
     path = tmp_path / "old.db"
     make_version_1(path)
     with Store(path) as store:
-        assert [f.name for f in store.list_feeds()] == ["example-a", "example-b"]
+        assert [f.name for f in list_feeds(store)] == ["example-a", "example-b"]
         assert store.item(1).title == "Fighting near Kursk"
         assert search(store, "kursk") == [1]
-        assert store.live_alert("kursk", "console", 1) is None  # no story recorded in v1
-        assert store.alert(1).status is AlertStatus.SENT
+        assert live_alert(store, "kursk", "console", 1) is None  # no story recorded in v1
+        assert get_alert(store, 1).status is AlertStatus.SENT
         # the old item's link now ties a new copy from another feed to its story
         copy = store.upsert_item(2, item("new", link="http://example.org/kursk/"), NOW)
         assert copy.story_id == 1
         # the config feed is still recognised by its URL
-        synced = store.sync_config_feeds(
-            [FeedConfig(url="https://example.org/a.rss")], NOW, reschedule=moved
+        synced = sync_config_feeds(
+            store, [FeedConfig(url="https://example.org/a.rss")], NOW, reschedule=moved
         )
         assert {f.name for f in synced} == {"example-a", "example-b"}
 
@@ -268,7 +296,7 @@ def test_search_ignores_accents(store: Store, feed_id: int) -> None:
 
 
 def test_items_are_unique_per_feed_and_guid(store: Store, feed_id: int) -> None:
-    other = store.add_feed("https://example.net/feed", now=NOW).id
+    other = add_feed(store, "https://example.net/feed", now=NOW).id
     a = store.upsert_item(feed_id, item("same"), NOW)
     b = store.upsert_item(other, item("same"), NOW)
     assert a.id != b.id
@@ -279,12 +307,12 @@ def test_items_are_unique_per_feed_and_guid(store: Store, feed_id: int) -> None:
             " VALUES (?, 'same', 'x', 'y')",
             [feed_id],
         )
-    assert store.item_counts() == {feed_id: 1, other: 1}
+    assert item_counts(store) == {feed_id: 1, other: 1}
 
 
 def test_item_round_trip(tmp_path: Path) -> None:
     with Store(tmp_path / "h.db") as store:
-        feed = store.add_feed("https://example.org/f", now=NOW).id
+        feed = add_feed(store, "https://example.org/f", now=NOW).id
         counter = iter(range(10**6))
 
         @settings(max_examples=60, deadline=None)
@@ -315,7 +343,7 @@ def test_item_round_trip(tmp_path: Path) -> None:
 
 @pytest.fixture
 def feeds(store: Store) -> list[int]:
-    return [store.add_feed(f"https://news{i}.example/rss", now=NOW).id for i in range(4)]
+    return [add_feed(store, f"https://news{i}.example/rss", now=NOW).id for i in range(4)]
 
 
 def test_link_variants_are_one_story(store: Store, feeds: list[int]) -> None:
@@ -389,12 +417,12 @@ def test_stories_are_transitive_and_merge(store: Store, feeds: list[int]) -> Non
 def test_merged_story_keeps_its_live_alert(store: Store, feeds: list[int]) -> None:
     a = store.upsert_item(feeds[0], item("a", title="One", link="https://a.example/1"), NOW)
     c = store.upsert_item(feeds[1], item("c", title="Two", link="https://c.example/2"), NOW)
-    alert_id = store.add_alert(
+    alert_id = add_alert(store,
         rule_id="r", channel="mail", item_ids=[c.id], status=AlertStatus.PENDING, now=NOW,
         story_id=c.story_id,
     )  # fmt: skip
     store.upsert_item(feeds[2], item("b", title="Two", link="https://a.example/1"), NOW)
-    live = store.live_alert("r", "mail", a.id)
+    live = live_alert(store, "r", "mail", a.id)
     assert live is not None and live.id == alert_id
 
 
@@ -402,16 +430,16 @@ def test_merged_story_keeps_its_live_alert(store: Store, feeds: list[int]) -> No
 
 
 def test_feed_names_are_slugs_with_collision_suffixes(store: Store) -> None:
-    first = store.add_feed("https://www.example.org/world.rss", now=NOW)
-    second = store.add_feed("http://example.org/world.rss?edition=eu", now=NOW)
-    third = store.add_feed("https://example.org/world.rss/", now=NOW)
+    first = add_feed(store, "https://www.example.org/world.rss", now=NOW)
+    second = add_feed(store, "http://example.org/world.rss?edition=eu", now=NOW)
+    third = add_feed(store, "https://example.org/world.rss/", now=NOW)
     assert [first.name, second.name, third.name] == [
         "example-org-world-rss",
         "example-org-world-rss-2",
         "example-org-world-rss-3",
     ]
     assert first.source == "cli"
-    assert store.feed_by_name("example-org-world-rss-2") == second
+    assert feed_by_name(store, "example-org-world-rss-2") == second
 
 
 @pytest.mark.parametrize(
@@ -428,29 +456,29 @@ def test_slug_for_url(url: str, name: str) -> None:
 
 
 def test_explicit_names_and_urls_must_be_free(store: Store) -> None:
-    store.add_feed("https://example.org/a", name="world", now=NOW)
+    add_feed(store, "https://example.org/a", name="world", now=NOW)
     with pytest.raises(StoreError, match="already exists"):
-        store.add_feed("https://example.org/b", name="world", now=NOW)
+        add_feed(store, "https://example.org/b", name="world", now=NOW)
     with pytest.raises(StoreError, match="already watched as feed 'world'"):
-        store.add_feed("https://example.org/a", now=NOW)
+        add_feed(store, "https://example.org/a", now=NOW)
 
 
 def test_name_never_follows_the_title(store: Store, feed_id: int) -> None:
-    store.record_poll(
+    record_poll(store,
         feed_id, started_at=NOW, duration_ms=3, http_status=200, new_items=0, error=None,
         status=FeedStatus.OK, now=NOW, title="World News", etag='"v1"',
     )  # fmt: skip
-    feed = store.feed(feed_id)
+    feed = get_feed(store, feed_id)
     assert (feed.name, feed.title, feed.etag) == ("example-org-world-rss", "World News", '"v1"')
 
 
 def test_sync_config_feeds(store: Store) -> None:
-    cli = store.add_feed("https://cli.example/rss", now=NOW)
+    cli = add_feed(store, "https://cli.example/rss", now=NOW)
     config = [
         FeedConfig(url="https://example.org/a.rss", name="a", tags=("ukraine",)),
         FeedConfig(url="https://example.org/b.rss", interval_s=300),
     ]
-    synced = store.sync_config_feeds(config, NOW, reschedule=moved)
+    synced = sync_config_feeds(store, config, NOW, reschedule=moved)
     assert {f.name: f.source for f in synced} == {
         "a": "config",
         "example-org-b-rss": "config",
@@ -461,26 +489,26 @@ def test_sync_config_feeds(store: Store) -> None:
         FeedConfig(url="https://example.org/a2.rss", name="a", tags=("russia",)),
         FeedConfig(url="https://example.org/b.rss", interval_s=600),
     ]
-    synced = store.sync_config_feeds(config, NOW, reschedule=moved)
-    a = store.feed_by_name("a")
-    b = store.feed_by_name("example-org-b-rss")
+    synced = sync_config_feeds(store, config, NOW, reschedule=moved)
+    a = feed_by_name(store, "a")
+    b = feed_by_name(store, "example-org-b-rss")
     assert a is not None and b is not None
     assert (a.url, a.tags) == ("https://example.org/a2.rss", ("russia",))
     assert b.interval_s == 600
-    assert len(store.list_feeds()) == 3
+    assert len(list_feeds(store)) == 3
     # removed from the file: disabled with a reason, not polled, and back when re-listed
-    synced = store.sync_config_feeds(config[:1], NOW, reschedule=moved)
+    synced = sync_config_feeds(store, config[:1], NOW, reschedule=moved)
     assert {f.name for f in synced} == {"a", cli.name}
-    b = store.feed(b.id)
+    b = get_feed(store, b.id)
     assert (b.last_status, b.disabled_reason) == ("disabled", "removed from the config file")
-    assert b.id not in {f.id for f in store.due_feeds(NOW)}
-    synced = store.sync_config_feeds(config, NOW, reschedule=moved)
-    assert store.feed(b.id).disabled_reason is None
+    assert b.id not in {f.id for f in due_feeds(store, NOW)}
+    synced = sync_config_feeds(store, config, NOW, reschedule=moved)
+    assert get_feed(store, b.id).disabled_reason is None
     assert b.id in {f.id for f in synced}
 
 
 def polled(store: Store, feed_id: int, at: datetime, **kw: Any) -> None:
-    store.record_poll(
+    record_poll(store,
         feed_id, started_at=at, duration_ms=1, http_status=200, new_items=0, error=None,
         status=FeedStatus.OK, now=at, **kw,
     )  # fmt: skip
@@ -488,17 +516,17 @@ def polled(store: Store, feed_id: int, at: datetime, **kw: Any) -> None:
 
 def test_a_lowered_interval_reschedules_the_feed_from_its_last_poll(store: Store) -> None:
     daily = FeedConfig(url="https://example.org/a.rss", name="a", interval_s=86400)
-    (feed,) = store.sync_config_feeds([daily], NOW, reschedule=moved)
+    (feed,) = sync_config_feeds(store, [daily], NOW, reschedule=moved)
     polled(store, feed.id, NOW)
-    assert store.feed(feed.id).next_poll_at == NOW + timedelta(days=1)
+    assert get_feed(store, feed.id).next_poll_at == NOW + timedelta(days=1)
     minutely = FeedConfig(url=daily.url, name="a", interval_s=60, interval_source="feed")
-    store.sync_config_feeds([minutely], NOW + timedelta(minutes=30), reschedule=moved)
-    again = store.feed(feed.id)
+    sync_config_feeds(store, [minutely], NOW + timedelta(minutes=30), reschedule=moved)
+    again = get_feed(store, feed.id)
     assert (again.interval_s, again.interval_source) == (60, "feed")
     assert again.next_poll_at == NOW + timedelta(minutes=1)  # overdue: polled at once
     # raising it again never pushes the planned poll later
-    store.sync_config_feeds([daily], NOW, reschedule=moved)
-    assert store.feed(feed.id).next_poll_at == NOW + timedelta(minutes=1)
+    sync_config_feeds(store, [daily], NOW, reschedule=moved)
+    assert get_feed(store, feed.id).next_poll_at == NOW + timedelta(minutes=1)
 
 
 def test_a_lowered_interval_keeps_backoff_retry_after_and_cache_holds(store: Store) -> None:
@@ -506,10 +534,10 @@ def test_a_lowered_interval_keeps_backoff_retry_after_and_cache_holds(store: Sto
         FeedConfig(url=f"https://example.org/{n}.rss", name=n, interval_s=7200)
         for n in ("failing", "held", "cached", "plain")
     ]
-    store.sync_config_feeds(feeds, NOW, reschedule=moved)
-    ids = {f.name: f.id for f in store.list_feeds()}
+    sync_config_feeds(store, feeds, NOW, reschedule=moved)
+    ids = {f.name: f.id for f in list_feeds(store)}
     for _ in range(3):  # three failures in a row: the backoff is 4 intervals
-        store.record_poll(
+        record_poll(store,
             ids["failing"], started_at=NOW, duration_ms=1, http_status=500, new_items=0,
             error="HTTP 500", status=FeedStatus.ERROR, now=NOW,
             next_poll_at=NOW + timedelta(hours=8),
@@ -519,8 +547,8 @@ def test_a_lowered_interval_keeps_backoff_retry_after_and_cache_holds(store: Sto
     polled(store, ids["cached"], NOW, next_poll_at=NOW + timedelta(hours=20))  # max-age 20h
     polled(store, ids["plain"], NOW)
     lowered = [FeedConfig(url=f.url, name=f.name, interval_s=600) for f in feeds]
-    store.sync_config_feeds(lowered, NOW, reschedule=moved)
-    after = {f.name: f.next_poll_at for f in store.list_feeds()}
+    sync_config_feeds(store, lowered, NOW, reschedule=moved)
+    after = {f.name: f.next_poll_at for f in list_feeds(store)}
     assert after["failing"] == NOW + timedelta(minutes=40)  # 10m doubled twice
     assert after["held"] == NOW + timedelta(minutes=90)  # not before the Retry-After
     assert after["cached"] == NOW + timedelta(hours=20)  # never sooner than the server asked
@@ -530,75 +558,77 @@ def test_a_lowered_interval_keeps_backoff_retry_after_and_cache_holds(store: Sto
 def test_command_line_feeds_follow_the_default_interval_until_given_their_own(
     store: Store,
 ) -> None:
-    follows = store.add_feed(
-        "https://a.example/rss", interval_s=900, interval_source="default", now=NOW
+    follows = add_feed(
+        store, "https://a.example/rss", interval_s=900, interval_source="default", now=NOW
     )
-    own = store.add_feed("https://b.example/rss", interval_s=900, interval_source="feed", now=NOW)
+    own = add_feed(store, "https://b.example/rss", interval_s=900, interval_source="feed", now=NOW)
     polled(store, follows.id, NOW)
-    store.sync_config_feeds([], NOW, default_interval_s=120, reschedule=moved)
-    assert store.feed(follows.id).interval_s == 120
-    assert store.feed(follows.id).next_poll_at == NOW + timedelta(minutes=2)
-    assert store.feed(own.id).interval_s == 900
+    sync_config_feeds(store, [], NOW, default_interval_s=120, reschedule=moved)
+    assert get_feed(store, follows.id).interval_s == 120
+    assert get_feed(store, follows.id).next_poll_at == NOW + timedelta(minutes=2)
+    assert get_feed(store, own.id).interval_s == 900
 
 
 def test_a_feed_disabled_while_its_poll_runs_stays_disabled(store: Store, feed_id: int) -> None:
-    store.disable_feed(feed_id, "disabled by hand")
+    disable_feed(store, feed_id, "disabled by hand")
     polled(store, feed_id, NOW)  # the poll that was in flight records its outcome
-    feed = store.feed(feed_id)
+    feed = get_feed(store, feed_id)
     assert (feed.last_status, feed.disabled_reason) == ("disabled", "disabled by hand")
     cfg = FeedConfig(url=feed.url, name=feed.name)
-    assert store.sync_config_feeds([cfg], NOW, reschedule=moved) == []  # a reload keeps it disabled
+    assert (
+        sync_config_feeds(store, [cfg], NOW, reschedule=moved) == []
+    )  # a reload keeps it disabled
 
 
 def test_sync_respects_enabled_false_and_other_reasons(store: Store) -> None:
     cfg = FeedConfig(url="https://example.org/a.rss", name="a")
-    (feed,) = store.sync_config_feeds([cfg], NOW, reschedule=moved)
+    (feed,) = sync_config_feeds(store, [cfg], NOW, reschedule=moved)
     assert (
-        store.sync_config_feeds(
-            [FeedConfig(url=cfg.url, name="a", enabled=False)], NOW, reschedule=moved
+        sync_config_feeds(
+            store, [FeedConfig(url=cfg.url, name="a", enabled=False)], NOW, reschedule=moved
         )
         == []
     )
-    assert store.feed(feed.id).disabled_reason == "disabled in the config file"
-    assert len(store.sync_config_feeds([cfg], NOW, reschedule=moved)) == 1
-    store.disable_feed(feed.id, "HTTP 410 Gone")
-    assert store.sync_config_feeds([cfg], NOW, reschedule=moved) == []
-    assert store.feed(feed.id).disabled_reason == "HTTP 410 Gone"
-    store.enable_feed(feed.id)
-    assert len(store.sync_config_feeds([cfg], NOW, reschedule=moved)) == 1
+    assert get_feed(store, feed.id).disabled_reason == "disabled in the config file"
+    assert len(sync_config_feeds(store, [cfg], NOW, reschedule=moved)) == 1
+    disable_feed(store, feed.id, "HTTP 410 Gone")
+    assert sync_config_feeds(store, [cfg], NOW, reschedule=moved) == []
+    assert get_feed(store, feed.id).disabled_reason == "HTTP 410 Gone"
+    enable_feed(store, feed.id)
+    assert len(sync_config_feeds(store, [cfg], NOW, reschedule=moved)) == 1
 
 
 def test_permanent_redirect_survives_config_sync(store: Store) -> None:
     cfg = FeedConfig(url="http://old.example/rss")
-    (feed,) = store.sync_config_feeds([cfg], NOW, reschedule=moved)
-    store.record_poll(
+    (feed,) = sync_config_feeds(store, [cfg], NOW, reschedule=moved)
+    record_poll(store,
         feed.id, started_at=NOW, duration_ms=1, http_status=200, new_items=0, error=None,
         status=FeedStatus.OK, now=NOW, url="https://new.example/rss",
     )  # fmt: skip
-    (again,) = store.sync_config_feeds([cfg], NOW, reschedule=moved)
+    (again,) = sync_config_feeds(store, [cfg], NOW, reschedule=moved)
     assert (again.id, again.url) == (feed.id, "https://new.example/rss")
 
 
 def test_remove_feed(store: Store) -> None:
-    (config_feed,) = store.sync_config_feeds(
-        [FeedConfig(url="https://c.example/rss")], NOW, reschedule=moved
+    (config_feed,) = sync_config_feeds(
+        store, [FeedConfig(url="https://c.example/rss")], NOW, reschedule=moved
     )
-    empty = store.add_feed("https://empty.example/rss", now=NOW)
-    full = store.add_feed("https://full.example/rss", now=NOW)
+    empty = add_feed(store, "https://empty.example/rss", now=NOW)
+    full = add_feed(store, "https://full.example/rss", now=NOW)
     store.upsert_item(full.id, item(), NOW)
     with pytest.raises(StoreError, match="config file"):
-        store.remove_feed(config_feed.name)
+        remove_feed(store, config_feed.name)
     with pytest.raises(StoreError, match="no feed named"):
-        store.remove_feed("nope")
-    store.remove_feed(empty.name)
-    store.remove_feed(full.name)
-    assert store.feed_by_name(empty.name) is None
-    kept = store.feed(full.id)
+        remove_feed(store, "nope")
+    remove_feed(store, empty.name)
+    remove_feed(store, full.name)
+    assert feed_by_name(store, empty.name) is None
+    kept = get_feed(store, full.id)
     assert kept.last_status == "disabled"
-    assert store.item_counts() == {full.id: 1}
+    assert item_counts(store) == {full.id: 1}
     # adding the URL again brings the feed back with its items and name
-    assert store.add_feed("https://full.example/rss", now=NOW).id == full.id
-    assert store.feed(full.id).disabled_reason is None
+    assert add_feed(store, "https://full.example/rss", now=NOW).id == full.id
+    assert get_feed(store, full.id).disabled_reason is None
 
 
 # --- polls -----------------------------------------------------------------------------
@@ -606,34 +636,34 @@ def test_remove_feed(store: Store) -> None:
 
 def poll(store: Store, feed_id: int, status: FeedStatus, at: datetime, **kw: Any) -> None:
     kw.setdefault("error", "timed out" if status is FeedStatus.ERROR else None)
-    store.record_poll(
+    record_poll(store,
         feed_id, started_at=at, duration_ms=12, http_status=kw.pop("http_status", None),
         new_items=kw.pop("new_items", 0), status=status, now=at, **kw,
     )  # fmt: skip
 
 
 def test_poll_recording_and_failure_counters(store: Store, feed_id: int) -> None:
-    assert store.is_first_poll(feed_id)
-    assert [f.id for f in store.due_feeds(NOW)] == [feed_id]
+    assert is_first_poll(store, feed_id)
+    assert [f.id for f in due_feeds(store, NOW)] == [feed_id]
     poll(store, feed_id, FeedStatus.ERROR, NOW)
     poll(store, feed_id, FeedStatus.ERROR, NOW + timedelta(minutes=1), http_status=503)
-    feed = store.feed(feed_id)
+    feed = get_feed(store, feed_id)
     assert (feed.consecutive_failures, feed.last_status, feed.last_error) == (
         2,
         "error",
         "timed out",
     )
     assert feed.last_success_at is None
-    assert store.is_first_poll(feed_id)
+    assert is_first_poll(store, feed_id)
     later = NOW + timedelta(minutes=2)
     poll(store, feed_id, FeedStatus.OK, later, http_status=200, new_items=4)
-    feed = store.feed(feed_id)
+    feed = get_feed(store, feed_id)
     assert (feed.consecutive_failures, feed.last_status, feed.last_error) == (0, "ok", None)
     assert feed.last_success_at == later == feed.last_polled_at
     assert feed.next_poll_at == later + timedelta(seconds=900)
-    assert not store.is_first_poll(feed_id)
-    assert store.due_feeds(later) == []
-    assert [f.id for f in store.due_feeds(later + timedelta(seconds=900))] == [feed_id]
+    assert not is_first_poll(store, feed_id)
+    assert due_feeds(store, later) == []
+    assert [f.id for f in due_feeds(store, later + timedelta(seconds=900))] == [feed_id]
     rows = list(store.db.query("SELECT http_status, new_items, error FROM polls ORDER BY id"))
     assert rows == [
         {"http_status": None, "new_items": 0, "error": "timed out"},
@@ -646,7 +676,7 @@ def test_not_modified_keeps_validators_and_counts_as_success(store: Store, feed_
     poll(store, feed_id, FeedStatus.OK, NOW, etag='"e1"', last_modified="Sat, 01 Mar 2025")
     poll(store, feed_id, FeedStatus.ERROR, NOW)
     poll(store, feed_id, FeedStatus.NOT_MODIFIED, NOW, next_poll_at=NOW + timedelta(hours=2))
-    feed = store.feed(feed_id)
+    feed = get_feed(store, feed_id)
     assert (feed.etag, feed.last_modified) == ('"e1"', "Sat, 01 Mar 2025")
     assert (feed.last_status, feed.consecutive_failures) == ("not_modified", 0)
     assert feed.next_poll_at == NOW + timedelta(hours=2)
@@ -654,27 +684,9 @@ def test_not_modified_keeps_validators_and_counts_as_success(store: Store, feed_
 
 def test_poll_can_disable_a_feed(store: Store, feed_id: int) -> None:
     poll(store, feed_id, FeedStatus.DISABLED, NOW, http_status=410, error="HTTP 410 Gone")
-    feed = store.feed(feed_id)
+    feed = get_feed(store, feed_id)
     assert (feed.last_status, feed.disabled_reason) == ("disabled", "HTTP 410 Gone")
-    assert store.due_feeds(NOW + timedelta(days=2)) == []
-
-
-def test_prune_keeps_matched_and_alerted_items(store: Store, feed_id: int) -> None:
-    old = NOW - timedelta(days=200)
-    plain = store.upsert_item(feed_id, item("plain"), old)
-    matched = store.upsert_item(feed_id, item("matched"), old)
-    alerted = store.upsert_item(feed_id, item("alerted"), old)
-    fresh = store.upsert_item(feed_id, item("fresh"), NOW)
-    store.add_match(matched.id, Match("r", ("kursk",)), old)
-    store.add_alert(
-        rule_id="r", channel="c", item_ids=[alerted.id], status=AlertStatus.SUPPRESSED, now=old
-    )
-    poll(store, feed_id, FeedStatus.OK, old)
-    poll(store, feed_id, FeedStatus.OK, NOW)
-    assert store.prune(items_before=NOW - timedelta(days=180), polls_before=NOW) == (1, 1)
-    left = [r["id"] for r in store.db.query("SELECT id FROM items ORDER BY id")]
-    assert left == [matched.id, alerted.id, fresh.id]
-    assert plain.id not in search(store, "kursk")
+    assert due_feeds(store, NOW + timedelta(days=2)) == []
 
 
 # --- matches and alerts ----------------------------------------------------------------
@@ -682,10 +694,10 @@ def test_prune_keeps_matched_and_alerted_items(store: Store, feed_id: int) -> No
 
 def test_matches_keep_their_terms(store: Store, feed_id: int) -> None:
     stored = store.upsert_item(feed_id, item(), NOW)
-    store.add_match(stored.id, Match("nk", ("north korean troops", "kursk")), NOW)
-    store.add_match(stored.id, Match("nk", ("kursk",)), NOW)
-    assert store.match_terms(stored.id, "nk") == ("kursk",)
-    assert store.match_terms(stored.id, "other") == ()
+    add_match(store, stored.id, Match("nk", ("north korean troops", "kursk")), NOW)
+    add_match(store, stored.id, Match("nk", ("kursk",)), NOW)
+    assert match_terms(store, stored.id, "nk") == ("kursk",)
+    assert match_terms(store, stored.id, "other") == ()
     row = store.db.execute("SELECT terms, matched_at FROM matches ORDER BY id").fetchone()
     assert row == ('["north korean troops","kursk"]', "2025-03-01T12:00:00Z")
 
@@ -693,32 +705,33 @@ def test_matches_keep_their_terms(store: Store, feed_id: int) -> None:
 def test_alert_lifecycle(store: Store, feed_id: int) -> None:
     a = store.upsert_item(feed_id, item("a"), NOW)
     b = store.upsert_item(feed_id, item("b", link="https://x.example/b"), NOW)
-    alert_id = store.add_alert(
+    alert_id = add_alert(store,
         rule_id="nk", channel="mail", item_ids=[a.id], status=AlertStatus.PENDING, now=NOW,
         story_id=a.story_id,
     )  # fmt: skip
-    assert store.alert_kind(alert_id) == "match"
-    assert [x.id for x in store.due_alerts(NOW)] == [alert_id]
-    store.add_alert_item(alert_id, b.id)
-    store.add_alert_item(alert_id, b.id)
-    assert store.alert(alert_id).item_ids == (a.id, b.id)
+    assert alert_kind(store, alert_id) == "match"
+    assert [x.id for x in due_alerts(store, NOW)] == [alert_id]
+    add_alert_item(store, alert_id, b.id)
+    add_alert_item(store, alert_id, b.id)
+    assert get_alert(store, alert_id).item_ids == (a.id, b.id)
     retry_at = NOW + timedelta(seconds=30)
-    store.mark_retry(alert_id, "connection refused", retry_at, NOW)
-    assert store.due_alerts(NOW) == []
-    assert [x.id for x in store.due_alerts(retry_at)] == [alert_id]
-    store.mark_sent(alert_id, retry_at)
-    sent = store.alert(alert_id)
+    mark_retry(store, alert_id, "connection refused", retry_at, NOW)
+    assert due_alerts(store, NOW) == []
+    assert [x.id for x in due_alerts(store, retry_at)] == [alert_id]
+    mark_sent(store, alert_id, retry_at)
+    sent = get_alert(store, alert_id)
     assert (sent.status, sent.attempts, sent.sent_at) == (AlertStatus.SENT, 2, retry_at)
     assert sent.next_attempt_at is None
-    assert store.due_alerts(retry_at + timedelta(days=1)) == []
-    live = store.live_alert("nk", "mail", a.story_id)
+    assert due_alerts(store, retry_at + timedelta(days=1)) == []
+    live = live_alert(store, "nk", "mail", a.story_id)
     assert live is not None and live.id == alert_id
 
 
 def test_failed_alerts_and_requeue(store: Store, feed_id: int) -> None:
     stored = store.upsert_item(feed_id, item(), NOW)
     ids = [
-        store.add_alert(
+        add_alert(
+            store,
             rule_id=f"r{i}",
             channel="hook",
             item_ids=[stored.id],
@@ -727,41 +740,43 @@ def test_failed_alerts_and_requeue(store: Store, feed_id: int) -> None:
         )  # fmt: skip
         for i in range(3)
     ]
-    store.mark_failed(ids[0], "HTTP 404", NOW)
-    store.mark_failed(ids[1], "HTTP 404", NOW)
-    failed = store.alert(ids[0])
+    mark_failed(store, ids[0], "HTTP 404", NOW)
+    mark_failed(store, ids[1], "HTTP 404", NOW)
+    failed = get_alert(store, ids[0])
     assert (failed.status, failed.attempts, failed.last_error) == (
         AlertStatus.FAILED,
         1,
         "HTTP 404",
     )
-    assert [a.id for a in store.due_alerts(NOW + timedelta(hours=1))] == [ids[2]]
-    assert [a.id for a in store.list_alerts(status=AlertStatus.FAILED)] == [ids[1], ids[0]]
-    assert [a.id for a in store.list_alerts(rule_id="r2")] == [ids[2]]
-    assert [a.id for a in store.list_alerts(limit=1)] == [ids[2]]
+    assert [a.id for a in due_alerts(store, NOW + timedelta(hours=1))] == [ids[2]]
+    assert [a.id for a in list_alerts(store, status=AlertStatus.FAILED)] == [ids[1], ids[0]]
+    assert [a.id for a in list_alerts(store, rule_id="r2")] == [ids[2]]
+    assert [a.id for a in list_alerts(store, limit=1)] == [ids[2]]
     assert requeue_failed(store, [ids[0]], NOW) == [ids[0]]
-    assert [a.id for a in store.due_alerts(NOW)] == [ids[0], ids[2]]
+    assert [a.id for a in due_alerts(store, NOW)] == [ids[0], ids[2]]
 
 
 def test_a_second_live_alert_with_the_same_key_raises(store: Store, feed_id: int) -> None:
     stored = store.upsert_item(feed_id, item(), NOW)
     key: dict[str, Any] = {"rule_id": "nk", "channel": "mail", "story_id": stored.story_id}
-    first = store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
-    store.mark_sent(first, NOW)
+    first = add_alert(store, **key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+    mark_sent(store, first, NOW)
     with pytest.raises(StoreError, match="live match alert already exists"):
-        store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
-    assert [a.id for a in store.list_alerts()] == [first]  # nothing half-written
+        add_alert(store, **key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+    assert [a.id for a in list_alerts(store)] == [first]  # nothing half-written
     # suppressed rows, other channels, other kinds and story-less alerts are not duplicates
-    store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.SUPPRESSED, now=NOW)
+    add_alert(store, **key, item_ids=[stored.id], status=AlertStatus.SUPPRESSED, now=NOW)
     hook = {**key, "channel": "hook"}
-    store.add_alert(**hook, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
-    store.add_alert(**key, kind="threshold", item_ids=[stored.id], status=AlertStatus.SENT, now=NOW)
+    add_alert(store, **hook, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+    add_alert(
+        store, **key, kind="threshold", item_ids=[stored.id], status=AlertStatus.SENT, now=NOW
+    )
     for _ in range(2):
-        store.add_alert(
+        add_alert(store,
             rule_id="nk", channel="mail", kind="digest", item_ids=[stored.id],
             status=AlertStatus.PENDING, now=NOW,
         )  # fmt: skip
-    assert len(store.list_alerts()) == 6
+    assert len(list_alerts(store)) == 6
 
 
 def test_live_alert_key_holds_inside_a_transaction_and_after_suppression(
@@ -770,27 +785,27 @@ def test_live_alert_key_holds_inside_a_transaction_and_after_suppression(
     stored = store.upsert_item(feed_id, item(), NOW)
     key: dict[str, Any] = {"rule_id": "nk", "channel": "mail", "story_id": stored.story_id}
     with pytest.raises(StoreError), store.transaction():
-        store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
-        store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
-    assert store.list_alerts() == []  # the whole transaction rolled back
-    first = store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+        add_alert(store, **key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+        add_alert(store, **key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+    assert list_alerts(store) == []  # the whole transaction rolled back
+    first = add_alert(store, **key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
     store.db.execute("UPDATE alerts SET status = 'suppressed' WHERE id = ?", [first])
-    assert store.live_alert("nk", "mail", stored.story_id) is None
-    second = store.add_alert(**key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
-    live = store.live_alert("nk", "mail", stored.story_id)
+    assert live_alert(store, "nk", "mail", stored.story_id) is None
+    second = add_alert(store, **key, item_ids=[stored.id], status=AlertStatus.PENDING, now=NOW)
+    live = live_alert(store, "nk", "mail", stored.story_id)
     assert live is not None and live.id == second
 
 
 def test_instance_id_is_stable(tmp_path: Path) -> None:
     with Store(tmp_path / "i.db") as store:
-        first = store.instance_id()
+        first = instance_id(store)
         assert len(first) == 32 and read_heartbeat(store) is None
         write_heartbeat(store, NOW, pid=42)
     with Store(tmp_path / "i.db") as store:
-        assert store.instance_id() == first
+        assert instance_id(store) == first
         assert read_heartbeat(store) == NOW
     with Store(tmp_path / "other.db") as store:
-        assert store.instance_id() != first
+        assert instance_id(store) != first
 
 
 # --- transactions and locking -----------------------------------------------------------
@@ -802,14 +817,14 @@ def test_transaction_rolls_back_on_error(store: Store, feed_id: int) -> None:
         with store.transaction():
             store.upsert_item(feed_id, item("b"), NOW)
         raise RuntimeError("boom")
-    assert store.item_counts() == {}
+    assert item_counts(store) == {}
     assert search(store, "kursk") == []
 
 
 def test_readers_do_not_block_the_writer(tmp_path: Path) -> None:
     path = tmp_path / "w.db"
     with Store(path) as store:
-        feed = store.add_feed("https://example.org/rss", now=NOW)
+        feed = add_feed(store, "https://example.org/rss", now=NOW)
         reader = sqlite3.connect(path, isolation_level=None, timeout=0)
         reader.execute("BEGIN")
         assert reader.execute("SELECT count(*) FROM items").fetchone() == (0,)
@@ -837,7 +852,7 @@ def test_writer_waits_for_a_lock_instead_of_failing(tmp_path: Path) -> None:
         with Store(path) as store:
             store.db.conn.set_trace_callback(lambda sql: waiting.set())
             try:
-                outcome.append(store.add_feed("https://example.org/rss", now=NOW).name)
+                outcome.append(add_feed(store, "https://example.org/rss", now=NOW).name)
             except StoreError as e:
                 outcome.append(e)
 
@@ -858,7 +873,7 @@ def test_without_a_busy_timeout_the_same_write_fails(tmp_path: Path) -> None:
     holder = hold_write_lock(path)
     try:
         with Store(path, busy_timeout_s=0) as store, pytest.raises(StoreError, match="locked"):
-            store.add_feed("https://example.org/rss", now=NOW)
+            add_feed(store, "https://example.org/rss", now=NOW)
     finally:
         holder.execute("ROLLBACK")
         holder.close()

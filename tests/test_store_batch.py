@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from watcher.store import Store
 from watcher.store.batch import upsert_items
+from watcher.store.polls import record_poll
 from watcher.types import ParsedItem, StoredItem
 
 NOW = datetime(2026, 3, 1, 12, 0, 30, 123456, tzinfo=UTC)
@@ -43,7 +44,7 @@ def open_store(folder: Path, name: str) -> tuple[Store, list[int]]:
     ids = []
     for n in range(3):
         store.db.execute("INSERT INTO feeds (url, name) VALUES (?, ?)", [f"http://f{n}", f"f{n}"])
-        ids.append(int(store._scalar("SELECT max(id) FROM feeds")))
+        ids.append(int(store.scalar("SELECT max(id) FROM feeds")))
     return store, ids
 
 
@@ -110,7 +111,8 @@ def test_batched_304s_write_what_record_poll_writes(tmp_path: Path) -> None:
             [feed_id],
         )
     later = NOW + timedelta(minutes=15)
-    store.record_poll(
+    record_poll(
+        store,
         feeds[0],
         started_at=NOW,
         duration_ms=7,

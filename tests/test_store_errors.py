@@ -3,9 +3,14 @@ database is one line and exit 1 for the commands that meet it, never a traceback
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from click.testing import CliRunner
@@ -15,9 +20,44 @@ from tests.feedgen import Entry, rss
 from watcher.cli import cli
 from watcher.exceptions import StoreError
 from watcher.store import Store
+from watcher.store.errors import is_store_call
 from watcher.store.history import items_since
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+# Modules of watcher/store that hold no entry point: the schema, row conversions, the wrapper.
+NOT_ENTRY_POINTS = {"watcher.store.schema", "watcher.store.rows", "watcher.store.errors"}
+# Store methods that wrap their own errors (BEGIN and COMMIT) or cannot fail on SQL.
+SELF_WRAPPED = {"transaction", "close"}
+
+
+def store_modules() -> list[ModuleType]:
+    names = [f"watcher.store.{m.name}" for m in pkgutil.iter_modules(watcher.store.__path__)]
+    return [importlib.import_module(n) for n in sorted(names) if n not in NOT_ENTRY_POINTS]
+
+
+def entry_points() -> Iterator[tuple[str, object]]:
+    """Each public function of a store module that takes the store first, and each public
+    method of ``Store``."""
+    for module in [watcher.store, *store_modules()]:
+        for name, func in vars(module).items():
+            if name.startswith("_") or not inspect.isfunction(func):
+                continue
+            if func.__module__ != module.__name__:
+                continue  # imported from elsewhere
+            params = list(inspect.signature(func).parameters)
+            if params and params[0] == "store":
+                yield f"{module.__name__}.{name}", func
+    for name, method in vars(Store).items():
+        if not name.startswith("_") and inspect.isfunction(method) and name not in SELF_WRAPPED:
+            yield f"Store.{name}", method
+
+
+def test_every_public_entry_point_of_the_store_wraps_database_errors() -> None:
+    found = dict(entry_points())
+    assert len(found) > 30  # the walk found the store's functions
+    assert [name for name, func in found.items() if not is_store_call(func)] == []
 
 
 def test_an_error_while_a_generator_is_read_is_a_store_error(tmp_path: Path) -> None:

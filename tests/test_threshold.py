@@ -25,6 +25,7 @@ from watcher.deliver.send import deliver_pending
 from watcher.poll.pipeline import PollReport, feed_options, select_feeds, store_result
 from watcher.poll.result import FeedResult
 from watcher.poll.runtime import Runtime, open_runtime
+from watcher.store.outbox import due_alerts
 from watcher.types import ArmState, Fetched, ParsedFeed, ParsedItem, Threshold, VolumeMatch
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -206,7 +207,7 @@ def _surge_alerts(receiver: WebhookReceiver) -> int:
 def test_volume_subject_names_the_count_and_window(world: Runtime) -> None:
     for n, feed in enumerate("abc"):
         ingest(world, feed, f"s{n}", f"Kursk report {n}", at(n))
-    (alert,) = world.store.due_alerts(at(5))
+    (alert,) = due_alerts(world.store, at(5))
     message: Any = build_message(world, alert)
     assert message.subject == "[watcher] kursk-surge: 3 items in 2h"
     assert message.kind == "threshold"

@@ -25,7 +25,7 @@ from watcher.lock import hold_lock
 from watcher.poll.runtime import open_runtime
 from watcher.store import Store
 from watcher.store.names import missing_alert_ids
-from watcher.store.outbox import requeue_failed
+from watcher.store.outbox import list_alerts, requeue_failed
 from watcher.types import Alert, AlertStatus, Settings
 
 
@@ -54,8 +54,8 @@ def alerts(ctx: click.Context, status: str | None, rule_id: str | None, limit: i
     store = Store(settings.database, readonly=True)
     try:
         check_rule(settings, store, rule_id)
-        rows = store.list_alerts(
-            status=AlertStatus(status) if status else None, rule_id=rule_id, limit=limit
+        rows = list_alerts(
+            store, status=AlertStatus(status) if status else None, rule_id=rule_id, limit=limit
         )
         titles = {a.id: _first_title(store, a.item_ids) for a in rows}
     finally:

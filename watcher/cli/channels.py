@@ -13,6 +13,7 @@ from watcher.deliver.message import sample_message
 from watcher.exceptions import DeliveryError
 from watcher.printable import printable
 from watcher.store import Store
+from watcher.store.state import instance_id
 from watcher.suggest import not_found
 from watcher.types import ChannelConfig
 
@@ -81,7 +82,7 @@ def test_channel(obj: Context, name: str) -> None:
     if config is None:
         raise not_found("channel", name, settings.channels)
     with Store(settings.database) as store:
-        channel = make_channel(config, store.instance_id())
+        channel = make_channel(config, instance_id(store))
     message = sample_message(name, now_utc(), settings.display_timezone)
     try:
         channel.send(message)

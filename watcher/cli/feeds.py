@@ -16,7 +16,22 @@ from watcher.cli.table import print_table
 from watcher.config import parse_interval
 from watcher.decide.schedule import next_poll_after_interval_change
 from watcher.exceptions import ConfigError
-from watcher.store import CONFIG_REASONS, DISABLED_BY_HAND, Store, slug_for_url
+from watcher.store import Store
+from watcher.store.feeds import (
+    CONFIG_REASONS,
+    DISABLED_BY_HAND,
+    add_feed,
+    disable_feed,
+    enable_feed,
+    feed_by_name,
+    remove_feed,
+    slug_for_url,
+    sync_config_feeds,
+    unsynced_config_feeds,
+)
+from watcher.store.feeds import (
+    list_feeds as stored_feeds,
+)
 from watcher.store.state import set_retry_hold
 from watcher.suggest import not_found
 from watcher.types import FeedState, FeedStatus, Settings
@@ -89,7 +104,7 @@ def listed_feeds(store: Store, settings: Settings) -> list[FeedState]:
         replace(f, interval_s=default)
         if f.source == "cli" and f.interval_source == "default"
         else f
-        for f in store.list_feeds()
+        for f in stored_feeds(store)
     ]
     pending = [
         FeedState(
@@ -102,7 +117,7 @@ def listed_feeds(store: Store, settings: Settings) -> list[FeedState]:
             interval_s=cfg.interval_s,
             interval_source=cfg.interval_source,
         )
-        for cfg in store.unsynced_config_feeds(settings.feeds)
+        for cfg in unsynced_config_feeds(store, settings.feeds)
     ]
     return sorted(stored + pending, key=lambda f: f.name)
 
@@ -135,10 +150,11 @@ def add(
         raise click.BadParameter(str(e), param_hint="--interval") from e
     source = "feed" if interval else "default"
     with synced_store(settings) as store:
-        if any(f.url == url for f in store.list_feeds()):
+        if any(f.url == url for f in stored_feeds(store)):
             raise ConfigError(f"feed {url} is already watched")
         with store.transaction():
-            feed = store.add_feed(
+            feed = add_feed(
+                store,
                 url,
                 name=name,
                 tags=tags,
@@ -201,7 +217,7 @@ def remove(obj: Context, name: str) -> None:
         if feed.source == "config":
             raise ConfigError(f"feed {name} comes from {settings.path}; remove it there")
         with store.transaction():
-            store.remove_feed(name)
+            remove_feed(store, name)
     if obj.json:
         emit_json({"removed": name})
     else:
@@ -227,7 +243,7 @@ def enable(obj: Context, name: str) -> None:
         changed = feed.last_status == FeedStatus.DISABLED
         if changed:
             with store.transaction():
-                store.enable_feed(feed.id)
+                enable_feed(store, feed.id)
                 set_retry_hold(store, feed.id, None)
     if obj.json:
         emit_json({"feed": name, "enabled": True, "changed": changed})
@@ -257,7 +273,7 @@ def disable(obj: Context, name: str, reason: str | None) -> None:
     with synced_store(settings) as store:
         feed = _feed_named(store, name)
         with store.transaction():
-            store.disable_feed(feed.id, why)
+            disable_feed(store, feed.id, why)
     if obj.json:
         emit_json({"feed": name, "disabled_reason": why, "was": feed.disabled_reason})
         return
@@ -270,7 +286,8 @@ def synced_store(settings: Settings) -> Iterator[Store]:
     """The database with the config's feeds synced into it (what every command that
     changes feeds starts from), closed afterwards."""
     with Store(settings.database) as store:
-        store.sync_config_feeds(
+        sync_config_feeds(
+            store,
             settings.feeds,
             now_utc(),
             settings.defaults.interval_s,
@@ -281,7 +298,7 @@ def synced_store(settings: Settings) -> Iterator[Store]:
 
 def _feed_named(store: Store, name: str) -> FeedState:
     """The stored feed named ``name``; NotFoundError naming the closest ones if none."""
-    feed = store.feed_by_name(name)
+    feed = feed_by_name(store, name)
     if feed is None:
-        raise not_found("feed", name, [f.name for f in store.list_feeds()])
+        raise not_found("feed", name, [f.name for f in stored_feeds(store)])
     return feed

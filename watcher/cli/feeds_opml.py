@@ -19,6 +19,7 @@ from watcher.cli.feeds import feeds, listed_feeds, synced_store
 from watcher.opml import http_feed_url, read_opml, write_opml
 from watcher.printable import printable
 from watcher.store import Store
+from watcher.store.feeds import add_feed, list_feeds
 from watcher.types import FeedConfig, FeedState, FeedStatus
 
 
@@ -71,7 +72,7 @@ def add_feeds(
     store: Store, wanted: Sequence[FeedConfig], interval_s: int
 ) -> tuple[list[FeedState], list[str]]:
     """Add the feeds not watched yet, in one transaction; return them and the skipped URLs."""
-    watched = {f.url for f in store.list_feeds() if f.last_status != FeedStatus.DISABLED}
+    watched = {f.url for f in list_feeds(store) if f.last_status != FeedStatus.DISABLED}
     added: list[FeedState] = []
     skipped: list[str] = []
     with store.transaction():
@@ -81,7 +82,8 @@ def add_feeds(
                 continue
             watched.add(cfg.url)
             added.append(
-                store.add_feed(
+                add_feed(
+                    store,
                     cfg.url,
                     title=cfg.title,
                     tags=cfg.tags,

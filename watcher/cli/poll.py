@@ -21,7 +21,7 @@ from watcher.poll.result import FeedResult
 from watcher.poll.runtime import open_runtime
 from watcher.printable import printable
 from watcher.store import Store
-from watcher.store.feeds import PollRequest, request_polls
+from watcher.store.feeds import PollRequest, list_feeds, request_polls
 from watcher.store.rows import to_text
 from watcher.suggest import not_found
 from watcher.types import Settings
@@ -79,7 +79,7 @@ def _poll_once(
         feeds = select_feeds(rt, now, all_feeds=all_feeds, names=names)
         unknown = [n for n in names if n not in {f.name for f in feeds}]
         if unknown:
-            raise not_found("feed", unknown[0], [f.name for f in rt.store.list_feeds()])
+            raise not_found("feed", unknown[0], [f.name for f in list_feeds(rt.store)])
         report = _poll_with_progress(rt, feeds, now, obj.json)
         delivery = deliver_pending(rt, now)
         pruned = prune_archive(rt.store, settings, now)

@@ -26,7 +26,8 @@ from watcher.rules.load import (
     unused_list_problems,
 )
 from watcher.rules.match import compile_rules, match_item
-from watcher.store import REMOVED_BY_HAND, REMOVED_FROM_CONFIG, Store, slug_for_url
+from watcher.store import Store
+from watcher.store.feeds import REMOVED_BY_HAND, REMOVED_FROM_CONFIG, list_feeds, slug_for_url
 from watcher.suggest import not_found
 from watcher.types import FIELDS, Match, MatchItem, Rule, Settings
 from watcher.units import parse_duration
@@ -104,7 +105,7 @@ def _known_feeds(settings: Settings) -> tuple[set[str], set[str]]:
         return names, tags
     try:
         with Store(settings.database) as store:
-            stored = store.list_feeds()
+            stored = list_feeds(store)
     except WatcherError:  # an unreadable database: the config's feeds are all we know
         return names, tags
     for feed in stored:

@@ -18,8 +18,10 @@ from watcher.cli.table import print_table
 from watcher.decide.health import check_problems
 from watcher.printable import printable
 from watcher.store import Store
+from watcher.store.feeds import list_feeds
+from watcher.store.outbox import list_alerts
 from watcher.store.state import read_heartbeat
-from watcher.store.stats import ArchiveStats, archive_stats, human_size
+from watcher.store.stats import ArchiveStats, archive_stats, human_size, item_counts
 from watcher.types import AlertStatus, FeedState, FeedStatus
 
 
@@ -43,9 +45,9 @@ def status(obj: Context, check: bool) -> None:
     zone = settings.display_timezone
     store = Store(settings.database, readonly=True)
     try:
-        feeds = store.list_feeds()
-        counts = store.item_counts()
-        queue = {s.value: len(store.list_alerts(status=s)) for s in AlertStatus}
+        feeds = list_feeds(store)
+        counts = item_counts(store)
+        queue = {s.value: len(list_alerts(store, status=s)) for s in AlertStatus}
         heartbeat = read_heartbeat(store)
         archive = archive_stats(store)
     finally:

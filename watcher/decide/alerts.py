@@ -31,7 +31,9 @@ from watcher.decide.policy import (
 from watcher.decide.threshold import decide_volume, history_start, observe_arming
 from watcher.store import Store
 from watcher.store import outbox as sql
+from watcher.store.feeds import get_feed
 from watcher.store.history import volume_matches
+from watcher.store.outbox import add_alert, add_alert_item, live_alert
 from watcher.store.state import read_arming, read_mutes, save_arming
 from watcher.types import (
     OVER_FEED_LIMIT,
@@ -80,12 +82,12 @@ def queue_alert(
     store = rt.store
     if item.change == "updated" and sql.item_alerted(store, rule.id, channel, item.id):
         return None  # an item that alerted for a rule never alerts again for it
-    live = store.live_alert(rule.id, channel, item.story_id)
+    live = live_alert(store, rule.id, channel, item.story_id)
     if live is not None:
         if item.id in live.item_ids:
             return None
         if live.status is not AlertStatus.SENT:  # pending or failed: still unsent
-            store.add_alert_item(live.id, item.id)
+            add_alert_item(store, live.id, item.id)
             return None
         reason = f"duplicate of alert {live.id}"
     if rule.digest_s and reason is None:
@@ -109,7 +111,8 @@ def summarise_over_limit(
         item_ids = list(dict.fromkeys(i for alert in alerts for i in alert.item_ids))
         reason = f"feed {feed_name}: {len(alerts)} matches over the feed limit"
         ids.append(
-            rt.store.add_alert(
+            add_alert(
+                rt.store,
                 rule_id=SUMMARY_RULE_ID,
                 channel=channel,
                 item_ids=item_ids,
@@ -126,7 +129,8 @@ def _add(
     rt: AlertContext, rule: Rule, channel: str, item: StoredItem, reason: str | None, now: datetime
 ) -> AlertStatus:
     status = AlertStatus.SUPPRESSED if reason else AlertStatus.PENDING
-    alert_id = rt.store.add_alert(
+    alert_id = add_alert(
+        rt.store,
         rule_id=rule.id,
         channel=channel,
         item_ids=[item.id],
@@ -146,7 +150,7 @@ def _muted(rt: AlertContext, rule: Rule, item: StoredItem, now: datetime) -> boo
     mutes = read_mutes(rt.store)
     if not mutes:
         return False
-    return is_muted(mutes, rule.id, rt.store.feed(item.feed_id).name, now)
+    return is_muted(mutes, rule.id, get_feed(rt.store, item.feed_id).name, now)
 
 
 def _throttled(rt: AlertContext, rule: Rule, channel: str, now: datetime) -> str | None:
@@ -185,13 +189,14 @@ def _queue_digest(
         return _add(rt, rule, channel, item, f"duplicate of alert {sent.id}", now)
     digest = sent or sql.open_digest(store, rule.id, channel, now)
     if digest is not None:
-        store.add_alert_item(digest.id, item.id)
+        add_alert_item(store, digest.id, item.id)
         return None
     throttled = _throttled(rt, rule, channel, now)
     if throttled:
         return _add(rt, rule, channel, item, throttled, now)
     due = now + timedelta(seconds=rule.digest_s)
-    alert_id = store.add_alert(
+    alert_id = add_alert(
+        store,
         rule_id=rule.id,
         channel=channel,
         item_ids=[item.id],
@@ -227,7 +232,8 @@ def _queue_threshold(
     save_arming(store, rule.id, channel, state)
     if item_ids is None:
         return None
-    store.add_alert(
+    add_alert(
+        store,
         rule_id=rule.id,
         channel=channel,
         item_ids=list(item_ids),
@@ -247,7 +253,7 @@ def _adds_to_pending(
     if last.created_at <= now - timedelta(seconds=within_s):
         return False
     if item.id not in last.item_ids:  # unsent yet: it carries every contributing item
-        rt.store.add_alert_item(last.id, item.id)
+        add_alert_item(rt.store, last.id, item.id)
     return True
 
 

@@ -19,6 +19,9 @@ from watcher.rules.match import CompiledRules, match_input, match_item
 from watcher.rules.snippets import make_snippets
 from watcher.store import Store
 from watcher.store import outbox as sql
+from watcher.store.feeds import get_feed
+from watcher.store.matches import match_terms
+from watcher.store.outbox import alert_kind
 from watcher.store.state import health_event
 from watcher.types import (
     HEALTH_KIND,
@@ -62,7 +65,7 @@ def build_message(rt: MessageContext, alert: Alert) -> AlertMessage:
     the items that ``max_alerts`` held back since the last alert on the channel. A digest
     or volume alert shows one entry per story.
     """
-    kind = rt.store.alert_kind(alert.id)
+    kind = alert_kind(rt.store, alert.id)
     if kind == "health":  # about a feed, not an item: see decide/health.py
         return health_alert_message(rt.store, alert, rt.settings.display_timezone)
     if kind == SUMMARY_KIND:  # about a feed's poll: its matches over the limit
@@ -101,7 +104,7 @@ def _group_by_story(items: list[StoredItem]) -> list[list[StoredItem]]:
 
 def _story_entry(rt: MessageContext, rule_id: str, story: list[StoredItem]) -> AlertItem:
     first, copies = story[0], story[1:]
-    also = tuple(AlsoReported(feed=rt.store.feed(c.feed_id).name, link=c.link) for c in copies)
+    also = tuple(AlsoReported(feed=get_feed(rt.store, c.feed_id).name, link=c.link) for c in copies)
     return _alert_item(rt, rule_id, first, also)
 
 
@@ -120,7 +123,7 @@ def _held_back_entries(rt: MessageContext, alert: Alert) -> list[AlertItem]:
 def _alert_item(
     rt: MessageContext, rule_id: str, item: StoredItem, also: tuple[AlsoReported, ...]
 ) -> AlertItem:
-    feed = rt.store.feed(item.feed_id)
+    feed = get_feed(rt.store, item.feed_id)
     source = match_input(item, feed)
     matches = [m for m in match_item(rt.compiled, source) if m.rule_id == rule_id]
     hits = matches[0].hits if matches else ()
@@ -130,7 +133,7 @@ def _alert_item(
         link=item.link,
         feed=feed.name,
         published_at=item.published_at,
-        terms=rt.store.match_terms(item.id, rule_id),
+        terms=match_terms(rt.store, item.id, rule_id),
         snippets=make_snippets(source.fields, hits),
         also_reported_by=also,
     )
@@ -145,7 +148,7 @@ def summary_message(rt: MessageContext, alert: Alert) -> AlertMessage:
     """The message for a ``summary`` alert: how many of a feed's matches one poll held over
     ``poll.max_new_alerts_per_feed`` on this channel, and the first of their items."""
     items = [rt.store.item(i) for i in alert.item_ids[:SUMMARY_TITLES]]
-    feed = rt.store.feed(items[0].feed_id).name if items else "unknown"
+    feed = get_feed(rt.store, items[0].feed_id).name if items else "unknown"
     held = (
         sql.over_limit_alerts(rt.store, items[0].feed_id, alert.created_at, alert.channel)
         if items
@@ -179,9 +182,9 @@ def _listed_entry(rt: MessageContext, item: StoredItem, rule_id: str) -> AlertIt
         id=item.id,
         title=item.title,
         link=item.link,
-        feed=rt.store.feed(item.feed_id).name,
+        feed=get_feed(rt.store, item.feed_id).name,
         published_at=item.published_at,
-        terms=rt.store.match_terms(item.id, rule_id) if rule_id else (),
+        terms=match_terms(rt.store, item.id, rule_id) if rule_id else (),
         snippets=(),
     )
 

@@ -32,6 +32,7 @@ from watcher.deliver.retry import next_attempt
 from watcher.exceptions import DeliveryError
 from watcher.redact import scrub
 from watcher.store import outbox as sql
+from watcher.store.outbox import due_alerts, mark_failed, mark_retry, mark_sent
 from watcher.types import Alert, AlertMessage
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def deliver_pending(
 ) -> DeliveryReport:
     """Send every due alert (or only those listed); failures are retried later or failed."""
     report = DeliveryReport()
-    due = rt.store.due_alerts(now)
+    due = due_alerts(rt.store, now)
     if alert_ids is not None:
         wanted = set(alert_ids)
         due = [a for a in due if a.id in wanted]
@@ -224,7 +225,7 @@ def _record_outcomes(
 def _record(rt: DeliveryContext, outcome: _Outcome, now: datetime, report: DeliveryReport) -> None:
     alert = outcome.alert
     if outcome.error is None:
-        rt.store.mark_sent(alert.id, now)
+        mark_sent(rt.store, alert.id, now)
         report.sent += 1
         log.info("sent alert=%d rule=%s channel=%s", alert.id, alert.rule_id, alert.channel)
         return
@@ -240,13 +241,13 @@ def _after_failure(
     if config is not None:  # what a channel let through is still never kept
         error.message = scrub(error.message, channel_secrets(config))
     if error.permanent or retry_at is None:
-        rt.store.mark_failed(alert.id, error.message, now)
+        mark_failed(rt.store, alert.id, error.message, now)
         report.failed += 1
         log.error(
             "alert failed alert=%d channel=%s error=%r", alert.id, alert.channel, error.message
         )
     else:
-        rt.store.mark_retry(alert.id, error.message, retry_at, now)
+        mark_retry(rt.store, alert.id, error.message, retry_at, now)
         report.retrying += 1
         log.warning(
             "alert retry alert=%d channel=%s at=%s error=%r",

@@ -69,9 +69,10 @@ from watcher.poll.runtime import Runtime
 from watcher.rules.load import load_rules
 from watcher.rules.match import SCAN_BUILT, compile_rules
 from watcher.store import Store
-from watcher.store.feeds import last_new_item_times
+from watcher.store.feeds import get_feed, last_new_item_times, list_feeds, sync_config_feeds
 from watcher.store.state import (
     add_health_alert,
+    instance_id,
     mark_quiet_reported,
     quiet_reported_for,
     write_heartbeat,
@@ -324,7 +325,7 @@ class Daemon:
         """Load rules and build channels; raises ConfigError (WatcherError) when invalid."""
         require_variables(settings)
         rules = load_rules(list(settings.rules), channels=list(settings.channels))
-        instance = store.instance_id()
+        instance = instance_id(store)
         channels: dict[str, Channel] = {
             name: make_channel(cfg, instance) for name, cfg in settings.channels.items()
         }
@@ -394,7 +395,8 @@ class Daemon:
     def _sync_feeds(self, settings: Settings) -> list[FeedState]:
         """The config's feeds into the database; the feeds that are not disabled."""
         store = self.store()
-        return store.sync_config_feeds(
+        return sync_config_feeds(
+            store,
             settings.feeds,
             self.clock.now(),
             settings.defaults.interval_s,
@@ -465,7 +467,7 @@ class Daemon:
             if not go:
                 return
             rt = self.runtime()
-            feed = rt.store.feed(feed_id)
+            feed = get_feed(rt.store, feed_id)
             if feed.last_status == FeedStatus.DISABLED:
                 with self._jobs_lock:
                     self._remove_job(f"feed:{feed.name}")
@@ -495,7 +497,7 @@ class Daemon:
         return report
 
     def _after_poll(self, rt: Runtime, before: FeedState, report: PollReport) -> None:
-        after = rt.store.feed(before.id)
+        after = get_feed(rt.store, before.id)
         if after.last_status == FeedStatus.DISABLED:
             with self._jobs_lock:
                 self._remove_job(f"feed:{before.name}")
@@ -527,7 +529,7 @@ class Daemon:
                 return
             if _snapshot(self.loaded.settings) != self._files:
                 self.reload("file changed")
-            feeds = self.store().list_feeds()
+            feeds = list_feeds(self.store())
             self._sync_jobs(feeds)
             self._follow_requests(feeds)
 
@@ -580,7 +582,7 @@ class Daemon:
             channels = health_channels(settings.health.notify, list(settings.channels))
             latest = last_new_item_times(rt.store)
             raised = 0
-            for feed in rt.store.list_feeds():
+            for feed in list_feeds(rt.store):
                 last = latest.get(feed.id)
                 reported = quiet_reported_for(rt.store, feed.id)
                 event = quiet_event(feed, last, reported, now, settings.health.quiet_after_s)

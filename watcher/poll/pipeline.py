@@ -39,6 +39,9 @@ from watcher.poll.runtime import Runtime
 from watcher.redact import redact_url, without_credentials
 from watcher.rules.match import match_input, match_item
 from watcher.store.batch import NotModified, record_not_modified, upsert_items
+from watcher.store.feeds import due_feeds, is_first_poll, sync_config_feeds
+from watcher.store.matches import add_match
+from watcher.store.polls import record_poll
 from watcher.store.state import add_health_alert, held_feed_ids, set_retry_hold
 from watcher.types import (
     AlertStatus,
@@ -129,7 +132,8 @@ def select_feeds(
     rt: Runtime, now: datetime, *, all_feeds: bool = False, names: Sequence[str] = ()
 ) -> list[FeedState]:
     """The feeds a pass should poll: named ones, every enabled one, or the due ones."""
-    feeds = rt.store.sync_config_feeds(
+    feeds = sync_config_feeds(
+        rt.store,
         rt.settings.feeds,
         now,
         rt.settings.defaults.interval_s,
@@ -141,7 +145,7 @@ def select_feeds(
     if all_feeds:
         held = held_feed_ids(rt.store, now)  # a server's Retry-After binds --all too
         return [f for f in feeds if f.id not in held]
-    due = {f.id for f in rt.store.due_feeds(now)}
+    due = {f.id for f in due_feeds(rt.store, now)}
     return [f for f in feeds if f.id in due]
 
 
@@ -266,7 +270,7 @@ def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollRep
         return
     parsed = result.parsed
     with rt.store.transaction():
-        first_poll = rt.store.is_first_poll(feed.id)
+        first_poll = is_first_poll(rt.store, feed.id)
         new = updated = 0
         limit = _FeedLimit(rt.settings.poll.max_new_alerts_per_feed)
         for stored in upsert_items(rt.store, feed.id, parsed.items, now, result.hashes):
@@ -359,7 +363,8 @@ def _record(
     fetched = result.fetched
     assert fetched is not None
     feed = result.feed
-    rt.store.record_poll(
+    record_poll(
+        rt.store,
         result.feed.id,
         started_at=now,
         duration_ms=result.duration_ms,
@@ -407,7 +412,8 @@ def _record_error(
     failures = feed.consecutive_failures + 1
     hold = retry_hold_until(now, http, result.retry_after_s)
     with rt.store.transaction():
-        rt.store.record_poll(
+        record_poll(
+            rt.store,
             feed.id,
             started_at=now,
             duration_ms=result.duration_ms,
@@ -480,7 +486,7 @@ def _match_and_queue(
     matches = known if known is not None else match_item(rt.compiled, match_input(item, feed))
     rules = rt.rules_by_id if matches else {}
     for match in matches:
-        rt.store.add_match(item.id, match, now)
+        add_match(rt.store, item.id, match, now)
         report.matches += 1
         rule = rules[match.rule_id]
         reason = decide_backlog(options, item, first_poll, now)

@@ -15,6 +15,7 @@ from watcher.poll.fetch import FeedSession, make_session
 from watcher.rules.load import load_rules
 from watcher.rules.match import CompiledRules, compile_rules
 from watcher.store import Store
+from watcher.store.state import instance_id
 from watcher.types import Rule, Settings
 
 
@@ -44,7 +45,7 @@ def open_runtime(
     require_variables(settings, "" if fetching else "channels")
     rules = load_rules(list(settings.rules), channels=list(settings.channels))
     store = Store(db_path or settings.database)
-    instance = store.instance_id()
+    instance = instance_id(store)
     channels = {name: make_channel(cfg, instance) for name, cfg in settings.channels.items()}
     return Runtime(
         settings=settings,

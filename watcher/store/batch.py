@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watcher.store import STORY_TITLE_WINDOW, Store, _story_keys
+from watcher.store.errors import store_call
 from watcher.store.rows import encode_json, item_columns, required_time, to_text
 from watcher.types import ParsedItem, StoredItem
 
 Key = tuple[str, str]  # (kind, key) of a story key
 
 
+@store_call
 def upsert_items(
     store: Store,
     feed_id: int,
@@ -204,6 +206,7 @@ class NotModified:
     next_poll_at: datetime
 
 
+@store_call
 def record_not_modified(store: Store, polls: Sequence[NotModified], now: datetime) -> None:
     """Record many 304 polls at once: a ``polls`` row each and the feeds' new state.
 

@@ -1,4 +1,6 @@
-"""SQL for alert policy and delivery: digests, throttles, thresholds, retries; decides nothing.
+"""SQL of the outbox, the ``alerts`` table and its ``_alert_meta`` and ``_held_back``
+rows: queueing alerts, delivery outcomes, and what the alert policy looks up (live alerts,
+digests, throttles, held-back alerts, retries); decides nothing.
 
 Functions take a :class:`~watcher.store.Store` and use its connection, so they run in
 the caller's transaction. Times are passed in; nothing here reads the clock.
@@ -6,13 +8,24 @@ the caller's transaction. Times are passed in; nothing here reads the clock.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from watcher.exceptions import StoreError
 from watcher.store import Store
-from watcher.store.rows import alert_from_row, encode_json, from_text, to_text
-from watcher.types import OVER_FEED_LIMIT, Alert
+from watcher.store.errors import store_call
+from watcher.store.rows import (
+    Row,
+    alert_from_row,
+    decode_list,
+    encode_json,
+    from_text,
+    to_text,
+    to_text_or_none,
+)
+from watcher.types import OVER_FEED_LIMIT, Alert, AlertStatus
 
 THROTTLED = "throttled by max_alerts"
 SUMMARISED = "throttled by max_alerts; summarised in alert "
@@ -23,9 +36,200 @@ def _alerts(store: Store, sql: str, params: Sequence[Any] | dict[str, Any]) -> l
     return [alert_from_row(r) for r in store.db.query(sql, bound)]
 
 
+# --- alert rows ------------------------------------------------------------------------
+
+
+@store_call
+def live_alert(
+    store: Store, rule_id: str, channel: str, story_id: int, kind: str = "match"
+) -> Alert | None:
+    """The alert (pending, sent or failed) about this story for this rule and channel."""
+    row = store.one(
+        "SELECT alerts.* FROM alerts JOIN _alert_meta m ON m.alert_id = alerts.id"
+        " WHERE m.rule_id = ? AND m.channel = ? AND m.story_id = ? AND m.kind = ?"
+        " AND m.live = 1",
+        [rule_id, channel, story_id, kind],
+    )
+    return None if row is None else alert_from_row(row)
+
+
+@store_call
+def add_alert(
+    store: Store,
+    *,
+    rule_id: str,
+    channel: str,
+    item_ids: Sequence[int],
+    status: AlertStatus,
+    now: datetime,
+    reason: str | None = None,
+    kind: str = "match",
+    story_id: int | None = None,
+    next_attempt_at: datetime | None = None,
+) -> int:
+    """Queue an alert row; StoreError when a live alert with the same key exists.
+
+    The key is (rule, channel, story, kind) among alerts that are not suppressed; an
+    alert without a story (a digest, a health alert) has no key.
+    """
+    with store.transaction():
+        cursor = store.db.execute(
+            "INSERT INTO alerts (rule_id, channel, item_ids, status, reason, created_at,"
+            " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                rule_id,
+                channel,
+                encode_json(list(item_ids)),
+                str(status),
+                reason,
+                to_text(now),
+                to_text_or_none(next_attempt_at),
+            ],
+        )
+        alert_id = int(cursor.lastrowid or 0)
+        _add_alert_meta(store, alert_id, rule_id, channel, status, kind, story_id)
+    return alert_id
+
+
+def _add_alert_meta(
+    store: Store,
+    alert_id: int,
+    rule_id: str,
+    channel: str,
+    status: AlertStatus,
+    kind: str,
+    story_id: int | None,
+) -> None:
+    live = None if status == AlertStatus.SUPPRESSED else 1
+    try:
+        store.db.execute(
+            "INSERT INTO _alert_meta (alert_id, kind, story_id, rule_id, channel, live)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [alert_id, kind, story_id, rule_id, channel, live],
+        )
+    except sqlite3.IntegrityError as e:
+        raise StoreError(
+            f"a live {kind} alert already exists for rule {rule_id}, channel {channel},"
+            f" story {story_id}"
+        ) from e
+
+
+@store_call
+def add_alert_item(store: Store, alert_id: int, item_id: int) -> None:
+    """Append a later copy of the story to the alert's ``item_ids`` (once)."""
+    with store.transaction():
+        ids = [int(i) for i in decode_list(_alert_row(store, alert_id)["item_ids"])]
+        if item_id not in ids:
+            store.db.execute(
+                "UPDATE alerts SET item_ids = ? WHERE id = ?",
+                [encode_json([*ids, item_id]), alert_id],
+            )
+
+
+@store_call
+def get_alert(store: Store, alert_id: int) -> Alert:
+    return alert_from_row(_alert_row(store, alert_id))
+
+
+def _alert_row(store: Store, alert_id: int) -> Row:
+    row = store.one("SELECT * FROM alerts WHERE id = ?", [alert_id])
+    if row is None:
+        raise StoreError(f"no alert with id {alert_id}")
+    return row
+
+
+@store_call
+def alert_kind(store: Store, alert_id: int) -> str:
+    """match | digest | threshold | health | summary ('match' for an alert without metadata)."""
+    kind = store.scalar("SELECT kind FROM _alert_meta WHERE alert_id = ?", [alert_id])
+    return str(kind) if kind else "match"
+
+
+@store_call
+def due_alerts(store: Store, now: datetime) -> list[Alert]:
+    """Pending alerts whose next attempt is unset or not after ``now``, oldest first."""
+    rows = store.db.query(
+        "SELECT * FROM alerts WHERE status = 'pending'"
+        " AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY created_at, id",
+        [to_text(now)],
+    )
+    return [alert_from_row(r) for r in rows]
+
+
+@store_call
+def mark_sent(store: Store, alert_id: int, now: datetime) -> None:
+    _mark(store, alert_id, AlertStatus.SENT, None, None, now, sent=True)
+
+
+@store_call
+def mark_retry(
+    store: Store, alert_id: int, error: str, next_attempt_at: datetime, now: datetime
+) -> None:
+    """A transient failure: stay pending until ``next_attempt_at``."""
+    _mark(store, alert_id, AlertStatus.PENDING, error, next_attempt_at, now)
+
+
+@store_call
+def mark_failed(store: Store, alert_id: int, error: str, now: datetime) -> None:
+    _mark(store, alert_id, AlertStatus.FAILED, error, None, now)
+
+
+def _mark(
+    store: Store,
+    alert_id: int,
+    status: AlertStatus,
+    error: str | None,
+    next_attempt_at: datetime | None,
+    now: datetime,
+    *,
+    sent: bool = False,
+) -> None:
+    """Record one delivery attempt: its outcome, error and when to try again."""
+    with store.transaction():
+        store.db.execute(
+            "UPDATE alerts SET status = ?, attempts = attempts + 1,"
+            " last_error = coalesce(?, last_error), next_attempt_at = ?,"
+            " sent_at = CASE WHEN ? THEN ? ELSE sent_at END WHERE id = ?",
+            [
+                str(status),
+                error,
+                to_text_or_none(next_attempt_at),
+                sent,
+                to_text(now),
+                alert_id,
+            ],
+        )
+        store.db.execute(
+            "UPDATE _alert_meta SET last_attempt_at = ? WHERE alert_id = ?",
+            [to_text(now), alert_id],
+        )
+
+
+@store_call
+def list_alerts(
+    store: Store,
+    status: AlertStatus | None = None,
+    rule_id: str | None = None,
+    limit: int | None = None,
+) -> list[Alert]:
+    """Alerts, newest first, optionally of one status and one rule."""
+    rows = store.db.query(
+        "SELECT * FROM alerts WHERE (:status IS NULL OR status = :status)"
+        " AND (:rule IS NULL OR rule_id = :rule) ORDER BY created_at DESC, id DESC"
+        " LIMIT :limit",
+        {
+            "status": None if status is None else str(status),
+            "rule": rule_id,
+            "limit": -1 if limit is None else limit,
+        },
+    )
+    return [alert_from_row(r) for r in rows]
+
+
 # --- deadlines and retries ---------------------------------------------------------------
 
 
+@store_call
 def retry_from(store: Store, alert_id: int) -> datetime | None:
     """When the alert's give-up deadline starts, if not at its creation."""
     row = store.db.execute(
@@ -34,12 +238,14 @@ def retry_from(store: Store, alert_id: int) -> datetime | None:
     return None if row is None else from_text(row[0])
 
 
+@store_call
 def set_retry_from(store: Store, alert_id: int, at: datetime) -> None:
     store.db.execute(
         "UPDATE _alert_meta SET retry_from = ? WHERE alert_id = ?", [to_text(at), alert_id]
     )
 
 
+@store_call
 def requeue_failed(store: Store, alert_ids: Sequence[int] | None, now: datetime) -> list[int]:
     """Make failed alerts (all, or those listed) pending again with a fresh deadline."""
     with store.transaction():
@@ -60,6 +266,7 @@ def requeue_failed(store: Store, alert_ids: Sequence[int] | None, now: datetime)
     return ids
 
 
+@store_call
 def item_alerted(store: Store, rule_id: str, channel: str, item_id: int) -> bool:
     """Whether the item already alerted for the rule on the channel.
 
@@ -79,6 +286,7 @@ def item_alerted(store: Store, rule_id: str, channel: str, item_id: int) -> bool
 # --- digests -----------------------------------------------------------------------------
 
 
+@store_call
 def open_digest(store: Store, rule_id: str, channel: str, now: datetime) -> Alert | None:
     """The digest of this rule and channel still collecting items (not yet due)."""
     rows = _alerts(
@@ -92,6 +300,7 @@ def open_digest(store: Store, rule_id: str, channel: str, now: datetime) -> Aler
     return rows[0] if rows else None
 
 
+@store_call
 def alert_with_story(
     store: Store, rule_id: str, channel: str, story_id: int, kind: str, since: datetime
 ) -> Alert | None:
@@ -122,6 +331,7 @@ def alert_with_story(
     return rows[0] if rows else None
 
 
+@store_call
 def story_started_at(store: Store, story_id: int) -> datetime | None:
     """When the story's first item was first seen (None if that item is gone)."""
     row = store.db.execute("SELECT first_seen_at FROM items WHERE id = ?", [story_id]).fetchone()
@@ -131,6 +341,7 @@ def story_started_at(store: Store, story_id: int) -> datetime | None:
 # --- throttles ---------------------------------------------------------------------------
 
 
+@store_call
 def over_limit_alerts(
     store: Store, feed_id: int, at: datetime, channel: str | None = None
 ) -> list[Alert]:
@@ -146,6 +357,7 @@ def over_limit_alerts(
     )
 
 
+@store_call
 def count_alerts_since(
     store: Store, channel: str, since: datetime, rule_id: str | None = None
 ) -> int:
@@ -159,6 +371,7 @@ def count_alerts_since(
     )
 
 
+@store_call
 def hold_back(store: Store, alert_id: int, channel: str) -> None:
     """Record that ``max_alerts`` held this (suppressed) alert back on the channel; the
     next alert allowed there carries its items as a summary."""
@@ -167,6 +380,7 @@ def hold_back(store: Store, alert_id: int, channel: str) -> None:
     )
 
 
+@store_call
 def held_back(store: Store, channel: str) -> list[Alert]:
     """Alerts of a channel held back and not yet summarised in a later alert, oldest first."""
     return _alerts(
@@ -177,6 +391,7 @@ def held_back(store: Store, channel: str) -> list[Alert]:
     )
 
 
+@store_call
 def mark_summarised(store: Store, alert_ids: Sequence[int], into: int) -> None:
     """The alert ``into`` carries these held-back alerts; their reason says so."""
     for alert_id in alert_ids:
@@ -188,6 +403,7 @@ def mark_summarised(store: Store, alert_ids: Sequence[int], into: int) -> None:
         )
 
 
+@store_call
 def summarised_in(store: Store, alert_id: int) -> list[Alert]:
     """The held-back alerts whose items the given alert carries as a summary."""
     return _alerts(
@@ -201,6 +417,7 @@ def summarised_in(store: Store, alert_id: int) -> list[Alert]:
 # --- volume rules --------------------------------------------------------------------------
 
 
+@store_call
 def last_alert_of_kind(store: Store, rule_id: str, channel: str, kind: str) -> Alert | None:
     rows = _alerts(
         store,

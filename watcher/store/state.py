@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from watcher.store.errors import store_call
+from watcher.store.outbox import add_alert
 from watcher.store.rows import from_text, to_text, to_text_or_none
 from watcher.types import (
     HEALTH_KIND,
@@ -32,6 +33,12 @@ if TYPE_CHECKING:
 
 
 # --- the instance and its heartbeat --------------------------------------------------------
+
+
+@store_call
+def instance_id(store: Store) -> str:
+    """A random id made once per database (for stable Message-IDs and alert ids)."""
+    return str(store.scalar("SELECT instance_id FROM _instance WHERE id = 1"))
 
 
 @store_call
@@ -172,7 +179,8 @@ def add_health_alert(
     ids: list[int] = []
     with store.transaction():
         for channel in channels:
-            alert_id = store.add_alert(
+            alert_id = add_alert(
+                store,
                 rule_id=HEALTH_RULE_ID,
                 channel=channel,
                 item_ids=[],

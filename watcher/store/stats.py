@@ -45,3 +45,10 @@ def human_size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit in ("bytes", "KB") else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TB"  # pragma: no cover
+
+
+@store_call
+def item_counts(store: Store) -> dict[int, int]:
+    """feed id -> number of stored items (feeds without items are absent)."""
+    rows = store.db.query("SELECT feed_id, count(*) AS n FROM items GROUP BY feed_id")
+    return {r["feed_id"]: r["n"] for r in rows}
