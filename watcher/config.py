@@ -30,6 +30,7 @@ from watcher.redact import MIN_SECRET
 from watcher.signatures import SIGNATURES, standard_key
 from watcher.suggest import did_you_mean
 from watcher.types import (
+    AUTO_INTERVAL,
     SEVERITIES,
     ChannelConfig,
     DeliverySettings,
@@ -37,9 +38,12 @@ from watcher.types import (
     FeedDefaults,
     FirstPollAlerts,
     HealthSettings,
+    Listen,
+    MetricsSettings,
     PollSettings,
     RateLimit,
     Settings,
+    WebSubSettings,
 )
 from watcher.units import describe, parse_duration, parse_size
 from watcher.yamlnodes import check_expansion
@@ -114,10 +118,35 @@ def _duration_kind(low: int) -> Kind:
 
 
 def _interval_kind() -> Kind:
-    def parse(value: Any) -> int:
-        return parse_interval(_need(value, (int, str), "a duration (30s, 15m, 2h, 1d)"))
+    def parse(value: Any) -> int | str:
+        if value == AUTO_INTERVAL:
+            return AUTO_INTERVAL
+        return parse_interval(_need(value, (int, str), "a duration (30s, 15m, 2h, 1d) or auto"))
 
-    return Kind(f"duration, at least {_format_duration(MIN_INTERVAL_S)}", parse)
+    return Kind(f"duration, at least {_format_duration(MIN_INTERVAL_S)}, or auto", parse)
+
+
+def parse_listen(value: str | int) -> Listen:
+    """``HOST:PORT``, ``[IPv6]:PORT``, or a bare ``PORT`` (then 127.0.0.1); ValueError."""
+    text = str(value).strip()
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        host, port = "127.0.0.1", text
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"must be HOST:PORT (127.0.0.1:9464) or a port, not {text!r}")
+    if re.search(r"[\s/]", host) or (":" in host and "[" not in text):
+        raise ValueError(f"must be HOST:PORT (127.0.0.1:9464, [::1]:9464), not {text!r}")
+    return Listen(host, int(port))
+
+
+def _listen_kind() -> Kind:
+    def parse(value: Any) -> Listen:
+        return parse_listen(_need(value, (int, str), "HOST:PORT (127.0.0.1:9464) or a port"))
+
+    return Kind("HOST:PORT, or a port (then on 127.0.0.1)", parse)
 
 
 def _seconds_kind(high: int) -> Kind:
@@ -277,9 +306,25 @@ FEED_DEFAULT_SETTINGS: tuple[Setting, ...] = (
     S(
         "interval",
         "15m",
-        "How often a feed is polled; at least 1m.",
+        "How often a feed is polled; at least 1m. `auto`: as often as the feed publishes "
+        "(half the mean gap between its last 20 new items), within `min_interval` and "
+        "`max_interval`.",
         _interval_kind(),
         "interval_s",
+    ),
+    S(
+        "min_interval",
+        "5m",
+        "With `interval: auto`: the shortest interval; at least 1m.",
+        _duration_kind(MIN_INTERVAL_S),
+        "min_interval_s",
+    ),
+    S(
+        "max_interval",
+        "6h",
+        "With `interval: auto`: the longest interval.",
+        _duration_kind(MIN_INTERVAL_S),
+        "max_interval_s",
     ),
     S("timeout", "20s", "HTTP timeout of one fetch.", _seconds_kind(600), "timeout_s"),
     S(
@@ -388,6 +433,35 @@ SETTINGS: tuple[Setting, ...] = (
         "`polls` rows older than this are pruned.",
         _duration_kind(3600),
         "poll_log_retention_s",
+    ),
+    S(
+        "websub.listen",
+        None,
+        "Where `watcher run` serves the WebSub callback (`127.0.0.1:8090`); push is off "
+        "unless this and `public_url` are set.",
+        _listen_kind(),
+    ),
+    S(
+        "websub.public_url",
+        None,
+        "The callback's URL as hubs reach it (a reverse proxy in front of `listen`): "
+        "each subscription gets `<public_url>/<random token>`.",
+        _url_kind(),
+    ),
+    S(
+        "websub.safety_interval",
+        "6h",
+        "A feed with a live subscription is still polled, at the longer of this and its "
+        "own interval.",
+        _duration_kind(MIN_INTERVAL_S),
+        "safety_interval_s",
+    ),
+    S(
+        "metrics.listen",
+        None,
+        "Where `watcher run` serves Prometheus `/metrics` and `/healthz` (`127.0.0.1:9464`);"
+        " `watcher run --metrics` overrides it. Off unless set.",
+        _listen_kind(),
     ),
 )
 SECTIONS = ("feeds", "channels")  # top-level keys with their own tables below
@@ -832,21 +906,49 @@ def _build_settings(ctx: _Context, data: dict[str, Any], path: Path) -> Settings
     delivery = values["delivery"]
     if delivery["retry_max_s"] < delivery["retry_initial_s"]:
         ctx.error("delivery.retry_max", "must not be shorter than retry_initial")
+    feeds = _read_feeds(ctx, data.get("feeds"), values["defaults"])  # before auto is settled
+    defaults = dict(values["defaults"])
+    auto = _settle_interval(ctx, defaults, "defaults")
     return Settings(
         path=path,
         database=values["database"],
         rules=_expand_rules(ctx, values["rules"], given=data.get("rules") is not None),
-        defaults=FeedDefaults(**values["defaults"]),
+        defaults=FeedDefaults(**defaults, interval_auto=auto),
         display_timezone=values["display_timezone"],
         poll=PollSettings(**values["poll"]),
-        feeds=_read_feeds(ctx, data.get("feeds"), values["defaults"]),
+        feeds=feeds,
         channels=channels,
         health=HealthSettings(**health),
         delivery=DeliverySettings(**delivery),
         retention_s=values["retention_s"],
         poll_log_retention_s=values["poll_log_retention_s"],
+        websub=_websub(ctx, values["websub"]),
+        metrics=MetricsSettings(**values["metrics"]),
         unresolved=tuple(sorted(ctx.deferred, key=lambda p: p.line or 0)),
     )
+
+
+def _settle_interval(
+    ctx: _Context, values: dict[str, Any], path: str, *, report: bool = True
+) -> bool:
+    """Whether ``interval`` is ``auto`` (it then starts at ``min_interval``); reports
+    bounds the wrong way round. ``values`` are a feed's or the defaults' settings."""
+    if report and values["min_interval_s"] > values["max_interval_s"]:
+        ctx.error(f"{path}.min_interval", "must not be longer than max_interval")
+    if values["interval_s"] != AUTO_INTERVAL:
+        return False
+    values["interval_s"] = values["min_interval_s"]
+    return True
+
+
+def _websub(ctx: _Context, values: dict[str, Any]) -> WebSubSettings:
+    """``websub:``: ``listen`` and ``public_url`` come together (or neither: push off)."""
+    listen, public_url = values["listen"], values["public_url"]
+    if listen is not None and public_url is None:
+        ctx.error("websub.public_url", "needed with websub.listen: the URL hubs call back")
+    if public_url is not None and listen is None:
+        ctx.error("websub.listen", "needed with websub.public_url: where the callback listens")
+    return WebSubSettings(**values)
 
 
 def rule_files_in(folder: Path) -> list[Path]:
@@ -902,8 +1004,10 @@ def _read_feeds(ctx: _Context, value: Any, defaults: Mapping[str, Any]) -> tuple
                 **defaults["headers"],
                 **values["headers"],
             }  # added to the defaults
+            own_bounds = "min_interval" in entry or "max_interval" in entry
+            auto = _settle_interval(ctx, values, path, report=own_bounds)
             found = _read_opml_entry(ctx, values, path) if is_opml else [_feed(ctx, values, path)]
-            source = "feed" if "interval" in entry else "default"
+            source = AUTO_INTERVAL if auto else "feed" if "interval" in entry else "default"
             feeds += [(path, replace(feed, interval_source=source)) for feed in found]
     _check_feed_names(ctx, feeds)
     return tuple(feed for _, feed in feeds)

@@ -50,13 +50,24 @@ DEFAULT_RULE_FIELDS: tuple[str, ...] = ("title", "summary", "content")
 # --- configuration -----------------------------------------------------------------------
 
 
+AUTO_INTERVAL = "auto"  # ``interval: auto`` and its ``feeds.interval_source``
+
+
 @dataclass(frozen=True)
 class FeedDefaults:
-    interval_s: int = 900
+    interval_s: int = 900  # with ``interval_auto``: where an adaptive interval starts
     timeout_s: float = 20.0
     first_poll_alerts: FirstPollAlerts = FirstPollAlerts.RECENT
     max_age_s: int = 2 * 86400
     headers: Mapping[str, str] = field(default_factory=dict)
+    interval_auto: bool = False  # ``interval: auto``: follow each feed's publishing rate
+    min_interval_s: int = 300  # the bounds of an adaptive interval
+    max_interval_s: int = 6 * 3600
+
+    @property
+    def auto_bounds(self) -> tuple[int, int] | None:
+        """(min, max) interval when ``interval: auto``, else None."""
+        return (self.min_interval_s, self.max_interval_s) if self.interval_auto else None
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,11 @@ class FeedConfig:
     max_age_s: int = 2 * 86400
     headers: Mapping[str, str] = field(default_factory=dict)
     enabled: bool = True
-    interval_source: str = "default"  # 'feed' when the entry sets its own interval
+    # 'feed' when the entry sets its own interval, 'auto' when it is adaptive (its own
+    # ``interval: auto`` or the defaults'), else 'default'
+    interval_source: str = "default"
+    min_interval_s: int = 300  # the bounds of an adaptive interval
+    max_interval_s: int = 6 * 3600
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,37 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True)
+class Listen:
+    """Where a server of the daemon listens: ``HOST:PORT`` (port 0: any free port)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class WebSubSettings:
+    """``websub:``; push is off unless ``listen`` and ``public_url`` are both set."""
+
+    listen: Listen | None = None
+    public_url: str | None = None  # where hubs reach the callback server
+    safety_interval_s: int = 6 * 3600  # a subscribed feed is still polled this often
+
+    @property
+    def enabled(self) -> bool:
+        return self.listen is not None and self.public_url is not None
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """``metrics:``; the endpoint is off unless ``listen`` is set (or ``run --metrics``)."""
+
+    listen: Listen | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """A validated watcher.yaml; every path is absolute."""
 
@@ -135,6 +181,8 @@ class Settings:
     delivery: DeliverySettings
     retention_s: int = 180 * 86400
     poll_log_retention_s: int = 30 * 86400
+    websub: WebSubSettings = field(default_factory=WebSubSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     # ${VARS} of channels, feed URLs and headers that are not set: only the commands that
     # fetch or deliver refuse to run without them (config.require_variables).
     unresolved: tuple[Problem, ...] = ()
@@ -206,7 +254,7 @@ class FeedState:
     tags: tuple[str, ...] = ()
     source: str = "config"
     interval_s: int = 900
-    interval_source: str = "feed"  # 'default': follows defaults.interval
+    interval_source: str = "feed"  # 'default': follows defaults.interval; 'auto': adaptive
     etag: str | None = None
     last_modified: str | None = None
     last_polled_at: datetime | None = None

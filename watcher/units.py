@@ -51,3 +51,18 @@ def describe(value: object) -> str:
     names |= {str: "a string", list: "a list", dict: "a mapping"}
     name = names.get(type(value), type(value).__name__)
     return f"{name} ({value!r})" if isinstance(value, int | float | str) else name
+
+
+def short_duration(seconds: float) -> str:
+    """``90`` -> ``1m30s``, ``5400`` -> ``1h30m``, ``723`` -> ``12m3s``: its two largest units."""
+    left = max(0, round(seconds))
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size or (unit == "s" and not parts):
+            parts.append(f"{left // size}{unit}")
+            left %= size
+        elif parts:
+            break
+        if parts and (len(parts) == 2 or not left):
+            break
+    return "".join(parts)

@@ -292,6 +292,7 @@ def synced_store(settings: Settings) -> Iterator[Store]:
             now_utc(),
             settings.defaults.interval_s,
             reschedule=next_poll_after_interval_change,
+            default_auto=settings.defaults.auto_bounds,
         )
         yield store
 

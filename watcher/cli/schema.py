@@ -33,6 +33,7 @@ DRAFT = "http://json-schema.org/draft-07/schema#"
 DURATION = r"^\s*\d+\s*$|^(\s*\d+\s*[smhdw])+\s*$"
 FRACTION_DURATION = r"^\s*\d+(\.\d+)?\s*s?\s*$|^(\s*\d+\s*[smhdw])+\s*$"
 SIZE = r"^\s*\d+(\.\d+)?\s*([kKmMgGtT]?)([iI]?[bB])?\s*$"
+LISTEN = r"^\s*(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+)?:?\d{1,5}\s*$"
 ONE_OR_MANY = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
 
 
@@ -147,6 +148,8 @@ def kind_schema(kind: Kind) -> dict[str, Any]:
         return {"type": "integer", "minimum": int(found[1]), "maximum": int(found[2])}
     if name.startswith("duration (fractions"):
         return {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, _pattern(FRACTION_DURATION)]}
+    if name.startswith("duration") and name.endswith(", or auto"):
+        return {"anyOf": [{"type": "integer", "minimum": 0}, _pattern(DURATION), {"const": "auto"}]}
     if name.startswith("duration"):
         return {"anyOf": [{"type": "integer", "minimum": 0}, _pattern(DURATION)]}
     if name.startswith("size"):
@@ -161,6 +164,8 @@ def _compound_kind(name: str) -> dict[str, Any]:
         return ONE_OR_MANY
     if name.startswith("mapping of HTTP header"):
         return {"type": "object", "additionalProperties": {"type": ["string", "number"]}}
+    if name.startswith("HOST:PORT"):
+        return {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 65535}, _pattern(LISTEN)]}
     if name == "http(s) URL":
         return {"type": "string", "pattern": "^\\s*[hH][tT][tT][pP][sS]?://"}
     return {}  # an unknown kind: accept anything rather than reject a valid file

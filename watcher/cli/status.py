@@ -22,7 +22,8 @@ from watcher.store.feeds import list_feeds
 from watcher.store.outbox import list_alerts
 from watcher.store.state import read_heartbeat
 from watcher.store.stats import ArchiveStats, archive_stats, human_size, item_counts
-from watcher.types import AlertStatus, FeedState, FeedStatus
+from watcher.types import AUTO_INTERVAL, AlertStatus, FeedState, FeedStatus
+from watcher.units import short_duration
 
 
 @cli.command()
@@ -68,6 +69,8 @@ def status(obj: Context, check: bool) -> None:
             "items": counts.get(f.id, 0),
             "last_polled_at": _iso(f.last_polled_at),
             "next_poll_at": None if _disabled(f) else _iso(f.next_poll_at),
+            "interval_s": f.interval_s,
+            "interval_source": f.interval_source,
             "consecutive_failures": f.consecutive_failures,
             "disabled_reason": f.disabled_reason,
         }
@@ -101,13 +104,14 @@ def _print_status(
         click.echo("no feeds yet: run `watcher poll` first")
     else:
         print_table(
-            ["feed", "status", "failures", "items", "last poll", "next poll", "note"],
+            ["feed", "status", "failures", "items", "interval", "last poll", "next poll", "note"],
             [
                 [
                     r["name"],
                     r["last_status"] or "never polled",
                     r["consecutive_failures"],
                     r["items"],
+                    _interval(r),
                     show_time(r["last_polled_at"], zone),
                     show_time(r["next_poll_at"], zone),
                     _note(r),
@@ -126,6 +130,12 @@ def _print_status(
 
 def _disabled(feed: FeedState) -> bool:
     return feed.last_status == FeedStatus.DISABLED
+
+
+def _interval(row: dict[str, Any]) -> str:
+    """``15m``, or ``auto 12m`` for an adaptive interval (what it is now)."""
+    text = short_duration(row["interval_s"])
+    return f"auto {text}" if row["interval_source"] == AUTO_INTERVAL else text
 
 
 def _note(row: dict[str, Any]) -> str | None:

@@ -9,6 +9,10 @@
     reload:   a new interval moves ``next_poll_at`` to
               min(current, last poll + the wait the new interval gives), never earlier
               than a backoff, a Cache-Control lifetime or a Retry-After hold
+    auto:     ``interval: auto`` = half the mean gap between the feed's last 20 new items,
+              the time since the newest counted as one more gap, within the feed's bounds
+    push:     a feed with a live WebSub subscription waits the longer of its interval and
+              ``websub.safety_interval``
 
 It does not fetch, store or schedule anything: poll/pipeline.py and poll/daemon.py call it,
 and whoever syncs the config's feeds hands ``next_poll_after_interval_change`` to the store.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -33,6 +37,40 @@ MAX_JITTER_S = 60
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.I)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|=|$)", re.I)
+
+
+AUTO_SAMPLES = 20  # an adaptive interval follows this many of the feed's newest items
+
+
+def auto_interval_s(
+    times: Sequence[datetime], now: datetime, min_interval_s: int, max_interval_s: int
+) -> int:
+    """The interval of an ``interval: auto`` feed: half its mean publishing gap, bounded.
+
+    ``times`` are when its newest new items (at most ``AUTO_SAMPLES``) were published.
+    The gap is measured from the oldest of them to ``now`` over their number: n items
+    make n gaps when the time since the newest counts as one, so a feed that stops
+    publishing slows down by itself. No items at all: ``max_interval_s``.
+    """
+    if not times:
+        return max_interval_s
+    span_s = max(0.0, (now - min(times)).total_seconds())
+    wanted = span_s / len(times) / 2
+    return int(min(max(wanted, min_interval_s), max_interval_s))
+
+
+def item_time(published_at: datetime | None, first_seen_at: datetime) -> datetime:
+    """When an item appeared, for the publishing rate: its published time, unless it has
+    none or claims a moment after watcher first saw it (a clock ahead, or no date)."""
+    if published_at is None or published_at > first_seen_at:
+        return first_seen_at
+    return published_at
+
+
+def paced_interval_s(interval_s: int, push_safety_s: int | None) -> int:
+    """The wait between polls: the feed's interval, or with a live WebSub subscription
+    (``push_safety_s`` = ``websub.safety_interval``) the longer of the two."""
+    return interval_s if push_safety_s is None else max(interval_s, push_safety_s)
 
 
 def cache_lifetime_s(headers: Mapping[str, str], now: datetime) -> int | None:

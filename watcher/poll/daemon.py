@@ -63,6 +63,7 @@ from watcher.deliver.send import deliver_pending
 from watcher.exceptions import WatcherError
 from watcher.lock import hold_lock
 from watcher.poll.fetch import make_session
+from watcher.poll.pace import pace_feed
 from watcher.poll.pipeline import PollReport, feed_options, store_result
 from watcher.poll.result import fetch_and_parse
 from watcher.poll.runtime import Runtime
@@ -77,7 +78,7 @@ from watcher.store.state import (
     quiet_reported_for,
     write_heartbeat,
 )
-from watcher.types import FeedState, FeedStatus, Settings
+from watcher.types import AUTO_INTERVAL, FeedState, FeedStatus, Settings
 
 log = logging.getLogger(__name__)
 
@@ -401,6 +402,7 @@ class Daemon:
             self.clock.now(),
             settings.defaults.interval_s,
             reschedule=next_poll_after_interval_change,
+            default_auto=settings.defaults.auto_bounds,
         )
 
     def _follow_requests(self, feeds: Sequence[FeedState]) -> None:
@@ -492,6 +494,10 @@ class Daemon:
             report.bugs += 1
             failed = replace(result, error=f"internal error: {type(e).__name__}: {e}")
             store_result(rt, failed, now, report)
+        try:
+            pace_feed(rt, result, now)
+        except Exception:  # a bug: the poll's own plan stands
+            log.exception("internal error while pacing feed=%s", feed.name)
         if time.monotonic() - started > SLOW_POLL_S:
             log.warning("slow poll feed=%s seconds=%.0f", feed.name, time.monotonic() - started)
         return report
@@ -620,7 +626,9 @@ def _moved_earlier(current: datetime | None, planned: datetime | None) -> bool:
 
 
 def _job_key(feed: FeedState) -> tuple[int, int]:
-    return (feed.id, feed.interval_s)
+    """What a feed's job is built from: a new key rebuilds the job. An adaptive interval
+    changes at every poll and is followed through ``next_poll_at`` instead."""
+    return (feed.id, -1 if feed.interval_source == AUTO_INTERVAL else feed.interval_s)
 
 
 def _snapshot(settings: Settings) -> dict[Path, int | None]:

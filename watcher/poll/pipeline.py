@@ -34,6 +34,7 @@ from watcher.decide.schedule import (
     retry_hold_until,
 )
 from watcher.poll import workers
+from watcher.poll.pace import pace_feed
 from watcher.poll.result import FeedResult, fetch_and_parse
 from watcher.poll.runtime import Runtime
 from watcher.redact import redact_url, without_credentials
@@ -92,6 +93,9 @@ def feed_options(settings: Settings, feed: FeedState) -> FeedConfig:
         first_poll_alerts=d.first_poll_alerts,
         max_age_s=d.max_age_s,
         headers=d.headers,
+        interval_source=feed.interval_source,
+        min_interval_s=d.min_interval_s,
+        max_interval_s=d.max_interval_s,
     )
 
 
@@ -138,6 +142,7 @@ def select_feeds(
         now,
         rt.settings.defaults.interval_s,
         reschedule=next_poll_after_interval_change,
+        default_auto=rt.settings.defaults.auto_bounds,
     )
     if names:
         wanted = set(names)
@@ -170,6 +175,7 @@ def poll_feeds(
             for result in batch:
                 if id(result) not in done:
                     _store_one(rt, result, now, report)
+                _pace_one(rt, result, now, report)
                 if progress:
                     progress(result)
     return report
@@ -230,6 +236,16 @@ def _store_one(rt: Runtime, result: FeedResult, now: datetime, report: PollRepor
         log.exception("internal error feed=%s", result.feed.name)
         report.bugs += 1
         _record_error(rt, result, now, f"internal error: {type(e).__name__}: {e}", report)
+
+
+def _pace_one(rt: Runtime, result: FeedResult, now: datetime, report: PollReport) -> None:
+    """The feed's next poll from its pace (pace.py); a bug there is logged, never fatal."""
+    try:
+        with rt.store.transaction():
+            pace_feed(rt, result, now)
+    except Exception:
+        log.exception("internal error while pacing feed=%s", result.feed.name)
+        report.bugs += 1
 
 
 def _fetch_all(rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]]) -> Iterator[list[FeedResult]]:

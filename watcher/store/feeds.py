@@ -25,12 +25,13 @@ from watcher.store.rows import (
     encode_json,
     feed_from_row,
     from_text,
+    required_time,
     tags_json,
     to_text,
     to_text_or_none,
 )
 from watcher.store.state import retry_hold
-from watcher.types import FeedConfig, FeedState, FeedStatus
+from watcher.types import AUTO_INTERVAL, FeedConfig, FeedState, FeedStatus
 
 REMOVED_FROM_CONFIG = "removed from the config file"
 DISABLED_IN_CONFIG = "disabled in the config file"
@@ -64,6 +65,7 @@ def sync_config_feeds(
     default_interval_s: int | None = None,
     *,
     reschedule: Reschedule,
+    default_auto: tuple[int, int] | None = None,
 ) -> list[FeedState]:
     """Make the config-owned feeds match the file; return every feed that is not disabled.
 
@@ -71,8 +73,10 @@ def sync_config_feeds(
     else by URL) get the file's url, tags, interval and title. A config feed no longer
     in the file is disabled with the reason ``removed from the config file``; listing
     it again re-enables it. With ``default_interval_s``, command-line feeds that follow
-    the default (``interval_source`` 'default') take it. A feed whose interval changes
-    gets its next poll from ``reschedule``. Only rows that differ are written.
+    the default (``interval_source`` 'default') take it; with ``default_auto`` (the
+    bounds of ``defaults.interval: auto``) they become adaptive ('auto') instead, and go
+    back to 'default' once the default is a duration again. A feed whose interval
+    changes gets its next poll from ``reschedule``. Only rows that differ are written.
     """
     with store.transaction():
         known = _KnownFeeds(store.db.query(_FEEDS_WITH_CONFIG_URL))
@@ -84,7 +88,7 @@ def sync_config_feeds(
             [REMOVED_FROM_CONFIG, encode_json(seen)],
         )
         if default_interval_s is not None:
-            _follow_default_interval(store, default_interval_s, reschedule)
+            _follow_default_interval(store, default_interval_s, reschedule, default_auto)
     return [f for f in list_feeds(store) if f.last_status != FeedStatus.DISABLED]
 
 
@@ -96,8 +100,18 @@ def unsynced_config_feeds(store: Store, feeds: Sequence[FeedConfig]) -> list[Fee
     return [cfg for cfg in feeds if cfg.enabled and known.find(cfg) is None]
 
 
-def _follow_default_interval(store: Store, interval_s: int, reschedule: Reschedule) -> None:
-    """Give ``interval_s`` to the command-line feeds that follow ``defaults.interval``."""
+def _follow_default_interval(
+    store: Store, interval_s: int, reschedule: Reschedule, auto: tuple[int, int] | None
+) -> None:
+    """Give ``interval_s`` to the command-line feeds that follow ``defaults.interval``;
+    with ``auto`` (its bounds) make them adaptive, their interval kept within."""
+    if auto is not None:
+        _follow_auto_default(store, auto, reschedule)
+        return
+    store.db.execute(
+        "UPDATE feeds SET interval_source = 'default' WHERE source = 'cli' AND interval_source = ?",
+        [AUTO_INTERVAL],
+    )
     rows = store.db.query(
         "SELECT * FROM feeds WHERE source = 'cli' AND interval_source = 'default'"
         " AND interval_s != ?",
@@ -105,6 +119,22 @@ def _follow_default_interval(store: Store, interval_s: int, reschedule: Reschedu
     )
     for row in list(rows):
         _set_interval(store, row, interval_s, reschedule)
+
+
+def _follow_auto_default(store: Store, bounds: tuple[int, int], reschedule: Reschedule) -> None:
+    """Make the command-line feeds that follow the default adaptive, within ``bounds``."""
+    rows = store.db.query(
+        "SELECT * FROM feeds WHERE source = 'cli' AND interval_source IN (?, ?)",
+        ["default", AUTO_INTERVAL],
+    )
+    for row in list(rows):
+        if row["interval_source"] != AUTO_INTERVAL:
+            store.db.execute(
+                "UPDATE feeds SET interval_source = ? WHERE id = ?", [AUTO_INTERVAL, row["id"]]
+            )
+        bounded = min(max(row["interval_s"], bounds[0]), bounds[1])
+        if bounded != row["interval_s"]:
+            _set_interval(store, row, bounded, reschedule)
 
 
 def _set_interval(store: Store, row: Row, interval_s: int, reschedule: Reschedule) -> None:
@@ -166,8 +196,12 @@ def _update_config_feed(
     if any(row[k] != v for k, v in wanted.items()):
         sets = ", ".join(f"{k} = :{k}" for k in wanted)
         store.db.execute(f"UPDATE feeds SET {sets} WHERE id = :id", {**wanted, "id": row["id"]})
-    if row["interval_s"] != cfg.interval_s:
-        _set_interval(store, row, cfg.interval_s, reschedule)
+    interval_s = cfg.interval_s
+    if cfg.interval_source == AUTO_INTERVAL == row["interval_source"]:
+        # adaptive already: keep what it learnt, within the (maybe new) bounds
+        interval_s = min(max(row["interval_s"], cfg.min_interval_s), cfg.max_interval_s)
+    if row["interval_s"] != interval_s:
+        _set_interval(store, row, interval_s, reschedule)
     if row["config_url"] != cfg.url:
         _set_config_url(store, row["id"], cfg.url)
 
@@ -454,3 +488,26 @@ class _KnownFeeds:
 
     def has_name(self, name: str) -> bool:
         return name in self.by_name
+
+
+@store_call
+def recent_item_times(
+    store: Store, feed_id: int, limit: int
+) -> list[tuple[datetime | None, datetime]]:
+    """(published_at, first_seen_at) of the feed's ``limit`` newest items, newest first:
+    newest by when watcher first saw them, then by when they say they were published."""
+    rows = store.db.execute(
+        "SELECT published_at, first_seen_at FROM items WHERE feed_id = ?"
+        " ORDER BY first_seen_at DESC, coalesce(published_at, first_seen_at) DESC LIMIT ?",
+        [feed_id, limit],
+    )
+    return [(from_text(published), required_time(seen)) for published, seen in rows]
+
+
+@store_call
+def set_pace(store: Store, feed_id: int, interval_s: int, next_poll_at: datetime) -> None:
+    """Store a feed's interval (an adaptive one) and when it is polled next."""
+    store.db.execute(
+        "UPDATE feeds SET interval_s = ?, next_poll_at = ? WHERE id = ?",
+        [interval_s, to_text(next_poll_at), feed_id],
+    )
