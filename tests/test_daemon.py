@@ -46,13 +46,15 @@ def wait_for(check: Callable[[], object], what: str, timeout: float = 15.0) -> N
 class Daemon:
     """A `watcher run` subprocess whose log is collected as it is written."""
 
-    def __init__(self, project: Path, *args: str, scale: str = "0.01") -> None:
+    def __init__(
+        self, project: Path, *args: str, scale: str = "0.01", run_args: tuple[str, ...] = ()
+    ) -> None:
         env = {**os.environ, "WATCHER_TIME_SCALE": scale, "PYTHONUNBUFFERED": "1"}
         env.pop("HTTP_PROXY", None)
         env.pop("http_proxy", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "watcher", "--config", str(project / "watcher.yaml"), *args]
-            + ["run"],
+            + ["run", *run_args],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,

@@ -21,6 +21,7 @@ import collections
 import logging
 import queue
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,6 +58,8 @@ class DeliveryReport:
     failed: int = 0
     bugs: int = 0
     deferred: int = 0  # not tried this pass: their channel had just failed
+    # (channel, sent | retry | failed, seconds the send took; -1: not sent) per attempt
+    outcomes: list[tuple[str, str, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class _Outcome:
     alert: Alert
     error: DeliveryError | None = None
     bug: bool = False
+    seconds: float = -1.0  # how long the channel's send took
     recorded: threading.Event = field(default_factory=threading.Event)
 
 
@@ -174,14 +178,16 @@ def _wait_for_room(
 
 
 def _send_one(channel: Channel, alert: Alert, message: AlertMessage) -> _Outcome:
+    started = time.monotonic()
     try:
         channel.send(message)
     except DeliveryError as e:
-        return _Outcome(alert, e)
+        return _Outcome(alert, e, seconds=time.monotonic() - started)
     except Exception as e:  # a bug in a channel: keep the alert for a retry
         log.exception("internal error delivering alert=%d channel=%s", alert.id, alert.channel)
-        return _Outcome(alert, DeliveryError(alert.channel, alert.id, repr(e)), bug=True)
-    return _Outcome(alert)
+        error = DeliveryError(alert.channel, alert.id, repr(e))
+        return _Outcome(alert, error, bug=True, seconds=time.monotonic() - started)
+    return _Outcome(alert, seconds=time.monotonic() - started)
 
 
 def _record_outcomes(
@@ -227,14 +233,20 @@ def _record(rt: DeliveryContext, outcome: _Outcome, now: datetime, report: Deliv
     if outcome.error is None:
         mark_sent(rt.store, alert.id, now)
         report.sent += 1
+        report.outcomes.append((alert.channel, "sent", outcome.seconds))
         log.info("sent alert=%d rule=%s channel=%s", alert.id, alert.rule_id, alert.channel)
         return
     report.bugs += outcome.bug
-    _after_failure(rt, alert, outcome.error, now, report)
+    _after_failure(rt, alert, outcome.error, now, report, outcome.seconds)
 
 
 def _after_failure(
-    rt: DeliveryContext, alert: Alert, error: DeliveryError, now: datetime, report: DeliveryReport
+    rt: DeliveryContext,
+    alert: Alert,
+    error: DeliveryError,
+    now: datetime,
+    report: DeliveryReport,
+    seconds: float = -1.0,
 ) -> None:
     retry_at = next_attempt(rt.settings, alert, now, _retry_window_start(rt, alert, now))
     config = rt.settings.channels.get(alert.channel)
@@ -243,12 +255,14 @@ def _after_failure(
     if error.permanent or retry_at is None:
         mark_failed(rt.store, alert.id, error.message, now)
         report.failed += 1
+        report.outcomes.append((alert.channel, "failed", seconds))
         log.error(
             "alert failed alert=%d channel=%s error=%r", alert.id, alert.channel, error.message
         )
     else:
         mark_retry(rt.store, alert.id, error.message, retry_at, now)
         report.retrying += 1
+        report.outcomes.append((alert.channel, "retry", seconds))
         log.warning(
             "alert retry alert=%d channel=%s at=%s error=%r",
             alert.id,

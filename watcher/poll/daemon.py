@@ -18,6 +18,8 @@ own way.
                                 removed in the database -> jobs added or removed
       internal:health-quiet     hourly: "feed gone quiet" health alerts
       internal:prune            hourly: retention and poll_log_retention (the prune handed in)
+    with ``--metrics`` or ``metrics.listen``: /metrics and /healthz on a thread of their own
+    (metrics.py), counted from each poll's result and each delivery pass
     SIGHUP -> reload (an invalid new config is logged, the running one kept)
     SIGTERM/SIGINT -> stop taking work, wait for jobs in flight (bounded), exit 0; also
                       when it arrives before the scheduler runs (it then stops as it starts)
@@ -56,13 +58,15 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher.config import require_variables
-from watcher.decide.health import health_channels, quiet_event
+from watcher.decide.health import check_problems, health_channels, quiet_event
 from watcher.decide.schedule import first_run_at, jitter_s, next_poll_after_interval_change
 from watcher.deliver.channels import Channel, make_channel
 from watcher.deliver.send import deliver_pending
 from watcher.exceptions import WatcherError
 from watcher.lock import hold_lock
 from watcher.poll.fetch import make_session
+from watcher.poll.httpd import SmallServer
+from watcher.poll.metrics import Metrics, State, metrics_handler
 from watcher.poll.pace import pace_feed
 from watcher.poll.pipeline import PollReport, feed_options, store_result
 from watcher.poll.result import fetch_and_parse
@@ -76,9 +80,11 @@ from watcher.store.state import (
     instance_id,
     mark_quiet_reported,
     quiet_reported_for,
+    read_heartbeat,
     write_heartbeat,
 )
-from watcher.types import AUTO_INTERVAL, FeedState, FeedStatus, Settings
+from watcher.store.stats import pending_alerts
+from watcher.types import AUTO_INTERVAL, FeedState, FeedStatus, Listen, Settings
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +194,18 @@ Prune = Callable[[Store, Settings, datetime], object]
 class Daemon:
     """One running ``watcher run``: built from a settings loader, run with ``run()``."""
 
-    def __init__(self, load: Callable[[], Settings], options: DaemonOptions, prune: Prune) -> None:
+    def __init__(
+        self,
+        load: Callable[[], Settings],
+        options: DaemonOptions,
+        prune: Prune,
+        *,
+        metrics_listen: Listen | None = None,
+    ) -> None:
         self.load = load
+        self._metrics_listen = metrics_listen  # `run --metrics`: wins over metrics.listen
+        self.metrics: Metrics | None = None
+        self._servers: list[SmallServer] = []
         self.options = options
         self._prune = prune
         self.clock = Clock(options.time_scale)
@@ -229,10 +245,12 @@ class Daemon:
                 self._sync_jobs(self._sync_feeds(settings))
                 self._add_internal_jobs()
                 self.heartbeat()
+                self._start_servers(settings)
                 self._log_start(settings)
                 self.scheduler.start()  # blocks until stop()
                 self._finish_in_flight()
         finally:
+            self._stop_servers()
             _restore_signals(previous)
         log.info("stopped pid=%d", os.getpid())
         return 0
@@ -244,12 +262,58 @@ class Daemon:
         self.stopping.set()
         log.info("stopping reason=%s", why)
         self._shutdown_scheduler()
+        self._stop_servers()
 
     def _shutdown_scheduler(self) -> None:
         """Shut the scheduler down if it runs; one that has not started yet shuts itself
         down as it starts (``_on_start``), so a stop is never lost in between."""
         with self._stop_lock, suppress(SchedulerNotRunningError):
             self.scheduler.shutdown(wait=False)
+
+    def _start_servers(self, settings: Settings) -> None:
+        """The metrics and health endpoint, when ``--metrics`` or ``metrics.listen`` asks."""
+        listen = self._metrics_listen or settings.metrics.listen
+        if listen is None:
+            return
+        self.metrics = Metrics(self._metrics_state)
+        server = SmallServer(listen, "metrics", metrics_handler(self.metrics, self._problems))
+        server.start()
+        self._servers.append(server)
+
+    def _stop_servers(self) -> None:
+        with self._stop_lock:
+            servers, self._servers = self._servers, []
+        for server in servers:
+            server.stop()
+
+    def _metrics_state(self) -> State:
+        """The gauges' values, read in the scraping thread with a connection of its own."""
+        store = Store(self._database(), readonly=True)
+        try:
+            return State(outbox_pending=pending_alerts(store))
+        finally:
+            store.close()
+
+    def _problems(self) -> list[str]:
+        """``watcher status --check``'s verdict, for ``/healthz``."""
+        assert self.loaded is not None
+        settings = self.loaded.settings
+        store = Store(self._database(), readonly=True)
+        try:
+            heartbeat, feeds = read_heartbeat(store), list_feeds(store)
+        finally:
+            store.close()
+        return check_problems(
+            heartbeat,
+            feeds,
+            self.clock.now(),
+            failing_after=settings.health.failing_after,
+            default_interval_s=settings.defaults.interval_s,
+        )
+
+    def _database(self) -> Path:
+        assert self.loaded is not None
+        return self.loaded.settings.database
 
     def _on_start(self, _event: object) -> None:
         if self.stopping.is_set():  # stopped before the scheduler was running
@@ -498,6 +562,8 @@ class Daemon:
             pace_feed(rt, result, now)
         except Exception:  # a bug: the poll's own plan stands
             log.exception("internal error while pacing feed=%s", feed.name)
+        if self.metrics is not None:
+            self.metrics.observe_poll(result, report)
         if time.monotonic() - started > SLOW_POLL_S:
             log.warning("slow poll feed=%s seconds=%.0f", feed.name, time.monotonic() - started)
         return report
@@ -522,7 +588,9 @@ class Daemon:
             try:
                 while go and not self.stopping.is_set():
                     self._deliver_wanted.clear()
-                    deliver_pending(self.runtime(), self.clock.now())
+                    report = deliver_pending(self.runtime(), self.clock.now())
+                    if self.metrics is not None:
+                        self.metrics.observe_delivery(report.outcomes)
                     if not self._deliver_wanted.is_set():
                         return
             finally:
@@ -566,6 +634,8 @@ class Daemon:
         new = loaded.settings
         if new.poll.workers != old.poll.workers:
             log.warning("poll.workers changed: restart watcher to use it")
+        if new.metrics != old.metrics and self._metrics_listen is None:
+            log.warning("metrics changed in the config: restart watcher to use it")
         self.loaded = loaded
         self.hosts = HostSlots(new.poll.per_host)
         self._files = _snapshot(new)
@@ -652,11 +722,15 @@ def _log_job_event(event: Any) -> None:
 
 
 def run_daemon(
-    load: Callable[[], Settings], prune: Prune, env: Mapping[str, str] | None = None
+    load: Callable[[], Settings],
+    prune: Prune,
+    env: Mapping[str, str] | None = None,
+    *,
+    metrics_listen: Listen | None = None,
 ) -> int:
     """Run ``watcher run`` until stopped; returns the exit code."""
     options = DaemonOptions.from_env(os.environ if env is None else env)
-    return Daemon(load, options, prune).run()
+    return Daemon(load, options, prune, metrics_listen=metrics_listen).run()
 
 
 __all__ = ["Daemon", "DaemonOptions", "run_daemon"]

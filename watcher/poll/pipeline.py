@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -73,6 +74,11 @@ class PollReport:
     alerts: int = 0
     suppressed: int = 0
     bugs: int = 0
+    # for the daemon's metrics (metrics.py): matches per rule, alert rows queued per
+    # (channel, status), and each new item's lag behind its published time
+    rule_matches: Counter[str] = field(default_factory=Counter)
+    queued: Counter[tuple[str, str]] = field(default_factory=Counter)
+    lags_s: list[float] = field(default_factory=list)
 
 
 # --- polling -------------------------------------------------------------------------------
@@ -291,6 +297,8 @@ def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollRep
         limit = _FeedLimit(rt.settings.poll.max_new_alerts_per_feed)
         for stored in upsert_items(rt.store, feed.id, parsed.items, now, result.hashes):
             new += stored.change == "new"
+            if stored.change == "new" and stored.published_at is not None and not first_poll:
+                report.lags_s.append((now - stored.published_at).total_seconds())
             updated += stored.change == "updated"
             key = workers.match_key(stored.guid, stored.content_hash)
             known = result.matches.get(key) if result.matches is not None else None
@@ -504,11 +512,14 @@ def _match_and_queue(
     for match in matches:
         add_match(rt.store, item.id, match, now)
         report.matches += 1
+        report.rule_matches[match.rule_id] += 1
         rule = rules[match.rule_id]
         reason = decide_backlog(options, item, first_poll, now)
         for channel in channels_for(rule, rt.settings):
             over = limit.reached(channel)
             status = queue_alert(rt, rule, channel, item, reason, now, over_limit=over)
+            if status is not None:
+                report.queued[(channel, str(status))] += 1
             if status is AlertStatus.PENDING:
                 report.alerts += 1
                 limit.count(channel)

@@ -52,3 +52,10 @@ def item_counts(store: Store) -> dict[int, int]:
     """feed id -> number of stored items (feeds without items are absent)."""
     rows = store.db.query("SELECT feed_id, count(*) AS n FROM items GROUP BY feed_id")
     return {r["feed_id"]: r["n"] for r in rows}
+
+
+@store_call
+def pending_alerts(store: Store) -> int:
+    """How many alerts wait to be sent (``pending``), now or after a retry delay."""
+    row = store.db.execute("SELECT count(*) FROM alerts WHERE status = 'pending'").fetchone()
+    return int(row[0])
