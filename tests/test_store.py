@@ -157,6 +157,7 @@ def test_migrations_are_recorded_and_not_rerun(tmp_path: Path) -> None:
         "0007_pending_alerts_by_rule",
         "0008_interval_source",
         "0009_state_tables",
+        "0010_websub",
     ]
 
 

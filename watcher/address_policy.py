@@ -11,8 +11,8 @@
         always
 
 An IPv6 address that embeds an IPv4 one (``::ffff:10.0.0.1``, NAT64 ``64:ff9b::a9fe:a9fe``)
-is judged by the IPv4 address. Feeds are fetched under this policy today; article pages,
-feed discovery and WebSub hubs are meant to be too: ``watcher.poll.guard`` applies it to
+is judged by the IPv4 address. Feeds and WebSub hubs are reached under this policy; article pages
+and feed discovery are meant to be too: ``watcher.poll.guard`` applies it to
 every connection a fetch opens or reuses, on every hop.
 """
 

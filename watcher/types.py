@@ -238,6 +238,8 @@ class ParsedFeed:
     items: tuple[ParsedItem, ...]
     warning: str | None = None  # a recoverable problem (ill-formed XML that still gave items)
     parser: str = ""  # which reader parsed it: lxml (the fast one), feedparser or json
+    hubs: tuple[str, ...] = ()  # WebSub hubs the document names (atom:link rel=hub, ...)
+    self_url: str | None = None  # the document's own URL (rel=self, JSON Feed feed_url)
 
 
 # --- storage -----------------------------------------------------------------------------
@@ -264,6 +266,54 @@ class FeedState:
     consecutive_failures: int = 0
     next_poll_at: datetime | None = None
     disabled_reason: str | None = None
+
+
+# --- WebSub ------------------------------------------------------------------------------
+
+
+class SubState(StrEnum):
+    UNSUBSCRIBED = "unsubscribed"
+    SUBSCRIBED = "subscribed"
+    DENIED = "denied"
+
+
+class Mode(StrEnum):
+    SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A row of ``_websub``: what the feed names, and what was asked of or granted by a hub."""
+
+    id: int
+    feed_id: int | None  # None: the feed was deleted
+    feed_name: str | None
+    feed_active: bool  # the feed exists and is not disabled
+    hub: str | None  # the hub the feed names now
+    topic: str | None  # its self URL
+    state: SubState = SubState.UNSUBSCRIBED
+    pending: Mode | None = None  # asked, waiting for the hub's check
+    sub_hub: str | None = None  # what the asked or held subscription is for
+    sub_topic: str | None = None
+    token: str | None = None
+    secret: str | None = None
+    lease_until: datetime | None = None
+    requested_at: datetime | None = None
+    retry_at: datetime | None = None
+    failures: int = 0
+    last_error: str | None = None
+    last_push_at: datetime | None = None
+    pushes: int = 0
+    rejected: int = 0
+
+    def live(self, now: datetime) -> bool:
+        """A subscription the hub granted whose lease has not ended."""
+        return (
+            self.state is SubState.SUBSCRIBED
+            and self.lease_until is not None
+            and self.lease_until > now
+        )
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,14 @@ import click
 from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc, show_time
 from watcher.cli.table import print_table
 from watcher.decide.health import check_problems
+from watcher.decide.websub import push_status
 from watcher.printable import printable
 from watcher.store import Store
 from watcher.store.feeds import list_feeds
 from watcher.store.outbox import list_alerts
 from watcher.store.state import read_heartbeat
 from watcher.store.stats import ArchiveStats, archive_stats, human_size, item_counts
+from watcher.store.websub import list_subscriptions
 from watcher.types import AUTO_INTERVAL, AlertStatus, FeedState, FeedStatus
 from watcher.units import short_duration
 
@@ -37,6 +39,9 @@ from watcher.units import short_duration
 def status(obj: Context, check: bool) -> None:
     """Show each feed's last poll, error, item count and next poll, and the alert queue.
 
+    A feed that offers WebSub push shows a line ``NAME: push: subscribed (lease until …)``
+    or why not.
+
     \b
     Examples:
       watcher status --json
@@ -51,12 +56,14 @@ def status(obj: Context, check: bool) -> None:
         queue = {s.value: len(list_alerts(store, status=s)) for s in AlertStatus}
         heartbeat = read_heartbeat(store)
         archive = archive_stats(store)
+        subscriptions = {s.feed_id: s for s in list_subscriptions(store)}
     finally:
         store.close()
+    now = now_utc()
     problems = check_problems(
         heartbeat,
         feeds,
-        now_utc(),
+        now,
         failing_after=settings.health.failing_after,
         default_interval_s=settings.defaults.interval_s,
     )
@@ -73,6 +80,7 @@ def status(obj: Context, check: bool) -> None:
             "interval_source": f.interval_source,
             "consecutive_failures": f.consecutive_failures,
             "disabled_reason": f.disabled_reason,
+            "push": push_status(subscriptions.get(f.id), settings.websub.enabled, now) or None,
         }
         for f in feeds
     ]
@@ -119,6 +127,9 @@ def _print_status(
                 for r in rows
             ],
         )
+    for row in rows:
+        if row["push"]:
+            click.echo(f"{printable(row['name'])}: push: {printable(row['push'])}")
     click.echo(
         f"\nalerts: {queue['pending']} pending, {queue['sent']} sent, "
         f"{queue['failed']} failed, {queue['suppressed']} suppressed"

@@ -18,6 +18,9 @@ own way.
                                 removed in the database -> jobs added or removed
       internal:health-quiet     hourly: "feed gone quiet" health alerts
       internal:prune            hourly: retention and poll_log_retention (the prune handed in)
+      internal:websub           with websub set, every minute: subscribe, renew, unsubscribe
+    with websub set, the WebSub callback on a thread of its own (websub.py); a signed push
+    becomes a one-off job that parses and stores it as a poll's body (no poll row)
     with ``--metrics`` or ``metrics.listen``: /metrics and /healthz on a thread of their own
     (metrics.py), counted from each poll's result and each delivery pass
     SIGHUP -> reload (an invalid new config is logged, the running one kept)
@@ -36,6 +39,7 @@ import random
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
@@ -60,6 +64,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from watcher.config import require_variables
 from watcher.decide.health import check_problems, health_channels, quiet_event
 from watcher.decide.schedule import first_run_at, jitter_s, next_poll_after_interval_change
+from watcher.decide.websub import effective_state
 from watcher.deliver.channels import Channel, make_channel
 from watcher.deliver.send import deliver_pending
 from watcher.exceptions import WatcherError
@@ -67,10 +72,11 @@ from watcher.lock import hold_lock
 from watcher.poll.fetch import make_session
 from watcher.poll.httpd import SmallServer
 from watcher.poll.metrics import Metrics, State, metrics_handler
-from watcher.poll.pace import pace_feed
+from watcher.poll.pace import after_poll
 from watcher.poll.pipeline import PollReport, feed_options, store_result
-from watcher.poll.result import fetch_and_parse
+from watcher.poll.result import fetch_and_parse, parse_pushed
 from watcher.poll.runtime import Runtime
+from watcher.poll.websub import Callback, Push, Subscriber
 from watcher.rules.load import load_rules
 from watcher.rules.match import SCAN_BUILT, compile_rules
 from watcher.store import Store
@@ -84,6 +90,7 @@ from watcher.store.state import (
     write_heartbeat,
 )
 from watcher.store.stats import pending_alerts
+from watcher.store.websub import list_subscriptions
 from watcher.types import AUTO_INTERVAL, FeedState, FeedStatus, Listen, Settings
 
 log = logging.getLogger(__name__)
@@ -93,6 +100,8 @@ HEARTBEAT_JOB = "internal:heartbeat"
 WATCH_JOB = "internal:watch"
 QUIET_JOB = "internal:health-quiet"
 PRUNE_JOB = "internal:prune"
+WEBSUB_JOB = "internal:websub"
+MAX_PUSHES_WAITING = 64  # signed pushes taken but not yet stored; past it, the hub retries
 SLOW_POLL_S = 30.0
 
 
@@ -104,6 +113,7 @@ class DaemonOptions:
     heartbeat_period_s: float = 60.0
     watch_period_s: float = 3.0
     housekeeping_period_s: float = 3600.0
+    websub_period_s: float = 60.0
     stop_timeout_s: float = 30.0
     time_scale: float = 1.0
 
@@ -206,6 +216,9 @@ class Daemon:
         self._metrics_listen = metrics_listen  # `run --metrics`: wins over metrics.listen
         self.metrics: Metrics | None = None
         self._servers: list[SmallServer] = []
+        self._websub_on = False  # websub was set at start: callback served, hubs asked
+        self._push_lock = threading.Lock()
+        self._pushes_waiting = 0
         self.options = options
         self._prune = prune
         self.clock = Clock(options.time_scale)
@@ -273,12 +286,25 @@ class Daemon:
     def _start_servers(self, settings: Settings) -> None:
         """The metrics and health endpoint, when ``--metrics`` or ``metrics.listen`` asks."""
         listen = self._metrics_listen or settings.metrics.listen
-        if listen is None:
-            return
-        self.metrics = Metrics(self._metrics_state)
-        server = SmallServer(listen, "metrics", metrics_handler(self.metrics, self._problems))
-        server.start()
-        self._servers.append(server)
+        if listen is not None:
+            self.metrics = Metrics(self._metrics_state)
+            server = SmallServer(listen, "metrics", metrics_handler(self.metrics, self._problems))
+            server.start()
+            self._servers.append(server)
+        websub = settings.websub
+        if websub.enabled and websub.listen is not None:
+            callback = Callback(
+                lambda: Store(self._database()),
+                self.clock.now,
+                settings.poll.max_bytes,
+                self._take_push,
+                self._count_push,
+            )
+            server = SmallServer(websub.listen, "websub", callback)
+            server.start()
+            self._servers.append(server)
+            self._websub_on = True
+            self._add_websub_job()
 
     def _stop_servers(self) -> None:
         with self._stop_lock:
@@ -290,7 +316,9 @@ class Daemon:
         """The gauges' values, read in the scraping thread with a connection of its own."""
         store = Store(self._database(), readonly=True)
         try:
-            return State(outbox_pending=pending_alerts(store))
+            now = self.clock.now()
+            states = Counter(effective_state(s, now) for s in list_subscriptions(store))
+            return State(outbox_pending=pending_alerts(store), subscriptions=states)
         finally:
             store.close()
 
@@ -310,6 +338,82 @@ class Daemon:
             failing_after=settings.health.failing_after,
             default_interval_s=settings.defaults.interval_s,
         )
+
+    def _add_websub_job(self) -> None:
+        seconds = self.clock.seconds(self.options.websub_period_s)
+        self.scheduler.add_job(
+            run_job,
+            IntervalTrigger(seconds=seconds, timezone=UTC),
+            args=[WEBSUB_JOB, self.websub_tick],
+            id=WEBSUB_JOB,
+            executor="internal",
+            misfire_grace_time=max(1, int(seconds)),
+            next_run_time=datetime.now(UTC) + timedelta(seconds=min(seconds, 1.0)),
+        )
+
+    def websub_tick(self) -> None:
+        """Ask the hubs for what each subscription needs (subscribe, renew, unsubscribe)."""
+        with self._job() as go:
+            if not go or self.loaded is None:
+                return
+            rt = self.runtime()
+            subscriber = Subscriber(rt.settings.websub, rt.session)
+            subscriber.tick(rt.store, self.clock.now(), self.stopping.is_set)
+
+    def _take_push(self, push: Push) -> bool:
+        """Queue a signed delivery for storing; False when too many wait (or stopping)."""
+        with self._push_lock:
+            if self._pushes_waiting >= MAX_PUSHES_WAITING or self.stopping.is_set():
+                return False
+            self._pushes_waiting += 1
+        try:
+            self.scheduler.add_job(
+                run_job,
+                args=[f"push:{push.feed_id}", self.store_push, push],
+                executor="default",
+                misfire_grace_time=None,
+            )
+        except SchedulerNotRunningError:
+            self._push_done()
+            return False
+        return True
+
+    def _push_done(self) -> None:
+        with self._push_lock:
+            self._pushes_waiting -= 1
+
+    def _count_push(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_push(result)
+
+    def store_push(self, push: Push) -> None:
+        """Parse and store a pushed body as a poll's would be: items, matches, alerts."""
+        try:
+            with self._job() as go:
+                if go:
+                    self._store_push(push)
+        finally:
+            self._push_done()
+
+    def _store_push(self, push: Push) -> None:
+        rt = self.runtime()
+        feed = get_feed(rt.store, push.feed_id)
+        if feed.last_status == FeedStatus.DISABLED:
+            log.info("websub push ignored feed=%s reason=disabled", feed.name)
+            return
+        options = feed_options(rt.settings, feed)
+        result = parse_pushed(feed, options, push.body, push.content_type, push.headers)
+        if result.error is not None:
+            log.warning("websub push unreadable feed=%s error=%r", feed.name, result.error)
+            self._count_push("dropped")
+            return
+        report = PollReport(feeds=1)
+        store_result(rt, result, self.clock.now(), report)
+        self._count_push("stored")
+        if self.metrics is not None:
+            self.metrics.observe_poll(result, report, pushed=True)
+        if report.alerts:
+            self.deliver_soon()
 
     def _database(self) -> Path:
         assert self.loaded is not None
@@ -559,7 +663,8 @@ class Daemon:
             failed = replace(result, error=f"internal error: {type(e).__name__}: {e}")
             store_result(rt, failed, now, report)
         try:
-            pace_feed(rt, result, now)
+            with rt.store.transaction():
+                after_poll(rt, result, now)
         except Exception:  # a bug: the poll's own plan stands
             log.exception("internal error while pacing feed=%s", feed.name)
         if self.metrics is not None:
@@ -636,6 +741,8 @@ class Daemon:
             log.warning("poll.workers changed: restart watcher to use it")
         if new.metrics != old.metrics and self._metrics_listen is None:
             log.warning("metrics changed in the config: restart watcher to use it")
+        if (new.websub.listen, new.websub.public_url) != (old.websub.listen, old.websub.public_url):
+            log.warning("websub listen or public_url changed: restart watcher to use them")
         self.loaded = loaded
         self.hosts = HostSlots(new.poll.per_host)
         self._files = _snapshot(new)

@@ -105,6 +105,8 @@ def _rss(root: etree._Element) -> FastFeed:
             feed["link"] = _text(child)
         elif child.tag == f"{ATOM}link" and child.get("rel", "alternate") == "alternate":
             raise Unsupported("an Atom alternate link in an RSS channel")
+        elif child.tag == f"{ATOM}link":
+            _push_link(feed, child)
     entries = [_rss_item(item) for item in channel if item.tag == "item"]
     return FastFeed(feed, entries, "rss20")
 
@@ -195,8 +197,17 @@ def _atom(root: etree._Element) -> FastFeed:
             feed["title_detail"] = {"type": _atom_type(child)}
         elif child.tag == f"{ATOM}link" and _is_alternate(child):
             _once(feed, "link", child.get("href") or "")
+        elif child.tag == f"{ATOM}link":
+            _push_link(feed, child)
     entries = [_atom_entry(node) for node in root if node.tag == f"{ATOM}entry"]
     return FastFeed(feed, entries, "atom10")
+
+
+def _push_link(feed: Entry, node: etree._Element) -> None:
+    """Keep a feed-level ``rel="hub"`` or ``rel="self"`` link, as feedparser lists them."""
+    rel = (node.get("rel") or "").strip().lower()
+    if rel in ("hub", "self") and node.get("href"):
+        feed.setdefault("links", []).append({"rel": rel, "href": node.get("href")})
 
 
 def _atom_entry(node: etree._Element) -> Entry:

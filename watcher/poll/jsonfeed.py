@@ -61,7 +61,26 @@ def parse_json_feed(content: bytes, url: str, *, check: Check = unlimited) -> Pa
         items=tuple(parsed),
         warning="; ".join(notes) or None,
         parser="json",
+        hubs=_hubs(document.get("hubs"), base),
+        self_url=_url(base, document.get("feed_url")),
     )
+
+
+def _hubs(value: object, base: str | None) -> tuple[str, ...]:
+    """The ``hubs`` of a JSON Feed whose type is WebSub (or unnamed), as http(s) URLs."""
+    if not isinstance(value, list):
+        return ()
+    found: list[str] = []
+    for hub in value[:10]:
+        if not isinstance(hub, dict) or str(hub.get("type") or "websub").lower() != "websub":
+            continue
+        try:
+            url = _url(base, hub.get("url"))
+        except ValueError:
+            continue
+        if url is not None and url not in found:
+            found.append(url)
+    return tuple(found)
 
 
 def _load(content: bytes, url: str) -> tuple[dict[str, Any], list[str]]:

@@ -11,7 +11,8 @@ daemon:
     a live WebSub      the wait is the longer of the interval and ``websub.safety_interval``
     subscription       (pushes bring the news; the poll is the safety net)
 
-A feed with neither costs nothing here: no read, no write.
+A feed with neither costs nothing here: no read, no write. ``after_poll`` also keeps the
+WebSub hub and topic a parsed feed names (websub.py), written only when they change.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from watcher.decide.schedule import (
 )
 from watcher.poll.result import FeedResult
 from watcher.poll.runtime import Runtime
+from watcher.poll.websub import note_offer
 from watcher.store.feeds import get_feed, recent_item_times, set_pace
+from watcher.store.websub import live_subscription
 from watcher.types import AUTO_INTERVAL, FeedStatus
 
 log = logging.getLogger(__name__)
@@ -76,4 +79,13 @@ def pace_feed(rt: Runtime, result: FeedResult, now: datetime) -> None:
 
 def push_safety_s(rt: Runtime, feed_id: int, now: datetime) -> int | None:
     """``websub.safety_interval`` when the feed has a live WebSub subscription, else None."""
-    return None
+    websub = rt.settings.websub
+    if not websub.enabled or not live_subscription(rt.store, feed_id, now):
+        return None
+    return websub.safety_interval_s
+
+
+def after_poll(rt: Runtime, result: FeedResult, now: datetime) -> None:
+    """What follows a stored poll: the hub the feed names (for WebSub), then its pace."""
+    note_offer(rt.store, result.fetched, result.parsed, result.feed.id, now)
+    pace_feed(rt, result, now)

@@ -110,6 +110,7 @@ def _parsed_feed(
     for entry in entries:
         check()
         items.append(_item(entry, base))
+    hubs, self_url = _push_links(feed, base)
     return ParsedFeed(
         title=_plain_title(feed) or None,
         link=_absolute(base, feed.get("link")),
@@ -117,7 +118,30 @@ def _parsed_feed(
         items=tuple(items),
         warning=warning,
         parser=parser,
+        hubs=hubs,
+        self_url=self_url,
     )
+
+
+def _push_links(feed: dict[str, Any], base: str | None) -> tuple[tuple[str, ...], str | None]:
+    """The WebSub hubs and the self URL among the feed's links (rel=hub, rel=self)."""
+    hubs: list[str] = []
+    self_url = None
+    for link in feed.get("links") or ():
+        if not isinstance(link, dict):
+            continue
+        try:
+            href = _absolute(base, link.get("href"))
+            if href is None or not _is_http(href):
+                continue
+        except ValueError:  # a URL urllib cannot even split
+            continue
+        rel = str(link.get("rel") or "").lower()
+        if rel == "hub" and href not in hubs and len(hubs) < 10:
+            hubs.append(href)
+        elif rel == "self" and self_url is None:
+            self_url = href
+    return tuple(hubs), self_url
 
 
 # --- the document -------------------------------------------------------------------------

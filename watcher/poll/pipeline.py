@@ -35,7 +35,7 @@ from watcher.decide.schedule import (
     retry_hold_until,
 )
 from watcher.poll import workers
-from watcher.poll.pace import pace_feed
+from watcher.poll.pace import after_poll
 from watcher.poll.result import FeedResult, fetch_and_parse
 from watcher.poll.runtime import Runtime
 from watcher.redact import redact_url, without_credentials
@@ -248,7 +248,7 @@ def _pace_one(rt: Runtime, result: FeedResult, now: datetime, report: PollReport
     """The feed's next poll from its pace (pace.py); a bug there is logged, never fatal."""
     try:
         with rt.store.transaction():
-            pace_feed(rt, result, now)
+            after_poll(rt, result, now)
     except Exception:
         log.exception("internal error while pacing feed=%s", result.feed.name)
         report.bugs += 1
@@ -312,13 +312,15 @@ def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollRep
                 limit.most,
                 ",".join(sorted(limit.reached_on)),
             )
-        _record(rt, result, now, FeedStatus.OK, new_items=new, warning=parsed.warning)
+        if not result.pushed:  # a push is no poll: its feed's poll state stays
+            _record(rt, result, now, FeedStatus.OK, new_items=new, warning=parsed.warning)
     report.ok += 1
     report.new_items += new
     report.updated_items += updated
     unchanged = len(parsed.items) - new - updated
     log.debug("items feed=%s new=%d updated=%d unchanged=%d", feed.name, new, updated, unchanged)
-    log.info("polled feed=%s status=ok items=%d new=%d", feed.name, len(parsed.items), new)
+    verb = "pushed" if result.pushed else "polled"
+    log.info("%s feed=%s status=ok items=%d new=%d", verb, feed.name, len(parsed.items), new)
 
 
 CACHE_HEADERS = ("etag", "last-modified", "cache-control", "expires", "age")

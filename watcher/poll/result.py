@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from watcher import envvars
@@ -38,6 +39,7 @@ class FeedResult:
     matches: dict[str, tuple[Match, ...]] | None = None  # workers.match_key -> matches
     retry_after_s: float | None = None  # the server's Retry-After on a 429/503
     hashes: tuple[str, ...] | None = None  # content_hash of each parsed item, when known
+    pushed: bool = False  # a WebSub delivery, not a poll: no poll row, no feed state
 
 
 def fetch_and_parse(
@@ -80,6 +82,39 @@ def fetch_and_parse(
         result.error = f"internal error: {type(e).__name__}: {e}"
     if result.error is not None and secrets:
         result.error = scrub(result.error, secrets)
+    result.duration_ms = int((time.monotonic() - started) * 1000)
+    return result
+
+
+def parse_pushed(
+    feed: FeedState,
+    options: FeedConfig,
+    body: bytes,
+    content_type: str | None,
+    headers: Mapping[str, str],
+) -> FeedResult:
+    """A WebSub delivery of the feed read as a fetched body is: the same parser, the same
+    CPU budget; ``body`` is already within ``poll.max_bytes``. Never raises."""
+    result = FeedResult(feed=feed, options=options, pushed=True)
+    started = time.monotonic()
+    fetched = Fetched(
+        url=feed.url,
+        final_url=feed.url,
+        status=200,
+        content=body,
+        content_type=content_type,
+        headers={k.lower(): v for k, v in headers.items()},
+    )
+    try:
+        base = feed.url if not envvars.has_references(feed.url) else without_credentials(feed.url)
+        result.parsed = _parse(fetched, base, options)
+        result.fetched = replace(fetched, content=b"")
+        result.http_status = 200
+    except FeedError as e:
+        result.error = str(e.message)
+    except Exception as e:  # a bug in the parser must not stop the daemon
+        log.exception("internal error while reading a push feed=%s", feed.name)
+        result.error = f"internal error: {type(e).__name__}: {e}"
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
 

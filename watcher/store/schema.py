@@ -15,6 +15,8 @@ never edited once released: a schema change is a new, higher-numbered migration.
     0009_state_tables    the _state rows moved into tables of their own (_instance, _mutes,
                          _volume_arming, _feed_health, _health_alerts) and _held_back;
                          _state dropped
+    0010_websub          _websub: WebSub subscriptions (hub, topic, callback token, secret,
+                         lease, pushes); an index of a feed's items by first-seen time
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ VOLUME_ARMING = "_volume_arming"
 HELD_BACK = "_held_back"
 FEED_HEALTH = "_feed_health"
 HEALTH_ALERTS = "_health_alerts"
+WEBSUB = "_websub"
 
 PUBLIC_TABLES: tuple[str, ...] = (FEEDS, ITEMS, ITEMS_FTS, MATCHES, ALERTS, POLLS)
 
@@ -518,6 +521,39 @@ _CARRY = {
     "quiet": _carry_feed_health("quiet_reported_for"),
     "health_alert": _carry_health_alert,
 }
+
+
+_WEBSUB = """
+CREATE TABLE IF NOT EXISTS _websub (
+    id INTEGER PRIMARY KEY,
+    feed_id INTEGER UNIQUE REFERENCES feeds(id) ON DELETE SET NULL,  -- NULL: feed deleted
+    hub TEXT,                    -- the hub the feed names now (NULL: none any more)
+    topic TEXT,                  -- its self URL, else the feed's URL
+    found_at TEXT,               -- when hub or topic last changed
+    state TEXT NOT NULL DEFAULT 'unsubscribed',  -- unsubscribed | subscribed | denied
+    pending TEXT,                -- subscribe | unsubscribe: asked, the hub's check awaited
+    sub_hub TEXT,                -- the hub and topic asked or held
+    sub_topic TEXT,
+    token TEXT UNIQUE,           -- the callback URL's last segment (a capability)
+    secret TEXT,                 -- the HMAC key of the hub's signatures
+    lease_until TEXT,
+    requested_at TEXT,
+    retry_at TEXT,               -- after a failed request: not asked again before
+    failures INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_push_at TEXT,
+    pushes INTEGER NOT NULL DEFAULT 0,    -- deliveries taken
+    rejected INTEGER NOT NULL DEFAULT 0   -- deliveries whose signature failed
+);
+CREATE INDEX IF NOT EXISTS items_feed_first_seen ON items(feed_id, first_seen_at);
+"""
+
+
+@MIGRATIONS(name="0010_websub")
+def add_websub(db: Database) -> None:
+    """``_websub`` for WebSub subscriptions, and an index for a feed's newest items (the
+    publishing rate of ``interval: auto``)."""
+    _run(db, _WEBSUB)
 
 
 def _run(db: Database, script: str) -> None:
