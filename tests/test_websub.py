@@ -21,6 +21,7 @@ from tests.hub import Hub
 from tests.receivers import WebhookReceiver, free_port
 from tests.servers import FeedServer
 from tests.test_daemon import Daemon, wait_for
+from tests.test_metrics import get, listening, samples
 from watcher.cli import cli
 from watcher.decide.websub import (
     Action,
@@ -306,7 +307,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def test_subscribe_push_renew_and_unsubscribe(world: World, daemons: list[Daemon]) -> None:
-    daemon = Daemon(world.tmp)
+    daemon = Daemon(world.tmp, run_args=("--metrics", "127.0.0.1:0"))
     daemons.append(daemon)
     wait_for(lambda: world.hub.subscribers(world.topic), "a verified subscription")
     (form,) = world.hub.asked("subscribe")[:1]
@@ -326,6 +327,10 @@ def test_subscribe_push_renew_and_unsubscribe(world: World, daemons: list[Daemon
     assert world.stored("Kursk forged") == world.stored("Kursk unsigned") == 0
     assert daemon.logged("websub push rejected feed=wire reason='sha256 signature does not match'")
     assert daemon.logged("reason='unsigned (no X-Hub-Signature)'")
+    found = samples(get(f"http://{listening(daemon)}/metrics")[2])
+    assert found[("watcher_websub_subscriptions", (("state", "subscribed"),))] == 1
+    assert found[("watcher_websub_pushes_total", (("result", "rejected"),))] == 2
+    assert found[("watcher_websub_pushes_total", (("result", "stored"),))] == 2
 
     # the polled feed brings the pushed item too: stored and alerted once
     world.titles += ["Kursk push one"]
