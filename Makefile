@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/watcher --config watcher.yaml poll --all
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

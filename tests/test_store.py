@@ -60,7 +60,8 @@ PUBLIC_COLUMNS = {
     "items": [
         "id", "feed_id", "guid", "link", "title", "summary", "content", "summary_text",
         "content_text", "author", "tags", "published_at", "updated_at", "first_seen_at",
-        "content_hash", "story_id",
+        "content_hash", "story_id", "article_text", "article_fetched_at", "article_error",
+        "language",
     ],
     "items_fts": ["title", "summary_text", "content_text"],
     "matches": ["id", "item_id", "rule_id", "terms", "matched_at"],
@@ -158,6 +159,7 @@ def test_migrations_are_recorded_and_not_rerun(tmp_path: Path) -> None:
         "0008_interval_source",
         "0009_state_tables",
         "0010_websub",
+        "0011_item_article",
     ]
 
 

@@ -17,6 +17,8 @@ never edited once released: a schema change is a new, higher-numbered migration.
                          _state dropped
     0010_websub          _websub: WebSub subscriptions (hub, topic, callback token, secret,
                          lease, pushes); an index of a feed's items by first-seen time
+    0011_item_article    items.article_text, article_fetched_at, article_error (the item's
+                         article page, when full_text fetched it) and items.language
 """
 
 from __future__ import annotations
@@ -554,6 +556,21 @@ def add_websub(db: Database) -> None:
     """``_websub`` for WebSub subscriptions, and an index for a feed's newest items (the
     publishing rate of ``interval: auto``)."""
     _run(db, _WEBSUB)
+
+
+_ITEM_ARTICLE = """
+ALTER TABLE items ADD COLUMN article_text TEXT;        -- the article page's extracted text
+ALTER TABLE items ADD COLUMN article_fetched_at TEXT;  -- when its fetch ended (ok or not)
+ALTER TABLE items ADD COLUMN article_error TEXT;       -- why there is no article text
+ALTER TABLE items ADD COLUMN language TEXT;            -- lowercase BCP 47, item's or feed's
+"""
+
+
+@MIGRATIONS(name="0011_item_article")
+def add_item_article(db: Database) -> None:
+    """The article text that ``full_text`` fetches for an item, with when and why not, and
+    the item's declared language; existing items have none of them."""
+    _run(db, _ITEM_ARTICLE)
 
 
 def _run(db: Database, script: str) -> None:
