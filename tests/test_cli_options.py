@@ -28,7 +28,7 @@ JSON_RUNS: dict[str, list[str]] = {
     "channels": ["channels"],
     "channels test": ["channels", "test", "files"],
     "feeds": ["feeds"],
-    "feeds add": ["feeds", "add", "https://example.org/new.rss"],
+    "feeds add": ["feeds", "add", "https://example.org/new.rss", "--no-check"],
     "feeds disable": ["feeds", "disable", "wire", "--reason", "paywalled"],
     "feeds enable": ["feeds", "enable", "wire"],
     "feeds import": ["feeds", "import", "{tmp}/subs.opml"],
@@ -151,7 +151,9 @@ def test_json_in_a_nested_group_before_and_after(project: Path) -> None:
     ):
         code, out, _ = run(project, *config, *args)
         assert code == 0 and {f["name"] for f in json.loads(out)} == {"wire", "extra"}
-    code, out, _ = run(project, *config, "feeds", "add", "https://example.org/b.rss", "--json")
+    code, out, _ = run(
+        project, *config, "feeds", "add", "https://example.org/b.rss", "--no-check", "--json"
+    )
     assert json.loads(out)["added"]["url"] == "https://example.org/b.rss"
 
 

@@ -125,7 +125,7 @@ def test_export_writes_opml_2_that_imports_back_the_same_feeds(
 
 
 def test_export_leaves_out_removed_feeds(project: Path) -> None:
-    invoke(project, "feeds", "add", "https://gone.example.org/rss", "--name", "gone")
+    invoke(project, "feeds", "add", "https://gone.example.org/rss", "--no-check", "--name", "gone")
     invoke(project, "feeds", "remove", "gone")
     code, out, _ = invoke(project, "feeds", "export")
     assert code == 0 and "gone.example.org" not in out
@@ -156,9 +156,11 @@ def test_a_missing_opml_file_is_a_clear_error(project: Path) -> None:
 
 
 def test_add_list_remove(project: Path) -> None:
-    code, out, _ = invoke(project, "feeds", "add", "https://example.org/a.rss", "--tag", "t")
+    code, out, _ = invoke(
+        project, "feeds", "add", "https://example.org/a.rss", "--no-check", "--tag", "t"
+    )
     assert code == 0 and "added feed example-org-a-rss" in out
-    code, _, err = invoke(project, "feeds", "add", "https://example.org/a.rss")
+    code, _, err = invoke(project, "feeds", "add", "https://example.org/a.rss", "--no-check")
     assert code == 1 and "already watched" in err
     code, _, err = invoke(project, "feeds", "remove", "wire")
     assert code == 1 and "remove it there" in err
@@ -183,7 +185,7 @@ def test_add_makes_a_local_file_absolute(project: Path, monkeypatch: pytest.Monk
 
 
 def test_list_says_never_polled_as_status_does(project: Path) -> None:
-    invoke(project, "feeds", "add", "https://example.org/new.rss", "--name", "new")
+    invoke(project, "feeds", "add", "https://example.org/new.rss", "--no-check", "--name", "new")
     code, out, _ = invoke(project, "feeds", "list")
     assert code == 0
     row = next(line for line in out.splitlines() if line.startswith("new "))
@@ -193,7 +195,7 @@ def test_list_says_never_polled_as_status_does(project: Path) -> None:
 @pytest.mark.parametrize("interval", ["1s", "0s", "59s"])
 def test_every_path_that_sets_an_interval_enforces_one_minute(project: Path, interval: str) -> None:
     code, _, err = invoke(
-        project, "feeds", "add", "https://example.org/n.rss", "--interval", interval
+        project, "feeds", "add", "https://example.org/n.rss", "--no-check", "--interval", interval
     )
     assert code == 2 and f"--interval: must be at least 1m, not {interval}" in err
     config = project / "watcher.yaml"
@@ -203,9 +205,17 @@ def test_every_path_that_sets_an_interval_enforces_one_minute(project: Path, int
 
 
 def test_a_feed_added_without_interval_follows_the_default(project: Path) -> None:
-    invoke(project, "feeds", "add", "https://example.org/d.rss", "--name", "follows")
+    invoke(project, "feeds", "add", "https://example.org/d.rss", "--no-check", "--name", "follows")
     invoke(
-        project, "feeds", "add", "https://example.org/o.rss", "--name", "own", "--interval", "2h"
+        project,
+        "feeds",
+        "add",
+        "https://example.org/o.rss",
+        "--no-check",
+        "--name",
+        "own",
+        "--interval",
+        "2h",
     )
     config = project / "watcher.yaml"
     config.write_text(config.read_text() + "defaults: {interval: 5m}\n")

@@ -130,7 +130,7 @@ def test_a_scope_no_feed_has_is_a_warning_and_strict_makes_it_an_error(
     scoped: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(scoped)  # rule files are named relative to the current folder
-    feed = ["https://x.example/rss", "--name", "extra", "--tag", "osint"]
+    feed = ["https://x.example/rss", "--no-check", "--name", "extra", "--tag", "osint"]
     added = check(scoped, "feeds", "add", *feed)
     assert added.exit_code == 0, added.output
     result = check(scoped, "rules", "check")

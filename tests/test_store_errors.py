@@ -75,7 +75,7 @@ WRITING_COMMANDS = [
     ["mute", "kursk", "--for", "1h"],
     ["unmute", "kursk"],
     ["alerts", "retry"],
-    ["feeds", "add", "https://example.org/other.rss"],
+    ["feeds", "add", "https://example.org/other.rss", "--no-check"],
     ["feeds", "disable", "wire"],
     ["feeds", "enable", "wire"],
     ["feeds", "remove", "extra"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -15,7 +16,12 @@ from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc
 from watcher.cli.table import print_table
 from watcher.config import parse_interval
 from watcher.decide.schedule import next_poll_after_interval_change
-from watcher.exceptions import ConfigError
+from watcher.exceptions import ConfigError, FeedError
+from watcher.poll.discover import USUAL_PATHS
+from watcher.poll.discovery import Discovery, FoundFeed, discover_feeds
+from watcher.poll.fetch import make_session
+from watcher.printable import printable
+from watcher.redact import header_secrets, scrub, without_credentials
 from watcher.store import Store
 from watcher.store.feeds import (
     CONFIG_REASONS,
@@ -130,16 +136,40 @@ def listed_feeds(store: Store, settings: Settings) -> list[FeedState]:
     "--interval",
     help="Poll interval, at least 1m, e.g. 15m (default: follow the config's defaults.interval).",
 )
+@click.option(
+    "--pick",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="When URL is a web page naming several feeds, add the N-th one listed.",
+)
+@click.option(
+    "--no-check",
+    is_flag=True,
+    help="Add the URL as given without reading it (no feed discovery).",
+)
 @click.pass_obj
 @handle_errors
 def add(
-    obj: Context, url: str, name: str | None, tags: tuple[str, ...], interval: str | None
+    obj: Context,
+    url: str,
+    name: str | None,
+    tags: tuple[str, ...],
+    interval: str | None,
+    pick: int | None,
+    no_check: bool,
 ) -> None:
     """Add a feed kept in the database (not in watcher.yaml).
 
+    An http(s) URL is read first: a feed is added as it is; a web page is searched for
+    its feeds (the feeds its head links to, else /feed, /rss, /atom.xml, /feed.xml and
+    /index.xml), and the one found is added; when it names several, they are listed and
+    --pick N chooses one.
+
     \b
-    Example:
+    Examples:
       watcher feeds add https://example.org/world.rss --tag world
+      watcher feeds add https://example.org/            # finds the site's feed
+      watcher feeds add https://example.org/ --pick 2   # the second feed it lists
       watcher feeds add data/feeds/local.xml --name local
     """
     url = feed_location(url)
@@ -149,6 +179,12 @@ def add(
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--interval") from e
     source = "feed" if interval else "default"
+    discovery = None
+    if _is_web(url) and not no_check:
+        discovery = _discover(settings, url)
+        url = _chosen(obj, discovery, pick)
+    elif pick is not None:
+        raise click.BadParameter("only a web page read by `feeds add` has feeds to pick")
     with synced_store(settings) as store:
         if any(f.url == url for f in stored_feeds(store)):
             raise ConfigError(f"feed {url} is already watched")
@@ -163,10 +199,88 @@ def add(
                 source="cli",
                 now=now_utc(),
             )
+    _report_added(obj, feed, discovery)
+
+
+def _is_web(url: str) -> bool:
+    return urlsplit(url).scheme.lower() in ("http", "https")
+
+
+def _discover(settings: Settings, url: str) -> Discovery:
+    """What the URL leads to, read with the feed fetcher's settings; a URL that cannot be
+    read, or is neither a feed nor a page, is one line naming it (its secrets scrubbed)."""
+    secrets = [*envvars.values_of(url).values(), *header_secrets(settings.defaults.headers)]
+    session = make_session(settings.poll.user_agent, block_private=settings.poll.block_private)
+    try:
+        with session:
+            found = discover_feeds(
+                session,
+                envvars.expand(url, what=f"URL {url}"),
+                timeout=settings.defaults.timeout_s,
+                max_bytes=settings.poll.max_bytes,
+                headers=dict(settings.defaults.headers),
+            )
+        return replace(found, url=url)  # shown and stored as written, ${VARS} kept
+    except FeedError as e:
+        problem = scrub(e.message, secrets)
+        raise ConfigError(
+            f"cannot add {url}: {problem} (--no-check adds the URL without reading it)"
+        ) from e
+
+
+def _chosen(obj: Context, discovery: Discovery, pick: int | None) -> str:
+    """The URL to add: the feed itself, the one feed found, or the one ``--pick`` names;
+    several without ``--pick`` are listed and the command exits 1."""
+    found = discovery.feeds
+    if discovery.is_feed:
+        if pick not in (None, 1):
+            raise ConfigError(f"{discovery.url} is a feed, not a page of feeds to --pick from")
+        return discovery.url
+    if not found:
+        raise ConfigError(
+            f"{discovery.url} is a web page that names no feed, and none of"
+            f" {', '.join(USUAL_PATHS)} beside it or at the site's root is one"
+        )
+    if pick is None and len(found) == 1:
+        return _stored_form(discovery.url, found[0].url)
+    if pick is not None and pick <= len(found):
+        return _stored_form(discovery.url, found[pick - 1].url)
     if obj.json:
-        emit_json({"added": feed_dict(feed)})
+        emit_json({"added": None, "found": [_found_dict(f) for f in found]})
     else:
-        click.echo(f"added feed {feed.name}: {feed.url}")
+        click.echo(printable(f"{discovery.url} is a web page naming {len(found)} feeds:"))
+        for n, feed in enumerate(found, 1):
+            click.echo(printable(f"  {n}. {feed.url}" + (f"  {feed.title}" if feed.title else "")))
+    if pick is None:
+        click.echo("error: several feeds: add one with --pick N (N as listed)", err=True)
+    else:
+        click.echo(f"error: --pick {pick}: the page names {len(found)} feeds", err=True)
+    sys.exit(1)
+
+
+def _stored_form(page: str, found: str) -> str:
+    """A found feed's URL as stored: never able to name a variable, and without the
+    credentials of a page whose URL held ``${VARS}``."""
+    if envvars.has_references(page):
+        found = without_credentials(found)
+    return envvars.escape(found)
+
+
+def _found_dict(feed: FoundFeed) -> dict[str, str]:
+    return {"url": feed.url, "title": feed.title, "found": feed.how}
+
+
+def _report_added(obj: Context, feed: FeedState, discovery: Discovery | None) -> None:
+    found = discovery.feeds if discovery and not discovery.is_feed else ()
+    if obj.json:
+        extra = {"found": [_found_dict(f) for f in found]} if found else {}
+        emit_json({"added": feed_dict(feed), **extra})
+        return
+    if discovery and found:
+        chosen = next((f for f in found if _stored_form(discovery.url, f.url) == feed.url), None)
+        how = f" ({chosen.how})" if chosen else ""
+        click.echo(printable(f"{discovery.url} is a web page; its feed {feed.url}{how}"))
+    click.echo(printable(f"added feed {feed.name}: {feed.url}"))
 
 
 def feed_location(url: str) -> str:

@@ -26,6 +26,7 @@ import feedparser
 from watcher.exceptions import ParseError
 from watcher.poll import fastparse, jsonfeed
 from watcher.poll.cpu import Check, unlimited
+from watcher.poll.discover import FeedLink, find_feed_links
 from watcher.poll.finish import finish_feed
 from watcher.poll.html import (
     MAX_INPUT,
@@ -83,7 +84,8 @@ def parse_xml_feed(
     entries = list(result.get("entries") or [])
     version = str(result.get("version") or "")
     if not entries and (warning or not version):
-        raise ParseError(url, f"not a feed: {_what_instead(data, content_type, warning)}")
+        instead = _what_instead(data, content_type, warning, content, url)
+        raise ParseError(url, f"not a feed: {instead}")
     if warning and _is_truncated(data):
         entries = entries[: _closed_entries(data)]
         if not entries:
@@ -285,12 +287,30 @@ def _closed_entries(data: bytes) -> int:
 _ENTRY_END = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>")
 
 
-def _what_instead(data: bytes, content_type: str | None, warning: str | None) -> str:
-    """Say what a document that gave no feed is, for the error message."""
+def _what_instead(
+    data: bytes, content_type: str | None, warning: str | None, page: bytes, url: str
+) -> str:
+    """Say what a document that gave no feed is, for the error message; a web page, with
+    the feeds its head names (``page`` is the body as fetched from ``url``)."""
     root = (_root_name(data) or b"").lower()
     if root == b"html" or "html" in (content_type or "").lower():
-        return "an HTML page (is the URL a web page rather than its feed?)"
+        return _page_instead(find_feed_links(page, url, content_type))
     return warning or "no RSS or Atom root element"
+
+
+NAMED_FEEDS = 3  # feeds of a web page an error names
+
+
+def _page_instead(links: list[FeedLink]) -> str:
+    if not links:
+        return (
+            "an HTML page naming no feed (is the URL a web page rather than its feed?"
+            " `watcher feeds add URL` looks for it)"
+        )
+    named = ", ".join(link.url for link in links[:NAMED_FEEDS])
+    more = f" and {len(links) - NAMED_FEEDS} more" if len(links) > NAMED_FEEDS else ""
+    feeds = "the feed" if len(links) == 1 else "the feeds"
+    return f"an HTML page naming {feeds} {named}{more}: use one as the feed's url"
 
 
 def _repair_utf8(data: bytes, content_type: str | None) -> tuple[bytes, str] | None:
