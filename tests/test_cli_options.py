@@ -41,6 +41,7 @@ JSON_RUNS: dict[str, list[str]] = {
     "rules test": ["rules", "test", "kursk", "--text", "Kursk"],
     "schema": ["schema", "config"],
     "search": ["search", "kursk"],
+    "show": ["show", "1"],
     "status": ["status"],
     "unmute": ["unmute", "kursk"],
 }

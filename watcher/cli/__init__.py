@@ -21,6 +21,7 @@ from watcher.cli import (  # each registers its commands on ``cli``
     schema,
     search,
     serve,
+    show,
     status,
 )
 from watcher.cli.base import cli
@@ -41,6 +42,7 @@ __all__ = [
     "schema",
     "search",
     "serve",
+    "show",
     "status",
 ]
 
