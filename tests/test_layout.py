@@ -37,15 +37,7 @@ ENTRY_POINTS = {"watcher.__main__": "cli"}
 
 # Known exceptions, each to go when its stage decides on data it was handed. The list may
 # only shrink: an exception no longer used fails the test, so remove it then.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    # queue_alert decides which alert row a match gives by asking the store while it
-    # decides (live alerts, digests, caps, volume history, mutes) and writing as it goes;
-    # it goes once the store reads a snapshot for it and applies the intent it returns.
-    ("watcher.decide.alerts", "store"): "the alert decision still calls the store",
-    # build_message runs the matcher again on each item to cut its snippets; it goes once
-    # the snippets are stored at match time and deliver only renders what was stored.
-    ("watcher.deliver.message", "rules"): "delivery still re-runs the matcher for snippets",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,14 @@ from click.testing import CliRunner
 
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
+from tests.storing import add_match, poll, upsert_item
 from watcher.archive.retention import prune_archive
 from watcher.cli import cli
 from watcher.config import load_settings
 from watcher.store import Store
 from watcher.store.feeds import add_feed, feed_by_name
-from watcher.store.matches import add_match
 from watcher.store.outbox import add_alert, get_alert
-from watcher.store.polls import record_poll
-from watcher.types import AlertStatus, Match, ParsedItem, Settings
+from watcher.types import AlertStatus, ParsedItem, Settings
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(days=40)
@@ -42,7 +41,7 @@ def store(settings: Settings) -> Iterator[Store]:
 
 def add_item(store: Store, feed_id: int, guid: str, title: str, seen: datetime) -> int:
     item = ParsedItem(guid=guid, title=title, link=f"https://example.org/{guid}")
-    return store.upsert_item(feed_id, item, seen).id
+    return upsert_item(store, feed_id, item, seen).id
 
 
 def fts_ids(store: Store, word: str) -> set[int]:
@@ -54,7 +53,7 @@ def test_old_unmatched_items_go_with_their_search_rows(store: Store, settings: S
     feed = add_feed(store, "https://example.org/f", name="wire", now=LONG_AGO)
     old = [add_item(store, feed.id, f"old{n}", f"Tractor story {n}", LONG_AGO) for n in range(7)]
     matched = add_item(store, feed.id, "m", "Tractor in Kursk", LONG_AGO)
-    add_match(store, matched, Match("kursk", ("kursk",)), LONG_AGO)
+    add_match(store, matched, "kursk", ("kursk",), LONG_AGO)
     listed = add_item(store, feed.id, "a", "Tractor copy", LONG_AGO)
     alert = add_alert(store,
         rule_id="kursk", channel="mail", item_ids=[matched, listed],
@@ -109,20 +108,17 @@ def test_old_poll_rows_go_and_story_keys_of_gone_stories_are_forgotten(
 ) -> None:
     feed = add_feed(store, "https://example.org/f", name="wire", now=LONG_AGO)
     for days in (30, 8, 6, 1):
-        record_poll(store,
-            feed.id, started_at=NOW - timedelta(days=days), duration_ms=5, http_status=200,
-            new_items=0, error=None, status="ok", now=NOW - timedelta(days=days),  # type: ignore[arg-type]
-        )  # fmt: skip
+        poll(store, feed.id, NOW - timedelta(days=days))
     add_item(store, feed.id, "old", "Gone story", LONG_AGO)
     kept = add_item(store, feed.id, "kept", "Kept story", LONG_AGO)
-    add_match(store, kept, Match("r", ("kept",)), LONG_AGO)
+    add_match(store, kept, "r", ("kept",), LONG_AGO)
     add_item(store, feed.id, "new", "New story", NOW)
 
     report = prune_archive(store, settings, NOW)
 
-    assert report.polls == 2
+    assert report.polls == 4  # 30 and 8 days ago, and the two that stored the old items
     started = [r[0] for r in store.db.execute("SELECT started_at FROM polls ORDER BY 1")]
-    assert started == ["2026-05-26T12:00:00Z", "2026-05-31T12:00:00Z"]
+    assert started == ["2026-05-26T12:00:00Z", "2026-05-31T12:00:00Z", "2026-06-01T12:00:00Z"]
     keys = {r[0] for r in store.db.execute("SELECT key FROM _story_keys WHERE kind = 'title'")}
     assert keys == {"kept story", "new story"} and report.story_keys == 2  # link + title
 

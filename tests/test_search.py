@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
+from tests.storing import upsert_item
 from watcher.archive.search import SearchQueryError, translate_query
 from watcher.cli import cli
 from watcher.rules.match import compile_rules, match_item
@@ -140,7 +141,7 @@ def corpus(
     for n in range(120):
         title, summary, content = _text(rng, 3), _text(rng, 6), _text(rng, 8)
         parsed = ParsedItem(guid=str(n), title=title, summary_text=summary, content_text=content)
-        stored = store.upsert_item(feed.id, parsed, NOW)
+        stored = upsert_item(store, feed.id, parsed, NOW)
         fields = {"title": (title,), "summary": (summary,), "content": (content,)}
         items[stored.id] = MatchItem(fields=fields, feed_name="wire")
     yield store, items
@@ -223,7 +224,7 @@ def _add(store: Store, feed: str, guid: str, title: str, body: str = "", days_ag
     feed_id = found.id if found else add_feed(store, f"https://{feed}.org/f", name=feed, now=NOW).id
     published = NOW - timedelta(days=days_ago)
     item = ParsedItem(guid=guid, title=title, summary_text=body, published_at=published)
-    return store.upsert_item(feed_id, item, NOW).id
+    return upsert_item(store, feed_id, item, NOW).id
 
 
 def _ids(store: Store, query: str, **filters: object) -> list[int]:
@@ -366,7 +367,7 @@ def test_words_with_letters_the_index_keeps_are_found_as_written(tmp_path: Path)
         feed = add_feed(store, "https://example.org/f.xml", name="wire", now=NOW)
         titles = ["Sperre der Straße nach Kursk", "Großbritannien schickt Drohnen", "Österreich"]
         ids = [
-            store.upsert_item(feed.id, ParsedItem(guid=str(n), title=title), NOW).id
+            upsert_item(store, feed.id, ParsedItem(guid=str(n), title=title), NOW).id
             for n, title in enumerate(titles)
         ]
 
@@ -388,7 +389,7 @@ def test_a_word_followed_by_a_hundred_exclusions_runs(tmp_path: Path) -> None:
     with Store(tmp_path / "w.db") as store:
         feed = add_feed(store, "https://example.org/f.xml", name="wire", now=NOW)
         for n, title in enumerate(["Kursk front", "Kursk x report", "Belgorod"]):
-            store.upsert_item(feed.id, ParsedItem(guid=f"g{n}", title=title), NOW)
+            upsert_item(store, feed.id, ParsedItem(guid=f"g{n}", title=title), NOW)
         query = translate_query("kursk" + " -x" * 100)
         hits = search_items(store, query.fts, SearchFilters())
     assert [h.title for h in hits] == [f"{MARK_START}Kursk{MARK_END} front"]

@@ -336,6 +336,29 @@ class StoredItem:
     change: str  # "new" | "updated" | "unchanged"
 
 
+@dataclass
+class FeedResult:
+    """What fetching, parsing and matching one feed gives (a worker hands it back); never an
+    exception. ``matches`` and ``hashes`` are filled where matching happens."""
+
+    feed: FeedState
+    options: FeedConfig
+    fetched: Fetched | None = None
+    parsed: ParsedFeed | None = None
+    error: str | None = None
+    http_status: int | None = None
+    duration_ms: int = 0
+    matches: dict[str, tuple[Match, ...]] | None = None  # match_key(guid, hash) -> matches
+    retry_after_s: float | None = None  # the server's Retry-After on a 429/503
+    hashes: tuple[str, ...] | None = None  # content_hash of each parsed item, when known
+    pushed: bool = False  # a WebSub delivery, not a poll: no poll row, no feed state
+
+
+def match_key(guid: str, digest: str) -> str:
+    """Names one version of one item: a stored item's guid and content hash give the same."""
+    return f"{digest} {guid}"
+
+
 # --- rules and matching ------------------------------------------------------------------
 
 
@@ -395,9 +418,15 @@ class Hit:
 
 @dataclass(frozen=True)
 class Match:
+    """A rule matching an item. Where matching happens, the hits are cut into the evidence
+    that is stored with the match and shown in its alerts: the matched fields (in FIELDS
+    order) and up to three snippets with the matched words as ``**bold**``."""
+
     rule_id: str
     terms: tuple[str, ...]  # matched conditions, normalised, wildcards as written, rule order
     hits: tuple[Hit, ...] = ()
+    fields: tuple[str, ...] = ()
+    snippets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,23 @@ def next_interval_after_failure(interval_s: int, failures: int) -> int:
 # --- the alert policy ----------------------------------------------------------------------
 
 MUTED = "muted"
+THROTTLED = "throttled by max_alerts"
+SUMMARISED = "throttled by max_alerts; summarised in alert "
+DUPLICATE = "duplicate of alert "
+
+
+def duplicate_reason(alert_id: int) -> str:
+    """Why a copy of a story whose alert was sent is recorded but not sent."""
+    return f"{DUPLICATE}{alert_id}"
+
+
+def is_duplicate(reason: str | None) -> bool:
+    return reason is not None and reason.startswith(DUPLICATE)
+
+
+def summarised_reason(alert_id: int) -> str:
+    """The reason of an alert held back by max_alerts once a later alert carries its items."""
+    return f"{SUMMARISED}{alert_id}"
 
 
 def live_mutes(mutes: Iterable[Mute], now: datetime) -> list[Mute]:

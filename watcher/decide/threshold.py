@@ -100,6 +100,14 @@ def decide_threshold(
 # --- bounded, incremental decision -----------------------------------------------------------
 
 
+def current_arm_state(saved: ArmState | None, fired: datetime | None) -> ArmState:
+    """The re-arming progress to go on from: the saved one when it is about the rule's last
+    firing on the channel (``fired``), else nothing known since that firing."""
+    if fired is None or saved is None or saved.fired != fired:
+        return ArmState(fired)
+    return saved
+
+
 def history_start(threshold: Threshold, state: ArmState, now: datetime) -> datetime:
     """The decision needs every match at or after this moment: at most two windows before now.
 

@@ -5,8 +5,9 @@ items that ``max_alerts`` held back; a digest or volume alert one entry per stor
 alert one pseudo-item naming the feed; a summary the first items a feed's poll held over
 its limit, and how many. Sends nothing; the SQL lives in the store.
 
-For now the snippets of an item are made by running the matcher on it again (the layout
-test lists this as a known exception: deliver should only render what was stored).
+The terms and snippets of an item are those stored with its match when it was matched
+(``_match_evidence``): delivery renders what was stored and never runs the matcher. An
+alert queued before evidence was kept shows its items without snippets.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
-from watcher.rules.match import CompiledRules, match_input, match_item
-from watcher.rules.snippets import make_snippets
 from watcher.store import Store
 from watcher.store import outbox as sql
 from watcher.store.feeds import get_feed
-from watcher.store.matches import match_terms
+from watcher.store.matches import match_evidence, match_terms
 from watcher.store.outbox import alert_kind
 from watcher.store.state import health_event
 from watcher.types import (
@@ -53,9 +52,6 @@ class MessageContext(Protocol):
 
     @property
     def rules_by_id(self) -> Mapping[str, Rule]: ...
-
-    @property
-    def compiled(self) -> CompiledRules: ...
 
 
 def build_message(rt: MessageContext, alert: Alert) -> AlertMessage:
@@ -124,17 +120,15 @@ def _alert_item(
     rt: MessageContext, rule_id: str, item: StoredItem, also: tuple[AlsoReported, ...]
 ) -> AlertItem:
     feed = get_feed(rt.store, item.feed_id)
-    source = match_input(item, feed)
-    matches = [m for m in match_item(rt.compiled, source) if m.rule_id == rule_id]
-    hits = matches[0].hits if matches else ()
+    terms, snippets = match_evidence(rt.store, item.id, rule_id)
     return AlertItem(
         id=item.id,
         title=item.title,
         link=item.link,
         feed=feed.name,
         published_at=item.published_at,
-        terms=match_terms(rt.store, item.id, rule_id),
-        snippets=make_snippets(source.fields, hits),
+        terms=terms,
+        snippets=snippets,
         also_reported_by=also,
     )
 

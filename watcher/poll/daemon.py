@@ -4,8 +4,9 @@ Polling is pipeline.py's, sending deliver/send.py's, and the decisions of when t
 of the sources' health are in decide/schedule.py and decide/health.py; but the daemon still
 sequences some work of its own: the hourly quiet check (which queues health alerts),
 syncing the config's feeds into jobs on a reload, and moving a job when its feed is due
-sooner. The pipeline and the daemon each open their runtime and handle a failed job their
-own way.
+sooner. A feed's job polls through the pipeline's own functions (``fetch_parse_match``,
+then ``store_feed_result``, as ``watcher poll`` does), so both store a poll, and a bug while
+storing it, the same way.
 
     install the signal handlers; take the lock; load config and rules; sync feeds; then one
     BlockingScheduler whose jobs all run through ``run_job`` (a bug is logged, never raised)
@@ -72,9 +73,14 @@ from watcher.lock import hold_lock
 from watcher.poll.fetch import make_session
 from watcher.poll.httpd import SmallServer
 from watcher.poll.metrics import Metrics, State, metrics_handler
-from watcher.poll.pace import after_poll
-from watcher.poll.pipeline import PollReport, feed_options, store_result
-from watcher.poll.result import fetch_and_parse, parse_pushed
+from watcher.poll.pipeline import (
+    PollReport,
+    feed_options,
+    fetch_parse_match,
+    store_feed_result,
+    store_result,
+)
+from watcher.poll.result import parse_pushed
 from watcher.poll.runtime import Runtime
 from watcher.poll.websub import Callback, Push, Subscriber
 from watcher.rules.load import load_rules
@@ -653,20 +659,9 @@ class Daemon:
         started = time.monotonic()
         options = feed_options(rt.settings, feed)
         with self.hosts.slot(feed.url):
-            result = fetch_and_parse(rt.session, feed, options, rt.settings.poll.max_bytes)
+            result = fetch_parse_match(rt, feed, options)
         report = PollReport(feeds=1)
-        try:
-            store_result(rt, result, now, report)
-        except Exception as e:  # a bug: record it as this feed's error and go on
-            log.exception("internal error feed=%s", feed.name)
-            report.bugs += 1
-            failed = replace(result, error=f"internal error: {type(e).__name__}: {e}")
-            store_result(rt, failed, now, report)
-        try:
-            with rt.store.transaction():
-                after_poll(rt, result, now)
-        except Exception:  # a bug: the poll's own plan stands
-            log.exception("internal error while pacing feed=%s", feed.name)
+        store_feed_result(rt, result, now, report)  # the same path as `watcher poll`
         if self.metrics is not None:
             self.metrics.observe_poll(result, report)
         if time.monotonic() - started > SLOW_POLL_S:

@@ -1,15 +1,19 @@
-"""The poll stage order: fetch -> parse -> store -> match -> queue alerts (the outbox).
+"""The poll stage order: fetch -> parse -> match -> snapshot -> decide -> apply -> deliver.
 
-    for each due feed (fetch and parse in worker threads or processes, which never raise):
-        result = fetch_and_parse()                -> FeedResult (result.py)
-    for each result, in one transaction:
-        upsert items; match new/changed ones; write matches and alert rows (the outbox)
-        record the poll in `polls` and the feed's state in `feeds`
+    for each due feed (in worker processes, or threads, which never raise):
+        result = fetch_and_parse(); add_matches(result)     -> FeedResult (result.py)
+                                (threads leave add_matches to store_result, one at a time)
+    for each result, in one write transaction (a savepoint of its batch's):
+        snapshot = store.snapshot(request_for(result))      what the poll can touch
+        history  = store.volume_history(volume_starts(...)) volume rules' recent matches
+        intent   = decide_poll(snapshot, history, result)   pure: items, stories, matches,
+                                                            alert rows, poll row, feed state
+        store.apply(intent)
     then deliver.send.deliver_pending() sends due alerts and marks them sent / retry / failed
 
-Deciding what to do with a match lives in watcher.decide (pure, except decide/alerts.py,
-which still reads and writes through the store); everything that touches the network or
-the database is called from here, in order.
+``watcher poll`` and the daemon's per-feed job both store a result through
+``store_feed_result``. Deciding lives in watcher.decide (pure); everything that touches the
+network or the database is called from here, in order.
 """
 
 from __future__ import annotations
@@ -17,44 +21,36 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
-from watcher import envvars
-from watcher.decide.alerts import queue_alert, summarise_over_limit
-from watcher.decide.health import event_after_poll, health_channels
-from watcher.decide.policy import channels_for, decide_backlog
-from watcher.decide.schedule import (
-    gone_reason,
-    is_gone,
-    next_poll_after_failure,
-    next_poll_after_interval_change,
-    next_poll_after_success,
-    retry_hold_until,
+from watcher.decide.feed import decide_failure, decide_poll, request_for, volume_starts
+from watcher.decide.schedule import next_poll_after_interval_change
+from watcher.intent import (
+    FeedIntent,
+    FeedSnapshot,
+    SnapshotRequest,
+    VolumeHistory,
 )
 from watcher.poll import workers
 from watcher.poll.pace import after_poll
-from watcher.poll.result import FeedResult, fetch_and_parse
+from watcher.poll.result import FeedResult, add_matches, fetch_and_parse
 from watcher.poll.runtime import Runtime
 from watcher.redact import redact_url, without_credentials
-from watcher.rules.match import match_input, match_item
-from watcher.store.batch import NotModified, record_not_modified, upsert_items
-from watcher.store.feeds import due_feeds, is_first_poll, sync_config_feeds
-from watcher.store.matches import add_match
-from watcher.store.polls import record_poll
-from watcher.store.state import add_health_alert, held_feed_ids, set_retry_hold
+from watcher.store.feeds import due_feeds, sync_config_feeds
+from watcher.store.snapshot import read_feeds
+from watcher.store.state import held_feed_ids
 from watcher.types import (
     AlertStatus,
     FeedConfig,
     FeedState,
     FeedStatus,
-    Fetched,
-    HealthEvent,
-    Match,
+    Rule,
     Settings,
-    StoredItem,
 )
 
 log = logging.getLogger(__name__)
@@ -166,28 +162,28 @@ def poll_feeds(
     now: datetime,
     progress: Callable[[FeedResult], None] | None = None,
 ) -> PollReport:
-    """Fetch, parse (and match) in workers, then store each batch of feeds in one transaction.
+    """Fetch, parse and match in workers, then store each batch of feeds in one transaction.
 
-    Each feed's items, matches, alert rows and poll row are written in a savepoint of
-    its batch's transaction: a feed that fails to store leaves nothing half-written,
-    and the batch shares one commit.
+    Each feed's outcome is written in a savepoint of its batch's transaction: a feed that
+    fails to store leaves nothing half-written, and the batch shares one commit.
     """
     report = PollReport(feeds=len(feeds))
     jobs = [(feed, feed_options(rt.settings, feed)) for feed in feeds]
     for batch in _fetch_all(rt, jobs):
         with rt.store.transaction():
-            quiet = [r for r in batch if _plain_not_modified(rt, r)]
-            done = {id(r) for r in quiet} if _store_not_modified(rt, quiet, now, report) else set()
+            quiet = [r for r in batch if _plain_not_modified(r)]
+            done = _store_not_modified(rt, quiet, now, report)
             for result in batch:
                 if id(result) not in done:
-                    _store_one(rt, result, now, report)
-                _pace_one(rt, result, now, report)
+                    store_feed_result(rt, result, now, report)
+                else:
+                    _pace_one(rt, result, now, report)
                 if progress:
                     progress(result)
     return report
 
 
-def _plain_not_modified(rt: Runtime, result: FeedResult) -> bool:
+def _plain_not_modified(result: FeedResult) -> bool:
     """A 304 with nothing else to record: no redirect, no health event, no hold to lift."""
     fetched = result.fetched
     return (
@@ -202,46 +198,37 @@ def _plain_not_modified(rt: Runtime, result: FeedResult) -> bool:
 
 def _store_not_modified(
     rt: Runtime, results: list[FeedResult], now: datetime, report: PollReport
-) -> bool:
-    """Record plain 304s in one statement per table; False (nothing written) on any error."""
+) -> set[int]:
+    """Record plain 304s together: their feeds read in one query, each decided as any poll
+    is, the poll rows and feed states written one statement per table. Returns the ids of
+    the results recorded; the others (an error, or a 304 that turns out to need more than
+    a poll row) are stored one by one."""
     if not results:
-        return True
-    polls = [_not_modified_row(result, now) for result in results]
+        return set()
     try:
         with rt.store.transaction():
-            record_not_modified(rt.store, polls, now)
-            for result in results:
-                set_retry_hold(rt.store, result.feed.id, None)
+            feeds = read_feeds(rt.store, [r.feed.id for r in results])
+            decided = [
+                (result, _decide_alone(FeedSnapshot(feeds[result.feed.id]), result, rt, now))
+                for result in results
+            ]
+            plain = [(result, intent) for result, intent in decided if intent.is_plain]
+            rt.store.apply_many([intent for _, intent in plain])
     except Exception:  # the feeds are then stored one by one, each on its own
         log.exception("internal error while recording %d unchanged feeds", len(results))
-        return False
-    report.not_modified += len(results)
-    for result in results:
+        return set()
+    for result, intent in plain:
         log_exchange(result)
-        log.info("polled feed=%s status=not_modified", result.feed.name)
-    return True
+        report_intent(result, intent, report)
+    return {id(result) for result, _ in plain}
 
 
-def _not_modified_row(result: FeedResult, now: datetime) -> NotModified:
-    fetched = result.fetched
-    assert fetched is not None
-    return NotModified(
-        feed_id=result.feed.id,
-        duration_ms=result.duration_ms,
-        http_status=fetched.status,
-        etag=fetched.etag,
-        last_modified=fetched.last_modified,
-        next_poll_at=next_poll_after_success(now, result.feed.interval_s, fetched.headers),
-    )
-
-
-def _store_one(rt: Runtime, result: FeedResult, now: datetime, report: PollReport) -> None:
-    try:
-        store_result(rt, result, now, report)
-    except Exception as e:  # a bug: record it, finish the pass, exit 3 later
-        log.exception("internal error feed=%s", result.feed.name)
-        report.bugs += 1
-        _record_error(rt, result, now, f"internal error: {type(e).__name__}: {e}", report)
+def _decide_alone(
+    snapshot: FeedSnapshot, result: FeedResult, rt: Runtime, now: datetime
+) -> FeedIntent:
+    """A 304 decided on its feed's row alone (it has no items to read more for)."""
+    request = SnapshotRequest(result.feed.id, now)
+    return decide_poll(snapshot, {}, request, result, rt.rules_by_id, rt.settings, now)
 
 
 def _pace_one(rt: Runtime, result: FeedResult, now: datetime, report: PollReport) -> None:
@@ -268,59 +255,166 @@ def _fetch_all(rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]]) -> Iterato
         )
         yield from workers.poll_in_processes(jobs, config, processes)
         return
+    # Threads only fetch and parse: the items are matched as each result is stored, one feed
+    # at a time (threads would not match faster under the GIL, only hold every feed's
+    # matching memory at once).
     threads = max(1, min(rt.settings.poll.workers, len(jobs)))
     max_bytes = rt.settings.poll.max_bytes
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
-        results = pool.map(lambda job: fetch_and_parse(rt.session, job[0], job[1], max_bytes), jobs)
+        results = pool.map(lambda job: fetch_and_parse(rt.session, *job, max_bytes), jobs)
         while batch := list(itertools.islice(results, workers.CHUNK_FEEDS)):
             yield batch
 
 
-def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollReport) -> None:
+def fetch_parse_match(rt: Runtime, feed: FeedState, options: FeedConfig) -> FeedResult:
+    """Fetch and parse one feed and match its items, in this thread; never raises."""
+    result = fetch_and_parse(rt.session, feed, options, rt.settings.poll.max_bytes)
+    try:
+        add_matches(result, rt.compiled)
+    except Exception as e:  # a bug in the matcher must not stop the other feeds
+        log.exception("internal error while matching feed=%s", feed.name)
+        result.error = f"internal error: {type(e).__name__}: {e}"
+    return result
+
+
+# --- one feed's outcome: snapshot -> decide -> apply ---------------------------------------
+
+
+class FeedStore(Protocol):
+    """What recording a poll needs of a store: the SQLite one, or the tests' model."""
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def snapshot(self, request: SnapshotRequest) -> FeedSnapshot: ...
+
+    def volume_history(self, starts: Mapping[str, datetime]) -> VolumeHistory: ...
+
+    def apply(self, intent: FeedIntent) -> None: ...
+
+
+def record_result(
+    store: FeedStore,
+    result: FeedResult,
+    rules: Mapping[str, Rule],
+    settings: Settings,
+    now: datetime,
+) -> FeedIntent:
+    """Read the poll's snapshot, decide what it changes, write that: one transaction.
+
+    The transaction is a write transaction from its first read (``BEGIN IMMEDIATE``, or a
+    savepoint inside one): the ids ``decide`` hands out from the snapshot's next free ids
+    stay free until the intent is written.
+    """
+    with store.transaction():
+        request = request_for(result, rules, settings, now)
+        snapshot = store.snapshot(request)
+        history = store.volume_history(volume_starts(request, snapshot, rules, now))
+        intent = decide_poll(snapshot, history, request, result, rules, settings, now)
+        store.apply(intent)
+    return intent
+
+
+def record_failure(
+    store: FeedStore, result: FeedResult, error: str, settings: Settings, now: datetime
+) -> FeedIntent:
+    """Record a poll that failed with ``error`` (an internal error while storing it)."""
+    with store.transaction():
+        snapshot = store.snapshot(SnapshotRequest(result.feed.id, now))
+        intent = decide_failure(snapshot, result, error, settings, now)
+        store.apply(intent)
+    return intent
+
+
+def store_feed_result(
+    rt: Runtime, result: FeedResult, now: datetime, report: PollReport
+) -> FeedIntent:
+    """Store one feed's outcome, then set its next poll from its pace (pace.py); a bug while
+    storing is recorded as the feed's error (and counted, so the pass ends with exit 3)
+    instead of stopping the pass. ``watcher poll`` and the daemon's per-feed job both store
+    through here."""
+    try:
+        intent = store_result(rt, result, now, report)
+    except Exception as e:  # a bug: record it, finish the pass, exit 3 later
+        log.exception("internal error feed=%s", result.feed.name)
+        report.bugs += 1
+        error = f"internal error: {type(e).__name__}: {e}"
+        intent = record_failure(rt.store, result, error, rt.settings, now)
+        report_intent(result, intent, report)
+    _pace_one(rt, result, now, report)
+    return intent
+
+
+def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollReport) -> FeedIntent:
     """Write one feed's outcome: items, matches, alerts and the poll row, in one transaction."""
-    feed = result.feed
     log_exchange(result)
-    if result.error is not None or result.fetched is None:
-        _record_error(rt, result, now, result.error or "no response", report)
+    if result.parsed is not None and result.matches is None:
+        add_matches(result, rt.compiled)  # a result made without the workers' matching
+    intent = record_result(rt.store, result, rt.rules_by_id, rt.settings, now)
+    report_intent(result, intent, report)
+    return intent
+
+
+def report_intent(result: FeedResult, intent: FeedIntent, report: PollReport) -> None:
+    """Count and log what one poll wrote."""
+    feed = result.feed
+    for event in intent.health:
+        log.warning("health feed=%s event=%s detail=%r", event.feed, event.kind, event.detail)
+    if intent.outcome is FeedStatus.ERROR:
+        error = intent.error or "no response"
+        report.failed.append((feed.name, error))
+        http = intent.poll.http_status
+        if intent.feed.last_status == FeedStatus.DISABLED and intent.feed.disabled_reason:
+            log.error("disabled feed=%s status=%s error=%r", feed.name, http, error)
+        else:
+            log.warning("poll failed feed=%s status=%s error=%r", feed.name, http, error)
         return
-    fetched = result.fetched
-    if fetched.not_modified or result.parsed is None:
-        with rt.store.transaction():
-            _record(rt, result, now, FeedStatus.NOT_MODIFIED, new_items=0)
+    if intent.outcome is FeedStatus.NOT_MODIFIED:
         report.not_modified += 1
         log.info("polled feed=%s status=not_modified", feed.name)
         return
-    parsed = result.parsed
-    with rt.store.transaction():
-        first_poll = is_first_poll(rt.store, feed.id)
-        new = updated = 0
-        limit = _FeedLimit(rt.settings.poll.max_new_alerts_per_feed)
-        for stored in upsert_items(rt.store, feed.id, parsed.items, now, result.hashes):
-            new += stored.change == "new"
-            if stored.change == "new" and stored.published_at is not None and not first_poll:
-                report.lags_s.append((now - stored.published_at).total_seconds())
-            updated += stored.change == "updated"
-            key = workers.match_key(stored.guid, stored.content_hash)
-            known = result.matches.get(key) if result.matches is not None else None
-            _match_and_queue(rt, result, stored, first_poll, now, report, limit, known)
-        if limit.reached_on:
-            summaries = summarise_over_limit(rt, feed.id, feed.name, now)
-            report.alerts += len(summaries)
-            log.warning(
-                "over feed limit feed=%s max_new_alerts_per_feed=%d channels=%s",
-                feed.name,
-                limit.most,
-                ",".join(sorted(limit.reached_on)),
-            )
-        if not result.pushed:  # a push is no poll: its feed's poll state stays
-            _record(rt, result, now, FeedStatus.OK, new_items=new, warning=parsed.warning)
+    new = sum(w.stored.change == "new" for w in intent.items)
+    updated = len(intent.items) - new
     report.ok += 1
     report.new_items += new
     report.updated_items += updated
-    unchanged = len(parsed.items) - new - updated
-    log.debug("items feed=%s new=%d updated=%d unchanged=%d", feed.name, new, updated, unchanged)
+    report.matches += len(intent.matches)
+    first_poll = result.feed.last_success_at is None
+    for write in intent.items:
+        published = write.stored.published_at
+        if write.stored.change == "new" and published is not None and not first_poll:
+            report.lags_s.append((intent.poll.started_at - published).total_seconds())
+    for row in intent.matches:
+        report.rule_matches[row.match.rule_id] += 1
+    for alert in intent.alerts:
+        if alert.health is None:
+            report.queued[(alert.channel, str(alert.status))] += 1
+        if alert.health is None and alert.status is AlertStatus.PENDING:
+            report.alerts += 1
+        elif alert.status is AlertStatus.SUPPRESSED:
+            report.suppressed += 1
+    if log.isEnabledFor(logging.DEBUG):
+        for row in intent.matches:
+            log.debug(
+                "matched rule=%s feed=%s item=%d terms=%s",
+                row.match.rule_id,
+                feed.name,
+                row.item_id,
+                ",".join(row.match.terms),
+            )
+        total = len(result.parsed.items) if result.parsed is not None else 0
+        log.debug(
+            "items feed=%s new=%d updated=%d unchanged=%d",
+            feed.name,
+            new,
+            updated,
+            total - new - updated,
+        )
     verb = "pushed" if result.pushed else "polled"
-    log.info("%s feed=%s status=ok items=%d new=%d", verb, feed.name, len(parsed.items), new)
+    log.info("%s feed=%s status=ok items=%d new=%d", verb, feed.name, _item_count(result), new)
+
+
+def _item_count(result: FeedResult) -> int:
+    return len(result.parsed.items) if result.parsed is not None else 0
 
 
 CACHE_HEADERS = ("etag", "last-modified", "cache-control", "expires", "age")
@@ -374,163 +468,4 @@ def log_exchange(result: FeedResult) -> None:
             parsed.parser or "?",
             parsed.format,
             len(parsed.items),
-        )
-
-
-def _record(
-    rt: Runtime,
-    result: FeedResult,
-    now: datetime,
-    status: FeedStatus,
-    *,
-    new_items: int,
-    warning: str | None = None,
-) -> None:
-    fetched = result.fetched
-    assert fetched is not None
-    feed = result.feed
-    record_poll(
-        rt.store,
-        result.feed.id,
-        started_at=now,
-        duration_ms=result.duration_ms,
-        http_status=fetched.status if fetched.url.startswith(("http:", "https:")) else None,
-        new_items=new_items,
-        error=f"warning: {warning}" if warning else None,
-        status=status,
-        now=now,
-        etag=fetched.etag,
-        last_modified=fetched.last_modified,
-        title=result.parsed.title if result.parsed else None,
-        url=_moved_to(feed, fetched),
-        next_poll_at=next_poll_after_success(now, feed.interval_s, fetched.headers),
-    )
-    set_retry_hold(rt.store, feed.id, None)
-    _raise_health(rt, event_after_poll(feed, status, None, _failing_after(rt)), now)
-
-
-def _moved_to(feed: FeedState, fetched: Fetched) -> str | None:
-    """The URL a permanent redirect moves the feed to, as a template; None to keep its URL.
-
-    A URL holding ``${VAR}`` is never replaced: the redirect's target would hold the secret.
-    """
-    target = fetched.permanent_redirect
-    if target is None:
-        return None
-    if envvars.has_references(feed.url):
-        log.warning(
-            "redirect kept feed=%s to=%s reason=%s",
-            feed.name,
-            redact_url(target),
-            "the URL holds ${VAR}: edit it if the feed moved for good",
-        )
-        return None
-    log.info("moved feed=%s url=%s", feed.name, target)
-    return envvars.escape(target)
-
-
-def _record_error(
-    rt: Runtime, result: FeedResult, now: datetime, error: str, report: PollReport
-) -> None:
-    """Record a failed poll: back off (Retry-After honoured), or disable the feed on 410."""
-    feed = result.feed
-    status, http = FeedStatus.ERROR, result.http_status
-    failures = feed.consecutive_failures + 1
-    hold = retry_hold_until(now, http, result.retry_after_s)
-    with rt.store.transaction():
-        record_poll(
-            rt.store,
-            feed.id,
-            started_at=now,
-            duration_ms=result.duration_ms,
-            http_status=http,
-            new_items=0,
-            error=error,
-            status=FeedStatus.DISABLED if is_gone(http) else status,
-            now=now,
-            next_poll_at=next_poll_after_failure(
-                now, feed.interval_s, failures, http, result.retry_after_s
-            ),
-            disabled_reason=gone_reason(http) if http is not None and is_gone(http) else None,
-        )
-        set_retry_hold(rt.store, feed.id, hold)
-        _raise_health(rt, event_after_poll(feed, status, error, _failing_after(rt)), now)
-    report.failed.append((feed.name, error))
-    if is_gone(http):
-        log.error("disabled feed=%s status=%s error=%r", feed.name, http, error)
-    else:
-        log.warning("poll failed feed=%s status=%s error=%r", feed.name, http, error)
-
-
-def _failing_after(rt: Runtime) -> int:
-    return rt.settings.health.failing_after
-
-
-def _raise_health(rt: Runtime, event: HealthEvent | None, now: datetime) -> None:
-    """Queue a health alert (rule ``health``) through the normal outbox."""
-    if event is None:
-        return
-    settings = rt.settings
-    channels = health_channels(settings.health.notify, list(settings.channels))
-    add_health_alert(rt.store, event, channels, now)
-    log.warning("health feed=%s event=%s detail=%r", event.feed, event.kind, event.detail)
-
-
-# --- from a stored item to matches and alert rows ------------------------------------------
-
-
-@dataclass
-class _FeedLimit:
-    """The alerts one poll of a feed has queued per channel, against its limit."""
-
-    most: int  # poll.max_new_alerts_per_feed
-    queued: dict[str, int] = field(default_factory=dict)
-    reached_on: set[str] = field(default_factory=set)  # channels where matches were held
-
-    def reached(self, channel: str) -> bool:
-        if self.queued.get(channel, 0) < self.most:
-            return False
-        self.reached_on.add(channel)
-        return True
-
-    def count(self, channel: str) -> None:
-        self.queued[channel] = self.queued.get(channel, 0) + 1
-
-
-def _match_and_queue(
-    rt: Runtime,
-    result: FeedResult,
-    item: StoredItem,
-    first_poll: bool,
-    now: datetime,
-    report: PollReport,
-    limit: _FeedLimit,
-    known: Sequence[Match] | None = None,
-) -> None:
-    """Record the rules matching ``item`` (``known``: computed by a worker) and queue alerts."""
-    feed, options = result.feed, result.options
-    matches = known if known is not None else match_item(rt.compiled, match_input(item, feed))
-    rules = rt.rules_by_id if matches else {}
-    for match in matches:
-        add_match(rt.store, item.id, match, now)
-        report.matches += 1
-        report.rule_matches[match.rule_id] += 1
-        rule = rules[match.rule_id]
-        reason = decide_backlog(options, item, first_poll, now)
-        for channel in channels_for(rule, rt.settings):
-            over = limit.reached(channel)
-            status = queue_alert(rt, rule, channel, item, reason, now, over_limit=over)
-            if status is not None:
-                report.queued[(channel, str(status))] += 1
-            if status is AlertStatus.PENDING:
-                report.alerts += 1
-                limit.count(channel)
-            elif status is AlertStatus.SUPPRESSED:
-                report.suppressed += 1
-        log.debug(
-            "matched rule=%s feed=%s item=%d terms=%s",
-            rule.id,
-            feed.name,
-            item.id,
-            ",".join(match.terms),
         )

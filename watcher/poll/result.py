@@ -1,7 +1,8 @@
-"""Fetch and parse one feed into a ``FeedResult``, which never is an exception.
+"""Fetch, parse and match one feed into a ``FeedResult``, which never is an exception.
 
-Both ways of polling call ``fetch_and_parse``: the threads of the pipeline and the worker
-processes of a large poll (workers.py); the pipeline stores the results.
+Both ways of polling call ``fetch_and_parse`` and ``add_matches``: the threads of a small
+poll or of the daemon, and the worker processes of a large poll (workers.py); the pipeline
+stores the results.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from watcher import envvars
 from watcher.exceptions import ConfigError, FeedError, ParseError
@@ -17,29 +18,17 @@ from watcher.poll.cpu import CpuBudget, CpuBudgetExceeded
 from watcher.poll.fetch import FeedSession, fetch_feed
 from watcher.poll.parse import parse_feed
 from watcher.redact import header_secrets, scrub, without_credentials
-from watcher.types import FeedConfig, FeedState, Fetched, Match, ParsedFeed
+from watcher.rules.evidence import find_matches
+from watcher.rules.match import CompiledRules, match_input
+from watcher.store.rows import content_hash
+from watcher.types import FeedConfig, FeedResult, FeedState, Fetched, ParsedFeed, match_key
+
+__all__ = ["FeedResult", "add_matches", "fetch_and_parse", "match_key"]
 
 log = logging.getLogger(__name__)
 
 # A feed may take this many times its ``timeout`` of CPU time to parse, then it fails.
 CPU_BUDGET_TIMEOUTS = 3
-
-
-@dataclass
-class FeedResult:
-    """What a worker thread hands back for one feed; never an exception."""
-
-    feed: FeedState
-    options: FeedConfig
-    fetched: Fetched | None = None
-    parsed: ParsedFeed | None = None
-    error: str | None = None
-    http_status: int | None = None
-    duration_ms: int = 0
-    matches: dict[str, tuple[Match, ...]] | None = None  # workers.match_key -> matches
-    retry_after_s: float | None = None  # the server's Retry-After on a 429/503
-    hashes: tuple[str, ...] | None = None  # content_hash of each parsed item, when known
-    pushed: bool = False  # a WebSub delivery, not a poll: no poll row, no feed state
 
 
 def fetch_and_parse(
@@ -134,3 +123,19 @@ def _parse(fetched: Fetched, base: str, options: FeedConfig) -> ParsedFeed:
             f" ({CPU_BUDGET_TIMEOUTS} times its timeout of {options.timeout_s:g} s):"
             " none of its items were stored",
         ) from e
+
+
+def add_matches(result: FeedResult, compiled: CompiledRules) -> None:
+    """Fill ``result.hashes`` and ``result.matches``: (guid, content hash) -> the rules that
+    match that version of the item, with their evidence. Every parsed item is matched: which
+    ones are new or changed is known only when the result is stored."""
+    if result.parsed is None:
+        return
+    feed = result.feed
+    items = result.parsed.items
+    if result.hashes is None or len(result.hashes) != len(items):
+        result.hashes = tuple(content_hash(item) for item in items)
+    result.matches = {
+        match_key(item.guid, digest): find_matches(compiled, match_input(item, feed))
+        for item, digest in zip(items, result.hashes, strict=True)
+    }

@@ -5,7 +5,8 @@ matching), which one Python process cannot spread over several cores. This
 module runs those stages in a pool of processes, each fetching a chunk of feeds
 with its own keep-alive connections and threads, and hands back one
 ``FeedResult`` per feed, with the rule matches of every parsed item already
-computed. The parent only stores results, so the outbox stays in one process.
+computed, their snippets cut. The parent only stores results, so the outbox stays in one
+process.
 
 The number of chunks in flight is bounded (``window``), so memory does not grow
 with the number of feeds polled.
@@ -27,9 +28,8 @@ from concurrent.futures import (
 from dataclasses import dataclass
 
 from watcher.poll.fetch import FeedSession, make_session
-from watcher.poll.result import FeedResult
-from watcher.rules.match import CompiledRules, match_input, match_item
-from watcher.store.rows import content_hash
+from watcher.poll.result import FeedResult, add_matches
+from watcher.rules.match import CompiledRules
 from watcher.types import FeedConfig, FeedState
 
 Job = tuple[FeedState, FeedConfig]
@@ -83,23 +83,6 @@ def _poll_chunk(jobs: Sequence[Job]) -> list[FeedResult]:
         return result
 
     return list(worker.threads.map(one, jobs))
-
-
-def add_matches(result: FeedResult, compiled: CompiledRules) -> None:
-    """Fill ``result.matches``: (guid, content hash) -> the rules that match that item."""
-    if result.parsed is None:
-        return
-    feed = result.feed
-    result.hashes = tuple(content_hash(item) for item in result.parsed.items)
-    result.matches = {
-        match_key(item.guid, digest): tuple(match_item(compiled, match_input(item, feed)))
-        for item, digest in zip(result.parsed.items, result.hashes, strict=True)
-    }
-
-
-def match_key(guid: str, digest: str) -> str:
-    """Names one version of one item: a stored item's guid and content hash give the same."""
-    return f"{digest} {guid}"
 
 
 def process_count(feeds: int) -> int:

@@ -18,7 +18,7 @@ SNIPPET_CONTEXT = 70  # characters shown on each side of a highlighted span
 # Japanese, Thai) is cut where the window ends instead, never inside a character's marks.
 WORD_REACH = 20
 MAX_SNIPPETS = 3
-SNIPPET_HITS = 1000  # hits of one value looked at for its snippets, the first in the text
+SNIPPET_HITS = 64  # hits of one value looked at for its snippets, the first in the text
 
 _SPACES = re.compile(r"\s+")
 

@@ -6,53 +6,48 @@ of :mod:`watcher.store.schema` when it opens, and groups writes with ``transacti
 module per table family, as functions that take the store first:
 
     feeds.py     feeds, _feed_config: add, sync with the config, enable, look up, poll requests
-    polls.py     polls: a poll's row and the feed's state after it
-    matches.py   matches
+    matches.py   matches, _match_evidence: what an alert shows of its matches
     outbox.py    alerts, _alert_meta, _held_back: queue, deliver, what the alert policy reads
     state.py     _instance, _mutes, _volume_arming, _feed_health, _health_alerts
     fts.py       items_fts: full-text search
     history.py   the archive read for backtests and volume rules
-    batch.py     a feed's parsed items in few statements
+    snapshot.py  what one poll of a feed can touch, read in few queries (watcher.intent)
+    apply.py     what one poll decided, written in one transaction
     prune.py     retention, in small batches
     stats.py     counts and sizes for ``status``; names.py: stored rule and feed names
     backup.py    an online copy of the file
 
 Every public function and method turns a ``sqlite3.Error`` into one ``StoreError``
 (errors.py). Each write is atomic on its own; times are passed in as ``now``, the store
-never reads the clock, and it decides nothing: the next poll of a feed whose interval
-changed is handed in (``reschedule``). Which story an item joins is still decided here
-(``Store.upsert_item``, batch.py).
+never reads the clock, and it decides nothing: which story an item joins, which alert rows
+a match gives and the feed's next poll are watcher.decide's (a poll hands the store an
+intent), and the next poll of a feed whose interval changed is handed in (``reschedule``).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
 from watcher.exceptions import StoreError
+from watcher.intent import FeedIntent, FeedSnapshot, SnapshotRequest, VolumeHistory
 from watcher.store import schema
+from watcher.store.apply import apply_intent, apply_intents
 from watcher.store.errors import store_call, store_error
-from watcher.store.rows import (
-    Row,
-    item_columns,
-    item_from_row,
-    required_time,
-    to_text,
-)
-from watcher.storykeys import canonical_link, title_key
-from watcher.types import ParsedItem, StoredItem
+from watcher.store.rows import Row, item_from_row
+from watcher.store.snapshot import read_snapshot, read_volume_history
+from watcher.types import StoredItem
 
 __all__ = ["Store", "StoreError"]
 
 BUSY_TIMEOUT_S = 30.0
-STORY_TITLE_WINDOW = timedelta(hours=48)
 
 
 class Store:
@@ -193,100 +188,37 @@ class Store:
         row = self.db.execute(sql, list(params)).fetchone()
         return None if row is None else row[0]
 
-    # --- items -------------------------------------------------------------------------
+    # --- one poll: snapshot, then apply (snapshot.py, apply.py) ---------------------------
 
     @store_call
-    def upsert_item(self, feed_id: int, item: ParsedItem, now: datetime) -> StoredItem:
-        """Store one parsed item; ``change`` says whether it was new, updated or unchanged."""
-        columns = item_columns(item)
-        with self.transaction():
-            row = self.one(
-                "SELECT * FROM items WHERE feed_id = ? AND guid = ?", [feed_id, item.guid]
-            )
-            keys = _story_keys(columns, link_is_key=not item.shared_link)
-            if row is None:
-                return self._insert_item(feed_id, columns, keys, now)
-            if row["content_hash"] == columns["content_hash"]:
-                return item_from_row(row, "unchanged")
-            return self._update_item(row, columns, keys)
+    def snapshot(self, request: SnapshotRequest) -> FeedSnapshot:
+        """What a poll of a feed can touch, read inside the poll's transaction."""
+        return read_snapshot(self, request)
 
-    def _insert_item(
-        self, feed_id: int, columns: dict[str, Any], keys: list[tuple[str, str]], now: datetime
-    ) -> StoredItem:
-        values = {**columns, "feed_id": feed_id, "first_seen_at": to_text(now)}
-        names = ", ".join(values)
-        marks = ", ".join(f":{k}" for k in values)
-        cursor = self.db.execute(f"INSERT INTO items ({names}) VALUES ({marks})", values)
-        item_id = int(cursor.lastrowid or 0)
-        self._assign_story(item_id, None, keys, values["published_at"] or values["first_seen_at"])
-        return self._item(item_id, "new")
+    @store_call
+    def volume_history(self, starts: Mapping[str, datetime]) -> VolumeHistory:
+        """Each volume rule's matches since its start."""
+        return read_volume_history(self, starts)
 
-    def _update_item(
-        self, row: Row, columns: dict[str, Any], keys: list[tuple[str, str]]
-    ) -> StoredItem:
-        sets = ", ".join(f"{k} = :{k}" for k in columns if k != "guid")
-        self.db.execute(f"UPDATE items SET {sets} WHERE id = :id", {**columns, "id": row["id"]})
-        at = columns["published_at"] or row["first_seen_at"]
-        self._assign_story(row["id"], row["story_id"], keys, at)
-        return self._item(row["id"], "updated")
+    @store_call
+    def apply(self, intent: FeedIntent) -> None:
+        """Write what a poll decided, in one transaction."""
+        apply_intent(self, intent)
 
-    def _assign_story(
-        self, item_id: int, current: int | None, keys: list[tuple[str, str]], at_text: str
-    ) -> None:
-        """Join the item to the story its link or title key names, merging stories that meet.
+    @store_call
+    def apply_many(self, intents: Sequence[FeedIntent]) -> None:
+        """Write many polls' intents in one transaction (the plain ones together)."""
+        apply_intents(self, intents)
 
-        A story's id is its first item's id; when two stories meet, the lower id absorbs
-        the other (its items, its keys and its live alerts).
-        """
-        at = required_time(at_text)
-        found = {current} if current is not None else set()
-        fresh: list[tuple[str, str]] = []
-        for kind, key in keys:
-            story = self._story_for_key(kind, key, at)
-            if story is None:
-                fresh.append((kind, key))
-            else:
-                found.add(story)
-        story_id = min(found) if found else item_id
-        for other in found - {story_id}:
-            self._merge_story(other, into=story_id)
-        for kind, key in fresh:
-            self.db.execute(
-                "INSERT OR REPLACE INTO _story_keys (kind, key, story_id, first_at)"
-                " VALUES (?, ?, ?, ?)",
-                [kind, key, story_id, at_text],
-            )
-        self.db.execute("UPDATE items SET story_id = ? WHERE id = ?", [story_id, item_id])
-
-    def _story_for_key(self, kind: str, key: str, at: datetime) -> int | None:
-        """The story a key belongs to; a title key only within 48 h of its first copy."""
-        row = self.one(
-            "SELECT story_id, first_at FROM _story_keys WHERE kind = ? AND key = ?", [kind, key]
-        )
-        if row is None:
-            return None
-        if kind == "title" and abs(at - required_time(row["first_at"])) > STORY_TITLE_WINDOW:
-            return None
-        return int(row["story_id"])
-
-    def _merge_story(self, other: int, *, into: int) -> None:
-        self.db.execute("UPDATE items SET story_id = ? WHERE story_id = ?", [into, other])
-        self.db.execute("UPDATE _story_keys SET story_id = ? WHERE story_id = ?", [into, other])
-        self.db.execute(
-            "UPDATE OR IGNORE _alert_meta SET story_id = ? WHERE story_id = ? AND kind = 'match'",
-            [into, other],
-        )
+    # --- items -------------------------------------------------------------------------
 
     @store_call
     def item(self, item_id: int) -> StoredItem:
         """A stored item (``change`` is 'unchanged'); StoreError when there is none."""
-        return self._item(item_id, "unchanged")
-
-    def _item(self, item_id: int, change: str) -> StoredItem:
         row = self.one("SELECT * FROM items WHERE id = ?", [item_id])
         if row is None:
             raise StoreError(f"no item with id {item_id}")
-        return item_from_row(row, change)
+        return item_from_row(row, "unchanged")
 
 
 def check_writable(db_path: Path) -> None:
@@ -299,19 +231,3 @@ def check_writable(db_path: Path) -> None:
         raise StoreError(
             f"{folder}: permission denied: watcher needs to write in the database's folder"
         )
-
-
-def _story_keys(columns: dict[str, Any], *, link_is_key: bool = True) -> list[tuple[str, str]]:
-    """The (kind, key) pairs an item is known by: its canonical link and its title key.
-
-    ``link_is_key`` is False for a link that entries of other titles share in the item's
-    feed document (``ParsedItem.shared_link``): such an item is known by its title alone.
-    """
-    keys: list[tuple[str, str]] = []
-    link = canonical_link(columns["link"] or "") if link_is_key else ""
-    if link:
-        keys.append(("link", link))
-    title = title_key(columns["title"] or "")
-    if title:
-        keys.append(("title", title))
-    return keys

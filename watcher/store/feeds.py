@@ -381,12 +381,6 @@ def due_feeds(store: Store, now: datetime) -> list[FeedState]:
     return [feed_from_row(r) for r in rows]
 
 
-@store_call
-def is_first_poll(store: Store, feed_id: int) -> bool:
-    """True until a poll of the feed has succeeded (status ok or not_modified)."""
-    return store.scalar("SELECT last_success_at FROM feeds WHERE id = ?", [feed_id]) is None
-
-
 @dataclass(frozen=True)
 class PollRequest:
     """A feed the daemon was asked to poll; ``held_until`` when a Retry-After delays it."""

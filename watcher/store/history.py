@@ -1,4 +1,4 @@
-"""Read the stored archive for backtests and volume rules; reads only, decides nothing.
+"""Read the stored archive for backtests; reads only, decides nothing.
 
 Functions take an open :class:`watcher.store.Store`; items are read in batches by id so a
 backtest over a large archive holds one batch in memory at a time.
@@ -13,8 +13,8 @@ from typing import Any
 
 from watcher.store import Store
 from watcher.store.errors import store_call
-from watcher.store.rows import feed_from_row, item_from_row, required_time, to_text
-from watcher.types import FeedState, StoredItem, VolumeMatch
+from watcher.store.rows import feed_from_row, item_from_row, to_text
+from watcher.types import FeedState, StoredItem
 
 BATCH_SIZE = 500
 _IN_WINDOW = "(first_seen_at >= :since OR published_at >= :since)"
@@ -42,22 +42,6 @@ def items_since(
             return
         last_id = rows[-1]["id"]
         yield [(item_from_row(r, "unchanged"), feeds[r["feed_id"]]) for r in rows]
-
-
-@store_call
-def volume_matches(store: Store, rule_id: str, since: datetime) -> list[VolumeMatch]:
-    """Matches of ``rule_id`` recorded at or after ``since``, with each item's feed, oldest first.
-
-    Served by the ``matches_rule`` index on (rule_id, matched_at): reads only that range.
-    """
-    sql = (
-        "SELECT matches.item_id, items.feed_id, matches.matched_at FROM matches"
-        " JOIN items ON items.id = matches.item_id"
-        " WHERE matches.rule_id = :rule AND matches.matched_at >= :since"
-        " ORDER BY matches.matched_at, matches.id"
-    )
-    rows = _query(store, sql, {"rule": rule_id, "since": to_text(since)})
-    return [VolumeMatch(r["item_id"], r["feed_id"], required_time(r["matched_at"])) for r in rows]
 
 
 def _feeds(store: Store) -> list[FeedState]:

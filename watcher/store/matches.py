@@ -1,25 +1,13 @@
-"""SQL of the ``matches`` table: which rule matched which item, with the matched terms;
-decides nothing.
+"""SQL of the ``matches`` table and its ``_match_evidence``: which rule matched which item,
+with the matched terms and what its alerts show; decides nothing. A poll writes them
+through apply.py.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from watcher.store import Store
 from watcher.store.errors import store_call
-from watcher.store.rows import encode_json, terms_from_text, to_text
-from watcher.types import Match
-
-
-@store_call
-def add_match(store: Store, item_id: int, match: Match, now: datetime) -> int:
-    """Record that a rule matched an item, with the matched terms; returns the row id."""
-    cursor = store.db.execute(
-        "INSERT INTO matches (item_id, rule_id, terms, matched_at) VALUES (?, ?, ?, ?)",
-        [item_id, match.rule_id, encode_json(list(match.terms)), to_text(now)],
-    )
-    return int(cursor.lastrowid or 0)
+from watcher.store.rows import decode_list, terms_from_text
 
 
 @store_call
@@ -30,3 +18,21 @@ def match_terms(store: Store, item_id: int, rule_id: str) -> tuple[str, ...]:
         [item_id, rule_id],
     )
     return terms_from_text(text)
+
+
+@store_call
+def match_evidence(
+    store: Store, item_id: int, rule_id: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The terms and snippets of the rule's latest match on the item, as stored when it
+    was matched: ((), ()) when it never matched, no snippets when it was matched before
+    evidence was kept (``_match_evidence``, migration 0010)."""
+    row = store.db.execute(
+        "SELECT m.terms, e.snippets FROM matches m"
+        " LEFT JOIN _match_evidence e ON e.match_id = m.id"
+        " WHERE m.item_id = ? AND m.rule_id = ? ORDER BY m.id DESC LIMIT 1",
+        [item_id, rule_id],
+    ).fetchone()
+    if row is None:
+        return (), ()
+    return terms_from_text(row[0]), tuple(str(s) for s in decode_list(row[1]))

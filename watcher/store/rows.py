@@ -34,6 +34,8 @@ def from_text(text: str | None) -> datetime | None:
     """A stored time back as a UTC-aware datetime (None stays None)."""
     if not text:
         return None
+    if len(text) == 20 and text[19] == "Z":  # the stored form: fromisoformat is ~100x faster
+        return datetime.fromisoformat(text)
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
 
 

@@ -19,6 +19,8 @@ never edited once released: a schema change is a new, higher-numbered migration.
                          lease, pushes); an index of a feed's items by first-seen time
     0011_item_article    items.article_text, article_fetched_at, article_error (the item's
                          article page, when full_text fetched it) and items.language
+    0012_match_evidence  _match_evidence: the fields and snippets of each match, cut where
+                         matching happens; an index of live alerts by story
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ HELD_BACK = "_held_back"
 FEED_HEALTH = "_feed_health"
 HEALTH_ALERTS = "_health_alerts"
 WEBSUB = "_websub"
+MATCH_EVIDENCE = "_match_evidence"
 
 PUBLIC_TABLES: tuple[str, ...] = (FEEDS, ITEMS, ITEMS_FTS, MATCHES, ALERTS, POLLS)
 
@@ -571,6 +574,22 @@ def add_item_article(db: Database) -> None:
     """The article text that ``full_text`` fetches for an item, with when and why not, and
     the item's declared language; existing items have none of them."""
     _run(db, _ITEM_ARTICLE)
+_MATCH_EVIDENCE = """
+CREATE TABLE IF NOT EXISTS _match_evidence (
+    match_id INTEGER PRIMARY KEY REFERENCES matches(id) ON DELETE CASCADE,
+    fields TEXT NOT NULL DEFAULT '[]',    -- JSON: the fields the match's words were found in
+    snippets TEXT NOT NULL DEFAULT '[]'   -- JSON: up to three snippets, matched words **bold**
+);
+CREATE INDEX IF NOT EXISTS _alert_meta_story ON _alert_meta(story_id) WHERE story_id IS NOT NULL;
+"""
+
+
+@MIGRATIONS(name="0012_match_evidence")
+def add_match_evidence(db: Database) -> None:
+    """What each match shows in its alerts, stored when it is recorded: delivery no longer
+    runs the matcher again. Matches recorded before have none; their alerts show no snippet.
+    The index finds the live alerts of the stories a poll touches (and a merge's moves)."""
+    _run(db, _MATCH_EVIDENCE)
 
 
 def _run(db: Database, script: str) -> None:
