@@ -26,7 +26,7 @@ def match_evidence(
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The terms and snippets of the rule's latest match on the item, as stored when it
     was matched: ((), ()) when it never matched, no snippets when it was matched before
-    evidence was kept (``_match_evidence``, migration 0010)."""
+    evidence was kept (``_match_evidence``, migration 0012)."""
     row = store.db.execute(
         "SELECT m.terms, e.snippets FROM matches m"
         " LEFT JOIN _match_evidence e ON e.match_id = m.id"
