@@ -4,8 +4,8 @@ Polling is pipeline.py's, sending deliver/send.py's, and the decisions of when t
 of the sources' health are in decide/schedule.py and decide/health.py; but the daemon still
 sequences some work of its own: the hourly quiet check (which queues health alerts),
 syncing the config's feeds into jobs on a reload, and moving a job when its feed is due
-sooner. A feed's job polls through the pipeline's own functions (``fetch_parse_match``,
-then ``store_feed_result``, as ``watcher poll`` does), so both store a poll, and a bug while
+sooner. A feed's job fetches with ``fetch_and_parse`` and stores through the pipeline's
+``store_feed_result``, as ``watcher poll`` does, so both store a poll, and a bug while
 storing it, the same way.
 
     install the signal handlers; take the lock; load config and rules; sync feeds; then one
@@ -76,11 +76,10 @@ from watcher.poll.metrics import Metrics, State, metrics_handler
 from watcher.poll.pipeline import (
     PollReport,
     feed_options,
-    fetch_parse_match,
     store_feed_result,
     store_result,
 )
-from watcher.poll.result import parse_pushed
+from watcher.poll.result import fetch_and_parse, parse_pushed
 from watcher.poll.runtime import Runtime
 from watcher.poll.websub import Callback, Push, Subscriber
 from watcher.rules.load import load_rules
@@ -659,7 +658,7 @@ class Daemon:
         started = time.monotonic()
         options = feed_options(rt.settings, feed)
         with self.hosts.slot(feed.url):
-            result = fetch_parse_match(rt, feed, options)
+            result = fetch_and_parse(rt.session, feed, options, rt.settings.poll.max_bytes)
         report = PollReport(feeds=1)
         store_feed_result(rt, result, now, report)  # the same path as `watcher poll`
         if self.metrics is not None:

@@ -2,7 +2,7 @@
 
     for each due feed (in worker processes, or threads, which never raise):
         result = fetch_and_parse(); add_matches(result)     -> FeedResult (result.py)
-                                (threads leave add_matches to store_result, one at a time)
+                         (after threads, add_matches runs as each result is stored)
     for each result, in one write transaction (a savepoint of its batch's):
         snapshot = store.snapshot(request_for(result))      what the poll can touch
         history  = store.volume_history(volume_starts(...)) volume rules' recent matches
@@ -42,7 +42,7 @@ from watcher.poll.result import FeedResult, add_matches, fetch_and_parse
 from watcher.poll.runtime import Runtime
 from watcher.redact import redact_url, without_credentials
 from watcher.store.feeds import due_feeds, sync_config_feeds
-from watcher.store.snapshot import read_feeds
+from watcher.store.snapshot import read_feeds, read_hashes
 from watcher.store.state import held_feed_ids
 from watcher.types import (
     AlertStatus,
@@ -255,26 +255,12 @@ def _fetch_all(rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]]) -> Iterato
         )
         yield from workers.poll_in_processes(jobs, config, processes)
         return
-    # Threads only fetch and parse: the items are matched as each result is stored, one feed
-    # at a time (threads would not match faster under the GIL, only hold every feed's
-    # matching memory at once).
     threads = max(1, min(rt.settings.poll.workers, len(jobs)))
     max_bytes = rt.settings.poll.max_bytes
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
-        results = pool.map(lambda job: fetch_and_parse(rt.session, *job, max_bytes), jobs)
+        results = pool.map(lambda job: fetch_and_parse(rt.session, job[0], job[1], max_bytes), jobs)
         while batch := list(itertools.islice(results, workers.CHUNK_FEEDS)):
             yield batch
-
-
-def fetch_parse_match(rt: Runtime, feed: FeedState, options: FeedConfig) -> FeedResult:
-    """Fetch and parse one feed and match its items, in this thread; never raises."""
-    result = fetch_and_parse(rt.session, feed, options, rt.settings.poll.max_bytes)
-    try:
-        add_matches(result, rt.compiled)
-    except Exception as e:  # a bug in the matcher must not stop the other feeds
-        log.exception("internal error while matching feed=%s", feed.name)
-        result.error = f"internal error: {type(e).__name__}: {e}"
-    return result
 
 
 # --- one feed's outcome: snapshot -> decide -> apply ---------------------------------------
@@ -347,9 +333,14 @@ def store_feed_result(
 def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollReport) -> FeedIntent:
     """Write one feed's outcome: items, matches, alerts and the poll row, in one transaction."""
     log_exchange(result)
-    if result.parsed is not None and result.matches is None:
-        add_matches(result, rt.compiled)  # a result made without the workers' matching
-    intent = record_result(rt.store, result, rt.rules_by_id, rt.settings, now)
+    with rt.store.transaction():
+        if result.parsed is not None and result.matches is None:
+            # fetched in a thread, not a worker process: its new and changed items are
+            # matched here, one feed at a time (a feed's huge items are never matched in
+            # several threads at once), and the unchanged ones not at all
+            stored = read_hashes(rt.store, result.feed.id, [i.guid for i in result.parsed.items])
+            add_matches(result, rt.compiled, stored)
+        intent = record_result(rt.store, result, rt.rules_by_id, rt.settings, now)
     report_intent(result, intent, report)
     return intent
 

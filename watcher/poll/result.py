@@ -125,17 +125,22 @@ def _parse(fetched: Fetched, base: str, options: FeedConfig) -> ParsedFeed:
         ) from e
 
 
-def add_matches(result: FeedResult, compiled: CompiledRules) -> None:
+def add_matches(
+    result: FeedResult, compiled: CompiledRules, stored: Mapping[str, str] | None = None
+) -> None:
     """Fill ``result.hashes`` and ``result.matches``: (guid, content hash) -> the rules that
-    match that version of the item, with their evidence. Every parsed item is matched: which
-    ones are new or changed is known only when the result is stored."""
+    match that version of the item, with their evidence. ``stored``: guid -> content hash
+    of the feed's stored items, when known; an item stored as it is now is not matched
+    (without it, in a worker process, every parsed item is)."""
     if result.parsed is None:
         return
     feed = result.feed
     items = result.parsed.items
     if result.hashes is None or len(result.hashes) != len(items):
         result.hashes = tuple(content_hash(item) for item in items)
+    known = stored or {}
     result.matches = {
         match_key(item.guid, digest): find_matches(compiled, match_input(item, feed))
         for item, digest in zip(items, result.hashes, strict=True)
+        if known.get(item.guid) != digest
     }

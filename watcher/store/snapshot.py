@@ -107,6 +107,17 @@ def read_volume_history(
 
 
 @store_call
+def read_hashes(store: Store, feed_id: int, guids: Sequence[str]) -> dict[str, str]:
+    """guid -> content hash of the feed's stored items among ``guids``."""
+    rows = store.db.conn.execute(
+        "SELECT guid, content_hash FROM items WHERE feed_id = ?"
+        " AND guid IN (SELECT value FROM json_each(?))",
+        [feed_id, _json(guids)],
+    )
+    return {guid: digest for guid, digest in rows}
+
+
+@store_call
 def read_feeds(store: Store, feed_ids: Sequence[int]) -> dict[int, FeedState]:
     """The feeds' rows by id (the 304s of a batch are decided on them together)."""
     rows = store.db.query(
