@@ -336,6 +336,7 @@ def test_webhook_posts_the_spec_json_body(webhook_server: WebhookReceiver) -> No
                 "published_at": "2024-11-05T08:30:15Z",
                 "terms": ["north korean troops", "kursk"],
                 "snippets": [SNIPPET],
+                "matched_in": [],
                 "also_reported_by": [
                     {"feed": "other-news", "link": "https://other.example.org/kursk"}
                 ],

@@ -503,6 +503,9 @@ class AlertItem:
     terms: tuple[str, ...]
     snippets: tuple[str, ...]  # text with the matched words as **bold**
     also_reported_by: tuple[AlsoReported, ...] = ()
+    # The fields the match was found in, in FIELDS order (() when not known: an alert queued
+    # before evidence was kept, a health or summary entry).
+    matched_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from watcher.deliver.render import format_time, omitted_note
+from watcher.deliver.render import format_time, matched_in_note, omitted_note
 from watcher.printable import printable
 from watcher.types import SUMMARY_KIND, AlertItem, AlertMessage, ChannelConfig
 
@@ -55,6 +55,8 @@ def _print_item(item: AlertItem, zone: str, indent: str = "    ") -> None:
     click.echo(f"{indent}{printable(item.feed)} · {when} · {printable(item.link or '')}")
     if item.terms:
         click.echo(f"{indent}matched: " + printable(", ".join(item.terms)))
+    if matched_in_note(item):
+        click.echo(f"{indent}{matched_in_note(item)}")
     for snippet in item.snippets:
         click.echo(indent + _highlight(printable(snippet)))
     for other in item.also_reported_by:

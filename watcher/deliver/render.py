@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from watcher.printable import printable
 from watcher.types import AlertItem, AlertMessage, AlsoReported
 
+ARTICLE = "article"  # the field of an item's fetched article page
 MAX_EMAIL_BYTES = 1_000_000  # an e-mail, encoded, headers included
 SHORT_TITLE = 300  # characters of a title in a shortened e-mail
 SHORT_ALSO = 10  # "also reported by" lines of an entry in a shortened e-mail
@@ -70,6 +71,17 @@ def omitted_note(msg: AlertMessage) -> str:
     )
 
 
+def matched_in_note(item: AlertItem) -> str:
+    """``matched in the article`` (or ``in the title and the article``) when the item's
+    article page is where the rule matched, at least in part; else "" (the item's own text:
+    the snippets show where)."""
+    if ARTICLE not in item.matched_in:
+        return ""
+    places = [f"the {field}" for field in item.matched_in]
+    listed = ", ".join(places[:-1]) + " and " + places[-1] if len(places) > 1 else places[0]
+    return f"matched in {listed}"
+
+
 def _item_text(item: AlertItem, zone: str) -> list[str]:
     lines = [item.title or "(no title)"]
     if item.link:
@@ -77,6 +89,8 @@ def _item_text(item: AlertItem, zone: str) -> list[str]:
     lines.append(f"  {item.feed} · {format_time(item.published_at, zone)}")
     if item.terms:
         lines.append("  matched: " + ", ".join(item.terms))
+    if matched_in_note(item):
+        lines.append(f"  {matched_in_note(item)}")
     lines.extend(f"  {snippet}" for snippet in item.snippets)
     for other in item.also_reported_by:
         lines.append(f"  also reported by {other.feed}" + (f": {other.link}" if other.link else ""))
@@ -113,6 +127,8 @@ def _item_html(item: AlertItem, zone: str) -> list[str]:
     parts.append(f"<p>{esc(item.feed)} · {esc(format_time(item.published_at, zone))}</p>")
     if item.terms:
         parts.append(f"<p>matched: {esc(', '.join(item.terms))}</p>")
+    if matched_in_note(item):
+        parts.append(f"<p><em>{esc(matched_in_note(item))}</em></p>")
     for snippet in item.snippets:
         parts.append(f"<p>{_bold_html(snippet)}</p>")
     for other in item.also_reported_by:

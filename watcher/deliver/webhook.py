@@ -84,6 +84,7 @@ def _item_body(item: AlertItem) -> dict[str, Any]:
         "published_at": format_utc(item.published_at),
         "terms": list(item.terms),
         "snippets": list(item.snippets),
+        "matched_in": list(item.matched_in),
         "also_reported_by": [{"feed": o.feed, "link": o.link} for o in item.also_reported_by],
     }
 

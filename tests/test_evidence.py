@@ -1,0 +1,95 @@
+"""Where an alert's match was found: ``matched in the article`` in the text, HTML and console
+bodies, ``items[].matched_in`` in the webhook body; bodies carry snippets, never the article."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.receivers import SmtpReceiver, WebhookReceiver
+from watcher.deliver.console import ConsoleChannel
+from watcher.deliver.email import EmailChannel
+from watcher.deliver.render import render_html, render_text
+from watcher.deliver.webhook import WebhookChannel
+from watcher.types import AlertItem, AlertMessage, ChannelConfig
+
+SNIPPET = "… in the fourth paragraph the **fiber-optic drones** were seen …"
+
+
+def message(*matched_in: str) -> AlertMessage:
+    item = AlertItem(
+        id=5,
+        title="Drone attacks continue",
+        link="https://news.example.org/a/5",
+        feed="wire",
+        published_at=datetime(2025, 3, 1, 10, 0, tzinfo=UTC),
+        terms=("fiber optic drones",),
+        snippets=(SNIPPET,),
+        matched_in=matched_in,
+    )
+    return AlertMessage(
+        alert_id=11,
+        kind="match",
+        created_at=datetime(2025, 3, 1, 10, 5, tzinfo=UTC),
+        rule_id="fod",
+        rule_description="fiber-optic drones",
+        severity="high",
+        items=(item,),
+        subject="[watcher] fod: Drone attacks continue",
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "note"),
+    [
+        (("article",), "matched in the article"),
+        (("title", "article"), "matched in the title and the article"),
+        (("title", "summary", "article"), "matched in the title, the summary and the article"),
+        (("title", "summary"), None),
+        ((), None),
+    ],
+)
+def test_the_text_and_html_say_when_the_article_matched(
+    fields: tuple[str, ...], note: str | None
+) -> None:
+    text, html = render_text(message(*fields)), render_html(message(*fields))
+    if note is None:
+        assert "matched in" not in text and "matched in" not in html
+    else:
+        assert f"  matched: fiber optic drones\n  {note}\n  {SNIPPET}\n" in text
+        assert f"<p><em>{note}</em></p>" in html
+
+
+def test_the_webhook_body_lists_the_fields(webhook_server: WebhookReceiver) -> None:
+    config = ChannelConfig(name="hook", type="webhook", options={"url": webhook_server.url()})
+    channel = WebhookChannel(config, "inst")
+    channel.send(message("article"))
+    channel.send(replace(message("title", "summary"), alert_id=12))
+    first, second = (r.json() for r in webhook_server.requests)
+    assert first["items"][0]["matched_in"] == ["article"]
+    assert first["items"][0]["snippets"] == [SNIPPET]
+    assert second["items"][0]["matched_in"] == ["title", "summary"]
+
+
+def test_the_email_says_it_too(smtp_server: SmtpReceiver) -> None:
+    options = {
+        "to": ("desk@example.org",),
+        "from": "watcher@example.org",
+        "smtp": {"host": "127.0.0.1", "port": smtp_server.port, "timeout": 5.0},
+    }
+    EmailChannel(ChannelConfig(name="mail", type="email", options=options), "inst").send(
+        message("article")
+    )
+    (mail,) = smtp_server.messages
+    bodies = {p.get_content_type(): p.get_content() for p in mail.message.iter_parts()}
+    assert "matched in the article" in bodies["text/plain"]
+    assert "<em>matched in the article</em>" in bodies["text/html"]
+
+
+def test_the_console_says_it_too(capsys: pytest.CaptureFixture[str]) -> None:
+    ConsoleChannel(ChannelConfig(name="console", type="console", options={}), "inst").send(
+        message("article")
+    )
+    assert "    matched in the article\n" in capsys.readouterr().out
