@@ -65,7 +65,7 @@ def _first_tokens(text: str, count: int) -> list[tuple[str, int, int]]:
 
 
 def _field_order(name: str) -> int:
-    order = ("title", "summary", "content", "author")
+    order = ("title", "summary", "content", "article", "author")
     return order.index(name) if name in order else len(order)
 
 
