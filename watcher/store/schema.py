@@ -574,6 +574,8 @@ def add_item_article(db: Database) -> None:
     """The article text that ``full_text`` fetches for an item, with when and why not, and
     the item's declared language; existing items have none of them."""
     _run(db, _ITEM_ARTICLE)
+
+
 _MATCH_EVIDENCE = """
 CREATE TABLE IF NOT EXISTS _match_evidence (
     match_id INTEGER PRIMARY KEY REFERENCES matches(id) ON DELETE CASCADE,
