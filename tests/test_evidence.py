@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from tests.feedgen import Entry, rss
 from tests.receivers import SmtpReceiver, WebhookReceiver
+from watcher.cli import cli
 from watcher.deliver.console import ConsoleChannel
 from watcher.deliver.email import EmailChannel
 from watcher.deliver.render import render_html, render_text
@@ -93,3 +97,44 @@ def test_the_console_says_it_too(capsys: pytest.CaptureFixture[str]) -> None:
         message("article")
     )
     assert "    matched in the article\n" in capsys.readouterr().out
+
+
+# --- end to end: a poll's stored evidence reaches the webhook body ---------------------------
+
+
+def project(tmp_path: Path, hook: str, feed: bytes, extra: str = "") -> Path:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(
+        "- id: fod\n  any: ['fiber-optic drones']\n- id: rain\n  any: [rain]\n"
+    )
+    (tmp_path / "f.xml").write_bytes(feed)
+    (tmp_path / "watcher.yaml").write_text(
+        f"database: w.db\nrules: rules/\nfeeds:\n  - url: {tmp_path / 'f.xml'}\n    name: wire\n"
+        f"defaults: {{first_poll_alerts: all}}\n{extra}"
+        f"channels:\n  hook: {{type: webhook, url: '{hook}'}}\n"
+    )
+    return tmp_path
+
+
+def poll(project: Path) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(project / "watcher.yaml"), "poll", "--all"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_polled_match_lists_the_fields_it_was_found_in(
+    tmp_path: Path, webhook_server: WebhookReceiver
+) -> None:
+    now = datetime.now(UTC)
+    feed = rss(
+        [
+            Entry(
+                "1", "Fiber-optic drones near Kursk", "New fiber-optic drones seen.", published=now
+            ),
+            Entry("2", "Weather", "Rain all day.", published=now),
+        ]
+    )
+    poll(project(tmp_path, webhook_server.url(), feed))
+    bodies = {r.json()["rule"]["id"]: r.json()["items"][0] for r in webhook_server.requests}
+    assert bodies["fod"]["matched_in"] == ["title", "summary"]
+    assert bodies["fod"]["snippets"][0] == "**Fiber-optic drones** near Kursk"
+    assert bodies["rain"]["matched_in"] == ["summary"]

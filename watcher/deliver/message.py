@@ -19,7 +19,7 @@ from typing import Protocol
 from watcher.store import Store
 from watcher.store import outbox as sql
 from watcher.store.feeds import get_feed
-from watcher.store.matches import match_evidence, match_terms
+from watcher.store.matches import match_evidence, match_fields, match_terms
 from watcher.store.outbox import alert_kind
 from watcher.store.state import health_event
 from watcher.types import (
@@ -130,6 +130,7 @@ def _alert_item(
         terms=terms,
         snippets=snippets,
         also_reported_by=also,
+        matched_in=match_fields(rt.store, item.id, rule_id),
     )
 
 

@@ -36,3 +36,16 @@ def match_evidence(
     if row is None:
         return (), ()
     return terms_from_text(row[0]), tuple(str(s) for s in decode_list(row[1]))
+
+
+@store_call
+def match_fields(store: Store, item_id: int, rule_id: str) -> tuple[str, ...]:
+    """The fields the rule's latest match on the item was found in (in FIELDS order), as
+    stored when it was matched; () when it never matched or was matched before evidence
+    was kept."""
+    text = store.scalar(
+        "SELECT e.fields FROM matches m LEFT JOIN _match_evidence e ON e.match_id = m.id"
+        " WHERE m.item_id = ? AND m.rule_id = ? ORDER BY m.id DESC LIMIT 1",
+        [item_id, rule_id],
+    )
+    return tuple(str(f) for f in decode_list(text))
