@@ -3,19 +3,25 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+REDIS_STAMP := $(VENV)/.redis-server
 
 .PHONY: demo test bench lint clean
 
 $(STAMP): pyproject.toml setup.py watcher/_scan.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,apprise,datasette]'
+	$(BIN)/pip install --quiet -e '.[test,apprise,datasette,scale]'
 	touch $(STAMP)
+
+# The scaled-mode tests start a real redis-server on a loopback port: Debian's package.
+$(REDIS_STAMP): $(STAMP)
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+	touch $(REDIS_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/watcher --config watcher.yaml poll --all
 
-test: $(STAMP)
+test: $(STAMP) $(REDIS_STAMP)
 	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)

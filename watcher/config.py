@@ -42,6 +42,7 @@ from watcher.types import (
     MetricsSettings,
     PollSettings,
     RateLimit,
+    ScaleSettings,
     Settings,
     WebSubSettings,
 )
@@ -267,6 +268,30 @@ def _url_kind() -> Kind:
     return Kind("http(s) URL", parse)
 
 
+BROKER_SCHEMES = ("redis", "rediss")
+
+
+def _broker_kind() -> Kind:
+    def parse(value: Any) -> str:
+        url: str = _need(value, str, "a redis:// or rediss:// URL")
+        parts = urlsplit(url.strip())
+        if parts.scheme.lower() not in BROKER_SCHEMES or not parts.hostname:
+            scheme = parts.scheme or "no scheme"
+            raise ValueError(f"must be a redis:// or rediss:// URL with a host, not {scheme}")
+        try:
+            parts.port  # noqa: B018 - a port that is no number raises here
+        except ValueError as e:
+            raise ValueError(f"has a bad port: {e}") from None
+        return url.strip()
+
+    return Kind("redis:// or rediss:// URL", parse)
+
+
+def parse_broker(url: str) -> str:
+    """A ``scale.broker`` URL (``watcher worker --broker``); ValueError when it is none."""
+    return str(_broker_kind().parse(url))
+
+
 def _format_duration(seconds: int) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds and seconds % size == 0:
@@ -462,6 +487,24 @@ SETTINGS: tuple[Setting, ...] = (
         "Where `watcher run` serves Prometheus `/metrics` and `/healthz` (`127.0.0.1:9464`);"
         " `watcher run --metrics` overrides it. Off unless set.",
         _listen_kind(),
+    ),
+    S(
+        "scale.broker",
+        None,
+        "Redis for polling on several hosts (`redis://HOST:6379/0`; `rediss://` for TLS, a "
+        "password as `redis://:${REDIS_PASSWORD}@HOST:6379/0`): `watcher poll` and `watcher "
+        "run` hand fetching, parsing and matching to `watcher worker` processes and store "
+        "what they return. Off unless set.",
+        _broker_kind(),
+    ),
+    S(
+        "scale.task_timeout",
+        "5m",
+        "With `scale.broker`: how long a worker may take over one task (then it is stopped) "
+        "and how long the coordinator waits for it; a task past it is queued once more, "
+        "then recorded as each of its feeds' poll error.",
+        _duration_kind(1),
+        "task_timeout_s",
     ),
 )
 SECTIONS = ("feeds", "channels")  # top-level keys with their own tables below
@@ -924,6 +967,7 @@ def _build_settings(ctx: _Context, data: dict[str, Any], path: Path) -> Settings
         poll_log_retention_s=values["poll_log_retention_s"],
         websub=_websub(ctx, values["websub"]),
         metrics=MetricsSettings(**values["metrics"]),
+        scale=ScaleSettings(**values["scale"]),
         unresolved=tuple(sorted(ctx.deferred, key=lambda p: p.line or 0)),
     )
 

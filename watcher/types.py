@@ -166,6 +166,18 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class ScaleSettings:
+    """``scale:``; polls run on Celery workers over Redis when ``broker`` is set."""
+
+    broker: str | None = None  # redis:// or rediss:// URL, ${VARS} expanded
+    task_timeout_s: int = 300  # a task's deadline on a worker and at the coordinator
+
+    @property
+    def enabled(self) -> bool:
+        return self.broker is not None
+
+
+@dataclass(frozen=True)
 class Settings:
     """A validated watcher.yaml; every path is absolute."""
 
@@ -183,6 +195,7 @@ class Settings:
     poll_log_retention_s: int = 30 * 86400
     websub: WebSubSettings = field(default_factory=WebSubSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    scale: ScaleSettings = field(default_factory=ScaleSettings)
     # ${VARS} of channels, feed URLs and headers that are not set: only the commands that
     # fetch or deliver refuse to run without them (config.require_variables).
     unresolved: tuple[Problem, ...] = ()

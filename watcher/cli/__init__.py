@@ -23,6 +23,7 @@ from watcher.cli import (  # each registers its commands on ``cli``
     serve,
     show,
     status,
+    worker,
 )
 from watcher.cli.base import cli
 
@@ -44,6 +45,7 @@ __all__ = [
     "serve",
     "show",
     "status",
+    "worker",
 ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,6 +26,9 @@ from watcher.store.stats import ArchiveStats, archive_stats, human_size, item_co
 from watcher.store.websub import list_subscriptions
 from watcher.types import AUTO_INTERVAL, AlertStatus, FeedState, FeedStatus
 from watcher.units import short_duration
+
+if TYPE_CHECKING:
+    from watcher.poll.scale import ClusterState
 
 
 @cli.command()
@@ -59,6 +62,7 @@ def status(obj: Context, check: bool) -> None:
         subscriptions = {s.feed_id: s for s in list_subscriptions(store)}
     finally:
         store.close()
+    cluster = _cluster(settings.scale.broker)
     now = now_utc()
     problems = check_problems(
         heartbeat,
@@ -92,11 +96,16 @@ def status(obj: Context, check: bool) -> None:
                 "heartbeat": _iso(heartbeat),
                 "problems": problems,
                 "database": _database_dict(settings.database, archive),
+                "workers": cluster.workers if cluster else None,
+                "queue_depth": cluster.queue_depth if cluster else None,
+                "broker_error": cluster.error if cluster else None,
             }
         )
     else:
         _print_status(rows, queue, heartbeat, problems if check else [], zone)
         _print_database(settings.database, archive)
+        if cluster is not None and settings.scale.broker is not None:
+            _print_cluster(settings.scale.broker, cluster)
     if check and problems:
         sys.exit(1)
 
@@ -137,6 +146,27 @@ def _print_status(
     click.echo(f"daemon heartbeat: {show_time(heartbeat, zone) or 'never'}")
     for problem in problems:
         click.echo(f"check: {printable(problem)}", err=True)
+
+
+def _cluster(broker: str | None) -> ClusterState | None:
+    """With ``scale.broker``: the workers seen in the last minute and the tasks waiting."""
+    if broker is None:
+        return None
+    from watcher.poll.scale import read_cluster  # Celery's Redis client only when scaled
+
+    return read_cluster(broker)
+
+
+def _print_cluster(broker: str, cluster: ClusterState) -> None:
+    from watcher.poll.scale import broker_label
+
+    if cluster.error is not None:
+        click.echo(f"workers: unknown ({printable(cluster.error)})")
+        return
+    click.echo(
+        f"workers: {cluster.workers} seen in the last minute, queue_depth: "
+        f"{cluster.queue_depth} tasks waiting ({broker_label(broker)})"
+    )
 
 
 def _disabled(feed: FeedState) -> bool:

@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from apscheduler.events import (
@@ -76,6 +76,9 @@ from watcher.poll.metrics import Metrics, State, metrics_handler
 from watcher.poll.pipeline import (
     PollReport,
     feed_options,
+    fetch_options,
+    local_poller,
+    raise_scale_events,
     store_feed_result,
     store_result,
 )
@@ -97,6 +100,9 @@ from watcher.store.state import (
 from watcher.store.stats import pending_alerts
 from watcher.store.websub import list_subscriptions
 from watcher.types import AUTO_INTERVAL, FeedState, FeedStatus, Listen, Settings
+
+if TYPE_CHECKING:
+    from watcher.poll.scale import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +247,7 @@ class Daemon:
         self._files: dict[Path, int | None] = {}
         self.loaded: Loaded | None = None
         self.hosts = HostSlots(1)
+        self.dispatcher: Dispatcher | None = None  # scale.broker: polls go to Celery workers
         self.scheduler = BlockingScheduler(timezone=UTC)
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -258,6 +265,7 @@ class Daemon:
             with hold_lock(settings.database, "run"):
                 self.loaded = self._build(settings, self.store(settings.database))
                 self.hosts = HostSlots(settings.poll.per_host)
+                self._start_dispatcher(settings)
                 self._files = _snapshot(settings)
                 self._configure_scheduler(settings)
                 self._sync_jobs(self._sync_feeds(settings))
@@ -269,6 +277,8 @@ class Daemon:
                 self._finish_in_flight()
         finally:
             self._stop_servers()
+            if self.dispatcher is not None:
+                self.dispatcher.close()
             _restore_signals(previous)
         log.info("stopped pid=%d", os.getpid())
         return 0
@@ -287,6 +297,21 @@ class Daemon:
         down as it starts (``_on_start``), so a stop is never lost in between."""
         with self._stop_lock, suppress(SchedulerNotRunningError):
             self.scheduler.shutdown(wait=False)
+
+    def _start_dispatcher(self, settings: Settings) -> None:
+        """With ``scale.broker``: poll on Celery workers (here while they cannot be reached)."""
+        if not settings.scale.enabled:
+            return
+        from watcher.poll.scale import RECHECK_S
+        from watcher.poll.scale import Dispatcher as Dispatch
+
+        assert self.loaded is not None
+        self.dispatcher = Dispatch(
+            settings.scale,
+            fetch_options(settings),
+            local_poller(self.loaded.runtime),
+            recheck_s=self.clock.seconds(RECHECK_S),
+        )
 
     def _start_servers(self, settings: Settings) -> None:
         """The metrics and health endpoint, when ``--metrics`` or ``metrics.listen`` asks."""
@@ -658,7 +683,12 @@ class Daemon:
         started = time.monotonic()
         options = feed_options(rt.settings, feed)
         with self.hosts.slot(feed.url):
-            result = fetch_and_parse(rt.session, feed, options, rt.settings.poll.max_bytes)
+            if self.dispatcher is not None:
+                result = self.dispatcher.submit([(feed, options)], rt.compiled).result()[0]
+            else:
+                result = fetch_and_parse(rt.session, feed, options, rt.settings.poll.max_bytes)
+        if self.dispatcher is not None:
+            raise_scale_events(rt, self.dispatcher.events(), now)
         report = PollReport(feeds=1)
         store_feed_result(rt, result, now, report)  # the same path as `watcher poll`
         if self.metrics is not None:

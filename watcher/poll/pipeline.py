@@ -26,9 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from watcher.decide.feed import decide_failure, decide_poll, request_for, volume_starts
+from watcher.decide.health import health_channels
 from watcher.decide.schedule import next_poll_after_interval_change
 from watcher.intent import (
     FeedIntent,
@@ -41,17 +42,23 @@ from watcher.poll.pace import after_poll
 from watcher.poll.result import FeedResult, add_matches, fetch_and_parse
 from watcher.poll.runtime import Runtime
 from watcher.redact import redact_url, without_credentials
+from watcher.rules.match import CompiledRules
 from watcher.store.feeds import due_feeds, sync_config_feeds
 from watcher.store.snapshot import read_feeds, read_hashes
-from watcher.store.state import held_feed_ids
+from watcher.store.state import add_health_alert, held_feed_ids, last_health_kind
 from watcher.types import (
     AlertStatus,
     FeedConfig,
     FeedState,
     FeedStatus,
+    HealthEvent,
+    HealthKind,
     Rule,
     Settings,
 )
+
+if TYPE_CHECKING:
+    from watcher.poll import scale as scale_types
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +176,7 @@ def poll_feeds(
     """
     report = PollReport(feeds=len(feeds))
     jobs = [(feed, feed_options(rt.settings, feed)) for feed in feeds]
-    for batch in _fetch_all(rt, jobs):
+    for batch in _fetch_all(rt, jobs, now):
         with rt.store.transaction():
             quiet = [r for r in batch if _plain_not_modified(r)]
             done = _store_not_modified(rt, quiet, now, report)
@@ -241,8 +248,14 @@ def _pace_one(rt: Runtime, result: FeedResult, now: datetime, report: PollReport
         report.bugs += 1
 
 
-def _fetch_all(rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]]) -> Iterator[list[FeedResult]]:
-    """Batches of results: from worker processes for many feeds, else from threads here."""
+def _fetch_all(
+    rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]], now: datetime
+) -> Iterator[list[FeedResult]]:
+    """Batches of results: from Celery workers with ``scale.broker``, from worker processes
+    for many feeds, else from threads here."""
+    if rt.settings.scale.enabled:
+        yield from _fetch_on_workers(rt, jobs, now)
+        return
     processes = workers.process_count(len(jobs))
     if processes:
         config = workers.WorkerConfig(
@@ -261,6 +274,66 @@ def _fetch_all(rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]]) -> Iterato
         results = pool.map(lambda job: fetch_and_parse(rt.session, job[0], job[1], max_bytes), jobs)
         while batch := list(itertools.islice(results, workers.CHUNK_FEEDS)):
             yield batch
+
+
+def _fetch_on_workers(
+    rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]], now: datetime
+) -> Iterator[list[FeedResult]]:
+    """Chunks of feeds polled by ``watcher worker`` processes over Celery (scale.py), at
+    most two per worker slot in flight; here when the broker or the workers are away."""
+    from watcher.poll import scale  # Celery is imported only when scale.broker is set
+
+    dispatcher = scale.Dispatcher(rt.settings.scale, fetch_options(rt.settings), local_poller(rt))
+    try:
+        chunk = dispatcher.chunk_size(len(jobs))
+        chunks = (jobs[i : i + chunk] for i in range(0, len(jobs), chunk))
+        window = 2 * dispatcher.capacity()
+        for batch in workers.bounded(lambda c: dispatcher.submit(c, rt.compiled), chunks, window):
+            raise_scale_events(rt, dispatcher.events(), now)
+            yield batch
+        raise_scale_events(rt, dispatcher.events(), now)
+    finally:
+        dispatcher.close()
+
+
+def fetch_options(settings: Settings) -> scale_types.FetchOptions:
+    """What every Celery task carries of the coordinator's ``poll:`` settings."""
+    from watcher.poll.scale import FetchOptions
+
+    poll = settings.poll
+    return FetchOptions(
+        user_agent=poll.user_agent,
+        max_bytes=poll.max_bytes,
+        block_private=poll.block_private,
+        workers=poll.workers,
+        per_host=poll.per_host,
+    )
+
+
+def local_poller(
+    rt: Runtime,
+) -> Callable[[tuple[FeedState, FeedConfig], CompiledRules], FeedResult]:
+    """One feed's poll work in this process, for when the workers cannot be reached."""
+    max_bytes = rt.settings.poll.max_bytes
+    session = rt.session
+    return lambda job, compiled: workers.poll_job(
+        session, job, compiled, max_bytes, fetch_and_parse
+    )
+
+
+def raise_scale_events(rt: Runtime, events: Sequence[HealthEvent], now: datetime) -> None:
+    """Health alerts about the broker: lost (polling here) once, back once after that."""
+    settings = rt.settings
+    for event in events:
+        with rt.store.transaction():
+            last = last_health_kind(rt.store, event.feed)
+            if event.kind is HealthKind.FAILING and last is HealthKind.FAILING:
+                continue
+            if event.kind is HealthKind.RECOVERED and last is not HealthKind.FAILING:
+                continue
+            channels = health_channels(settings.health.notify, list(settings.channels))
+            add_health_alert(rt.store, event, channels, now)
+        log.warning("health feed=%s event=%s detail=%r", event.feed, event.kind, event.detail)
 
 
 # --- one feed's outcome: snapshot -> decide -> apply ---------------------------------------

@@ -78,11 +78,28 @@ def _poll_chunk(jobs: Sequence[Job]) -> list[FeedResult]:
     config = worker.config
 
     def one(job: Job) -> FeedResult:
-        result = config.fetch_and_parse(worker.session, job[0], job[1], config.max_bytes)
-        add_matches(result, config.compiled)
-        return result
+        return poll_job(
+            worker.session, job, config.compiled, config.max_bytes, config.fetch_and_parse
+        )
 
     return list(worker.threads.map(one, jobs))
+
+
+def poll_job(
+    session: FeedSession,
+    job: Job,
+    compiled: CompiledRules,
+    max_bytes: int,
+    fetch_and_parse: FetchParse,
+) -> FeedResult:
+    """One feed's poll work away from the database: fetch, parse, then match its items.
+
+    What a worker process, a Celery worker (scale.py) and the coordinator polling for an
+    unreachable broker all run for one feed.
+    """
+    result = fetch_and_parse(session, job[0], job[1], max_bytes)
+    add_matches(result, compiled)
+    return result
 
 
 def process_count(feeds: int) -> int:

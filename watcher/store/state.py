@@ -199,6 +199,16 @@ def add_health_alert(
 
 
 @store_call
+def last_health_kind(store: Store, feed: str) -> HealthKind | None:
+    """The kind of the newest health alert about ``feed`` (a feed's name, or a pseudo-feed
+    such as ``scale.broker``), if any."""
+    row = store.db.execute(
+        "SELECT kind FROM _health_alerts WHERE feed = ? ORDER BY alert_id DESC LIMIT 1", [feed]
+    ).fetchone()
+    return HealthKind(row[0]) if row is not None and row[0] in set(HealthKind) else None
+
+
+@store_call
 def health_event(store: Store, alert_id: int) -> HealthEvent | None:
     """The event a health alert was raised for."""
     row = store.db.execute(

@@ -1,0 +1,199 @@
+"""Polling on Celery workers over a real Redis stores what polling here stores."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.feedgen import Entry, rss
+from tests.redisd import RedisServer, Worker, wait_for, wait_for_workers
+from tests.servers import FeedServer
+from tests.test_parallel_poll import NOW, poll_all, serve_feeds, snapshot
+from watcher.config import load_settings
+from watcher.poll.runtime import Runtime, open_runtime
+
+RULES = """\
+- id: kursk
+  any: ["Kursk"]
+- id: drones
+  query: 'fiber-optic NEAR/3 drone*'
+"""
+
+
+def write_config(folder: Path, feeds: list[dict[str, Any]], **extra: Any) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "rules.yaml").write_text(RULES)
+    config = {
+        "database": "watcher.db",
+        "rules": ["rules.yaml"],
+        "defaults": {"first_poll_alerts": "all"},
+        "feeds": feeds,
+        "channels": {"files": {"type": "eml", "dir": "outbox"}},
+        **extra,
+    }
+    path = folder / "watcher.yaml"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def rss_of(title: str) -> bytes:
+    return rss([Entry(guid=title, title=title, published=NOW - timedelta(hours=1))])
+
+
+def runtime(config: Path) -> Runtime:
+    return open_runtime(load_settings(config))
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[Worker]]:
+    config = write_config(tmp_path / "worker", [], scale={"broker": redis_server.url})
+    started = [Worker(config), Worker(config)]
+    try:
+        wait_for_workers(redis_server, 2)
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+def test_workers_store_what_local_polling_stores(
+    tmp_path: Path, feed_server: FeedServer, redis_server: RedisServer, two_workers: list[Worker]
+) -> None:
+    feeds = serve_feeds(feed_server, 30)
+    local = runtime(write_config(tmp_path / "local", feeds))
+    scaled = runtime(
+        write_config(
+            tmp_path / "scaled", feeds, scale={"broker": redis_server.url, "task_timeout": "20s"}
+        )
+    )
+    expected = poll_all(local)
+    got = poll_all(scaled)
+
+    assert got.ok == 30 and got.new_items == 150 and got.matches == expected.matches > 0
+    assert sorted(name for name, _ in got.failed) == ["broken", "html"]
+    assert snapshot(scaled) == snapshot(local)
+    assert all(worker.saw("poll task") for worker in two_workers)  # both took a share
+    # no health alert: the workers were there
+    assert scaled.store.db.execute("SELECT count(*) FROM _health_alerts").fetchone()[0] == 0
+
+
+def unsent(seen: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+    """A snapshot with each alert's status left out."""
+    return {**seen, "alerts": sorted(row[:2] + row[3:] for row in seen["alerts"])}
+
+
+def counts(rt: Runtime) -> dict[str, int]:
+    tables = ("items", "matches", "alerts", "polls")
+    return {t: rt.store.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+def health_kinds(rt: Runtime) -> list[str]:
+    rows = rt.store.db.execute("SELECT kind FROM _health_alerts WHERE feed = 'scale.broker'")
+    return [row[0] for row in rows]
+
+
+def test_a_worker_killed_mid_poll_loses_and_doubles_nothing(
+    tmp_path: Path, feed_server: FeedServer, redis_server: RedisServer, two_workers: list[Worker]
+) -> None:
+    feeds = serve_feeds(feed_server, 24)
+    expected = runtime(write_config(tmp_path / "local", feeds))
+    poll_all(expected)
+    for n in range(24):  # slow answers: a worker is surely fetching when it is killed
+        route = feed_server.route(f"/feed/{n}")
+        assert route is not None
+        feed_server.set(f"/feed/{n}", route.body, etag=route.etag, delay=0.4)
+    feed_server.requests.clear()
+    config = write_config(
+        tmp_path / "scaled",
+        feeds,
+        scale={"broker": redis_server.url, "task_timeout": "4s"},
+        poll={"per_host": 64},  # every feed is on 127.0.0.1
+    )
+    coordinator = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "--config", str(config), "poll", "--all"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: any(w.saw("poll task") for w in two_workers), "a task on a worker")
+        victim = next(w for w in two_workers if w.saw("poll task"))
+        line = next(line for line in victim.lines if "poll task feeds=" in line)
+        names = line.split("feeds=")[1].strip().split(",")
+        paths = {f"/feed/{int(name[5:])}" for name in names if name.startswith("feed-")}
+        # the worker has asked for one of its feeds (answers take 0.4 s): kill it now
+        wait_for(lambda: any(r.path in paths for r in feed_server.requests), "a fetch")
+        victim.kill()
+        _, err = coordinator.communicate(timeout=60)
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+            coordinator.communicate()
+    assert coordinator.returncode == 0, err
+    scaled = runtime(config)
+    # every item, match, alert and poll once (`watcher poll` has sent the alerts too)
+    assert unsent(snapshot(scaled)) == unsent(snapshot(expected))
+    assert counts(scaled) == counts(expected)
+    fetched = [r.path for r in feed_server.requests if r.path.startswith("/feed/")]
+    assert len(fetched) > len(set(fetched)) == 24  # some feeds were fetched again
+
+
+def test_a_task_past_its_deadline_is_queued_once_more_then_a_poll_error(
+    tmp_path: Path, feed_server: FeedServer, redis_server: RedisServer, two_workers: list[Worker]
+) -> None:
+    feed_server.set("/slow", rss_of("Kursk: slow news"), delay=4)
+    feeds = [{"url": feed_server.url("/slow"), "name": "slow", "timeout": "10s"}]
+    scaled = runtime(
+        write_config(
+            tmp_path / "scaled", feeds, scale={"broker": redis_server.url, "task_timeout": "1s"}
+        )
+    )
+    report = poll_all(scaled)
+
+    assert [name for name, _ in report.failed] == ["slow"]
+    error = scaled.store.db.execute("SELECT error FROM polls").fetchall()
+    assert len(error) == 1 and "polling on a worker failed twice" in error[0][0]
+    assert [r.path for r in feed_server.requests] == ["/slow", "/slow"]  # tried twice
+    assert counts(scaled)["items"] == 0
+
+
+def test_an_unreachable_broker_polls_here_with_one_health_alert_until_it_is_back(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feeds = serve_feeds(feed_server, 6)
+    local = runtime(write_config(tmp_path / "local", feeds))
+    poll_all(local)
+    server = RedisServer(tmp_path / "redis")  # not started yet: nothing listens on its port
+    scaled = runtime(
+        write_config(tmp_path / "scaled", feeds, scale={"broker": server.url, "task_timeout": "9s"})
+    )
+    poll_all(scaled)
+    assert snapshot(scaled)["items"] == snapshot(local)["items"]
+    health = ("health", "files", "pending", "feed scale.broker: failing", None)
+    assert snapshot(scaled)["alerts"] == sorted([*snapshot(local)["alerts"], health])
+    poll_all(scaled, NOW + timedelta(minutes=20))  # still away: no second alert
+    assert health_kinds(scaled) == ["failing"]
+
+    with server:
+        worker = Worker(write_config(tmp_path / "worker", [], scale={"broker": server.url}))
+        try:
+            wait_for_workers(server, 1)
+            feed_server.set("/feed/0", rss_of("Kursk: news after the broker came back"))
+            report = poll_all(scaled, NOW + timedelta(minutes=40))
+            assert worker.saw("poll task")  # on the worker again
+        finally:
+            worker.stop()
+    assert report.new_items == 1
+    assert health_kinds(scaled) == ["failing", "recovered"]
