@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.feedgen import Entry, rss
 from tests.redisd import RedisServer, Worker, wait_for, wait_for_workers
 from tests.servers import FeedServer
 from tests.test_parallel_poll import NOW, poll_all, serve_feeds, snapshot
+from watcher.cli import cli
 from watcher.config import load_settings
+from watcher.poll.result import FeedResult
 from watcher.poll.runtime import Runtime, open_runtime
+from watcher.poll.scale import HostLimits, polite_poll
+from watcher.types import FeedConfig, FeedState
 
 RULES = """\
 - id: kursk
@@ -197,3 +203,52 @@ def test_an_unreachable_broker_polls_here_with_one_health_alert_until_it_is_back
             worker.stop()
     assert report.new_items == 1
     assert health_kinds(scaled) == ["failing", "recovered"]
+
+
+def test_per_host_slots_and_retry_after_bind_every_worker(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    first, second = HostLimits(client, 1, 30), HostLimits(redis_server.client(), 1, 30)
+    soon = time.monotonic() + 0.3
+    with (
+        first.slot("news.example", soon),
+        pytest.raises(TimeoutError),
+        second.slot("news.example", soon),
+    ):
+        pass  # the one slot of the host is the first worker's
+    with second.slot("news.example", soon), first.slot("other.example", soon):
+        pass  # freed; another host has its own slots
+
+    feed = FeedState(id=1, name="wire", url="https://news.example/rss", interval_s=900)
+    options = FeedConfig(url=feed.url, name="wire")
+    asked: list[str] = []
+
+    def throttled() -> FeedResult:
+        asked.append(feed.name)
+        return FeedResult(feed, options, error="HTTP 429", http_status=429, retry_after_s=120)
+
+    assert polite_poll(first, (feed, options), throttled).http_status == 429
+    held = polite_poll(second, (feed, options), throttled)  # another worker: not fetched
+    assert asked == ["wire"]
+    assert held.http_status == 429 and held.retry_after_s is not None
+    assert 100 < held.retry_after_s <= 120 and "Retry-After" in (held.error or "")
+
+
+def test_status_shows_workers_and_queue_depth(tmp_path: Path, redis_server: RedisServer) -> None:
+    config = write_config(tmp_path / "c", [], scale={"broker": redis_server.url})
+    runtime(config).store.close()
+    client = redis_server.client()
+    client.set("watcher:worker:a@h1", json.dumps({"concurrency": 2}), ex=60)
+    client.set("watcher:worker:b@h2", json.dumps({"concurrency": 1}), ex=60)
+    client.rpush("watcher.poll", "waiting task")
+
+    result = CliRunner().invoke(cli, ["--config", str(config), "status", "--json"])
+    shown = json.loads(result.output)
+    assert (shown["workers"], shown["queue_depth"], shown["broker_error"]) == (2, 1, None)
+    text = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "workers: 2 seen in the last minute, queue_depth: 1 tasks waiting" in text
+
+    redis_server.stop()
+    shown = json.loads(
+        CliRunner().invoke(cli, ["--config", str(config), "status", "--json"]).output
+    )
+    assert shown["workers"] is None and "unreachable" in shown["broker_error"]

@@ -96,8 +96,8 @@ def status(obj: Context, check: bool) -> None:
                 "heartbeat": _iso(heartbeat),
                 "problems": problems,
                 "database": _database_dict(settings.database, archive),
-                "workers": cluster.workers if cluster else None,
-                "queue_depth": cluster.queue_depth if cluster else None,
+                "workers": cluster.workers if cluster and not cluster.error else None,
+                "queue_depth": cluster.queue_depth if cluster and not cluster.error else None,
                 "broker_error": cluster.error if cluster else None,
             }
         )
