@@ -17,12 +17,14 @@ from click.testing import CliRunner
 from tests.feedgen import Entry, rss
 from tests.redisd import RedisServer, Worker, wait_for, wait_for_workers
 from tests.servers import FeedServer
+from tests.test_daemon import Daemon, write_project
 from tests.test_parallel_poll import NOW, poll_all, serve_feeds, snapshot
 from watcher.cli import cli
 from watcher.config import load_settings
 from watcher.poll.result import FeedResult
 from watcher.poll.runtime import Runtime, open_runtime
 from watcher.poll.scale import HostLimits, polite_poll
+from watcher.store import Store
 from watcher.types import FeedConfig, FeedState
 
 RULES = """\
@@ -252,3 +254,60 @@ def test_status_shows_workers_and_queue_depth(tmp_path: Path, redis_server: Redi
         CliRunner().invoke(cli, ["--config", str(config), "status", "--json"]).output
     )
     assert shown["workers"] is None and "unreachable" in shown["broker_error"]
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.close()
+
+
+def test_the_daemon_polls_here_while_the_broker_is_stopped_and_on_workers_after(
+    tmp_path: Path, feed_server: FeedServer, redis_server: RedisServer, daemons: list[Daemon]
+) -> None:
+    feed_server.set("/wire", rss_of("Kursk: first"))
+    project = write_project(
+        tmp_path,
+        {"wire": feed_server.url("/wire")},
+        extra=f"scale: {{broker: '{redis_server.url}', task_timeout: 20s}}\n",
+    )
+    worker = Worker(write_config(tmp_path / "worker", [], scale={"broker": redis_server.url}))
+    try:
+        wait_for_workers(redis_server, 1)
+        daemon = Daemon(project)
+        daemons.append(daemon)
+        wait_for(lambda: worker.saw("poll task feeds=wire"), "a poll on the worker")
+
+        redis_server.stop()
+        feed_server.set("/wire", rss_of("Kursk: while the broker is away"))
+        db = project / "w.db"
+        wait_for(lambda: titles(db) >= {"Kursk: while the broker is away"}, "a poll here")
+        assert daemon.logged("polling on this host")
+        assert broker_health(db) == ["failing"]
+
+        tasks_before = worker.saw("poll task")
+        redis_server.start()  # the same port: the worker and the daemon find it again
+        wait_for(lambda: worker.saw("poll task") > tasks_before, "polls on the worker again")
+        wait_for(lambda: broker_health(db) == ["failing", "recovered"], "a recovered alert")
+        assert daemon.stop() == 0
+    finally:
+        worker.stop()
+
+
+def titles(db: Path) -> set[str]:
+    store = Store(db, readonly=True)
+    try:
+        return {row[0] for row in store.db.execute("SELECT title FROM items")}
+    finally:
+        store.close()
+
+
+def broker_health(db: Path) -> list[str]:
+    store = Store(db, readonly=True)
+    try:
+        sql = "SELECT kind FROM _health_alerts WHERE feed = 'scale.broker' ORDER BY alert_id"
+        return [row[0] for row in store.db.execute(sql)]
+    finally:
+        store.close()

@@ -323,9 +323,11 @@ class WorkerBeat:
         while not self.stopping.is_set():
             try:
                 self.client.set(self.key, self.value, ex=WORKER_SEEN_S)
+                wait = WORKER_BEAT_S
             except redis.RedisError as e:
                 log.warning("worker heartbeat failed: %s", e)
-            self.stopping.wait(WORKER_BEAT_S)
+                wait = 1  # say it again as soon as the broker is back
+            self.stopping.wait(wait)
 
     def stop(self) -> None:
         self.stopping.set()
