@@ -13,10 +13,12 @@ Run: ``.venv/bin/python benchmarks/bench_scale.py [--feeds 5000] [--rules 1000]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,7 @@ from bench_poll import Run, _cpu_model, _load, run_watcher, write_config  # noqa
 from farm import running_farm  # noqa: E402
 
 WATCHER = [sys.executable, "-m", "watcher"]
+STORED: dict[str, tuple[int, int, int, str]] = {}  # mode -> items, matches, alerts, digest
 
 
 def free_port() -> int:
@@ -87,12 +90,31 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
         process.wait(timeout=60)
 
 
+def stored(db: Path) -> tuple[int, int, int, str]:
+    """Items, matches and alerts in the database, and a digest of what they are (no ids)."""
+    queries = (
+        "SELECT f.name, i.guid, i.content_hash FROM items i JOIN feeds f ON f.id = i.feed_id",
+        "SELECT i.guid, m.rule_id FROM matches m JOIN items i ON i.id = m.item_id",
+        "SELECT rule_id, channel, status, (SELECT group_concat(i.guid) FROM json_each(a.item_ids)"
+        " j JOIN items i ON i.id = j.value) FROM alerts a",
+    )
+    digest = hashlib.sha256()
+    sizes = []
+    with sqlite3.connect(db) as connection:
+        for sql in queries:
+            rows = sorted(connection.execute(sql).fetchall())
+            sizes.append(len(rows))
+            digest.update(repr(rows).encode())
+    return sizes[0], sizes[1], sizes[2], digest.hexdigest()[:12]
+
+
 def bench(feeds: int, rules: int, concurrency: int) -> list[Run]:
     runs: list[Run] = []
     with running_farm(feeds) as farm, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = write_config(folder, farm, feeds, rules)
         runs.append(run_watcher("local", feeds, config, "poll", "--all"))
+        STORED[runs[-1].label] = stored(folder / "watcher.db")
         redis_server, broker = start_redis(folder)
         try:
             text = config.read_text() + f"scale: {{broker: '{broker}', task_timeout: 10m}}\n"
@@ -103,6 +125,7 @@ def bench(feeds: int, rules: int, concurrency: int) -> list[Run]:
                 try:
                     label = f"coordinator + {workers} worker{'s' if workers > 1 else ''}"
                     runs.append(run_watcher(label, feeds, config, "poll", "--all"))
+                    STORED[label] = stored(folder / "watcher.db")
                 finally:
                     stop(started)
         finally:
@@ -113,15 +136,16 @@ def bench(feeds: int, rules: int, concurrency: int) -> list[Run]:
 
 def print_runs(runs: list[Run]) -> None:
     print("| mode | feeds | wall s | feeds/s | new items | items/s | coordinator CPU s |"
-          " items per coordinator CPU s |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          " items per coordinator CPU s | items, matches, alerts stored | digest |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for run in runs:
         poll = run.report.get("poll", {})
         assert isinstance(poll, dict)
         items = int(poll.get("new_items", 0))
         print(
             f"| {run.label} | {run.feeds} | {run.wall_s:.1f} | {run.rate:.0f} | {items}"
-            f" | {items / run.wall_s:.0f} | {run.cpu_s:.1f} | {items / run.cpu_s:.0f} |"
+            f" | {items / run.wall_s:.0f} | {run.cpu_s:.1f} | {items / run.cpu_s:.0f}"
+            f" | {', '.join(map(str, STORED[run.label][:3]))} | {STORED[run.label][3]} |"
         )
 
 
