@@ -25,6 +25,7 @@ test: $(STAMP) $(REDIS_STAMP)
 	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -r benchmarks/requirements.txt
 	$(BIN)/python benchmarks/run.py
 
 lint: $(STAMP)

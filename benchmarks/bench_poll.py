@@ -7,12 +7,20 @@ the real command in a subprocess:
 - round 1: an empty database, every feed new (~20 items of ~2.5 KB each);
 - round 2: 90 % of the feeds answer 304, 10 % have 2 new items.
 
-Besides wall time and feeds/s it reports the child's CPU time and peak RSS, and the
-fixed cost of a command that polls one feed (start-up, config, rules), which every
-run pays. With ``--daemon SECONDS`` it also measures the RSS of ``watcher run`` with
+Every alert round 1 and round 2 queue must be delivered (sent, and one .eml file each),
+or the benchmark stops. The same two rounds then run for each peer (benchmarks/peers.py: a
+plain requests + feedparser loop, and ``reader``), each on a fresh farm with the same
+feeds changed, and watcher's feeds/s is given as a multiple of theirs. Every config pins
+``full_text: never``.
+
+Besides wall time and feeds/s it reports the child's CPU time (its children's included)
+and peak RSS, the load average when it ended, and the fixed cost of a command that polls
+one feed (start-up, config, rules), which every run pays. With ``--daemon SECONDS`` it also measures the RSS of ``watcher run`` with
 the largest feed count, if that command exists.
 
-Run: ``.venv/bin/python benchmarks/bench_poll.py [--feeds 1000,5000] [--rules 1000]``.
+Run: ``.venv/bin/python benchmarks/bench_poll.py [--feeds 1000,5000] [--rules 1000]
+[--peers plain,reader]`` after ``make bench`` (or ``.venv/bin/pip install -r
+benchmarks/requirements.txt``) has installed the peers.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from farm import RunningFarm, running_farm, vocabulary  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 CHECKOUT = [ROOT]  # whose watcher package runs (--root: compare with another checkout)
 WATCHER = [sys.executable, "-m", "watcher"]
 
@@ -46,6 +56,8 @@ class Run:
     cpu_s: float
     peak_rss_mb: float
     report: dict[str, object]
+    load: str = ""
+    alerts: str = ""
 
     @property
     def rate(self) -> float:
@@ -75,14 +87,17 @@ def write_rules(path: Path, count: int, seed: int = 3) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def write_config(folder: Path, farm: RunningFarm, feeds: int, rules: int) -> Path:
+def write_config(
+    folder: Path, farm: RunningFarm, feeds: int, rules: int, interval: str = "15m"
+) -> Path:
     write_rules(folder / "rules.yaml", rules)
     lines = [
         "database: watcher.db",
         "rules: [rules.yaml]",
-        "defaults: {interval: 15m, timeout: 20s, first_poll_alerts: recent, max_age: 30d}",
+        f"defaults: {{interval: {interval}, timeout: 20s, first_poll_alerts: recent,"
+        f" max_age: 30d{_full_text_never()}}}",
         "channels:",
-        "  files: {type: eml, dir: outbox}",
+        f"  files: {{type: eml, dir: '{folder / 'outbox'}'}}",
         "feeds:",
     ]
     lines.extend(f"  - {{url: '{farm.url(i)}', name: f{i:05d}}}" for i in range(feeds))
@@ -91,9 +106,16 @@ def write_config(folder: Path, farm: RunningFarm, feeds: int, rules: int) -> Pat
     return path
 
 
-def run_watcher(label: str, feeds: int, config: Path, *args: str) -> Run:
-    """Run one watcher command; wall time, CPU time and peak RSS come from wait4()."""
-    command = [*WATCHER, "--config", str(config), "--json", *args]
+def _full_text_never() -> str:
+    """``, full_text: never`` where the benchmarked watcher has that key (every benchmark
+    pins it, so that no article page is fetched); nothing for a checkout from before it."""
+    known = "full_text" in (CHECKOUT[0] / "watcher" / "config.py").read_text()
+    return ", full_text: never" if known else ""
+
+
+def timed(label: str, feeds: int, command: list[str]) -> Run:
+    """Run one command; wall time, CPU time (its own and its children's) and peak RSS come
+    from wait4(); its stdout is read as JSON."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=err, cwd=CHECKOUT[0])
@@ -104,22 +126,67 @@ def run_watcher(label: str, feeds: int, config: Path, *args: str) -> Run:
         err.seek(0)
         output, errors = out.read(), err.read()
     if child.returncode != 0:
-        raise SystemExit(f"{label}: watcher exited {child.returncode}\n{errors.decode()[-3000:]}")
+        raise SystemExit(f"{label}: exited {child.returncode}\n{errors.decode()[-3000:]}")
     cpu = usage.ru_utime + usage.ru_stime
     report = json.loads(output) if output.strip() else {}
-    return Run(label, feeds, wall, cpu, usage.ru_maxrss / 1024, report)
+    return Run(label, feeds, wall, cpu, usage.ru_maxrss / 1024, report, _load())
+
+
+def run_watcher(label: str, feeds: int, config: Path, *args: str) -> Run:
+    return timed(label, feeds, [*WATCHER, "--config", str(config), "--json", *args])
 
 
 def bench(feeds: int, rules: int, processes: int, changed: float) -> list[Run]:
+    """watcher: the one-feed fixed cost, then round 1 and round 2 on a fresh farm."""
     runs = []
     with running_farm(feeds, processes=processes) as farm, tempfile.TemporaryDirectory() as tmp:
         config = write_config(Path(tmp), farm, feeds, rules)
-        runs.append(run_watcher("fixed cost (one feed)", 1, config, "poll", "--feed", "f00000"))
+        runs.append(
+            run_watcher("watcher: fixed cost (one feed)", 1, config, "poll", "--feed", "f00000")
+        )
         os.unlink(Path(tmp) / "watcher.db")
-        runs.append(run_watcher("round 1: all new", feeds, config, "poll", "--all"))
+        shutil.rmtree(Path(tmp) / "outbox", ignore_errors=True)
+        runs.append(run_watcher("watcher: round 1, all new", feeds, config, "poll", "--all"))
+        check_alerts(runs[-1], Path(tmp) / "outbox", 0)
         farm.bump(changed)
-        runs.append(run_watcher(f"round 2: {changed:.0%} changed", feeds, config, "poll", "--all"))
+        label = f"watcher: round 2, {changed:.0%} changed"
+        runs.append(run_watcher(label, feeds, config, "poll", "--all"))
+        check_alerts(runs[-1], Path(tmp) / "outbox", _sent(runs[-2]))
     return runs
+
+
+def bench_peer(peer: str, feeds: int, processes: int, changed: float) -> list[Run]:
+    """One peer (peers.py) on a fresh farm: round 1, then round 2 after the same bump."""
+    runs = []
+    with running_farm(feeds, processes=processes) as farm, tempfile.TemporaryDirectory() as tmp:
+        urls = Path(tmp) / "urls.txt"
+        urls.write_text("\n".join(farm.url(i) for i in range(feeds)) + "\n")
+        command = [sys.executable, str(HERE / "peers.py"), peer, "--urls", str(urls)]
+        command += ["--db", str(Path(tmp) / f"{peer}.db")]
+        runs.append(timed(f"{peer}: round 1, all new", feeds, command))
+        farm.bump(changed)
+        runs.append(timed(f"{peer}: round 2, {changed:.0%} changed", feeds, command))
+    return runs
+
+
+def _sent(run: Run) -> int:
+    delivery = run.report.get("delivery", {})
+    assert isinstance(delivery, dict)
+    return int(delivery.get("sent", 0))
+
+
+def check_alerts(run: Run, outbox: Path, before: int) -> None:
+    """Every alert the poll queued was delivered: sent, none left to retry or failed, and
+    one .eml file each in the channel's folder."""
+    poll, delivery = run.report.get("poll", {}), run.report.get("delivery", {})
+    assert isinstance(poll, dict) and isinstance(delivery, dict)
+    files = len(list(outbox.glob("*.eml"))) if outbox.exists() else 0
+    queued, sent = int(poll.get("alerts", 0)), int(delivery.get("sent", 0))
+    run.alerts = f"{sent}/{queued}"
+    if sent != queued or delivery.get("retrying") or delivery.get("failed"):
+        raise SystemExit(f"{run.label}: {queued} alerts queued, delivery {delivery}")
+    if files != before + sent:
+        raise SystemExit(f"{run.label}: {files} .eml files, expected {before + sent}")
 
 
 def daemon_rss(feeds: int, rules: int, seconds: float) -> float | None:
@@ -168,16 +235,33 @@ def _load() -> str:
 
 
 def print_runs(runs: list[Run]) -> None:
-    print("| run | feeds | wall s | feeds/s | CPU s | peak RSS MB | new items | failed |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| run | feeds | wall s | feeds/s | CPU s | peak RSS MB | stored | alerts sent | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for run in runs:
-        poll = run.report.get("poll", {})
-        assert isinstance(poll, dict)
+        poll = run.report.get("poll")
+        if isinstance(poll, dict):
+            stored = poll.get("new_items", "")
+        else:
+            stored = f"{run.report.get('entries', '')} in all"
         print(
             f"| {run.label} | {run.feeds} | {run.wall_s:.2f} | {run.rate:.0f} | {run.cpu_s:.2f}"
-            f" | {run.peak_rss_mb:.0f} | {poll.get('new_items', '')}"
-            f" | {len(poll.get('failed', []))} |"
+            f" | {run.peak_rss_mb:.0f} | {stored} | {run.alerts} | {run.load} |"
         )
+
+
+def print_ratios(runs: list[Run]) -> None:
+    """watcher's feeds/s over each peer's, round by round."""
+    by_label = {run.label: run for run in runs}
+    for system in ("plain", "reader"):
+        for round_ in ("round 1", "round 2"):
+            mine = next(
+                (r for k, r in by_label.items() if k.startswith(f"watcher: {round_}")), None
+            )
+            theirs = next(
+                (r for k, r in by_label.items() if k.startswith(f"{system}: {round_}")), None
+            )
+            if mine and theirs:
+                print(f"watcher / {system}, {round_}: {mine.rate / theirs.rate:.1f}x")
 
 
 def main() -> None:
@@ -186,16 +270,24 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--changed", type=float, default=0.1)
     parser.add_argument("--farm-processes", type=int, default=1)
+    parser.add_argument(
+        "--peers", default="plain,reader", help="peers to run beside watcher ('' for none)"
+    )
     parser.add_argument("--daemon", type=float, default=0, help="seconds of `watcher run`")
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout to benchmark")
     args = parser.parse_args()
     CHECKOUT[0] = args.root.resolve()
+    peers = [p for p in args.peers.split(",") if p]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, rules={args.rules}")
     print(f"cpu: {_cpu_model()}; load average before: {_load()}")
     counts = [int(n) for n in args.feeds.split(",")]
     for count in counts:
         print(f"\n{count} feeds")
-        print_runs(bench(count, args.rules, args.farm_processes, args.changed))
+        runs = bench(count, args.rules, args.farm_processes, args.changed)
+        for peer in peers:
+            runs += bench_peer(peer, count, args.farm_processes, args.changed)
+        print_runs(runs)
+        print_ratios(runs)
         print(f"load average after: {_load()}")
     if args.daemon:
         peak = daemon_rss(max(counts), args.rules, args.daemon)

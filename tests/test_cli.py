@@ -85,6 +85,16 @@ def test_poll_prints_alerts_then_nothing_new(project: Path) -> None:
     assert code == 0 and "polled 1 feed: nothing new" in out and "DPRK" not in out
 
 
+def test_poll_json_reports_a_pass_that_queued_alerts(project: Path) -> None:
+    config = project / "watcher.yaml"
+    config.write_text(config.read_text().replace("  console: {type: console}\n", ""))
+    code, out, err = invoke(project, "poll", "--all", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["poll"]["new_items"], data["poll"]["alerts"]) == (2, 1)
+    assert data["delivery"]["sent"] == 1 and "queued" not in data["poll"]
+
+
 def test_status_shows_each_feed_and_the_queue(project: Path) -> None:
     invoke(project, "poll", "--all")
     code, out, _ = invoke(project, "status")

@@ -137,8 +137,12 @@ def _print_pruned(pruned: PruneReport) -> None:
         )
 
 
+# Counted for the daemon's metrics only; not part of ``poll --json``.
+_METRICS_ONLY = ("rule_matches", "queued", "lags_s")
+
+
 def _report_dict(report: PollReport) -> dict[str, Any]:
-    data = asdict(report)
+    data = {k: v for k, v in asdict(report).items() if k not in _METRICS_ONLY}
     data["failed"] = [{"feed": name, "error": error} for name, error in report.failed]
     return data
 
