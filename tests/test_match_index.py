@@ -120,6 +120,21 @@ def test_indexed_engine_equals_rule_by_rule_on_every_field(
     assert match_item(compiled, subject) == match_item_unindexed(compiled, subject)
 
 
+@settings(max_examples=60, deadline=None)
+@given(rule_sets(), word_text, word_text, word_text)
+def test_compiled_rules_unpickled_match_as_the_rules_compiled_here(
+    rules: list[Rule], title: str, summary: str, content: str
+) -> None:
+    compiled = compile_rules(rules)
+    copy = pickle.loads(pickle.dumps(compiled))  # what the compiled-rules cache holds
+    assert (copy.index.scanner is None) == (compiled.index.scanner is None)
+    subject = MatchItem(
+        fields={"title": (title,), "summary": (summary,), "content": (content,)},
+        feed_name="news",
+    )
+    assert match_item(copy, subject) == match_item(compiled, subject)
+
+
 def test_fields_no_default_rule_reads_are_still_seen_by_scoped_rules() -> None:
     rules = [rule("plain", any=("smith",)), rule("scoped", query="author:smith")]
     subject = MatchItem(fields={"title": ("News",), "author": ("J. Smith",)})

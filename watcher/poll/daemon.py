@@ -85,8 +85,8 @@ from watcher.poll.pipeline import (
 from watcher.poll.result import fetch_and_parse, parse_pushed
 from watcher.poll.runtime import Runtime
 from watcher.poll.websub import Callback, Push, Subscriber
-from watcher.rules.load import load_rules
-from watcher.rules.match import SCAN_BUILT, compile_rules
+from watcher.rules.cache import cache_folder, feeds_sync_file, load_compiled
+from watcher.rules.match import SCAN_BUILT
 from watcher.store import Store
 from watcher.store.feeds import get_feed, last_new_item_times, list_feeds, sync_config_feeds
 from watcher.store.state import (
@@ -523,7 +523,8 @@ class Daemon:
     def _build(self, settings: Settings, store: Store) -> Loaded:
         """Load rules and build channels; raises ConfigError (WatcherError) when invalid."""
         require_variables(settings)
-        rules = load_rules(list(settings.rules), channels=list(settings.channels))
+        folder = cache_folder(settings.database)
+        rules, compiled = load_compiled(settings.rules, list(settings.channels), folder)
         instance = instance_id(store)
         channels: dict[str, Channel] = {
             name: make_channel(cfg, instance) for name, cfg in settings.channels.items()
@@ -532,7 +533,7 @@ class Daemon:
             settings=settings,
             store=store,
             rules=rules,
-            compiled=compile_rules(rules),
+            compiled=compiled,
             channels=channels,
             session=make_session(
                 settings.poll.user_agent,
@@ -601,6 +602,7 @@ class Daemon:
             settings.defaults.interval_s,
             reschedule=next_poll_after_interval_change,
             default_auto=settings.defaults.auto_bounds,
+            remember=feeds_sync_file(settings.database),
         )
 
     def _follow_requests(self, feeds: Sequence[FeedState]) -> None:

@@ -42,6 +42,7 @@ from watcher.poll.pace import after_poll
 from watcher.poll.result import FeedResult, add_matches, fetch_and_parse
 from watcher.poll.runtime import Runtime
 from watcher.redact import redact_url, without_credentials
+from watcher.rules.cache import feeds_sync_file
 from watcher.rules.match import CompiledRules
 from watcher.store.feeds import due_feeds, sync_config_feeds
 from watcher.store.snapshot import read_feeds, read_hashes
@@ -152,6 +153,7 @@ def select_feeds(
         rt.settings.defaults.interval_s,
         reschedule=next_poll_after_interval_change,
         default_auto=rt.settings.defaults.auto_bounds,
+        remember=feeds_sync_file(rt.store.path),
     )
     if names:
         wanted = set(names)

@@ -12,8 +12,8 @@ from pathlib import Path
 from watcher.config import require_variables
 from watcher.deliver.channels import Channel, make_channel
 from watcher.poll.fetch import FeedSession, make_session
-from watcher.rules.load import load_rules
-from watcher.rules.match import CompiledRules, compile_rules
+from watcher.rules.cache import cache_folder, load_compiled
+from watcher.rules.match import CompiledRules
 from watcher.store import Store
 from watcher.store.state import instance_id
 from watcher.types import Rule, Settings
@@ -43,15 +43,16 @@ def open_runtime(
     feeds' URLs and headers too.
     """
     require_variables(settings, "" if fetching else "channels")
-    rules = load_rules(list(settings.rules), channels=list(settings.channels))
-    store = Store(db_path or settings.database)
+    database = db_path or settings.database
+    rules, compiled = load_compiled(settings.rules, list(settings.channels), cache_folder(database))
+    store = Store(database)
     instance = instance_id(store)
     channels = {name: make_channel(cfg, instance) for name, cfg in settings.channels.items()}
     return Runtime(
         settings=settings,
         store=store,
         rules=rules,
-        compiled=compile_rules(rules),
+        compiled=compiled,
         channels=channels,
         session=make_session(settings.poll.user_agent, block_private=settings.poll.block_private),
     )

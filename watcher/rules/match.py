@@ -18,7 +18,7 @@ import operator
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import ahocorasick
 import snowballstemmer
@@ -164,9 +164,26 @@ class CompiledRule:
     # are too common for ``clauses`` to rule much out.
     runs: tuple[tuple[str, ...], ...] = ()
 
-    def __reduce__(self) -> tuple[Callable[[Rule], CompiledRule], tuple[Rule]]:
-        """Unpickle by compiling again: ``needles`` is keyed by the ids of this tree's leaves."""
-        return compile_rule, (self.rule,)
+    def __reduce__(self) -> tuple[Callable[..., CompiledRule], tuple[Any, ...]]:
+        """Pickle ``needles`` by the position of each leaf in the tree, not by its id (an
+        unpickled tree's leaves are new objects); the rest as it is."""
+        needles = tuple(self.needles.get(id(leaf)) for leaf in _leaves(self.condition))
+        state = (self.fields, self.language, self.feed_names, self.feed_tags, self.clauses)
+        return _unpickle_rule, (self.rule, self.condition, needles, *state, self.scoped, self.runs)
+
+
+def _unpickle_rule(
+    rule: Rule, condition: Node, needles: tuple[Needles | None, ...], *rest: Any
+) -> CompiledRule:
+    by_id = {
+        id(leaf): found
+        for leaf, found in zip(_leaves(condition), needles, strict=True)
+        if found is not None
+    }
+    fields, language, names, tags, clauses, scoped, runs = rest
+    return CompiledRule(
+        rule, condition, fields, language, names, tags, clauses, by_id, scoped, runs
+    )
 
 
 def rule_condition(rule: Rule) -> Node:
@@ -390,6 +407,11 @@ Entry = tuple[frozenset[str], tuple[str, ...], str, tuple[int, ...], tuple[int, 
 Filed = dict[str | None, dict[str, dict[tuple[Clause, str], tuple[list[int], list[int]]]]]
 
 
+# What the C look-up is built from per entry: anchor id, companion ids, companion prefixes,
+# token ids of the pair or run, and the run as it stands.
+ScanSpec = tuple[int, tuple[int, ...], tuple[str, ...], tuple[int, ...], str]
+
+
 @dataclass
 class _Index:
     """Rule positions by anchor token per language (each with a companion clause to test),
@@ -410,6 +432,7 @@ class _Index:
     # as passing, its sure and its check rules.
     scanner: ScanIndex | None = None
     scanned: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
+    scanner_args: tuple[list[str], list[ScanSpec]] | None = None  # what ``scanner`` was made of
 
 
 def _build_index(rules: Sequence[CompiledRule], scan: bool = True) -> _Index:
@@ -473,7 +496,7 @@ def _add_scanner(index: _Index, vocabulary: frozenset[str]) -> None:
         words.update(*(entry[0] for entry in entries))
     ordered = sorted(words)
     ids = {word: number for number, word in enumerate(ordered)}
-    specs: list[tuple[int, tuple[int, ...], tuple[str, ...], tuple[int, ...], str]] = []
+    specs: list[ScanSpec] = []
     scanned: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     for token, entries in table.items():
         for needs, starts, pair, sure, check in entries:
@@ -486,6 +509,7 @@ def _add_scanner(index: _Index, vocabulary: frozenset[str]) -> None:
             specs.append((ids[token], companions, starts, chain, run))
             scanned.append((sure, check))
     index.scanner = ScanIndex(ordered, specs)
+    index.scanner_args = (ordered, specs)
     index.scanned = tuple(scanned)
     for python_only in (index.vocabulary, index.keys, index.companions):
         python_only.pop(None, None)
@@ -570,11 +594,20 @@ class CompiledRules:
     def __len__(self) -> int:
         return len(self.rules)
 
-    def __reduce__(
-        self,
-    ) -> tuple[Callable[[Sequence[Rule], bool], CompiledRules], tuple[list[Rule], bool]]:
-        """Unpickle (a ``spawn`` worker) by compiling the rules again, index included."""
-        return compile_rules, ([r.rule for r in self.rules], self.index.scanner is not None)
+    def __reduce__(self) -> tuple[Callable[..., CompiledRules], tuple[Any, ...]]:
+        """Pickle (the compiled-rules cache, a ``spawn`` worker) everything but the C look-up,
+        which is rebuilt from the arguments it was made with."""
+        state = {k: v for k, v in vars(self.index).items() if k != "scanner"}
+        return _unpickle_rules, (self.rules, state)
+
+
+def _unpickle_rules(rules: tuple[CompiledRule, ...], state: dict[str, Any]) -> CompiledRules:
+    index = _Index(**state)
+    if index.scanner_args is not None:
+        if ScanIndex is None:  # pickled where the C module was built, read where it is not
+            return compile_rules([rule.rule for rule in rules], scan=False)
+        index.scanner = ScanIndex(*index.scanner_args)
+    return CompiledRules(rules, index)
 
 
 def compile_rules(rules: Sequence[Rule], scan: bool = True) -> CompiledRules:

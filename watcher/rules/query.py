@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -100,6 +100,10 @@ class Regex:
     label: str
     column: int = 0
     compiled: Any = field(compare=False, hash=False, repr=False, default=None)  # an RE2 pattern
+
+    def __reduce__(self) -> tuple[Callable[[str, int], Regex], tuple[str, int]]:
+        """Unpickle by compiling the pattern again (an RE2 pattern does not pickle)."""
+        return compile_regex, (self.pattern, self.column)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,11 @@ whose interval changed is the caller's decision, handed in as ``reschedule``
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -66,6 +69,7 @@ def sync_config_feeds(
     *,
     reschedule: Reschedule,
     default_auto: tuple[int, int] | None = None,
+    remember: Path | None = None,
 ) -> list[FeedState]:
     """Make the config-owned feeds match the file; return every feed that is not disabled.
 
@@ -77,19 +81,93 @@ def sync_config_feeds(
     bounds of ``defaults.interval: auto``) they become adaptive ('auto') instead, and go
     back to 'default' once the default is a duration again. A feed whose interval
     changes gets its next poll from ``reschedule``. Only rows that differ are written.
+
+    With ``remember`` (a file in the cache folder), a sync that would write nothing is
+    skipped: the file holds the key of the entries and a fingerprint of the feeds table
+    as the last sync left them (see ``_fingerprint``).
     """
+    key = _config_key(feeds, default_interval_s, default_auto) if remember else ""
     with store.transaction():
-        known = _KnownFeeds(store.db.query(_FEEDS_WITH_CONFIG_URL))
-        seen = [_sync_config_feed(store, cfg, known, reschedule) for cfg in feeds]
-        store.db.execute(
-            "UPDATE feeds SET last_status = 'disabled', disabled_reason = ?"
-            " WHERE source = 'config' AND disabled_reason IS NULL"
-            " AND id NOT IN (SELECT value FROM json_each(?))",
-            [REMOVED_FROM_CONFIG, encode_json(seen)],
-        )
-        if default_interval_s is not None:
-            _follow_default_interval(store, default_interval_s, reschedule, default_auto)
+        if remember is None or _remembered(remember) != f"{key} {_fingerprint(store)}":
+            _sync_all(store, feeds, reschedule, default_interval_s, default_auto)
+            if remember is not None:
+                _remember(remember, f"{key} {_fingerprint(store)}")
     return [f for f in list_feeds(store) if f.last_status != FeedStatus.DISABLED]
+
+
+def _sync_all(
+    store: Store,
+    feeds: Sequence[FeedConfig],
+    reschedule: Reschedule,
+    default_interval_s: int | None,
+    default_auto: tuple[int, int] | None,
+) -> None:
+    known = _KnownFeeds(store.db.query(_FEEDS_WITH_CONFIG_URL))
+    seen = [_sync_config_feed(store, cfg, known, reschedule) for cfg in feeds]
+    store.db.execute(
+        "UPDATE feeds SET last_status = 'disabled', disabled_reason = ?"
+        " WHERE source = 'config' AND disabled_reason IS NULL"
+        " AND id NOT IN (SELECT value FROM json_each(?))",
+        [REMOVED_FROM_CONFIG, encode_json(seen)],
+    )
+    if default_interval_s is not None:
+        _follow_default_interval(store, default_interval_s, reschedule, default_auto)
+
+
+# --- skipping a sync that would change nothing ----------------------------------------------
+# A sync is a function of the config's entries (and the default interval) and of what it
+# reads of the feeds table. After a sync, the key of the entries and a fingerprint of those
+# columns are written to a file; a later sync that finds the same key and fingerprint would
+# write nothing, and is skipped. Any change to those columns since (`feeds add`, `feeds
+# enable`, a feed gone for good, a redirect, a changed interval) changes the fingerprint.
+
+_FINGERPRINT = """
+SELECT count(*), group_concat(
+    feeds.id || char(31) || feeds.url || char(31) || feeds.name || char(31)
+    || coalesce(feeds.tags, '') || char(31) || feeds.source || char(31)
+    || feeds.interval_source || char(31)
+    || CASE WHEN feeds.interval_source = 'auto' THEN '' ELSE feeds.interval_s END || char(31)
+    || coalesce(feeds.title, '') || char(31) || (coalesce(feeds.last_status, '') = 'disabled')
+    || char(31) || coalesce(feeds.disabled_reason, '') || char(31)
+    || coalesce(_feed_config.url, ''),
+    char(30)
+)
+FROM (SELECT * FROM feeds ORDER BY id) AS feeds
+LEFT JOIN _feed_config ON _feed_config.feed_id = feeds.id
+"""
+
+
+def _fingerprint(store: Store) -> str:
+    """A digest of every feeds column a sync reads or writes (an adaptive interval aside:
+    a sync only keeps it within bounds the key holds)."""
+    row = store.db.execute(_FINGERPRINT).fetchone()
+    return hashlib.sha256(repr(tuple(row)).encode()).hexdigest()
+
+
+def _config_key(
+    feeds: Sequence[FeedConfig], default_interval_s: int | None, auto: tuple[int, int] | None
+) -> str:
+    text = repr((tuple(feeds), default_interval_s, auto))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _remembered(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except (OSError, ValueError):
+        return None
+
+
+def _remember(path: Path, value: str) -> None:
+    """Write the key and fingerprint; a folder that cannot be written keeps syncing."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(value + "\n", encoding="ascii")
+        os.replace(tmp, path)
+    except OSError:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 @store_call

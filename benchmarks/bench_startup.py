@@ -1,0 +1,95 @@
+"""Start-up of ``watcher poll --all``: from process start to its first feed request.
+
+A farm of 5,000 small feeds (two items each, so that seeding is quick) and 1,000 rules;
+one ``poll --all`` fills the database, then each round runs ``poll --all`` (every feed
+answers 304) with each checkout in turn and reads from the farm when the first request
+arrived. ``--before PATH`` names a second checkout (an export of an older commit, with its
+C module built or copied in) measured in the same rounds, so both see the same load. A
+``cold`` row first empties the cache folder (``.watcher-cache`` beside the database).
+
+Run: ``.venv/bin/python benchmarks/bench_startup.py [--feeds 5000] [--rounds 5]
+[--before /tmp/watcher-main]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_poll import CHECKOUT, ENV, WATCHER, write_config  # noqa: E402
+from farm import running_farm  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def first_request(farm: object, root: Path, config: Path) -> tuple[float, float]:
+    """Seconds from process start to the first feed request, and to the process's end."""
+    farm.mark()  # type: ignore[attr-defined]
+    started = time.time()
+    subprocess.run(
+        [*WATCHER, "--config", str(config), "--json", "poll", "--all"],
+        cwd=root,
+        env=ENV,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    ended = time.time()
+    first = farm.first_request_at()  # type: ignore[attr-defined]
+    return first - started, ended - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--feeds", type=int, default=5000)
+    parser.add_argument("--rules", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--before", type=Path, help="an older checkout to compare with")
+    args = parser.parse_args()
+    roots = {"after": ROOT}
+    if args.before:
+        roots = {"before": args.before.resolve(), **roots}
+    print(f"{args.feeds} feeds, {args.rules} rules; load average {_load()}")
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in roots}
+    results["after, cold cache"] = []
+    with running_farm(args.feeds, items=2) as farm, tempfile.TemporaryDirectory() as tmp:
+        CHECKOUT[0] = ROOT
+        config = write_config(Path(tmp), farm, args.feeds, args.rules)
+        subprocess.run(
+            [*WATCHER, "--config", str(config), "--json", "poll", "--all"],
+            cwd=ROOT,
+            env=ENV,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(args.rounds):
+            for name, root in roots.items():
+                results[name].append(first_request(farm, root, config))
+            shutil.rmtree(Path(tmp) / ".watcher-cache", ignore_errors=True)
+            results["after, cold cache"].append(first_request(farm, ROOT, config))
+    print("| checkout | first request s (median) | min | max | whole poll s (median) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, runs in results.items():
+        firsts = [first for first, _ in runs]
+        whole = statistics.median(total for _, total in runs)
+        print(
+            f"| {name} | {statistics.median(firsts):.2f} | {min(firsts):.2f}"
+            f" | {max(firsts):.2f} | {whole:.2f} |"
+        )
+    print(f"load average after: {_load()}")
+
+
+def _load() -> str:
+    return " ".join(f"{n:.2f}" for n in os.getloadavg())
+
+
+if __name__ == "__main__":
+    main()
