@@ -10,6 +10,7 @@ Regenerate the reference part of the docs with ``python -m watcher.config``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import zoneinfo
@@ -318,8 +319,8 @@ class Setting:
     kind: Kind
     field: str = ""  # the dataclass field or options key; default: the last part of name
 
-    @property
-    def key(self) -> str:
+    @functools.cached_property
+    def key(self) -> str:  # read for every key of every feed entry: computed once
         return self.field or self.name.rpartition(".")[2]
 
 
@@ -902,9 +903,24 @@ def _resolve_paths(ctx: _Context, value: str | tuple[str, ...]) -> Path | tuple[
     return ctx.resolve(value) if isinstance(value, str) else tuple(map(ctx.resolve, value))
 
 
-def _group(settings: Sequence[Setting]) -> dict[str, Setting | tuple[Setting, ...]]:
+Groups = dict[str, Setting | tuple[Setting, ...]]
+# The groups of each tuple of settings (read once per feed entry): id -> (tuple, groups).
+_GROUPS: dict[int, tuple[Sequence[Setting], Groups]] = {}
+
+
+def _group(settings: Sequence[Setting]) -> Groups:
     """Settings by their first name part; nested ones as a tuple with that part removed."""
-    groups: dict[str, Setting | tuple[Setting, ...]] = {}
+    known = _GROUPS.get(id(settings))
+    if known is not None and known[0] is settings:
+        return known[1]
+    groups = _grouped(settings)
+    if isinstance(settings, tuple):
+        _GROUPS[id(settings)] = (settings, groups)
+    return groups
+
+
+def _grouped(settings: Sequence[Setting]) -> Groups:
+    groups: Groups = {}
     for s in settings:
         head, dot, rest = s.name.partition(".")
         if not dot:
