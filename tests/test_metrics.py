@@ -120,6 +120,10 @@ def test_metrics_count_polls_items_matches_alerts_and_deliveries(
     assert found[("watcher_feed_lag_seconds_count", ())] == 1
     assert found[("watcher_feed_lag_seconds_sum", ())] >= 30  # in the daemon's faster seconds
     assert ("watcher_outbox_pending", ()) in found
+    # every poll that ran was planned: how late each started, within the daemon's spread
+    polls = sum(v for (name, _), v in found.items() if name == "watcher_polls_total")
+    assert found[("watcher_poll_delay_seconds_count", ())] == polls
+    assert 0 <= found[("watcher_poll_delay_seconds_sum", ())] < 30 * polls
     assert daemon.stop() == 0
 
 

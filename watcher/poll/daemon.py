@@ -243,6 +243,7 @@ class Daemon:
         self._delivering = threading.Event()
         self._feed_jobs: dict[str, tuple[int, int]] = {}  # job id -> (feed id, interval_s)
         self._planned_from: dict[str, datetime | None] = {}  # job id -> next_poll_at it follows
+        self._planned_at: dict[str, datetime] = {}  # job id -> the real time its run is planned
         self._jobs_lock = threading.RLock()
         self._files: dict[Path, int | None] = {}
         self.loaded: Loaded | None = None
@@ -633,11 +634,13 @@ class Daemon:
         )
         self._feed_jobs[job_id] = _job_key(feed)
         self._planned_from[job_id] = feed.next_poll_at
+        self._planned_at[job_id] = self.clock.real(first)
         log.debug("scheduled feed=%s first=%s", feed.name, first.isoformat())
 
     def _remove_job(self, job_id: str) -> None:
         self._feed_jobs.pop(job_id, None)
         self._planned_from.pop(job_id, None)
+        self._planned_at.pop(job_id, None)
         with suppress(JobLookupError):
             self.scheduler.remove_job(job_id)
 
@@ -651,6 +654,7 @@ class Daemon:
         with self._jobs_lock, suppress(JobLookupError):
             if job_id in self._feed_jobs:
                 self._planned_from[job_id] = feed.next_poll_at
+                self._planned_at[job_id] = self.clock.real(at)
                 self.scheduler.modify_job(job_id, next_run_time=self.clock.real(at))
 
     def deliver_soon(self) -> None:
@@ -678,8 +682,16 @@ class Daemon:
             if feed.next_poll_at is not None and feed.next_poll_at > now:
                 self._reschedule(feed)  # backed off, Retry-After or Cache-Control
                 return
+            self._observe_delay(f"feed:{feed.name}")
             report = self._poll(rt, feed, now)
             self._after_poll(rt, feed, report)
+
+    def _observe_delay(self, job_id: str) -> None:
+        """How late this poll starts after its planned run, in real seconds (metrics)."""
+        with self._jobs_lock:
+            planned = self._planned_at.get(job_id)
+        if planned is not None and self.metrics is not None:
+            self.metrics.observe_delay((datetime.now(UTC) - planned).total_seconds())
 
     def _poll(self, rt: Runtime, feed: FeedState, now: datetime) -> PollReport:
         started = time.monotonic()

@@ -15,6 +15,9 @@ handed in. ``/healthz`` gives the same verdict as ``watcher status --check``.
                                                 failed (a delivery attempt's outcome)
     watcher_delivery_seconds{channel}           one alert's send through its channel
     watcher_feed_lag_seconds                    from an item's published time to its storing
+    watcher_poll_delay_seconds                  from the moment a feed's poll was planned (its
+                                                next_poll_at plus the scheduler's jitter) to
+                                                its start: how far the daemon falls behind
     watcher_outbox_pending                      alerts waiting to be sent
     watcher_websub_subscriptions{state}         subscriptions by state
     watcher_websub_pushes_total{result}         stored | rejected | dropped
@@ -42,6 +45,7 @@ POLL_RESULTS = ("ok", "not_modified", "error")
 ITEM_KINDS = ("new", "updated")
 PUSH_RESULTS = ("stored", "rejected", "dropped")
 DELIVERY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 7.5, 10, 15, 30, 60, 120, 300)
 LAG_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 86400)
 
 
@@ -88,6 +92,12 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.delay = Histogram(
+            "watcher_poll_delay_seconds",
+            "Time from when a feed's poll was planned (next_poll_at plus jitter) to its start.",
+            buckets=DELAY_BUCKETS,
+            registry=r,
+        )
         self.pushes = Counter(
             "watcher_websub_pushes",
             "WebSub deliveries: stored, rejected (bad signature) or dropped (too large,"
@@ -118,6 +128,10 @@ class Metrics:
             self.alerts.labels(channel, status).inc(n)
         for lag in report.lags_s:
             self.lag.observe(max(0.0, lag))
+
+    def observe_delay(self, seconds: float) -> None:
+        """Count how late one scheduled poll started."""
+        self.delay.observe(max(0.0, seconds))
 
     def observe_delivery(self, outcomes: Iterable[tuple[str, str, float]]) -> None:
         """Count delivery outcomes: (channel, sent | retry | failed, seconds the send took)."""
