@@ -21,9 +21,11 @@ from tests.test_daemon import Daemon, write_project
 from tests.test_parallel_poll import NOW, poll_all, serve_feeds, snapshot
 from watcher.cli import cli
 from watcher.config import load_settings
-from watcher.poll.result import FeedResult
+from watcher.poll.pipeline import PollReport, feed_options, select_feeds, store_feed_result
+from watcher.poll.result import FeedResult, fetch_and_parse
 from watcher.poll.runtime import Runtime, open_runtime
 from watcher.poll.scale import HostLimits, polite_poll
+from watcher.poll.workers import poll_job
 from watcher.store import Store
 from watcher.types import FeedConfig, FeedState
 
@@ -311,3 +313,26 @@ def broker_health(db: Path) -> list[str]:
         return [row[0] for row in store.db.execute(sql)]
     finally:
         store.close()
+
+
+def test_a_result_stored_twice_adds_no_item_match_or_alert(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """What a redelivered task would hand back: the same parsed items, matched again."""
+    feeds = serve_feeds(feed_server, 3)
+    rt = runtime(write_config(tmp_path / "c", feeds))
+    jobs = [
+        (feed, feed_options(rt.settings, feed)) for feed in select_feeds(rt, NOW, all_feeds=True)
+    ]
+    results = [poll_job(rt.session, job, rt.compiled, 1_000_000, fetch_and_parse) for job in jobs]
+    for result in results:
+        store_feed_result(rt, result, NOW, PollReport())
+    once = counts(rt)
+    for result in results:  # the same results again, as a duplicate delivery
+        store_feed_result(rt, result, NOW + timedelta(minutes=1), PollReport())
+    again = counts(rt)
+
+    assert once["items"] == 15 and once["matches"] > 0 and once["alerts"] > 0
+    assert {t: again[t] for t in ("items", "matches", "alerts")} == {
+        t: once[t] for t in ("items", "matches", "alerts")
+    }
