@@ -6,7 +6,8 @@ answers conditional requests: ``If-None-Match`` with the current ETag (or
 content is a pure function of (feed, generation); ``GET /_bump?fraction=F&seed=S``
 advances the generation of that fraction of the feeds, which puts ``--new`` new items
 at the top of each and drops as many old ones. ``GET /_stats`` reports the requests
-served so far.
+served so far; ``GET /_first`` the ``time.time()`` of the first feed request since the
+last ``GET /_mark`` (0.0: none yet), which times a client's start-up (one farm process).
 
 The server is a minimal asyncio protocol (HTTP/1.1 keep-alive, no parsing beyond
 the request line and two headers) in one or more processes sharing the port
@@ -130,6 +131,7 @@ class FarmProtocol(asyncio.Protocol):
     """One keep-alive connection: read requests, write responses, in order."""
 
     stats: dict[str, int] = {"200": 0, "304": 0, "404": 0}
+    first_request_at = [0.0]  # time.time() of the first feed request since ``/_mark``
 
     def __init__(self, farm: Farm) -> None:
         self.farm = farm
@@ -156,7 +158,14 @@ class FarmProtocol(asyncio.Protocol):
             headers[name.strip().lower()] = value.strip()
         target = parts[1] if len(parts) > 1 else "/"
         if target.startswith("/feed/"):
+            if not self.first_request_at[0]:
+                self.first_request_at[0] = time.time()
             return self.feed(target[6:], headers)
+        if target.startswith("/_mark"):
+            self.first_request_at[0] = 0.0
+            return _response(200, b"marked\n", {})
+        if target.startswith("/_first"):
+            return _response(200, repr(self.first_request_at[0]).encode(), {})
         if target.startswith("/_bump"):
             query = parse_qs(urlsplit(target).query)
             count = self.farm.bump(float(query["fraction"][0]), int(query.get("seed", ["1"])[0]))
@@ -255,6 +264,14 @@ class RunningFarm:
     def bump(self, fraction: float, seed: int = 1) -> int:
         return int(self.control(f"/_bump?fraction={fraction}&seed={seed}"))
 
+    def mark(self) -> None:
+        """Forget the first request seen so far (``first_request_at`` starts again)."""
+        self.control("/_mark")
+
+    def first_request_at(self) -> float:
+        """``time.time()`` of the first feed request since ``mark()``; 0.0 if none."""
+        return float(self.control("/_first"))
+
 
 @contextmanager
 def running_farm(
@@ -289,7 +306,7 @@ def _child(feeds: int, items: int, new: int, generations: Any, hosts: list[str],
     serve(Farm(feeds, items, new, generations), hosts, port)
 
 
-def _wait_ready(farm: RunningFarm, timeout: float = 180.0) -> None:
+def _wait_ready(farm: RunningFarm, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
