@@ -161,6 +161,18 @@ def sent_count(db: Path) -> int:
     return int(str(rows[0][0])) if rows else 0
 
 
+INDEX_STATE = """
+SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM _fts_queue),
+       (SELECT count(*) FROM items_fts WHERE items_fts MATCH 'kursk')
+"""
+
+
+def index_complete(db: Path) -> bool:
+    """Every item is found by search, whatever the kills left in the index queue."""
+    rows = query(db, INDEX_STATE)
+    return bool(rows) and rows[0][1] == 0 and rows[0][0] == rows[0][2]
+
+
 def make_feeds_due(db: Path) -> None:
     """Every feed due now, as it would be after a real pause of one interval.
 
@@ -203,8 +215,10 @@ def test_sigkill_at_random_moments_loses_no_alert_and_repeats_only_in_flight_one
         daemon = Daemon(config)
         expected = sum(items)
         done = wait_until(lambda: sent_count(db) == 2 * expected, 30)
+        indexed = wait_until(lambda: index_complete(db), 30)
         code, err = daemon.stop()
     assert done, f"seed {seed}: {sent_count(db)} of {2 * expected} sent\n{err}"
+    assert indexed, f"seed {seed}: search index incomplete: {query(db, INDEX_STATE)}"
     assert code == 0, err
     assert 2 * expected >= 200
     _assert_every_alert_arrived_once_or_as_a_same_id_repeat(got, items, in_flight, seed)

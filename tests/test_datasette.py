@@ -251,3 +251,21 @@ def test_serve_on_a_busy_port_names_the_port(project: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1 port {port}: ")
     assert result.stderr.endswith("; choose another with --port\n")
+
+
+def test_search_box_and_canned_query_read_the_normalised_index(project: Path) -> None:
+    """The canned query takes watcher's query language and shows the item's own text;
+    the items page's search box finds ASCII words as typed."""
+    [(_, phrase), (_, bad), (_, box)] = get_all(
+        project / "watcher.db",
+        [
+            "/watcher/search_with_alerts.json?_shape=array&days=&q="
+            + "%22North%20Korean%22%20NEAR/4%20KURSK%20-weather",
+            "/watcher/search_with_alerts.json?_shape=array&days=&q=%28unbalanced",
+            "/watcher/items.json?_shape=array&_search=KURSK",
+        ],
+    )
+    assert [r["title"] for r in phrase] == ["North Korean troops seen in Kursk"]
+    assert phrase[0]["snippet"] == "Near Kursk"  # matched in the title: the summary's start
+    assert "query_error_unbalanced_parenthesis_at_column_1" in json.dumps(bad)
+    assert {r["title"] for r in box} == {"North Korean troops seen in Kursk", "Kursk weather"}

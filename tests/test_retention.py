@@ -19,6 +19,7 @@ from watcher.cli import cli
 from watcher.config import load_settings
 from watcher.store import Store
 from watcher.store.feeds import add_feed, feed_by_name
+from watcher.store.fts_queue import catch_up
 from watcher.store.outbox import add_alert, get_alert
 from watcher.types import AlertStatus, ParsedItem, Settings
 
@@ -45,6 +46,7 @@ def add_item(store: Store, feed_id: int, guid: str, title: str, seen: datetime) 
 
 
 def fts_ids(store: Store, word: str) -> set[int]:
+    catch_up(store)
     rows = store.db.execute("SELECT rowid FROM items_fts WHERE items_fts MATCH ?", [word])
     return {r[0] for r in rows}
 

@@ -30,6 +30,7 @@ from watcher.store.feeds import (
     slug_for_url,
     sync_config_feeds,
 )
+from watcher.store.fts_queue import catch_up
 from watcher.store.matches import match_evidence
 from watcher.store.outbox import (
     add_alert,
@@ -60,7 +61,7 @@ PUBLIC_COLUMNS = {
         "content_hash", "story_id", "article_text", "article_fetched_at", "article_error",
         "language",
     ],
-    "items_fts": ["title", "summary_text", "content_text"],
+    "items_fts": ["title", "summary_text", "content_text", "article_text"],
     "matches": ["id", "item_id", "rule_id", "terms", "matched_at"],
     "alerts": [
         "id", "rule_id", "channel", "item_ids", "status", "reason", "attempts", "last_error",
@@ -88,6 +89,7 @@ def item(guid: str = "g1", **fields: Any) -> ParsedItem:
 
 
 def search(store: Store, query: str) -> list[int]:
+    catch_up(store)  # the index follows the items through its queue
     rows = store.db.query(
         "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid", [query]
     )
@@ -155,6 +157,7 @@ def test_migrations_are_recorded_and_not_rerun(tmp_path: Path) -> None:
         "0010_websub",
         "0011_item_article",
         "0012_match_evidence",
+        "0013_search_tokens",
     ]
 
 

@@ -343,6 +343,17 @@ def tokenize(text: str) -> list[str]:
     return tokens_of_normalized(normalize(text))
 
 
+def index_form(text: str) -> str:
+    """The tokens of ``text`` joined by single spaces: what ``items_fts`` holds of a field.
+
+    ``"Straße in 库尔斯克"`` -> ``"strasse in 库 尔 斯 克"``; SQLite's ascii tokenizer splits it
+    back into exactly these tokens.
+    """
+    if text.isascii():
+        return " ".join(text.encode("ascii").translate(_ASCII_SPLIT).decode("ascii").split())
+    return " ".join(tokens_of_normalized(normalize(text)))
+
+
 def spaced(text: str) -> str:
     """Return the tokens of ``text`` with spaces around each and no other characters.
 

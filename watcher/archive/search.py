@@ -12,20 +12,19 @@ text ever reaches SQLite unquoted::
     a -b -c                  ->  ("a") NOT ("b" OR "c")
     title:x                  ->  {title} : "x"
 
-What FTS5 cannot express is a ``ConfigError`` naming the column: a ``/regex/``, and the
-scopes ``author:``, ``link:``, ``tags:`` and ``feed:`` (not in the index; use ``--feed``).
-Search does not stem and uses SQLite's tokenizer on the stored text, so it can differ
-from rule matching at the edges: the index keeps ``ß`` (rules read ``ss``), ligatures and
-superscripts. A word written with such letters is therefore also looked for as written,
-which SQLite tokenises as it did the text::
+What FTS5 cannot express is a ``ConfigError`` naming the column: a ``/regex/`` (rules
+only), and the scopes ``author:``, ``link:``, ``tags:`` and ``feed:`` (not in the index; use
+``--feed``). Search never stems (``stem:`` is a rule option).
 
-    Straße                   ->  ("strasse" OR "Straße")
+``items_fts`` holds each field's tokens as rules see them (SPEC §4, ``text.index_form``),
+and the rule grammar's leaves are those same normalised tokens, so a word is found exactly
+when a one-word rule on the same fields matches it: ``Straße`` is ``"strasse"``, ``库尔斯克``
+the phrase ``"库" + "尔" + "斯" + "克"``.
 """
 
 from __future__ import annotations
 
 import itertools
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -54,6 +53,7 @@ SCOPE_COLUMNS: dict[str, tuple[str, ...]] = {
     "title": ("title",),
     "summary": ("summary_text",),
     "content": ("content_text",),
+    "article": ("article_text",),
     "text": (),
 }
 MAX_EXPANSION = 64  # phrase alternatives a NEAR or phrase may expand into
@@ -139,7 +139,10 @@ def _node(node: Node, columns: tuple[str, ...]) -> str:
     if isinstance(node, Term | Prefix | Phrase):
         return _scoped(_leaf(node), columns)
     if isinstance(node, Regex):
-        raise QueryError("search cannot run a /regex/; use words, phrases or prefix*", node.column)
+        raise QueryError(
+            "a /regex/ works in rules only; search takes words, phrases and prefix*",
+            node.column,
+        )
     if isinstance(node, Scope):
         return _node(node.child, _scope_columns(node))
     if isinstance(node, Near):
@@ -180,8 +183,8 @@ def _excluded(node: Node) -> Node | None:
 def _scope_columns(scope: Scope) -> tuple[str, ...]:
     if scope.field not in SCOPE_COLUMNS:
         raise QueryError(
-            f"search cannot look in {scope.field}: (only title:, summary:, content:, text:;"
-            " --feed picks feeds)",
+            f"search cannot look in {scope.field}: (only title:, summary:, content:,"
+            " article:, text:; --feed picks feeds)",
             scope.column,
         )
     return SCOPE_COLUMNS[scope.field]
@@ -205,16 +208,12 @@ def _leaf(leaf: Leaf) -> str:
 
 
 def _phrases(leaf: Leaf) -> Iterator[str]:
-    """Each FTS5 phrase ``leaf`` may be written as (one per joined-form combination), and
-    the leaf as written when that holds letters SQLite's tokenizer keeps apart."""
-    written = _as_written(leaf)
+    """Each FTS5 phrase ``leaf`` may be written as (one per joined-form combination)."""
     if isinstance(leaf, Term):
         yield _string(leaf.token)
-        yield from written
         return
     if isinstance(leaf, Prefix):
         yield _string(leaf.prefix) + "*"
-        yield from written
         return
     choices = [_word_forms(word) for word in leaf.words]
     count = 1
@@ -224,18 +223,6 @@ def _phrases(leaf: Leaf) -> Iterator[str]:
         raise QueryError("the phrase has too many joined forms to search", leaf.column or None)
     for combination in itertools.product(*choices):
         yield " + ".join(combination)
-    yield from written
-
-
-def _as_written(leaf: Leaf) -> list[str]:
-    """The leaf as its query wrote it, for the FTS5 tokenizer to split, when that may find
-    what the normalised form does not: non-ASCII text with a letter or digit, and no ``*``
-    but a final one."""
-    text = leaf.written.rstrip("*") if isinstance(leaf, Prefix) else leaf.written
-    text = "".join(c for c in text if unicodedata.category(c)[0] != "C")  # no NUL, no controls
-    if text.isascii() or "*" in text or not any(c.isalnum() for c in text):
-        return []
-    return [_string(text) + ("*" if isinstance(leaf, Prefix) else "")]
 
 
 def _word_forms(word: Word) -> list[str]:

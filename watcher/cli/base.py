@@ -11,7 +11,8 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from watcher._logging import setup_logging
 from watcher.config import find_config, load_settings
 from watcher.exceptions import WatcherError
 from watcher.printable import dumps_json, printable
+from watcher.store import fts_queue
 from watcher.types import Settings
 
 log = logging.getLogger(__name__)
@@ -212,3 +214,12 @@ def cli(ctx: click.Context) -> None:
     """
     obj = ctx.ensure_object(Context)
     setup_logging(obj.verbose, obj.quiet)
+    fts_queue.progress_bar = terminal_progress if sys.stderr.isatty() else None
+
+
+@contextmanager
+def terminal_progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (a terminal's), for long work the store does (a rebuild
+    of the search index after an upgrade)."""
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update

@@ -16,15 +16,21 @@ from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc, sh
 from watcher.deliver.send import DeliveryReport, deliver_pending
 from watcher.exceptions import LockedError
 from watcher.lock import hold_lock
+from watcher.poll.indexer import Indexer, finish_quickly
 from watcher.poll.pipeline import PollReport, poll_feeds, select_feeds
 from watcher.poll.result import FeedResult
 from watcher.poll.runtime import open_runtime
 from watcher.printable import printable
 from watcher.store import Store
 from watcher.store.feeds import PollRequest, list_feeds, request_polls
+from watcher.store.fts_queue import IndexLag
 from watcher.store.rows import to_text
 from watcher.suggest import not_found
 from watcher.types import Settings
+
+# A poll finishes the search index before it exits when that takes at most this long;
+# a longer backlog (a first poll of thousands of items) is left to the next poll or run.
+INDEX_FINISH_S = 10.0
 
 
 @cli.command()
@@ -58,34 +64,43 @@ def poll(obj: Context, all_feeds: bool, names: tuple[str, ...]) -> None:
                 raise
             _ask_daemon(obj, settings, names, all_feeds, e.pid)
             return
-        report, delivery, pruned = _poll_once(obj, settings, now, all_feeds, names)
+        report, delivery, pruned, lag = _poll_once(obj, settings, now, all_feeds, names)
     if obj.json:
         emit_json(
-            {"poll": _report_dict(report), "delivery": asdict(delivery), "pruned": asdict(pruned)}
+            {
+                "poll": _report_dict(report),
+                "delivery": asdict(delivery),
+                "pruned": asdict(pruned),
+                "index_lag": lag.items,
+            }
         )
     else:
         _print_summary(report, delivery)
         _print_pruned(pruned)
+        _print_lag(lag)
     if report.bugs or delivery.bugs:
         sys.exit(3)
 
 
 def _poll_once(
     obj: Context, settings: Settings, now: datetime, all_feeds: bool, names: tuple[str, ...]
-) -> tuple[PollReport, DeliveryReport, PruneReport]:
-    """The pass itself, under the lock: poll, deliver, prune."""
+) -> tuple[PollReport, DeliveryReport, PruneReport, IndexLag]:
+    """The pass itself, under the lock: poll, deliver, prune; the search index is filled
+    beside it, and finished before exit when that is quick (``INDEX_FINISH_S``)."""
     rt = open_runtime(settings)
     try:
-        feeds = select_feeds(rt, now, all_feeds=all_feeds, names=names)
-        unknown = [n for n in names if n not in {f.name for f in feeds}]
-        if unknown:
-            raise not_found("feed", unknown[0], [f.name for f in list_feeds(rt.store)])
-        report = _poll_with_progress(rt, feeds, now, obj.json)
-        delivery = deliver_pending(rt, now)
-        pruned = prune_archive(rt.store, settings, now)
+        with Indexer(settings.database) as indexer:
+            feeds = select_feeds(rt, now, all_feeds=all_feeds, names=names)
+            unknown = [n for n in names if n not in {f.name for f in feeds}]
+            if unknown:
+                raise not_found("feed", unknown[0], [f.name for f in list_feeds(rt.store)])
+            report = _poll_with_progress(rt, feeds, now, obj.json)
+            delivery = deliver_pending(rt, now)
+            pruned = prune_archive(rt.store, settings, now)
+            lag = finish_quickly(settings.database, indexer, INDEX_FINISH_S)
     finally:
         rt.store.close()
-    return report, delivery, pruned
+    return report, delivery, pruned, lag
 
 
 def _ask_daemon(
@@ -127,6 +142,15 @@ def _poll_with_progress(rt: Any, feeds: list[Any], now: Any, quiet: bool) -> Pol
             bar.update(1)
 
         return poll_feeds(rt, feeds, now, progress=step)
+
+
+def _print_lag(lag: IndexLag) -> None:
+    if lag.items:
+        click.echo(
+            f"search {lag.describe()}: the next poll or `watcher run` indexes them"
+            " (`watcher search --wait` does it now)",
+            err=True,
+        )
 
 
 def _print_pruned(pruned: PruneReport) -> None:

@@ -1,7 +1,9 @@
 """``watcher search``: full-text search of the archive; the SQL lives in store/fts.py.
 
 Output: a table with highlighted titles and snippets on a terminal (bold), or ``--json``
-and ``--csv`` with the matched words marked ``**like this**``. Control characters from
+(``{"index_lag": N, "items": [...]}``) and ``--csv`` with the matched words marked
+``**like this**``. When the search index is behind the items, stderr says so; ``--wait``
+catches it up first. Control characters from
 feed text are shown as ``\\xNN`` in the table and the CSV, and as ``\\u00NN`` in JSON.
 """
 
@@ -28,6 +30,7 @@ from watcher.store.fts import (
     SearchHit,
     search_items,
 )
+from watcher.store.fts_queue import IndexLag, catch_up, index_lag
 from watcher.units import parse_duration
 
 FEED_WIDTH = 24
@@ -48,6 +51,11 @@ CSV_COLUMNS = ("id", "published_at", "feed", "title", "link", "rules", "snippet"
     help="relevance: best matches first, equal scores newest first; date: newest first.",
 )
 @click.option("--csv", "as_csv", is_flag=True, help="CSV output (one row per item).")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="When the search index is behind the newest items, index them first.",
+)
 @click.pass_obj
 @handle_errors
 def search(
@@ -59,33 +67,41 @@ def search(
     limit: int,
     sort: str,
     as_csv: bool,
+    wait: bool,
 ) -> None:
     """Search stored items with the rule query syntax, best matches (or newest) first.
 
     Words, "phrases", prefix*, $NAME term lists, AND/OR/NOT (or -word), NEAR/n and
-    the scopes title:, summary:, content: work as in rules; a /regex/ does not.
+    the scopes title:, summary:, content:, article: work as in rules, and a word is
+    found exactly where a rule on it matches (Strasse finds Straße, 库尔斯克 finds it
+    inside a Chinese sentence); a /regex/ and stem: are for rules only.
 
     \b
     Examples:
       watcher search 'Kursk "North Korean"' --since 7d
       watcher search 'drone* NEAR/5 fiber' --feed kyiv-independent --csv > drones.csv
       watcher search kursk --rule nk-troops-kursk --json
-      watcher search 'kursk drone*' --sort date --since 2d
+      watcher search 'kursk drone*' --sort date --since 2d --wait
     """
     # $NAME stands for a term list of the rule files, as in rules (read only when named).
     lists = load_term_lists(list(obj.settings().rules)) if "$" in query else {}
     translated = _translate(query, {name: t.entries for name, t in lists.items()})
     filters = SearchFilters(_since(since), feeds, rule_id, limit, sort)
     settings = obj.settings()
+    if wait:
+        with Store(settings.database) as writable:
+            catch_up(writable)
     store = Store(settings.database, readonly=True)
     try:
         check_feeds(settings, store, feeds)
         check_rule(settings, store, rule_id)
         hits = search_items(store, translated.fts, filters)
+        lag = index_lag(store)
     finally:
         store.close()
+    _warn_lag(lag)
     if obj.json:
-        emit_json([_hit_dict(h) for h in hits])
+        emit_json({"index_lag": lag.items, "items": [_hit_dict(h) for h in hits]})
     elif as_csv:
         _write_csv(hits)
     else:
@@ -101,6 +117,12 @@ def _translate(query: str, lists: TermLists) -> SearchQuery:
             click.echo(f"  {error.text}\n  {' ' * (error.column - 1)}^", err=True)
             sys.exit(1)
         raise
+
+
+def _warn_lag(lag: IndexLag) -> None:
+    """Say on stderr that newer items are not searchable yet (``--wait`` waits for them)."""
+    if lag.items:
+        click.echo(f"{lag.describe()}: newer items may be missing (--wait)", err=True)
 
 
 def _since(text: str | None) -> datetime | None:
@@ -130,6 +152,7 @@ def _hit_dict(hit: SearchHit) -> dict[str, object]:
         "published_at": _iso(hit.published_at),
         "first_seen_at": _iso(hit.first_seen_at),
         "rules": list(hit.rules),
+        "language": hit.language,
         "snippet": marked(hit.snippet),
         "score": float(f"{hit.score:.6g}"),  # bm25: lower (more negative) is better
     }

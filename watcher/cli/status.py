@@ -20,6 +20,7 @@ from watcher.decide.websub import push_status
 from watcher.printable import printable
 from watcher.store import Store
 from watcher.store.feeds import list_feeds
+from watcher.store.fts_queue import index_lag
 from watcher.store.outbox import list_alerts
 from watcher.store.state import read_heartbeat
 from watcher.store.stats import ArchiveStats, archive_stats, human_size, item_counts
@@ -60,6 +61,7 @@ def status(obj: Context, check: bool) -> None:
         heartbeat = read_heartbeat(store)
         archive = archive_stats(store)
         subscriptions = {s.feed_id: s for s in list_subscriptions(store)}
+        lag = index_lag(store)
     finally:
         store.close()
     cluster = _cluster(settings.scale.broker)
@@ -99,6 +101,7 @@ def status(obj: Context, check: bool) -> None:
                 "workers": cluster.workers if cluster and not cluster.error else None,
                 "queue_depth": cluster.queue_depth if cluster and not cluster.error else None,
                 "broker_error": cluster.error if cluster else None,
+                "index_lag": lag.items,
             }
         )
     else:
@@ -106,6 +109,7 @@ def status(obj: Context, check: bool) -> None:
         _print_database(settings.database, archive)
         if cluster is not None and settings.scale.broker is not None:
             _print_cluster(settings.scale.broker, cluster)
+        click.echo(f"search index: {lag.describe() if lag.items else 'up to date'}")
     if check and problems:
         sys.exit(1)
 

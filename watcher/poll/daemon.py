@@ -72,6 +72,7 @@ from watcher.exceptions import WatcherError
 from watcher.lock import hold_lock
 from watcher.poll.fetch import make_session
 from watcher.poll.httpd import SmallServer
+from watcher.poll.indexer import Indexer
 from watcher.poll.metrics import Metrics, State, metrics_handler
 from watcher.poll.pipeline import (
     PollReport,
@@ -274,8 +275,9 @@ class Daemon:
                 self.heartbeat()
                 self._start_servers(settings)
                 self._log_start(settings)
-                self.scheduler.start()  # blocks until stop()
-                self._finish_in_flight()
+                with Indexer(settings.database):  # fills the search index beside the polls
+                    self.scheduler.start()  # blocks until stop()
+                    self._finish_in_flight()
         finally:
             self._stop_servers()
             if self.dispatcher is not None:

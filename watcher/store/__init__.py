@@ -10,6 +10,7 @@ module per table family, as functions that take the store first:
     outbox.py    alerts, _alert_meta, _held_back: queue, deliver, what the alert policy reads
     state.py     _instance, _mutes, _volume_arming, _feed_health, _health_alerts
     fts.py       items_fts: full-text search
+    fts_queue.py _fts_queue: filling items_fts off the poll's transaction
     history.py   the archive read for backtests and volume rules
     snapshot.py  what one poll of a feed can touch, read in few queries (watcher.intent)
     apply.py     what one poll decided, written in one transaction
@@ -133,11 +134,20 @@ class Store:
         self.db.execute("PRAGMA synchronous = NORMAL")
 
     def _migrate(self) -> None:
-        """Apply pending migrations under the write lock; an up-to-date database takes none."""
-        if not schema.MIGRATIONS.pending(self.db):
+        """Apply pending migrations under the write lock; an up-to-date database takes none.
+
+        A migration that rebuilds the search index only queues every item; the index is
+        then filled here, in batches (a progress bar on a terminal, see fts_queue.py).
+        """
+        pending = schema.MIGRATIONS.pending(self.db)
+        if not pending:
             return
         with self.transaction():
             schema.MIGRATIONS.apply(self.db)
+        if any(m.name == schema.REBUILDS_INDEX for m in pending):
+            from watcher.store.fts_queue import rebuild_index
+
+            rebuild_index(self)
 
     def close(self) -> None:
         self.db.close()

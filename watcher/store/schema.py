@@ -21,6 +21,9 @@ never edited once released: a schema change is a new, higher-numbered migration.
                          article page, when full_text fetched it) and items.language
     0012_match_evidence  _match_evidence: the fields and snippets of each match, cut where
                          matching happens; an index of live alerts by story
+    0013_search_tokens   items_fts rebuilt over the normalised tokens of title, summary_text,
+                         content_text and article_text (tokenizer ascii), filled from
+                         _fts_queue, which triggers on items keep
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ FEED_HEALTH = "_feed_health"
 HEALTH_ALERTS = "_health_alerts"
 WEBSUB = "_websub"
 MATCH_EVIDENCE = "_match_evidence"
+FTS_QUEUE = "_fts_queue"
+REBUILDS_INDEX = "0013_search_tokens"  # the migration after which the store fills items_fts
 
 PUBLIC_TABLES: tuple[str, ...] = (FEEDS, ITEMS, ITEMS_FTS, MATCHES, ALERTS, POLLS)
 
@@ -592,6 +597,52 @@ def add_match_evidence(db: Database) -> None:
     runs the matcher again. Matches recorded before have none; their alerts show no snippet.
     The index finds the live alerts of the stories a poll touches (and a merge's moves)."""
     _run(db, _MATCH_EVIDENCE)
+
+
+# items_fts holds a normalised copy of each field: its tokens (SPEC §4) joined by spaces.
+# The ascii tokenizer splits that copy exactly into them: it breaks only at ASCII
+# characters other than letters and digits, and every token is a run of letters, marks and
+# digits already case-folded. Triggers put the id of every item written or deleted in
+# _fts_queue, in the writer's transaction; the indexer (store/fts_queue.py) fills items_fts
+# from it in batches of its own. ``gen`` grows with each change, so that an indexer that
+# read an item before a newer change leaves its id queued.
+_SEARCH_TOKENS = """
+DROP TRIGGER IF EXISTS items_fts_ai;
+DROP TRIGGER IF EXISTS items_fts_ad;
+DROP TRIGGER IF EXISTS items_fts_au;
+DROP TABLE IF EXISTS items_fts;
+CREATE VIRTUAL TABLE items_fts USING fts5(
+    title, summary_text, content_text, article_text,
+    tokenize='ascii'
+);
+CREATE TABLE IF NOT EXISTS _fts_queue (
+    item_id INTEGER PRIMARY KEY,  -- an item written or deleted since items_fts last read it
+    gen INTEGER NOT NULL DEFAULT 0
+);
+CREATE TRIGGER _fts_queue_ai AFTER INSERT ON items BEGIN
+    INSERT INTO _fts_queue (item_id) VALUES (new.id)
+    ON CONFLICT (item_id) DO UPDATE SET gen = gen + 1;
+END;
+CREATE TRIGGER _fts_queue_ad AFTER DELETE ON items BEGIN
+    INSERT INTO _fts_queue (item_id) VALUES (old.id)
+    ON CONFLICT (item_id) DO UPDATE SET gen = gen + 1;
+END;
+CREATE TRIGGER _fts_queue_au
+AFTER UPDATE OF title, summary_text, content_text, article_text ON items BEGIN
+    INSERT INTO _fts_queue (item_id) VALUES (new.id)
+    ON CONFLICT (item_id) DO UPDATE SET gen = gen + 1;
+END;
+INSERT INTO _fts_queue (item_id) SELECT id FROM items WHERE true
+ON CONFLICT (item_id) DO UPDATE SET gen = gen + 1;
+"""
+
+
+@MIGRATIONS(name="0013_search_tokens")
+def add_search_tokens(db: Database) -> None:
+    """items_fts anew, over the normalised tokens of four fields, and the queue that fills
+    it; every existing item is queued, and the store indexes them when it opens
+    (``Store.rebuild_index``), in batches that a crash does not undo."""
+    _run(db, _SEARCH_TOKENS)
 
 
 def _run(db: Database, script: str) -> None:
