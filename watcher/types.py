@@ -236,6 +236,7 @@ class ParsedItem:
     tags: tuple[str, ...] = ()
     published_at: datetime | None = None  # UTC-aware
     updated_at: datetime | None = None
+    language: str | None = None  # lowercase BCP 47: the item's declared language, else its feed's
     # The link is shared by entries of other titles in the same document (a site's front
     # page): it does not tie this item to a story.
     shared_link: bool = False
@@ -347,6 +348,7 @@ class StoredItem:
     content_hash: str
     story_id: int
     change: str  # "new" | "updated" | "unchanged"
+    language: str | None = None  # lowercase BCP 47, as the item or its feed declared it
 
 
 @dataclass

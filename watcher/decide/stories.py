@@ -158,6 +158,7 @@ def _stored(
         content_hash=ref.content_hash,
         story_id=story_id,
         change=change,
+        language=item.language,
     )
 
 

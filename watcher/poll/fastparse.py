@@ -26,6 +26,7 @@ from lxml import etree
 from watcher.poll.html import looks_like_html
 
 ATOM = "{http://www.w3.org/2005/Atom}"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
 DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
 
@@ -103,6 +104,8 @@ def _rss(root: etree._Element) -> FastFeed:
             feed["title"] = _text(child)
         elif child.tag == "link":
             feed["link"] = _text(child)
+        elif child.tag == "language":
+            feed["language"] = _text(child)
         elif child.tag == f"{ATOM}link" and child.get("rel", "alternate") == "alternate":
             raise Unsupported("an Atom alternate link in an RSS channel")
         elif child.tag == f"{ATOM}link":
@@ -191,6 +194,8 @@ _RSS_FIELDS: dict[str, Callable[[Entry, etree._Element], None]] = {
 
 def _atom(root: etree._Element) -> FastFeed:
     feed: Entry = {}
+    if root.get(XML_LANG):
+        feed["language"] = root.get(XML_LANG)
     for child in root:
         if child.tag == f"{ATOM}title":
             feed["title"] = _text(child)
@@ -212,6 +217,8 @@ def _push_link(feed: Entry, node: etree._Element) -> None:
 
 def _atom_entry(node: etree._Element) -> Entry:
     entry: Entry = {}
+    if node.get(XML_LANG):
+        entry["language"] = node.get(XML_LANG)
     for child in node:
         tag = child.tag if isinstance(child.tag, str) else ""
         read = _ATOM_FIELDS.get(tag.removeprefix(ATOM)) if tag.startswith(ATOM) else None

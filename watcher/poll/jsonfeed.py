@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from watcher.exceptions import ParseError
+from watcher.langtag import language_tag
 from watcher.poll.cpu import Check, unlimited
 from watcher.poll.html import (
     MAX_INPUT,
@@ -47,10 +48,11 @@ def parse_json_feed(content: bytes, url: str, *, check: Check = unlimited) -> Pa
         raise ParseError(url, "not a feed: JSON without an 'items' list")
     base = _base(document, url)
     parsed: list[ParsedItem] = []
+    language = language_tag(document.get("language"))
     for raw in items:
         if isinstance(raw, dict):
             check()
-            parsed.append(_item(raw, base))
+            parsed.append(_item(raw, base, language))
     skipped = len(items) - len(parsed)
     if skipped:
         notes.append(f"{skipped} items that are not JSON objects skipped")
@@ -134,7 +136,7 @@ def _base(document: dict[str, Any], url: str) -> str | None:
     return None
 
 
-def _item(raw: dict[str, Any], base: str | None) -> ParsedItem:
+def _item(raw: dict[str, Any], base: str | None, feed_language: str | None) -> ParsedItem:
     link = _url(base, raw.get("url")) or _url(base, raw.get("external_url"))
     title = _text(raw.get("title"), MAX_TITLE_INPUT)
     published = _date(raw.get("date_published"))
@@ -153,6 +155,7 @@ def _item(raw: dict[str, Any], base: str | None) -> ParsedItem:
         tags=_tags(raw.get("tags")),
         published_at=published or updated,
         updated_at=updated,
+        language=language_tag(raw.get("language")) or feed_language,
         notes=flattened_notes(content),
     )
 

@@ -24,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 
 from watcher.exceptions import ParseError
+from watcher.langtag import language_tag
 from watcher.poll import fastparse, jsonfeed
 from watcher.poll.cpu import Check, unlimited
 from watcher.poll.discover import FeedLink, find_feed_links
@@ -109,9 +110,10 @@ def _parsed_feed(
     """A ParsedFeed from feedparser-shaped dicts (from feedparser or from ``fastparse``)."""
     base = _link_base(url)
     items = []
+    language = language_tag(feed.get("language"))
     for entry in entries:
         check()
-        items.append(_item(entry, base))
+        items.append(_item(entry, base, language))
     hubs, self_url = _push_links(feed, base)
     return ParsedFeed(
         title=_plain_title(feed) or None,
@@ -450,7 +452,7 @@ def _drop_empty_items(feed: ParsedFeed, url: str) -> ParsedFeed:
     return replace(feed, items=kept, warning=warning)
 
 
-def _item(entry: dict[str, Any], base: str | None) -> ParsedItem:
+def _item(entry: dict[str, Any], base: str | None, feed_language: str | None) -> ParsedItem:
     published = _date(entry, "published_parsed")
     updated = _date(entry, "updated_parsed")
     title = _plain_title(entry)
@@ -471,8 +473,22 @@ def _item(entry: dict[str, Any], base: str | None) -> ParsedItem:
         tags=_tags(entry),
         published_at=published or updated,
         updated_at=updated,
+        language=_entry_language(entry) or feed_language,
         notes=flattened_notes(summary, content),
     )
+
+
+def _entry_language(entry: dict[str, Any]) -> str | None:
+    """The entry's own ``xml:lang``: on the entry (lxml reader) or on its title, summary or
+    content (feedparser, which also hands down the feed's)."""
+    details = [entry, dict.get(entry, "title_detail"), dict.get(entry, "summary_detail")]
+    details += list(dict.get(entry, "content") or ())[:1]
+    for detail in details:
+        if isinstance(detail, dict):
+            found = language_tag(detail.get("language"))
+            if found:
+                return found
+    return None
 
 
 def _guid(entry: dict[str, Any], link: str | None, title: str, published: datetime | None) -> str:

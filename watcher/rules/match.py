@@ -1300,4 +1300,6 @@ def match_input(item: ParsedItem | StoredItem, feed: FeedState) -> MatchItem:
         "tags": item.tags,
         "feed": tuple(v for v in (feed.name, feed.title) if v),
     }
-    return MatchItem(fields=fields, feed_name=feed.name, feed_tags=feed.tags)
+    return MatchItem(
+        fields=fields, feed_name=feed.name, feed_tags=feed.tags, language=item.language
+    )

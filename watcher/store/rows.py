@@ -82,6 +82,7 @@ def item_columns(item: ParsedItem, digest: str | None = None) -> dict[str, Any]:
         "tags": encode_json(list(item.tags)),
         "published_at": to_text_or_none(item.published_at),
         "updated_at": to_text_or_none(item.updated_at),
+        "language": item.language,
         "content_hash": digest or content_hash(item),
     }
 
@@ -124,6 +125,7 @@ def item_from_row(row: Row, change: str) -> StoredItem:
         content_hash=row["content_hash"],
         story_id=row["story_id"] if row["story_id"] is not None else row["id"],
         change=change,
+        language=row.get("language"),
     )
 
 
