@@ -18,6 +18,8 @@ from tests.servers import FeedServer
 from tests.storing import upsert_item
 from watcher.archive.search import translate_query
 from watcher.cli import cli
+from watcher.cli import search as search_command
+from watcher.exceptions import StoreError
 from watcher.poll.indexer import Indexer
 from watcher.store import Store, fts_queue
 from watcher.store.feeds import add_feed, feed_by_name
@@ -236,3 +238,23 @@ def test_the_upgrade_rebuilds_the_index_with_a_progress_bar(
         )
     with Store(tmp_path / "w.db") as store:  # once only
         assert len(shown) == 1
+
+
+def test_wait_on_a_database_it_may_not_write_waits_for_the_daemons_indexer(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _queue_without_indexing(project, ["Kursk late"])
+
+    def read_only(path: Path) -> None:
+        raise StoreError(f"{path}: permission denied: the database file is read-only")
+
+    def not_here(store: Store) -> int:
+        raise AssertionError("a read-only user cannot index")
+
+    monkeypatch.setattr(search_command, "check_writable", read_only)
+    monkeypatch.setattr(search_command, "catch_up", not_here)
+    with Indexer(project / "w.db"):  # as the daemon's, which owns the file
+        code, out, err = _run(project, "search", "kursk", "--json", "--wait")
+    assert code == 0 and "behind" not in err
+    data = json.loads(out)
+    assert data["index_lag"] == 0 and len(data["items"]) == 2

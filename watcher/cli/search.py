@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import csv
 import sys
+import threading
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import click
 
 from watcher.archive.search import SearchQuery, SearchQueryError, translate_query
 from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc, show_time
 from watcher.cli.lookup import check_feeds, check_rule
+from watcher.exceptions import StoreError
 from watcher.printable import printable, printable_value
 from watcher.rules.load import load_term_lists
 from watcher.rules.query import TermLists
-from watcher.store import Store
+from watcher.store import Store, check_writable
 from watcher.store.fts import (
     MARK_END,
     MARK_START,
@@ -34,6 +37,10 @@ from watcher.store.fts_queue import IndexLag, catch_up, index_lag
 from watcher.units import parse_duration
 
 FEED_WIDTH = 24
+# --wait on a database only the daemon writes: how often to look, and when to give up
+# waiting once its index stopped moving (no daemon running).
+WAIT_STEP_S = 0.2
+WAIT_STALLED_S = 10.0
 CSV_COLUMNS = ("id", "published_at", "feed", "title", "link", "rules", "snippet")
 
 
@@ -89,8 +96,7 @@ def search(
     filters = SearchFilters(_since(since), feeds, rule_id, limit, sort)
     settings = obj.settings()
     if wait:
-        with Store(settings.database) as writable:
-            catch_up(writable)
+        _catch_up(settings.database)
     store = Store(settings.database, readonly=True)
     try:
         check_feeds(settings, store, feeds)
@@ -117,6 +123,31 @@ def _translate(query: str, lists: TermLists) -> SearchQuery:
             click.echo(f"  {error.text}\n  {' ' * (error.column - 1)}^", err=True)
             sys.exit(1)
         raise
+
+
+def _catch_up(database: Path) -> None:
+    """Index what is queued, in this process; a database this user may not write (the
+    daemon's) is waited for instead, while its indexer makes progress."""
+    try:
+        check_writable(database)
+    except StoreError:
+        _wait_for_index(database)
+        return
+    with Store(database) as writable:
+        catch_up(writable)
+
+
+def _wait_for_index(database: Path) -> None:
+    last, stalled = -1, 0.0
+    pause = threading.Event()
+    while stalled < WAIT_STALLED_S:
+        with Store(database, readonly=True) as store:
+            left = index_lag(store).items
+        if not left:
+            return
+        stalled = 0.0 if left != last else stalled + WAIT_STEP_S
+        last = left
+        pause.wait(WAIT_STEP_S)
 
 
 def _warn_lag(lag: IndexLag) -> None:
