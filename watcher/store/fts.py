@@ -102,7 +102,8 @@ def search_items(store: Store, fts_query: str, filters: SearchFilters) -> list[S
     )
     try:
         ranked = store.db.execute(sql, params).fetchall()
-        return [_details(store, fts_query, int(row[0]), float(row[1])) for row in ranked]
+        hits = [_details(store, fts_query, int(row[0]), float(row[1])) for row in ranked]
+        return [hit for hit in hits if hit is not None]
     except sqlite3.Error as e:
         raise StoreError(f"search failed: {store.path}: {type(e).__name__}: {e}") from e
 
@@ -117,10 +118,14 @@ def _params(fts_query: str, filters: SearchFilters) -> dict[str, Any]:
     }
 
 
-def _details(store: Store, fts_query: str, item_id: int, score: float) -> SearchHit:
+def _details(store: Store, fts_query: str, item_id: int, score: float) -> SearchHit | None:
+    """The hit's fields and marks; None when the item went in between (pruned)."""
     cursor = store.db.execute(_DETAILS, {"query": fts_query, "id": item_id})
     columns = [d[0] for d in cursor.description]
-    data = dict(zip(columns, cursor.fetchone(), strict=True))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    data = dict(zip(columns, row, strict=True))
     title = data["title"] or ""
     return SearchHit(
         id=data["id"],
