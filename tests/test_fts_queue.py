@@ -16,6 +16,7 @@ from sqlite_utils import Database
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
 from tests.storing import upsert_item
+from tests.terminal import run_on_terminal
 from watcher.archive.search import translate_query
 from watcher.cli import cli
 from watcher.cli import search as search_command
@@ -202,7 +203,7 @@ def _database_before_the_rebuild(path: Path, titles: list[str]) -> None:
     for n, title in enumerate(titles):
         db.execute(
             "INSERT INTO items (feed_id, guid, title, first_seen_at, content_hash)"
-            " VALUES (1, ?, ?, '2026-03-01T00:00:00Z', ?)",
+            " VALUES (1, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?)",  # not pruned
             [str(n), title, str(n)],
         )
     assert db.execute("SELECT count(*) FROM items_fts WHERE items_fts MATCH 'Straße'").fetchone()
@@ -258,3 +259,21 @@ def test_wait_on_a_database_it_may_not_write_waits_for_the_daemons_indexer(
     assert code == 0 and "behind" not in err
     data = json.loads(out)
     assert data["index_lag"] == 0 and len(data["items"]) == 2
+
+
+def test_the_upgrade_shows_its_progress_on_a_terminal_and_nothing_when_piped(
+    tmp_path: Path,
+) -> None:
+    _database_before_the_rebuild(tmp_path / "w.db", ["Straße nach Kursk", "Markets"])
+    (tmp_path / "watcher.yaml").write_text("database: w.db\nfeeds: []\n")
+    config = str(tmp_path / "watcher.yaml")
+    code, _, err = run_on_terminal("--config", config, "poll")
+    assert code == 0, err
+    assert "indexing for search" in err and "100%" in err
+    with Store(tmp_path / "w.db") as store:
+        assert _found(store, "strasse") == ["Straße nach Kursk"]
+    _database_before_the_rebuild(tmp_path / "piped.db", ["Kursk"])
+    result = CliRunner().invoke(
+        cli, ["--config", config, "--db", str(tmp_path / "piped.db"), "poll"]
+    )
+    assert result.exit_code == 0 and "indexing" not in result.stderr
