@@ -4,6 +4,7 @@ and the migration that rebuilds the index of an older database."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -277,3 +278,30 @@ def test_the_upgrade_shows_its_progress_on_a_terminal_and_nothing_when_piped(
         cli, ["--config", config, "--db", str(tmp_path / "piped.db"), "poll"]
     )
     assert result.exit_code == 0 and "indexing" not in result.stderr
+
+
+def test_a_poll_whose_indexing_fails_still_stores_and_alerts_and_the_next_indexes(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text("- id: kursk\n  any: [Kursk]\n")
+    feed_server.set("/f.xml", rss([Entry("1", "Kursk front", published=datetime.now(UTC))]))
+    (tmp_path / "watcher.yaml").write_text(
+        f"database: w.db\nrules: rules/\nfeeds:\n  - url: {feed_server.url('/f.xml')}\n"
+        "    name: wire\n    first_poll_alerts: all\n"
+        "channels:\n  files: {type: eml, dir: outbox}\n"
+    )
+
+    def broken(text: str) -> str:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(fts_queue, "index_form", broken)
+    code, out, err = _run(tmp_path, "poll", "--all")
+    assert code == 0, err
+    assert "1 alert queued" in out and "delivered 1 alert" in out
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    assert "search index 1 item behind" in err
+    monkeypatch.undo()
+    assert _run(tmp_path, "poll")[0] == 0
+    code, out, err = _run(tmp_path, "search", "kursk", "--json")
+    assert [i["title"] for i in json.loads(out)["items"]] == ["Kursk front"]

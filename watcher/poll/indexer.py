@@ -87,11 +87,15 @@ class Indexer:
 
 def finish_quickly(database: Path, indexer: Indexer, within_s: float) -> IndexLag:
     """After a ``watcher poll``: stop the indexer, index what is left when that takes
-    about ``within_s`` at most, and return what stays queued (for the next poll or run)."""
+    about ``within_s`` at most, and return what stays queued (for the next poll or run).
+    Indexing that fails is logged and left queued: the poll's items and alerts are kept."""
     indexer.stop()
     with Store(database) as store:
         lag = index_lag(store, indexer.rate)
         if lag.items and lag.seconds <= within_s:
-            catch_up(store, until=time.monotonic() + 2 * within_s)
+            try:
+                catch_up(store, until=time.monotonic() + 2 * within_s)
+            except StoreError as error:
+                log.warning("search indexing failed error=%s: left queued", error)
             lag = index_lag(store, indexer.rate)
     return lag
