@@ -13,13 +13,15 @@ import click
 
 from watcher.archive.retention import PruneReport, prune_archive
 from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc, show_time
+from watcher.deliver.beside import DeliveryProcess, merge
 from watcher.deliver.send import DeliveryReport, deliver_pending
 from watcher.exceptions import LockedError
 from watcher.lock import hold_lock
+from watcher.poll import workers
 from watcher.poll.indexer import Indexer, finish_quickly
 from watcher.poll.pipeline import PollReport, poll_feeds, select_feeds
 from watcher.poll.result import FeedResult
-from watcher.poll.runtime import open_runtime
+from watcher.poll.runtime import Runtime, open_runtime
 from watcher.printable import printable
 from watcher.store import Store
 from watcher.store.feeds import PollRequest, list_feeds, request_polls
@@ -94,8 +96,12 @@ def _poll_once(
             unknown = [n for n in names if n not in {f.name for f in feeds}]
             if unknown:
                 raise not_found("feed", unknown[0], [f.name for f in list_feeds(rt.store)])
-            report = _poll_with_progress(rt, feeds, now, obj.json)
-            delivery = deliver_pending(rt, now)
+            beside = _delivery_beside(rt, settings, len(feeds), now)
+            try:
+                report = _poll_with_progress(rt, feeds, now, obj.json, beside)
+            finally:
+                early = beside.finish() if beside is not None else DeliveryReport()
+            delivery = merge(early, deliver_pending(rt, now))
             pruned = prune_archive(rt.store, settings, now)
             lag = finish_quickly(settings.database, indexer, INDEX_FINISH_S)
     finally:
@@ -133,15 +139,42 @@ def _asked_dict(request: PollRequest) -> dict[str, Any]:
     return {"feed": request.feed, "not_before": to_text(held) if held else None}
 
 
-def _poll_with_progress(rt: Any, feeds: list[Any], now: Any, quiet: bool) -> PollReport:
+def _delivery_beside(
+    rt: Runtime, settings: Settings, feeds: int, now: datetime
+) -> DeliveryProcess | None:
+    """A process delivering the alerts of a poll of many feeds while it stores (the poll
+    then uses worker processes too); the console channel prints here, after the poll."""
+    channels = [name for name, cfg in settings.channels.items() if cfg.type != "console"]
+    if not channels or not workers.process_count(feeds):
+        return None
+    beside = DeliveryProcess(_delivery_runtime, settings, now, channels)
+    beside.start()
+    return beside
+
+
+def _delivery_runtime(settings: Settings) -> Runtime:
+    """The delivery process's runtime (deliver/beside.py), with its own connection."""
+    return open_runtime(settings, fetching=False)
+
+
+def _poll_with_progress(
+    rt: Any, feeds: list[Any], now: Any, quiet: bool, beside: DeliveryProcess | None
+) -> PollReport:
+    queued = [0]
+
+    def stored(report: PollReport) -> None:
+        if beside is not None and report.alerts > queued[0]:
+            queued[0] = report.alerts
+            beside.wake()
+
     if quiet or not sys.stderr.isatty() or len(feeds) < 2:
-        return poll_feeds(rt, feeds, now)
+        return poll_feeds(rt, feeds, now, stored=stored)
     with click.progressbar(length=len(feeds), label="polling", file=sys.stderr) as bar:
 
         def step(_result: FeedResult) -> None:
             bar.update(1)
 
-        return poll_feeds(rt, feeds, now, progress=step)
+        return poll_feeds(rt, feeds, now, progress=step, stored=stored)
 
 
 def _print_lag(lag: IndexLag) -> None:

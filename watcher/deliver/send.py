@@ -22,7 +22,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -77,14 +77,21 @@ _DONE = object()
 
 
 def deliver_pending(
-    rt: DeliveryContext, now: datetime, alert_ids: Sequence[int] | None = None
+    rt: DeliveryContext,
+    now: datetime,
+    alert_ids: Sequence[int] | None = None,
+    *,
+    channels: Collection[str] | None = None,
 ) -> DeliveryReport:
-    """Send every due alert (or only those listed); failures are retried later or failed."""
+    """Send every due alert (or only those listed, or only those of ``channels``);
+    failures are retried later or failed."""
     report = DeliveryReport()
     due = due_alerts(rt.store, now)
     if alert_ids is not None:
         wanted = set(alert_ids)
         due = [a for a in due if a.id in wanted]
+    if channels is not None:
+        due = [a for a in due if a.channel in channels]
     batches = _prepare(rt, due, now, report)
     if not batches:
         return report

@@ -170,11 +170,14 @@ def poll_feeds(
     feeds: Sequence[FeedState],
     now: datetime,
     progress: Callable[[FeedResult], None] | None = None,
+    stored: Callable[[PollReport], None] | None = None,
 ) -> PollReport:
     """Fetch, parse and match in workers, then store each batch of feeds in one transaction.
 
     Each feed's outcome is written in a savepoint of its batch's transaction: a feed that
     fails to store leaves nothing half-written, and the batch shares one commit.
+    ``stored`` is called with the report so far after each batch is committed (the alerts
+    it queued can be delivered from then on).
     """
     report = PollReport(feeds=len(feeds))
     jobs = [(feed, feed_options(rt.settings, feed)) for feed in feeds]
@@ -189,6 +192,8 @@ def poll_feeds(
                     _pace_one(rt, result, now, report)
                 if progress:
                     progress(result)
+        if stored:
+            stored(report)
     return report
 
 

@@ -1,0 +1,135 @@
+"""Delivery beside a poll: a process of its own sends the alerts a poll queues while the
+poll goes on storing.
+
+A first poll of many feeds queues hundreds of alerts. Delivered after storing, in the
+storing process, their messages (read back from the database, then rendered as e-mail,
+eml or webhook bodies under the GIL) added seconds at the end of the pass on one core.
+``DeliveryProcess`` runs ``deliver_pending`` in a spawned process with its own runtime and
+database connection: the poll wakes it after each batch it commits that queued alerts,
+and it builds, renders, sends and records them on the other core meanwhile. When the poll
+is done, ``finish`` has it make one last pass and hands back what it delivered; the poll
+then runs its own pass as before, which finds what is left (nothing, unless the process
+failed). The console channel stays with the poll: it prints in order with its summary.
+
+The outbox's guarantees are ``deliver_pending``'s: an alert is marked ``sent`` only after
+its channel took it; the two writers (storing, recording outcomes) take turns through
+SQLite's write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from watcher._logging import setup_logging
+from watcher.deliver.send import DeliveryContext, DeliveryReport, deliver_pending
+from watcher.types import Settings
+
+log = logging.getLogger(__name__)
+
+OpenRuntime = Callable[[Settings], DeliveryContext]
+WAKE_S = 1.0  # a pass at least this often, woken or not
+FINISH_S = 600.0  # the longest a poll waits for the last pass before going on itself
+
+
+class DeliveryProcess:
+    """``deliver_pending`` in a process of its own, for the channels named."""
+
+    def __init__(
+        self,
+        open_runtime: OpenRuntime,
+        settings: Settings,
+        now: datetime,
+        channels: Collection[str],
+    ) -> None:
+        """``open_runtime``: a module-level function (it is pickled by name) giving the
+        child its own runtime, with its own database connection, from ``settings``."""
+        context = multiprocessing.get_context("spawn")  # no inherited connection or thread
+        self._wake = context.Event()
+        self._done = context.Event()
+        self._reports, sender = context.Pipe(duplex=False)
+        level = logging.getLogger().level
+        args = (open_runtime, settings, now, sorted(channels), level)
+        self._process = context.Process(
+            target=_deliver_until_done,
+            args=(*args, self._wake, self._done, sender),
+            name="watcher-deliver",
+            daemon=True,
+        )
+        self._sender = sender
+
+    def start(self) -> None:
+        self._process.start()
+        self._sender.close()  # the child's end; EOF here once it has gone
+
+    def wake(self) -> None:
+        """Alerts were committed: deliver them now."""
+        self._wake.set()
+
+    def finish(self, timeout_s: float = FINISH_S) -> DeliveryReport:
+        """One last pass, then what the process delivered (empty if it failed)."""
+        self._done.set()
+        self._wake.set()
+        report = DeliveryReport()
+        try:
+            if self._reports.poll(timeout_s):
+                received = self._reports.recv()
+                if isinstance(received, DeliveryReport):
+                    report = received
+        except (EOFError, OSError):
+            log.warning("the delivery process ended without a report; delivering here")
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+        return report
+
+
+def merge(first: DeliveryReport, then: DeliveryReport) -> DeliveryReport:
+    """Two passes' reports as one; ``deferred`` is the later pass's."""
+    return replace(
+        then,
+        sent=first.sent + then.sent,
+        retrying=first.retrying + then.retrying,
+        failed=first.failed + then.failed,
+        bugs=first.bugs + then.bugs,
+        outcomes=[*first.outcomes, *then.outcomes],
+    )
+
+
+def _deliver_until_done(
+    open_runtime: OpenRuntime,
+    settings: Settings,
+    now: datetime,
+    channels: list[str],
+    level: int,
+    wake: Any,
+    done: Any,
+    reports: multiprocessing.connection.Connection,
+) -> None:
+    """The process: a pass whenever woken (or every WAKE_S), a last one once done."""
+    setup_logging(0, 0)
+    logging.getLogger().setLevel(level)
+    total = DeliveryReport()
+    rt = open_runtime(settings)
+    parent = multiprocessing.parent_process()
+    try:
+        while True:
+            wake.wait(WAKE_S)
+            wake.clear()
+            finishing = done.is_set() or (parent is not None and not parent.is_alive())
+            total = merge(total, deliver_pending(rt, now, channels=channels))
+            if finishing:
+                break
+    except Exception:  # a bug here: the poll's own pass delivers the rest
+        log.exception("internal error in the delivery process")
+        total.bugs += 1
+    finally:
+        rt.store.close()
+        reports.send(total)
+        reports.close()
