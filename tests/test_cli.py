@@ -17,6 +17,7 @@ from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
 from watcher import __version__
 from watcher.cli import cli
+from watcher.config import load_settings
 from watcher.store import schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,6 +208,8 @@ def test_init_scaffolds_a_project_that_checks_clean(tmp_path: Path) -> None:
         cli, ["--config", str(tmp_path / "p" / "watcher.yaml"), "rules", "check"]
     )
     assert result.exit_code == 0 and "ok: 2 rules" in result.stdout
+    settings = load_settings(tmp_path / "p" / "watcher.yaml", {})
+    assert settings.defaults.full_text == "short"  # new users match the article of teasers
     again = CliRunner().invoke(cli, ["init", str(tmp_path / "p")])
     assert again.exit_code == 1 and "already exists" in again.stderr
 

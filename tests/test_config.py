@@ -862,3 +862,31 @@ def test_a_feed_entry_of_the_wrong_shape_is_one_problem(tmp_path: Path) -> None:
     (problem,) = problems_of(write(tmp_path, text))
     assert (problem.key, problem.line) == ("feeds[1]", 3)
     assert problem.message == "must be {url: ...} or {opml: ...}, not a list"
+
+
+def test_full_text_defaults_to_never_and_is_set_per_feed(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        """\
+        defaults:
+          full_text: short
+        feeds:
+          - url: https://a.example/rss
+          - url: https://b.example/rss
+            full_text: always
+        """,
+    )
+    settings = load_settings(config, {})
+    a, b = settings.feeds
+    assert (settings.defaults.full_text, a.full_text, b.full_text) == ("short", "short", "always")
+    bare = load_settings(write(tmp_path, "feeds:\n  - url: https://a.example/rss\n"), {})
+    assert (bare.defaults.full_text, bare.feeds[0].full_text) == ("never", "never")
+
+
+def test_a_wrong_full_text_names_the_key_and_the_values(tmp_path: Path) -> None:
+    config = write(tmp_path, "feeds:\n  - url: https://a.example/rss\n    full_text: sometimes\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, {})
+    message = str(caught.value)
+    assert "feeds[0].full_text" in message
+    assert "'sometimes' is not one of never, short, always" in message

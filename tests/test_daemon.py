@@ -25,7 +25,8 @@ from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
 from watcher.cli import cli
 from watcher.poll import daemon as daemon_module
-from watcher.poll.daemon import Clock, HostSlots, warn_without_scan
+from watcher.poll.daemon import Clock, warn_without_scan
+from watcher.poll.hosts import HostSlots
 from watcher.store import Store
 from watcher.store.rows import to_text
 from watcher.store.state import read_heartbeat

@@ -584,3 +584,41 @@ def test_a_long_text_with_many_hits_matches_in_linear_time() -> None:
     assert [m.rule_id for m in found] == ["any"]
     (hit,) = [m for m in found if m.rule_id == "any"]
     assert len(hit.hits) == 1000  # the first ones: enough for any snippet
+
+
+def test_the_article_field_is_in_the_default_fields_and_a_scope() -> None:
+    from datetime import UTC, datetime
+
+    from watcher.rules.match import match_input
+    from watcher.types import FeedState, ParsedItem, StoredItem
+
+    feed = FeedState(id=1, url="https://a.example/rss", name="a")
+    teaser = ParsedItem(guid="g", title="Frontline report", summary_text="Read more.")
+    body = "Units there now rely on fiber-optic drones that jamming cannot stop."
+    default = compile_rules([rule(any=("fiber-optic drones",))])
+    scoped = compile_rules([rule(query="article:drone* AND title:frontline")])
+    elsewhere = compile_rules([rule(any=("fiber-optic drones",), fields=("title", "summary"))])
+    assert not match_item(default, match_input(teaser, feed))  # the teaser alone: silent
+    (found,) = match_item(default, match_input(teaser, feed, body))
+    assert {hit.field for hit in found.hits} == {"article"}
+    assert match_item(scoped, match_input(teaser, feed, body))
+    assert not match_item(scoped, match_input(teaser, feed))
+    assert not match_item(elsewhere, match_input(teaser, feed, body))  # not in its fields
+    stored = StoredItem(
+        id=1,
+        feed_id=1,
+        guid="g",
+        title="Frontline report",
+        link=None,
+        summary_text="Read more.",
+        content_text="",
+        author=None,
+        tags=(),
+        published_at=None,
+        first_seen_at=datetime(2026, 1, 1, tzinfo=UTC),
+        content_hash="h",
+        story_id=1,
+        change="unchanged",
+        article_text=body,
+    )
+    assert match_item(default, match_input(stored, feed))  # a backtest sees the article too

@@ -130,12 +130,14 @@ ERRORS = [
     ("a titel:x", "unknown field 'titel'; did you mean 'title'?", 3),
     (
         "foo:bar",
-        "unknown field 'foo'; fields are title, summary, content, author, link, tags, feed, text",
+        "unknown field 'foo'; fields are title, summary, content, article, author, link, tags,"
+        " feed, text",
         1,
     ),
     (
         "10:30am",
-        "unknown field '10'; fields are title, summary, content, author, link, tags, feed, text",
+        "unknown field '10'; fields are title, summary, content, article, author, link, tags,"
+        " feed, text",
         1,
     ),
     ("fiber*-optic", "a * may only end a word", 6),

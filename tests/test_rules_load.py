@@ -61,7 +61,7 @@ def test_loads_every_key(tmp_path: Path) -> None:
     assert first.any == ("North Korean troops", "DPRK troops")
     assert first.all == ("Kursk",) and first.none == ("video game",)
     assert first.severity == "high" and first.notify == ("analysts",)
-    assert first.fields == ("title", "summary", "content") and first.enabled
+    assert first.fields == ("title", "summary", "content", "article") and first.enabled
     assert second.fields == ("title", "summary") and second.feeds == ("tag:ukraine", "kyiv")
     assert second.digest_s == 3600 and second.max_alerts == RateLimit(10, 3600)
     assert second.stem == "english" and not second.enabled and second.line == 8
@@ -110,8 +110,8 @@ SEVERITY = "severity: must be one of info, low, medium, high, critical, not"
         (
             "  any: [a]\n  fields: [title, body]",
             4,
-            "fields: unknown field 'body'; fields: title, summary, content, author, link, tags, "
-            "feed",
+            "fields: unknown field 'body'; fields: title, summary, content, article, author, link, "
+            "tags, feed",
         ),
         (
             "  any: [a]\n  fields: [Titel]",

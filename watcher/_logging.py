@@ -81,3 +81,6 @@ def setup_logging(verbose: int, quiet: int) -> None:
     root.setLevel(level)
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # readability-lxml logs its choices, and a traceback before each page it cannot read
+    # (poll/article.py reports that page as "empty")
+    logging.getLogger("readability").setLevel(logging.CRITICAL)

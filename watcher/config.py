@@ -38,6 +38,7 @@ from watcher.types import (
     FeedConfig,
     FeedDefaults,
     FirstPollAlerts,
+    FullText,
     HealthSettings,
     Listen,
     MetricsSettings,
@@ -373,6 +374,14 @@ FEED_DEFAULT_SETTINGS: tuple[Setting, ...] = (
         'Extra HTTP headers, e.g. `{Authorization: "Basic ${FEED_AUTH}"}`; '
         "a feed's own headers are added to these.",
         _headers_kind(),
+    ),
+    S(
+        "full_text",
+        "never",
+        "Fetch a new item's article page and match its main text too (the field `article`): "
+        "`never`, `short` (when the item's summary and content hold under 100 words) or "
+        "`always`.",
+        _choice_kind([m.value for m in FullText], FullText),
     ),
 )
 

@@ -40,11 +40,28 @@ class FirstPollAlerts(StrEnum):
     NONE = "none"
 
 
+class FullText(StrEnum):
+    """``full_text``: which new items have their article page fetched before matching."""
+
+    NEVER = "never"
+    SHORT = "short"  # when the item's summary and content hold under 100 tokens
+    ALWAYS = "always"
+
+
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 
 # Fields a rule can look at, in the order SPEC §4 lists them.
-FIELDS: tuple[str, ...] = ("title", "summary", "content", "author", "link", "tags", "feed")
-DEFAULT_RULE_FIELDS: tuple[str, ...] = ("title", "summary", "content")
+FIELDS: tuple[str, ...] = (
+    "title",
+    "summary",
+    "content",
+    "article",
+    "author",
+    "link",
+    "tags",
+    "feed",
+)
+DEFAULT_RULE_FIELDS: tuple[str, ...] = ("title", "summary", "content", "article")
 
 
 # --- configuration -----------------------------------------------------------------------
@@ -63,6 +80,7 @@ class FeedDefaults:
     interval_auto: bool = False  # ``interval: auto``: follow each feed's publishing rate
     min_interval_s: int = 300  # the bounds of an adaptive interval
     max_interval_s: int = 6 * 3600
+    full_text: FullText = FullText.NEVER
 
     @property
     def auto_bounds(self) -> tuple[int, int] | None:
@@ -89,6 +107,7 @@ class FeedConfig:
     interval_source: str = "default"
     min_interval_s: int = 300  # the bounds of an adaptive interval
     max_interval_s: int = 6 * 3600
+    full_text: FullText = FullText.NEVER
 
 
 @dataclass(frozen=True)
@@ -260,6 +279,15 @@ class ParsedFeed:
 
 
 @dataclass(frozen=True)
+class Article:
+    """What fetching an item's article page gave: its main text, or why there is none."""
+
+    text: str | None
+    error: str | None  # items.article_error: http NNN, robots, timeout, too large, ...
+    fetched_at: datetime
+
+
+@dataclass(frozen=True)
 class FeedState:
     """A row of the ``feeds`` table."""
 
@@ -349,6 +377,7 @@ class StoredItem:
     story_id: int
     change: str  # "new" | "updated" | "unchanged"
     language: str | None = None  # lowercase BCP 47, as the item or its feed declared it
+    article_text: str | None = None  # the article page's main text, when it was fetched
 
 
 @dataclass

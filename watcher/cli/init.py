@@ -21,6 +21,8 @@ defaults:
   interval: 15m            # how often each feed is polled
   first_poll_alerts: recent  # recent | all | none: what a new feed's backlog may alert
   max_age: 2d              # older items are recorded but not alerted
+  full_text: short         # never | short | always: fetch the article page of a new item
+                           # whose own text is short, and match the page's main text too
 
 feeds:
   - url: https://www.example.org/world.rss

@@ -71,6 +71,7 @@ from watcher.deliver.send import deliver_pending
 from watcher.exceptions import WatcherError
 from watcher.lock import hold_lock
 from watcher.poll.fetch import make_session
+from watcher.poll.hosts import HostSlots
 from watcher.poll.httpd import SmallServer
 from watcher.poll.indexer import Indexer
 from watcher.poll.metrics import Metrics, State, metrics_handler
@@ -162,26 +163,6 @@ class Loaded:
 
     settings: Settings
     runtime: Runtime  # its store is the main thread's; workers swap in their own
-
-
-class HostSlots:
-    """At most ``per_host`` fetches to one host at a time."""
-
-    def __init__(self, per_host: int) -> None:
-        self.per_host = max(1, per_host)
-        self._lock = threading.Lock()
-        self._slots: dict[str, threading.BoundedSemaphore] = {}
-
-    @contextmanager
-    def slot(self, url: str) -> Iterator[None]:
-        host = urlsplit(url).hostname
-        if not host:  # a local file
-            yield
-            return
-        with self._lock:
-            semaphore = self._slots.setdefault(host, threading.BoundedSemaphore(self.per_host))
-        with semaphore:
-            yield
 
 
 # --- jobs: one module-level function that never raises runs them all --------------------

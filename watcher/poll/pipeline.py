@@ -106,6 +106,7 @@ def feed_options(settings: Settings, feed: FeedState) -> FeedConfig:
         interval_source=feed.interval_source,
         min_interval_s=d.min_interval_s,
         max_interval_s=d.max_interval_s,
+        full_text=d.full_text,
     )
 
 

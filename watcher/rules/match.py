@@ -1289,12 +1289,21 @@ def match_item_unindexed(compiled: CompiledRules, item: MatchItem) -> list[Match
 # --- what the matcher sees of an item ----------------------------------------------------
 
 
-def match_input(item: ParsedItem | StoredItem, feed: FeedState) -> MatchItem:
-    """What the matcher sees of an item, parsed or stored: the same fields either way."""
+def match_input(
+    item: ParsedItem | StoredItem, feed: FeedState, article: str | None = None
+) -> MatchItem:
+    """What the matcher sees of an item, parsed or stored: the same fields either way.
+
+    ``article`` is the text of the item's article page (``full_text``); a stored item
+    brings its own ``article_text``.
+    """
+    if article is None and isinstance(item, StoredItem):
+        article = item.article_text
     fields: dict[str, tuple[str, ...]] = {
         "title": (item.title,),
         "summary": (item.summary_text,),
         "content": (item.content_text,),
+        "article": (article,) if article else (),
         "author": (item.author,) if item.author else (),
         "link": (item.link,) if item.link else (),
         "tags": item.tags,

@@ -126,6 +126,7 @@ def item_from_row(row: Row, change: str) -> StoredItem:
         story_id=row["story_id"] if row["story_id"] is not None else row["id"],
         change=change,
         language=row.get("language"),
+        article_text=row.get("article_text"),
     )
 
 
