@@ -27,6 +27,7 @@ from watcher.types import (
     Alert,
     AlertStatus,
     ArmState,
+    Article,
     FeedState,
     FeedStatus,
     HealthEvent,
@@ -163,6 +164,7 @@ class ItemWrite:
 
     stored: StoredItem
     parsed: ParsedItem
+    article: Article | None = None  # its article page, fetched in this poll (full_text)
 
 
 @dataclass(frozen=True)

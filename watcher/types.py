@@ -308,6 +308,10 @@ class FeedState:
     consecutive_failures: int = 0
     next_poll_at: datetime | None = None
     disabled_reason: str | None = None
+    # With ``full_text``: guid -> link of the feed's stored items, handed to whatever
+    # fetches the feed so that only new items (or new links) have their article fetched;
+    # None: not read (no article is fetched then). Not a column.
+    known_links: Mapping[str, str | None] | None = field(default=None, compare=False, repr=False)
 
 
 # --- WebSub ------------------------------------------------------------------------------
@@ -396,6 +400,7 @@ class FeedResult:
     retry_after_s: float | None = None  # the server's Retry-After on a 429/503
     hashes: tuple[str, ...] | None = None  # content_hash of each parsed item, when known
     pushed: bool = False  # a WebSub delivery, not a poll: no poll row, no feed state
+    articles: dict[str, Article] | None = None  # guid -> the article fetched (full_text)
 
 
 def match_key(guid: str, digest: str) -> str:

@@ -105,6 +105,8 @@ def _poll_once(
             pruned = prune_archive(rt.store, settings, now)
             lag = finish_quickly(settings.database, indexer, INDEX_FINISH_S)
     finally:
+        if rt.articles is not None:
+            rt.articles.close()
         rt.store.close()
     return report, delivery, pruned, lag
 

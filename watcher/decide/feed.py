@@ -22,6 +22,7 @@ from functools import partial
 
 from watcher import envvars
 from watcher.decide.alerts import Outbox, throttle_windows
+from watcher.decide.fulltext import with_articles
 from watcher.decide.health import event_after_poll, health_channels
 from watcher.decide.policy import channels_for, decide_backlog
 from watcher.decide.schedule import (
@@ -151,6 +152,7 @@ def decide_poll(
     if fetched.not_modified or parsed is None:
         return _success(snapshot, result, fetched, FeedStatus.NOT_MODIFIED, None, settings, now)
     writes, stories = plan_items(snapshot.feed.id, parsed.items, request.items, snapshot, now)
+    writes = with_articles(writes, result.articles)
     box = Outbox.open(snapshot, history, stories, story_heads(snapshot, writes), settings, now)
     rows = _match_and_queue(snapshot, result, writes, box, rules, settings, now)
     intent = _success(

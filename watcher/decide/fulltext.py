@@ -13,11 +13,16 @@ http(s) links are fetched (anything else is refused, never read).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
+from watcher.intent import ItemWrite
 from watcher.text import tokenize
-from watcher.types import FullText, ParsedItem
+from watcher.types import Article, FullText, ParsedItem
 
 SHORT_TOKENS = 100
+# The newest stored items of a feed whose links its fetcher is told (``known_links``): an
+# item still in the feed but older than these would have its article fetched again.
+KNOWN_ITEMS = 2000
 # A prefix this long that already holds SHORT_TOKENS tokens settles it: the rest is not read.
 _PREFIX_CHARS = 4096
 
@@ -50,3 +55,19 @@ def items_wanting_articles(
             wanted.append(item)
         seen.add(item.guid)
     return wanted
+
+
+def with_articles(
+    writes: Sequence[ItemWrite], articles: Mapping[str, Article] | None
+) -> list[ItemWrite]:
+    """The poll's item writes, each with the article fetched for it (text, or the error)."""
+    if not articles:
+        return list(writes)
+    out = []
+    for write in writes:
+        article = articles.get(write.stored.guid)
+        if article is not None:
+            stored = replace(write.stored, article_text=article.text)
+            write = replace(write, stored=stored, article=article)
+        out.append(write)
+    return out

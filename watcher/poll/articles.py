@@ -41,7 +41,7 @@ from watcher.poll.robots import (
     robots_key,
     robots_url,
 )
-from watcher.types import Article, FullText, ParsedItem
+from watcher.types import Article, FeedResult, FullText, ParsedItem, PollSettings
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,9 @@ class ArticleFetcher:
         self._robots: dict[str, RobotsEntry] = {}
         self._origin_locks: dict[str, threading.Lock] = {}
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, *, wait: bool = True) -> None:
+        """Stop its threads (``wait``: after the fetches under way end)."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
     def __enter__(self) -> ArticleFetcher:
         return self
@@ -217,6 +218,23 @@ class ArticleFetcher:
                 self._origin_locks.pop(oldest, None)
 
 
+def add_articles(fetcher: ArticleFetcher | None, result: FeedResult) -> None:
+    """Fetch the articles the feed's ``full_text`` wants into ``result.articles``, before its
+    items are matched. Needs the feed's ``known_links`` (else nothing is fetched: an item
+    must not be fetched again each poll); never raises."""
+    parsed, feed, options = result.parsed, result.feed, result.options
+    if fetcher is None or parsed is None or options.full_text is FullText.NEVER:
+        return
+    if feed.known_links is None:
+        return
+    try:
+        result.articles = fetch_articles(
+            fetcher, parsed.items, options.full_text, feed.known_links, options.timeout_s
+        )
+    except Exception:  # a bug: the items are matched without their articles
+        log.exception("internal error while fetching articles feed=%s", feed.name)
+
+
 def fetch_articles(
     fetcher: ArticleFetcher,
     items: Sequence[ParsedItem],
@@ -263,3 +281,17 @@ def _is_http(link: str) -> bool:
 def _short(link: str) -> str:
     """A link for the log: without its query, which may carry a token."""
     return link.split("?", 1)[0][:200]
+
+
+def make_fetcher(
+    session: FeedSession, settings: PollSettings, hosts: HostSlots | None = None
+) -> ArticleFetcher:
+    """The article fetcher of a pass or of the daemon, on the feeds' session and ``poll:``
+    settings (its threads start with the first article)."""
+    return ArticleFetcher(
+        session,
+        user_agent=settings.user_agent,
+        max_bytes=settings.max_bytes,
+        threads=settings.workers,
+        hosts=hosts or HostSlots(settings.per_host),
+    )

@@ -69,6 +69,7 @@ from watcher.deliver.channels import Channel, make_channel
 from watcher.deliver.send import deliver_pending
 from watcher.exceptions import WatcherError
 from watcher.lock import hold_lock
+from watcher.poll.articles import ArticleFetcher, add_articles, make_fetcher
 from watcher.poll.fetch import make_session
 from watcher.poll.hosts import HostSlots
 from watcher.poll.httpd import SmallServer
@@ -82,6 +83,7 @@ from watcher.poll.pipeline import (
     raise_scale_events,
     store_feed_result,
     store_result,
+    with_known_links,
 )
 from watcher.poll.result import fetch_and_parse, parse_pushed
 from watcher.poll.runtime import Runtime
@@ -229,6 +231,7 @@ class Daemon:
         self._files: dict[Path, int | None] = {}
         self.loaded: Loaded | None = None
         self.hosts = HostSlots(1)
+        self.articles: ArticleFetcher | None = None  # full_text: shares self.hosts
         self.dispatcher: Dispatcher | None = None  # scale.broker: polls go to Celery workers
         self.scheduler = BlockingScheduler(timezone=UTC)
 
@@ -247,6 +250,7 @@ class Daemon:
             with hold_lock(settings.database, "run"):
                 self.loaded = self._build(settings, self.store(settings.database))
                 self.hosts = HostSlots(settings.poll.per_host)
+                self._new_fetcher()
                 self._start_dispatcher(settings)
                 self._files = _snapshot(settings)
                 self._configure_scheduler(settings)
@@ -262,6 +266,8 @@ class Daemon:
             self._stop_servers()
             if self.dispatcher is not None:
                 self.dispatcher.close()
+            if self.articles is not None:
+                self.articles.close(wait=False)
             _restore_signals(previous)
         log.info("stopped pid=%d", os.getpid())
         return 0
@@ -292,7 +298,7 @@ class Daemon:
         self.dispatcher = Dispatch(
             settings.scale,
             fetch_options(settings),
-            local_poller(self.loaded.runtime),
+            local_poller(replace(self.loaded.runtime, articles=self.articles)),
             recheck_s=self.clock.seconds(RECHECK_S),
         )
 
@@ -501,7 +507,7 @@ class Daemon:
     def runtime(self) -> Runtime:
         """The current config and rules, with this thread's database connection."""
         assert self.loaded is not None
-        return replace(self.loaded.runtime, store=self.store())
+        return replace(self.loaded.runtime, store=self.store(), articles=self.articles)
 
     def _build(self, settings: Settings, store: Store) -> Loaded:
         """Load rules and build channels; raises ConfigError (WatcherError) when invalid."""
@@ -675,14 +681,26 @@ class Daemon:
         if planned is not None and self.metrics is not None:
             self.metrics.observe_delay((datetime.now(UTC) - planned).total_seconds())
 
+    def _new_fetcher(self) -> None:
+        """The article fetcher of the loaded config, on its session and the daemon's
+        per-host slots (a reload makes both anew)."""
+        assert self.loaded is not None
+        old, rt = self.articles, self.loaded.runtime
+        self.articles = make_fetcher(rt.session, rt.settings.poll, self.hosts)
+        if old is not None:
+            old.close(wait=False)
+
     def _poll(self, rt: Runtime, feed: FeedState, now: datetime) -> PollReport:
         started = time.monotonic()
         options = feed_options(rt.settings, feed)
+        ((feed, options),) = with_known_links(rt, [(feed, options)])
         with self.hosts.slot(feed.url):
             if self.dispatcher is not None:
                 result = self.dispatcher.submit([(feed, options)], rt.compiled).result()[0]
             else:
                 result = fetch_and_parse(rt.session, feed, options, rt.settings.poll.max_bytes)
+        if self.dispatcher is None:  # article pages outside the feed's slot, then stored
+            add_articles(rt.articles, result)
         if self.dispatcher is not None:
             raise_scale_events(rt, self.dispatcher.events(), now)
         report = PollReport(feeds=1)
@@ -765,6 +783,7 @@ class Daemon:
             log.warning("websub listen or public_url changed: restart watcher to use them")
         self.loaded = loaded
         self.hosts = HostSlots(new.poll.per_host)
+        self._new_fetcher()
         self._files = _snapshot(new)
         self._sync_jobs(self._sync_feeds(new))
         log.info(

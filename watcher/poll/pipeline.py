@@ -24,11 +24,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from watcher.decide.feed import decide_failure, decide_poll, request_for, volume_starts
+from watcher.decide.fulltext import KNOWN_ITEMS
 from watcher.decide.health import health_channels
 from watcher.decide.schedule import next_poll_after_interval_change
 from watcher.intent import (
@@ -38,6 +39,7 @@ from watcher.intent import (
     VolumeHistory,
 )
 from watcher.poll import workers
+from watcher.poll.articles import add_articles
 from watcher.poll.pace import after_poll
 from watcher.poll.result import FeedResult, add_matches, fetch_and_parse
 from watcher.poll.runtime import Runtime
@@ -45,13 +47,14 @@ from watcher.redact import redact_url, without_credentials
 from watcher.rules.cache import feeds_sync_file
 from watcher.rules.match import CompiledRules
 from watcher.store.feeds import due_feeds, sync_config_feeds
-from watcher.store.snapshot import read_feeds, read_hashes
+from watcher.store.snapshot import known_links, read_feeds, read_hashes
 from watcher.store.state import add_health_alert, held_feed_ids, last_health_kind
 from watcher.types import (
     AlertStatus,
     FeedConfig,
     FeedState,
     FeedStatus,
+    FullText,
     HealthEvent,
     HealthKind,
     Rule,
@@ -181,7 +184,7 @@ def poll_feeds(
     it queued can be delivered from then on).
     """
     report = PollReport(feeds=len(feeds))
-    jobs = [(feed, feed_options(rt.settings, feed)) for feed in feeds]
+    jobs = with_known_links(rt, [(feed, feed_options(rt.settings, feed)) for feed in feeds])
     for batch in _fetch_all(rt, jobs, now):
         with rt.store.transaction():
             quiet = [r for r in batch if _plain_not_modified(r)]
@@ -196,6 +199,21 @@ def poll_feeds(
         if stored:
             stored(report)
     return report
+
+
+def with_known_links(
+    rt: Runtime, jobs: list[tuple[FeedState, FeedConfig]]
+) -> list[tuple[FeedState, FeedConfig]]:
+    """The jobs, each feed with ``full_text`` carrying the guids and links of its newest
+    stored items (``known_links``): its fetcher then fetches only new items' articles."""
+    wanted = [feed.id for feed, options in jobs if options.full_text is not FullText.NEVER]
+    if not wanted or rt.articles is None:
+        return jobs
+    known = known_links(rt.store, wanted, KNOWN_ITEMS)
+    return [
+        (replace(feed, known_links=known[feed.id]) if feed.id in known else feed, options)
+        for feed, options in jobs
+    ]
 
 
 def _plain_not_modified(result: FeedResult) -> bool:
@@ -273,15 +291,25 @@ def _fetch_all(
             max_bytes=rt.settings.poll.max_bytes,
             threads=max(1, rt.settings.poll.workers // processes),
             fetch_and_parse=fetch_and_parse,
+            per_host=rt.settings.poll.per_host,
         )
         yield from workers.poll_in_processes(jobs, config, processes)
         return
     threads = max(1, min(rt.settings.poll.workers, len(jobs)))
     max_bytes = rt.settings.poll.max_bytes
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
-        results = pool.map(lambda job: fetch_and_parse(rt.session, job[0], job[1], max_bytes), jobs)
+        results = pool.map(lambda job: fetch_with_articles(rt, job, max_bytes), jobs)
         while batch := list(itertools.islice(results, workers.CHUNK_FEEDS)):
             yield batch
+
+
+def fetch_with_articles(
+    rt: Runtime, job: tuple[FeedState, FeedConfig], max_bytes: int
+) -> FeedResult:
+    """Fetch and parse one feed, then its new items' article pages (matched when stored)."""
+    result = fetch_and_parse(rt.session, job[0], job[1], max_bytes)
+    add_articles(rt.articles, result)
+    return result
 
 
 def _fetch_on_workers(
@@ -324,8 +352,9 @@ def local_poller(
     """One feed's poll work in this process, for when the workers cannot be reached."""
     max_bytes = rt.settings.poll.max_bytes
     session = rt.session
+    articles = rt.articles
     return lambda job, compiled: workers.poll_job(
-        session, job, compiled, max_bytes, fetch_and_parse
+        session, job, compiled, max_bytes, fetch_and_parse, articles
     )
 
 

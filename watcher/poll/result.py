@@ -21,7 +21,15 @@ from watcher.redact import header_secrets, scrub, without_credentials
 from watcher.rules.evidence import find_matches
 from watcher.rules.match import CompiledRules, match_input
 from watcher.store.rows import content_hash
-from watcher.types import FeedConfig, FeedResult, FeedState, Fetched, ParsedFeed, match_key
+from watcher.types import (
+    Article,
+    FeedConfig,
+    FeedResult,
+    FeedState,
+    Fetched,
+    ParsedFeed,
+    match_key,
+)
 
 __all__ = ["FeedResult", "add_matches", "fetch_and_parse", "match_key"]
 
@@ -139,8 +147,15 @@ def add_matches(
     if result.hashes is None or len(result.hashes) != len(items):
         result.hashes = tuple(content_hash(item) for item in items)
     known = stored or {}
+    articles = result.articles or {}
     result.matches = {
-        match_key(item.guid, digest): find_matches(compiled, match_input(item, feed))
+        match_key(item.guid, digest): find_matches(
+            compiled, match_input(item, feed, _text_of(articles.get(item.guid)))
+        )
         for item, digest in zip(items, result.hashes, strict=True)
         if known.get(item.guid) != digest
     }
+
+
+def _text_of(article: Article | None) -> str | None:
+    return article.text if article is not None else None

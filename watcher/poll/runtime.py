@@ -11,6 +11,7 @@ from pathlib import Path
 
 from watcher.config import require_variables
 from watcher.deliver.channels import Channel, make_channel
+from watcher.poll.articles import ArticleFetcher, make_fetcher
 from watcher.poll.fetch import FeedSession, make_session
 from watcher.rules.cache import cache_folder, load_compiled
 from watcher.rules.match import CompiledRules
@@ -27,6 +28,7 @@ class Runtime:
     compiled: CompiledRules
     channels: dict[str, Channel]
     session: FeedSession
+    articles: ArticleFetcher | None = None  # full_text's fetcher; None: no article fetched
 
     @cached_property
     def rules_by_id(self) -> dict[str, Rule]:
@@ -48,11 +50,13 @@ def open_runtime(
     store = Store(database)
     instance = instance_id(store)
     channels = {name: make_channel(cfg, instance) for name, cfg in settings.channels.items()}
+    session = make_session(settings.poll.user_agent, block_private=settings.poll.block_private)
     return Runtime(
         settings=settings,
         store=store,
         rules=rules,
         compiled=compiled,
         channels=channels,
-        session=make_session(settings.poll.user_agent, block_private=settings.poll.block_private),
+        session=session,
+        articles=make_fetcher(session, settings.poll) if fetching else None,
     )

@@ -44,9 +44,11 @@ from urllib.parse import urlsplit
 import redis
 from celery import Celery
 
+from watcher.poll.articles import ArticleFetcher
 from watcher.poll.fetch import FeedSession, make_session
+from watcher.poll.hosts import HostSlots
 from watcher.poll.result import CPU_BUDGET_TIMEOUTS, FeedResult, fetch_and_parse
-from watcher.poll.workers import Job, poll_job
+from watcher.poll.workers import Job, finish_job
 from watcher.rules.match import CompiledRules
 from watcher.types import HealthEvent, HealthKind, ScaleSettings
 
@@ -138,6 +140,7 @@ class _WorkerState:
         self.rules: dict[str, CompiledRules] = {}
         self.sessions: dict[tuple[str, bool], FeedSession] = {}
         self.threads: ThreadPoolExecutor | None = None
+        self.fetchers: dict[tuple[str, bool], ArticleFetcher] = {}
         self.lock = threading.Lock()
 
     def compiled(self, digest: str) -> CompiledRules:
@@ -161,6 +164,22 @@ class _WorkerState:
                     payload.user_agent, pool_size=64, block_private=payload.block_private
                 )
             return self.sessions[key]
+
+    def articles(self, payload: Payload) -> ArticleFetcher:
+        """The article fetcher of the payload's session: its robots.txt cache and host
+        pauses live as long as this worker process."""
+        key = (payload.user_agent, payload.block_private)
+        session = self.session(payload)
+        with self.lock:
+            if key not in self.fetchers:
+                self.fetchers[key] = ArticleFetcher(
+                    session,
+                    user_agent=payload.user_agent,
+                    max_bytes=payload.max_bytes,
+                    threads=max(1, payload.threads),
+                    hosts=HostSlots(payload.per_host),
+                )
+            return self.fetchers[key]
 
     def pool(self, threads: int) -> ThreadPoolExecutor:
         with self.lock:
@@ -187,6 +206,7 @@ def poll_task(payload: Payload) -> list[FeedResult]:
     state = _worker_state(str(current_app.conf.broker_url))
     compiled = state.compiled(payload.rules)
     session = state.session(payload)
+    articles = state.articles(payload)
     log.info("poll task feeds=%s", ",".join(feed.name for feed, _ in payload.jobs))
 
     def one(job: Job) -> FeedResult:
@@ -194,11 +214,10 @@ def poll_task(payload: Payload) -> list[FeedResult]:
         # holding one blocks it no longer than that
         lease_s = min(payload.lease_s, LEASE_TIMEOUTS * math.ceil(job[1].timeout_s) + 10)
         limits = HostLimits(state.redis, payload.per_host, lease_s)
-        return polite_poll(
-            limits,
-            job,
-            lambda: poll_job(session, job, compiled, payload.max_bytes, fetch_and_parse),
+        result = polite_poll(
+            limits, job, lambda: fetch_and_parse(session, job[0], job[1], payload.max_bytes)
         )
+        return finish_job(result, compiled, articles)  # article pages: outside the slot
 
     return list(state.pool(payload.threads).map(one, payload.jobs))
 

@@ -27,7 +27,9 @@ from concurrent.futures import (
 )
 from dataclasses import dataclass
 
+from watcher.poll.articles import ArticleFetcher, add_articles
 from watcher.poll.fetch import FeedSession, make_session
+from watcher.poll.hosts import HostSlots
 from watcher.poll.result import FeedResult, add_matches
 from watcher.rules.match import CompiledRules
 from watcher.types import FeedConfig, FeedState
@@ -50,6 +52,7 @@ class WorkerConfig:
     threads: int
     fetch_and_parse: FetchParse
     block_private: bool = False
+    per_host: int = 2  # article fetches to one host at a time, in this process
 
 
 class _Worker:
@@ -61,6 +64,13 @@ class _Worker:
             config.user_agent, pool_size=config.threads, block_private=config.block_private
         )
         self.threads = ThreadPoolExecutor(config.threads, thread_name_prefix="fetch")
+        self.articles = ArticleFetcher(
+            self.session,
+            user_agent=config.user_agent,
+            max_bytes=config.max_bytes,
+            threads=config.threads,
+            hosts=HostSlots(config.per_host),
+        )
 
 
 _worker: _Worker | None = None
@@ -79,7 +89,12 @@ def _poll_chunk(jobs: Sequence[Job]) -> list[FeedResult]:
 
     def one(job: Job) -> FeedResult:
         return poll_job(
-            worker.session, job, config.compiled, config.max_bytes, config.fetch_and_parse
+            worker.session,
+            job,
+            config.compiled,
+            config.max_bytes,
+            config.fetch_and_parse,
+            worker.articles,
         )
 
     return list(worker.threads.map(one, jobs))
@@ -91,13 +106,24 @@ def poll_job(
     compiled: CompiledRules,
     max_bytes: int,
     fetch_and_parse: FetchParse,
+    articles: ArticleFetcher | None = None,
 ) -> FeedResult:
-    """One feed's poll work away from the database: fetch, parse, then match its items.
+    """One feed's poll work away from the database: fetch, parse, fetch the new items'
+    article pages (``full_text``), then match its items.
 
     What a worker process, a Celery worker (scale.py) and the coordinator polling for an
     unreachable broker all run for one feed.
     """
     result = fetch_and_parse(session, job[0], job[1], max_bytes)
+    return finish_job(result, compiled, articles)
+
+
+def finish_job(
+    result: FeedResult, compiled: CompiledRules, articles: ArticleFetcher | None
+) -> FeedResult:
+    """After a feed's fetch and parse (and outside its host's slot): fetch its new items'
+    article pages, then match its items with them."""
+    add_articles(articles, result)
     add_matches(result, compiled)
     return result
 

@@ -76,16 +76,35 @@ def _merge_stories(conn: sqlite3.Connection, merges: Sequence[StoryMerge]) -> No
 
 def _write_items(conn: sqlite3.Connection, feed_id: int, items: Sequence[ItemWrite]) -> None:
     """Insert the new items, then update the changed ones (an item new in this poll may
-    come again, changed, under the same guid)."""
-    new = [_item_row(feed_id, w) for w in items if w.stored.change == "new"]
+    come again, changed, under the same guid). A changed item keeps its stored article
+    unless this poll fetched one for it (its link changed)."""
+    new = [_item_row(feed_id, w) | _article_columns(w) for w in items if w.stored.change == "new"]
     if new:
         names = tuple(new[0])
         marks = ", ".join(f":{name}" for name in names)
         conn.executemany(f"INSERT INTO items ({', '.join(names)}) VALUES ({marks})", new)
-    changed = [_item_row(feed_id, w) for w in items if w.stored.change != "new"]
-    if changed:
-        sets = ", ".join(f"{k} = :{k}" for k in changed[0] if k not in ("id", "guid", *_KEEP))
-        conn.executemany(f"UPDATE items SET {sets} WHERE id = :id", changed)
+    for with_article in (False, True):
+        changed = [
+            _item_row(feed_id, w) | (_article_columns(w) if with_article else {})
+            for w in items
+            if w.stored.change != "new" and (w.article is not None) is with_article
+        ]
+        if changed:
+            keep = ("id", "guid", *_KEEP)
+            sets = ", ".join(f"{k} = :{k}" for k in changed[0] if k not in keep)
+            conn.executemany(f"UPDATE items SET {sets} WHERE id = :id", changed)
+
+
+def _article_columns(write: ItemWrite) -> dict[str, Any]:
+    """items.article_text, article_fetched_at and article_error (null: not fetched)."""
+    article = write.article
+    if article is None:
+        return {"article_text": None, "article_fetched_at": None, "article_error": None}
+    return {
+        "article_text": article.text,
+        "article_fetched_at": to_text(article.fetched_at),
+        "article_error": article.error,
+    }
 
 
 _KEEP = ("feed_id", "first_seen_at")  # what an edit of an item leaves as it was

@@ -118,6 +118,28 @@ def read_hashes(store: Store, feed_id: int, guids: Sequence[str]) -> dict[str, s
 
 
 @store_call
+def known_links(
+    store: Store, feed_ids: Sequence[int], per_feed: int
+) -> dict[int, dict[str, str | None]]:
+    """feed id -> guid -> link of each feed's ``per_feed`` newest stored items (full_text:
+    what its fetcher must not fetch again). Feeds without items map to an empty dict."""
+    found: dict[int, dict[str, str | None]] = {feed_id: {} for feed_id in feed_ids}
+    if not feed_ids:
+        return found
+    rows = store.db.conn.execute(
+        "SELECT feed_id, guid, link FROM ("
+        " SELECT feed_id, guid, link,"
+        "  row_number() OVER (PARTITION BY feed_id ORDER BY id DESC) AS newest"
+        " FROM items WHERE feed_id IN (SELECT value FROM json_each(?))"
+        ") WHERE newest <= ?",
+        [_json(feed_ids), per_feed],
+    )
+    for feed_id, guid, link in rows:
+        found[feed_id][guid] = link
+    return found
+
+
+@store_call
 def read_feeds(store: Store, feed_ids: Sequence[int]) -> dict[int, FeedState]:
     """The feeds' rows by id (the 304s of a batch are decided on them together)."""
     rows = store.db.query(
