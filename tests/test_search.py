@@ -71,6 +71,7 @@ def test_queries_become_quoted_fts5_expressions(query: str, fts: str) -> None:
         ("a OR", "OR needs a condition on its right", 3),
         ("NOT a", "only NOT", 1),
         ("a /dro+ne/", "a /regex/ works in rules only", 3),
+        ("troops stem:english", "stem: is a rule option, not part of a query", 8),
         ("a feed:kyiv", "search cannot look in feed:", 3),
         ("author:smith", "search cannot look in author:", 1),
         ("Title:x", "did you mean 'title'?", 1),

@@ -56,6 +56,9 @@ SCOPE_COLUMNS: dict[str, tuple[str, ...]] = {
     "article": ("article_text",),
     "text": (),
 }
+STEM_IS_A_RULE_OPTION = (
+    "stem: is a rule option, not part of a query; search never stems (write troop* instead)"
+)
 MAX_EXPANSION = 64  # phrase alternatives a NEAR or phrase may expand into
 FTS_MAX_DEPTH = 31  # see _fts_depth
 
@@ -95,7 +98,10 @@ def translate_query(text: str, lists: TermLists | None = None) -> SearchQuery:
             )
         return SearchQuery(text, fts)
     except QueryError as error:
-        raise SearchQueryError(error.message, text, error.column) from None
+        message = error.message
+        if message.startswith("unknown field 'stem'"):
+            message = STEM_IS_A_RULE_OPTION
+        raise SearchQueryError(message, text, error.column) from None
 
 
 def _fts_depth(fts: str) -> int:
