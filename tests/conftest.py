@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.servers import FeedServer
 from watcher.poll.fetch import FeedSession, make_session
+
+# Property tests check what holds, not how fast: on a busy machine (the suite runs on two
+# processes) a per-example time limit would fail tests whose property holds.
+settings.register_profile("watcher", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("watcher")
 
 
 @pytest.fixture
