@@ -56,6 +56,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
         ('"Große Straße"', '"grosse" + "strasse"'),
         ("Österreich", '"osterreich"'),
         ("库尔斯克", '"库" + "尔" + "斯" + "克"'),
+        ("article:kursk", '{article_text} : "kursk"'),
         ("x'; DROP TABLE items", '("x" AND "drop" AND "table" AND "items")'),
     ],
 )
@@ -337,6 +338,18 @@ def test_hits_carry_highlighted_title_snippet_and_rules(store: Store) -> None:
     assert hit.title == f"North Korean troops in {MARK_START}Kursk{MARK_END}"
     assert f"{MARK_START}Kursk{MARK_END}" in hit.snippet
     assert hit.rules == ("nk",) and hit.feed == "wire"
+
+
+def test_article_text_is_searched_and_its_snippet_shown(store: Store) -> None:
+    item_id = _add(store, "wire", "1", "Front report", "A short teaser")
+    store.db.execute(
+        "UPDATE items SET article_text = ? WHERE id = ?",
+        ["The fourth paragraph says North Korean troops were seen near Курськ.", item_id],
+    )
+    assert _ids(store, "article:курськ") == _ids(store, "КУРСЬК") == [item_id]
+    assert _ids(store, "title:курськ") == []
+    (hit,) = search_items(store, translate_query("курськ").fts, SearchFilters())
+    assert f"{MARK_START}Курськ{MARK_END}" in hit.snippet
 
 
 # --- the command ---------------------------------------------------------------------------
