@@ -18,7 +18,10 @@ import pytest
 
 from tests.articles import pages
 from tests.feedgen import Entry, rss
+from tests.hub import Hub
+from tests.receivers import WebhookReceiver, free_port
 from tests.servers import FeedServer
+from tests.test_daemon import Daemon, eml_subjects, wait_for
 from watcher.config import load_settings
 from watcher.poll import workers
 from watcher.poll.pipeline import poll_feeds, select_feeds
@@ -234,3 +237,80 @@ def test_worker_processes_fetch_articles_too(
     poll(rt, NOW + timedelta(hours=1))
     assert article_requests(server) == fetched  # the known links reached the workers
     assert "North Korean troops" in items(rt)["/a/body"]["article_text"]
+
+
+def test_the_daemon_fetches_each_new_article_once_and_alerts_once(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    server.set("/feed.xml", teasers(server, "/a/body", "/a/nav"))  # no ETag: read each time
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(RULES)
+    config = {
+        "database": "w.db",
+        "rules": "rules/",
+        "defaults": {"interval": "1m", "first_poll_alerts": "all", "full_text": "always"},
+        "feeds": [{"url": server.url("/feed.xml"), "name": "teasers"}],
+        "channels": {"files": {"type": "eml", "dir": "outbox"}},
+    }
+    (tmp_path / "watcher.yaml").write_text(json.dumps(config))
+    daemon = Daemon(tmp_path)
+    try:
+        wait_for(lambda: eml_subjects(tmp_path), "the alert to be delivered")
+        polls = lambda: sum(r.path == "/feed.xml" for r in list(server.requests))  # noqa: E731
+        wait_for(lambda: polls() >= 3, "the feed to be polled again")
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+    assert eml_subjects(tmp_path) == ["[watcher] nk-troops: Story 0"]
+    assert sorted(article_requests(server)) == ["/a/body", "/a/nav"]  # once each
+    assert not daemon.logged("Traceback")
+
+
+def hub_feed(hub: Hub, topic: str, links: dict[str, str]) -> bytes:
+    items = "".join(
+        f"<item><guid>{guid}</guid><title>Story {guid}</title><link>{link}</link>"
+        "<description>Read the full story.</description></item>"
+        for guid, link in links.items()
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel><title>W</title>'
+        f'<atom:link rel="hub" href="{hub.url}"/><atom:link rel="self" href="{topic}"/>'
+        f"{items}</channel></rss>"
+    ).encode()
+
+
+def test_a_pushed_item_has_its_article_fetched_and_the_alert_says_where(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    with Hub(lease_s=600) as hub, WebhookReceiver() as hook:
+        topic = server.url("/feed.xml")
+        server.set("/feed.xml", hub_feed(hub, topic, {"1": server.url("/a/nav")}))
+        port = free_port()
+        (tmp_path / "rules").mkdir()
+        (tmp_path / "rules" / "r.yaml").write_text(RULES)
+        config = {
+            "database": "w.db",
+            "rules": "rules/",
+            "defaults": {"interval": "1h", "first_poll_alerts": "all", "full_text": "always"},
+            "feeds": [{"url": topic, "name": "wire"}],
+            "channels": {"hook": {"type": "webhook", "url": hook.url()}},
+            "websub": {
+                "listen": f"127.0.0.1:{port}",
+                "public_url": f"http://127.0.0.1:{port}/websub",
+            },
+        }
+        (tmp_path / "watcher.yaml").write_text(json.dumps(config))
+        daemon = Daemon(tmp_path)
+        try:
+            wait_for(lambda: hub.subscribers(topic), "a verified subscription")
+            pushed = hub_feed(hub, topic, {"1": server.url("/a/nav"), "2": server.url("/a/body")})
+            assert hub.publish(topic, pushed) == [202]
+            wait_for(lambda: hook.requests, "the pushed item's alert")
+            assert daemon.stop() == 0
+        finally:
+            daemon.close()
+    (request,) = hook.requests
+    body = json.loads(request.body)
+    assert [item["matched_in"] for item in body["items"]] == [["article"]]
+    assert sorted(article_requests(server)) == ["/a/body", "/a/nav"]  # once each

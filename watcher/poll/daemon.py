@@ -421,11 +421,13 @@ class Daemon:
             log.info("websub push ignored feed=%s reason=disabled", feed.name)
             return
         options = feed_options(rt.settings, feed)
+        ((feed, options),) = with_known_links(rt, [(feed, options)])
         result = parse_pushed(feed, options, push.body, push.content_type, push.headers)
         if result.error is not None:
             log.warning("websub push unreadable feed=%s error=%r", feed.name, result.error)
             self._count_push("dropped")
             return
+        add_articles(rt.articles, result)  # full_text: as for a poll
         report = PollReport(feeds=1)
         store_result(rt, result, self.clock.now(), report)
         self._count_push("stored")
