@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.articles import pages
 from tests.feedgen import Entry, rss
@@ -22,6 +23,7 @@ from tests.hub import Hub
 from tests.receivers import WebhookReceiver, free_port
 from tests.servers import FeedServer
 from tests.test_daemon import Daemon, eml_subjects, wait_for
+from watcher.cli import cli
 from watcher.config import load_settings
 from watcher.poll import workers
 from watcher.poll.pipeline import poll_feeds, select_feeds
@@ -132,6 +134,12 @@ def test_a_phrase_only_in_the_article_body_alerts(
     assert sorted(article_requests(server)) == ["/a/body", "/a/gone", "/a/nav"]
     fields = rt.store.db.execute("SELECT fields FROM _match_evidence").fetchall()
     assert [json.loads(row[0]) for row in fields] == [["article"]]
+    config = str(tmp_path / "watcher.yaml")
+    found = CliRunner().invoke(
+        cli, ["--config", config, "search", 'article:"North Korean troops"', "--wait", "--json"]
+    )
+    assert found.exit_code == 0, found.output
+    assert [item["title"] for item in json.loads(found.stdout)["items"]] == ["Story 0"]
 
 
 def test_an_article_is_fetched_once_and_its_item_alerts_once(
