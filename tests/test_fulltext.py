@@ -140,6 +140,12 @@ def test_a_phrase_only_in_the_article_body_alerts(
     )
     assert found.exit_code == 0, found.output
     assert [item["title"] for item in json.loads(found.stdout)["items"]] == ["Story 0"]
+    backtest = CliRunner().invoke(
+        cli, ["--config", config, "rules", "test", "nk-troops", "--since", "365d", "--json"]
+    )
+    assert backtest.exit_code == 0, backtest.output
+    (result,) = json.loads(backtest.stdout)["rules"]
+    assert result["matches"] == 1  # the stored article text, as the poll matched it
 
 
 def test_an_article_is_fetched_once_and_its_item_alerts_once(
