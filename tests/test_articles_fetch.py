@@ -218,3 +218,12 @@ def test_which_items_are_fetched(server: FeedServer) -> None:
         assert set(fetch_articles(f, items, FullText.SHORT, known, 5.0)) == {"new", "moved"}
         everything = fetch_articles(f, items, FullText.ALWAYS, known, 5.0)
     assert set(everything) == {"new", "moved", "long"}
+
+
+def test_items_sharing_a_link_fetch_it_once(server: FeedServer) -> None:
+    server.set("/a", PAGE.html, headers=HTML)
+    link = server.url("/a")
+    with fetcher() as f:
+        got = f.fetch_items([item(link, guid="one"), item(link, guid="two")], 5.0)
+    assert got["one"] == got["two"] and got["one"].error is None
+    assert page_paths(server) == ["/a"]

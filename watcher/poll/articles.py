@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -103,21 +103,22 @@ class ArticleFetcher:
         """guid -> the article of each item with a link, all in by ``timeout_s`` x
         ``WAIT_TIMEOUTS`` from now (a page not in by then is ``timeout``)."""
         deadline = time.monotonic() + WAIT_TIMEOUTS * timeout_s
-        futures = {
-            item.guid: self._pool.submit(self.fetch_page, item.link, timeout_s, deadline)
-            for item in items
-            if item.link
-        }
-        articles: dict[str, Article] = {}
-        for guid, future in futures.items():
+        futures: dict[str, Future[Article]] = {}  # by link: items sharing one fetch it once
+        for item in items:
+            if item.link and item.link not in futures:
+                futures[item.link] = self._pool.submit(
+                    self.fetch_page, item.link, timeout_s, deadline
+                )
+        pages: dict[str, Article] = {}
+        for link, future in futures.items():
             try:
-                articles[guid] = future.result(timeout=max(0.0, deadline - time.monotonic()))
+                pages[link] = future.result(timeout=max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
                 future.cancel()
-                articles[guid] = Article(None, TIMEOUT, self._clock())
+                pages[link] = Article(None, TIMEOUT, self._clock())
             except Exception:  # a bug: the item is matched without its article
-                log.exception("internal error while fetching an article link=%s", _short(guid))
-        return articles
+                log.exception("internal error while fetching an article link=%s", _short(link))
+        return {item.guid: pages[item.link] for item in items if item.link in pages}
 
     # --- one page --------------------------------------------------------------------------
 
