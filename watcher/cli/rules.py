@@ -1,13 +1,16 @@
-"""``watcher rules check|test``: validate rule files; dry-run rules on text, item or archive."""
+"""``watcher rules check|test``: validate rule files; dry-run rules on text, an item, a page
+or the archive."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -15,6 +18,9 @@ from watcher.archive.backtest import backtest_json, backtest_lines, count_archiv
 from watcher.cli.base import Context, cli, emit_json, handle_errors, now_utc, plural
 from watcher.config import rule_files_in
 from watcher.exceptions import ConfigError, Problem, WatcherError
+from watcher.poll.articles import WAIT_TIMEOUTS, ArticleFetcher
+from watcher.poll.fetch import make_session
+from watcher.poll.hosts import HostSlots
 from watcher.printable import dumps_json, printable
 from watcher.rules.load import (
     QueryProblem,
@@ -26,10 +32,11 @@ from watcher.rules.load import (
     unused_list_problems,
 )
 from watcher.rules.match import compile_rules, match_item
+from watcher.rules.snippets import make_snippets
 from watcher.store import Store
 from watcher.store.feeds import REMOVED_BY_HAND, REMOVED_FROM_CONFIG, list_feeds, slug_for_url
 from watcher.suggest import not_found
-from watcher.types import FIELDS, Match, MatchItem, Rule, Settings
+from watcher.types import FIELDS, Article, Match, MatchItem, Rule, Settings
 from watcher.units import parse_duration
 
 
@@ -159,25 +166,41 @@ def caret_lines(text: str, column: int) -> list[str]:
     help="Backtest: run over the stored items first seen or published in the last "
     "DURATION (30d, 12h) and count what each rule would have matched.",
 )
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Fetch this article page as a poll would (robots.txt, address policy, limits), "
+    "extract its main text and match it as the item's article.",
+)
 @click.pass_obj
 @handle_errors
 def test(
-    obj: Context, target: str, text: str | None, item_file: str | None, since: str | None
+    obj: Context,
+    target: str,
+    text: str | None,
+    item_file: str | None,
+    since: str | None,
+    url: str | None,
 ) -> None:
-    """Dry-run rules on a text, one item or the stored archive and show what matches.
+    """Dry-run rules on a text, one item, an article page or the stored archive and show
+    what matches.
 
     \b
     Examples:
       watcher rules test rules/kursk.yaml --text "North Korean troops near Kursk"
       watcher rules test nk-troops-kursk --item item.json --json
+      watcher rules test rules/drones.yaml --url https://example.org/news/drones
       watcher rules test rules/kursk.yaml --since 30d
       watcher rules test rules/ --since 30d        # every rule file in the folder
     """
-    if sum(x is not None for x in (text, item_file, since)) != 1:
-        raise click.UsageError("give exactly one of --text, --item or --since")
+    if sum(x is not None for x in (text, item_file, since, url)) != 1:
+        raise click.UsageError("give exactly one of --text, --item, --url or --since")
     selected = _rules_for(obj, target)
     if since is not None:
         _backtest(obj, selected, since)
+        return
+    if url is not None:
+        _test_page(obj, selected, url)
         return
     item = _item_from_text(text) if text is not None else _item_from_file(Path(str(item_file)))
     matches = match_item(compile_rules(selected), item)
@@ -189,6 +212,65 @@ def test(
         click.echo("no rule matched")
     for m in matches:
         click.echo(printable(f"{m.rule_id}: " + ", ".join(m.terms)))
+
+
+def _test_page(obj: Context, selected: list[Rule], url: str) -> None:
+    """Fetch one article page, match its text as the item's ``article``, show where."""
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--url")
+    compiled = compile_rules(selected)  # a bad rule fails before anything is fetched
+    settings = obj.settings()
+    page = _read_page(settings, url)
+    if page.text is None:
+        raise ConfigError(f"cannot read the article at {url}: {page.error}")
+    matches = match_item(compiled, MatchItem(fields={"article": (page.text,), "link": (url,)}))
+    found = [page_match(m, page.text) for m in matches]
+    if obj.json:
+        emit_json({"url": url, "article_chars": len(page.text), "matches": found})
+        return
+    click.echo(printable(f"read {url}: {len(page.text):,} characters of article text"))
+    if not found:
+        click.echo("no rule matched")
+    for m in found:
+        click.echo(printable(f"{m['rule_id']}: " + ", ".join(m["terms"])))
+        for snippet in m["snippets"]:
+            click.echo(printable(f"  {snippet['field']}: {snippet['text']}"))
+
+
+def _read_page(settings: Settings, url: str) -> Article:
+    """The article at ``url`` as a poll reads it: the feed fetcher's session (address
+    policy, proxies, User-Agent), ``defaults.timeout``, ``poll.max_bytes``, robots.txt."""
+    poll = settings.poll
+    timeout = settings.defaults.timeout_s
+    with (
+        make_session(poll.user_agent, block_private=poll.block_private) as session,
+        ArticleFetcher(
+            session,
+            user_agent=poll.user_agent,
+            max_bytes=poll.max_bytes,
+            threads=1,
+            hosts=HostSlots(poll.per_host),
+        ) as fetcher,
+    ):
+        return fetcher.fetch_page(url, timeout, time.monotonic() + WAIT_TIMEOUTS * timeout)
+
+
+def page_match(match: Match, text: str) -> dict[str, Any]:
+    """A match on a page: its rule, terms, the fields it matched in and a snippet per hit
+    region, each with its field (``link`` gives no snippet)."""
+    fields = {"article": (text,)}
+    snippets = [
+        {"field": field, "text": snippet}
+        for field in fields
+        for snippet in make_snippets(fields, tuple(h for h in match.hits if h.field == field))
+    ]
+    matched_in = [f for f in FIELDS if any(h.field == f for h in match.hits)]
+    return {
+        "rule_id": match.rule_id,
+        "terms": list(match.terms),
+        "matched_in": matched_in,
+        "snippets": snippets,
+    }
 
 
 def _backtest(obj: Context, selected: list[Rule], since: str) -> None:
