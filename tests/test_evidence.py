@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.articles import ARTICLES
 from tests.feedgen import Entry, rss
 from tests.receivers import SmtpReceiver, WebhookReceiver
+from tests.servers import FeedServer
 from watcher.cli import cli
 from watcher.deliver.console import ConsoleChannel
 from watcher.deliver.email import EmailChannel
@@ -102,7 +104,7 @@ def test_the_console_says_it_too(capsys: pytest.CaptureFixture[str]) -> None:
 # --- end to end: a poll's stored evidence reaches the webhook body ---------------------------
 
 
-def project(tmp_path: Path, hook: str, feed: bytes, extra: str = "") -> Path:
+def project(tmp_path: Path, hook: str, feed: bytes, defaults: str = "") -> Path:
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "r.yaml").write_text(
         "- id: fod\n  any: ['fiber-optic drones']\n- id: rain\n  any: [rain]\n"
@@ -110,8 +112,9 @@ def project(tmp_path: Path, hook: str, feed: bytes, extra: str = "") -> Path:
     (tmp_path / "f.xml").write_bytes(feed)
     (tmp_path / "watcher.yaml").write_text(
         f"database: w.db\nrules: rules/\nfeeds:\n  - url: {tmp_path / 'f.xml'}\n    name: wire\n"
-        f"defaults: {{first_poll_alerts: all}}\n{extra}"
+        f"defaults: {{first_poll_alerts: all{defaults}}}\n"
         f"channels:\n  hook: {{type: webhook, url: '{hook}'}}\n"
+        "  files: {type: eml, dir: outbox}\n"
     )
     return tmp_path
 
@@ -138,3 +141,25 @@ def test_a_polled_match_lists_the_fields_it_was_found_in(
     assert bodies["fod"]["matched_in"] == ["title", "summary"]
     assert bodies["fod"]["snippets"][0] == "**Fiber-optic drones** near Kursk"
     assert bodies["rain"]["matched_in"] == ["summary"]
+
+
+def test_a_match_in_the_article_says_so_and_carries_a_snippet_not_the_article(
+    tmp_path: Path, webhook_server: WebhookReceiver, feed_server: FeedServer
+) -> None:
+    page = (ARTICLES / "frontline-fiber-drones.html").read_bytes()
+    feed_server.set("/news/1", page, headers={"Content-Type": "text/html; charset=utf-8"})
+    feed_server.set("/robots.txt", b"User-agent: *\nAllow: /\n")
+    now = datetime.now(UTC)
+    feed = rss([Entry("1", "Cable jammers", "A teaser.", feed_server.url("/news/1"), now)])
+    folder = project(tmp_path, webhook_server.url(), feed, ", full_text: always")
+    poll(folder)
+    (request,) = webhook_server.requests
+    item = request.json()["items"][0]
+    assert item["matched_in"] == ["article"]
+    assert any("**fiber-optic drones**" in s for s in item["snippets"])
+    assert len(request.body) < 4000
+    assert b"if the supply of optical fibre from abroad holds up" not in request.body
+    (eml,) = (folder / "outbox").glob("*.eml")
+    text = eml.read_text()
+    assert "  matched in the article\n" in text and "**fiber-optic drones**" in text
+    assert "optical fibre from abroad" not in text
