@@ -158,7 +158,7 @@ def caret_lines(text: str, column: int) -> list[str]:
     metavar="F.json",
     type=click.Path(dir_okay=False),
     help="Match against one item: a JSON object with any of title, summary, "
-    "content, author, link, tags, feed, language.",
+    "content, article, author, link, tags, feed, language.",
 )
 @click.option(
     "--since",
