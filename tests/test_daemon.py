@@ -36,7 +36,7 @@ RULE_KURSK = "- id: kursk\n  any: [Kursk]\n"
 RULE_DRONES = "- id: drones\n  any: [drone*]\n"
 
 
-def wait_for(check: Callable[[], object], what: str, timeout: float = 15.0) -> None:
+def wait_for(check: Callable[[], object], what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:

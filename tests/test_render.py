@@ -37,6 +37,19 @@ def test_the_same_snippet_in_summary_and_content_is_shown_once() -> None:
     assert make_snippets(texts, hits) == ("**DPRK troops** rotate into Kursk.",)
 
 
+def test_a_summary_that_opens_the_content_is_shown_once_as_the_longer_snippet() -> None:
+    summary = "DPRK troops rotate into Kursk."
+    content = summary + " Satellite pictures show new trenches."
+    texts = {"summary": (summary,), "content": (content,)}
+    hits = (Hit("summary", 0, 0, 2), Hit("content", 0, 0, 2))
+    assert make_snippets(texts, hits) == (
+        "**DPRK troops** rotate into Kursk. Satellite pictures show new trenches.",
+    )
+    title = {"title": ("DPRK troops rotate",), "summary": (summary,)}
+    both = (Hit("title", 0, 0, 2), Hit("summary", 0, 0, 2))
+    assert make_snippets(title, both) == ("**DPRK troops** rotate into Kursk.",)
+
+
 def snippets_of(rule: Rule, text: str) -> tuple[str, ...]:
     """Match ``rule`` on a content ``text`` and return the alert's snippets."""
     subject = MatchItem(fields={"content": (text,)})

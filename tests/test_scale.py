@@ -291,7 +291,8 @@ def test_the_daemon_polls_here_while_the_broker_is_stopped_and_on_workers_after(
 
         tasks_before = worker.saw("poll task")
         redis_server.start()  # the same port: the worker and the daemon find it again
-        wait_for(lambda: worker.saw("poll task") > tasks_before, "polls on the worker again")
+        # a worker reconnects with Celery's backoff, up to 30 s between tries
+        wait_for(lambda: worker.saw("poll task") > tasks_before, "polls on the worker again", 90)
         wait_for(lambda: broker_health(db) == ["failing", "recovered"], "a recovered alert")
         assert daemon.stop() == 0
     finally:

@@ -43,13 +43,28 @@ def make_snippets(fields: Mapping[str, Sequence[str]], hits: tuple[Hit, ...]) ->
             (tokens[s][1], tokens[e - 1][2]) for s, e in spans if 0 <= s < e <= len(tokens)
         )
         for group in _group_spans(char_spans):
-            snippet = _snippet(text, group)
-            if snippet in snippets:  # a summary repeated as the content
-                continue
-            snippets.append(snippet)
+            _add_unrepeated(snippets, _snippet(text, group))
             if len(snippets) == MAX_SNIPPETS:
                 return tuple(snippets)
     return tuple(snippets)
+
+
+def _add_unrepeated(snippets: list[str], snippet: str) -> None:
+    """Add ``snippet`` unless an earlier one already shows its text (a summary repeated at
+    the start of the content); one whose text it shows whole gives it its place."""
+    core = _core(snippet)
+    for n, earlier in enumerate(snippets):
+        if core in _core(earlier):
+            return
+        if _core(earlier) in core:
+            snippets[n] = snippet
+            return
+    snippets.append(snippet)
+
+
+def _core(snippet: str) -> str:
+    """A snippet's text without its marks and its cut ellipses."""
+    return snippet.replace("**", "").strip(" …")
 
 
 def _first_tokens(text: str, count: int) -> list[tuple[str, int, int]]:
