@@ -91,19 +91,23 @@ def _poll_once(
     beside it, and finished before exit when that is quick (``INDEX_FINISH_S``)."""
     rt = open_runtime(settings)
     try:
-        with Indexer(settings.database) as indexer:
+        # started after the first stored batch: worker processes fork from one thread
+        indexer = Indexer(settings.database)
+        try:
             feeds = select_feeds(rt, now, all_feeds=all_feeds, names=names)
             unknown = [n for n in names if n not in {f.name for f in feeds}]
             if unknown:
                 raise not_found("feed", unknown[0], [f.name for f in list_feeds(rt.store)])
             beside = _delivery_beside(rt, settings, len(feeds), now)
             try:
-                report = _poll_with_progress(rt, feeds, now, obj.json, beside)
+                report = _poll_with_progress(rt, feeds, now, obj.json, beside, indexer)
             finally:
                 early = beside.finish() if beside is not None else DeliveryReport()
             delivery = merge(early, deliver_pending(rt, now))
             pruned = prune_archive(rt.store, settings, now)
             lag = finish_quickly(settings.database, indexer, INDEX_FINISH_S)
+        finally:
+            indexer.stop()
     finally:
         if rt.articles is not None:
             rt.articles.close()
@@ -149,9 +153,7 @@ def _delivery_beside(
     channels = [name for name, cfg in settings.channels.items() if cfg.type != "console"]
     if not channels or not workers.process_count(feeds):
         return None
-    beside = DeliveryProcess(_delivery_runtime, settings, now, channels)
-    beside.start()
-    return beside
+    return DeliveryProcess(_delivery_runtime, settings, now, channels)  # starts when woken
 
 
 def _delivery_runtime(settings: Settings) -> Runtime:
@@ -160,11 +162,17 @@ def _delivery_runtime(settings: Settings) -> Runtime:
 
 
 def _poll_with_progress(
-    rt: Any, feeds: list[Any], now: Any, quiet: bool, beside: DeliveryProcess | None
+    rt: Any,
+    feeds: list[Any],
+    now: Any,
+    quiet: bool,
+    beside: DeliveryProcess | None,
+    indexer: Indexer,
 ) -> PollReport:
     queued = [0]
 
     def stored(report: PollReport) -> None:
+        indexer.start()  # once: the items of this batch are queued for the index
         if beside is not None and report.alerts > queued[0]:
             queued[0] = report.alerts
             beside.wake()

@@ -5,7 +5,9 @@ A first poll of many feeds queues hundreds of alerts. Delivered after storing, i
 storing process, their messages (read back from the database, then rendered as e-mail,
 eml or webhook bodies under the GIL) added seconds at the end of the pass on one core.
 ``DeliveryProcess`` runs ``deliver_pending`` in a spawned process with its own runtime and
-database connection: the poll wakes it after each batch it commits that queued alerts,
+database connection, started at the first wake-up (a poll that queues nothing starts
+none, and the start-up of one that does is not delayed): the poll wakes it after each
+batch it commits that queued alerts,
 and it builds, renders, sends and records them on the other core meanwhile. When the poll
 is done, ``finish`` has it make one last pass and hands back what it delivered; the poll
 then runs its own pass as before, which finds what is left (nothing, unless the process
@@ -68,11 +70,16 @@ class DeliveryProcess:
         self._sender.close()  # the child's end; EOF here once it has gone
 
     def wake(self) -> None:
-        """Alerts were committed: deliver them now."""
+        """Alerts were committed: deliver them now (the process starts at the first)."""
+        if self._process.pid is None:
+            self.start()
         self._wake.set()
 
     def finish(self, timeout_s: float = FINISH_S) -> DeliveryReport:
-        """One last pass, then what the process delivered (empty if it failed)."""
+        """One last pass, then what the process delivered (empty if it failed or never
+        started)."""
+        if self._process.pid is None:
+            return DeliveryReport()
         self._done.set()
         self._wake.set()
         report = DeliveryReport()

@@ -35,8 +35,14 @@ class Indexer:
         self._busy_s = 0.0  # time spent indexing, for the pace
 
     def __enter__(self) -> Indexer:
-        self._thread.start()
+        self.start()
         return self
+
+    def start(self) -> None:
+        """Start indexing (once; later calls do nothing). ``watcher poll`` starts it after
+        its worker processes are forked, so that they are forked from one thread."""
+        if self._thread.ident is None and not self._stopping.is_set():
+            self._thread.start()
 
     def __exit__(
         self,
