@@ -165,6 +165,23 @@ def test_an_article_is_fetched_once_and_its_item_alerts_once(
     assert "North Korean troops" in items(rt)["/a/body"]["article_text"]  # kept on edit
 
 
+def test_an_edited_item_is_matched_again_with_the_article_it_was_stored_with(
+    tmp_path: Path, opened: list[Runtime], server: FeedServer
+) -> None:
+    server.set("/feed.xml", teasers(server, "/a/body"))
+    rt = open_project(tmp_path, opened, server, full_text="always")
+    poll(rt)
+    server.set("/feed.xml", teasers(server, "/a/body", teaser="Updated: read the story."))
+    poll(rt, NOW + timedelta(hours=2))  # a new version, the same link: not fetched again
+    assert article_requests(server) == ["/a/body"]
+    rows = rt.store.db.execute(
+        "SELECT e.fields FROM matches m JOIN _match_evidence e ON e.match_id = m.id"
+        " WHERE m.rule_id = 'nk-troops' ORDER BY m.id"
+    ).fetchall()
+    assert [json.loads(row[0]) for row in rows] == [["article"], ["article"]]  # both versions
+    assert alerted(rt) == [("nk-troops", "/a/body")]  # and still one alert
+
+
 def test_an_item_whose_link_changed_is_fetched_again(
     tmp_path: Path, opened: list[Runtime], server: FeedServer
 ) -> None:

@@ -286,8 +286,8 @@ def test_the_daemon_polls_here_while_the_broker_is_stopped_and_on_workers_after(
         feed_server.set("/wire", rss_of("Kursk: while the broker is away"))
         db = project / "w.db"
         wait_for(lambda: titles(db) >= {"Kursk: while the broker is away"}, "a poll here")
-        assert daemon.logged("polling on this host")
-        assert broker_health(db) == ["failing"]
+        wait_for(lambda: daemon.logged("polling on this host"), "the daemon to say so")
+        wait_for(lambda: broker_health(db) == ["failing"], "a failing alert")
 
         tasks_before = worker.saw("poll task")
         redis_server.start()  # the same port: the worker and the daemon find it again

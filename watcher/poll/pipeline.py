@@ -45,9 +45,10 @@ from watcher.poll.result import FeedResult, add_matches, fetch_and_parse
 from watcher.poll.runtime import Runtime
 from watcher.redact import redact_url, without_credentials
 from watcher.rules.cache import feeds_sync_file
-from watcher.rules.match import CompiledRules
+from watcher.rules.evidence import find_matches
+from watcher.rules.match import CompiledRules, match_input
 from watcher.store.feeds import due_feeds, sync_config_feeds
-from watcher.store.snapshot import known_links, read_feeds, read_hashes
+from watcher.store.snapshot import known_links, read_articles, read_feeds, read_hashes
 from watcher.store.state import add_health_alert, held_feed_ids, last_health_kind
 from watcher.types import (
     AlertStatus,
@@ -59,6 +60,7 @@ from watcher.types import (
     HealthKind,
     Rule,
     Settings,
+    match_key,
 )
 
 if TYPE_CHECKING:
@@ -450,9 +452,28 @@ def store_result(rt: Runtime, result: FeedResult, now: datetime, report: PollRep
             # several threads at once), and the unchanged ones not at all
             stored = read_hashes(rt.store, result.feed.id, [i.guid for i in result.parsed.items])
             add_matches(result, rt.compiled, stored)
+        _match_edits_with_their_articles(rt, result)
         intent = record_result(rt.store, result, rt.rules_by_id, rt.settings, now)
     report_intent(result, intent, report)
     return intent
+
+
+def _match_edits_with_their_articles(rt: Runtime, result: FeedResult) -> None:
+    """An edited item keeps the article it was stored with (only a new link is fetched
+    again), so its new version is matched with that article, as its first one was."""
+    parsed, matches = result.parsed, result.matches
+    if parsed is None or not matches or result.options.full_text is FullText.NEVER:
+        return
+    fetched = result.articles or {}
+    guids = [item.guid for item in parsed.items if item.guid not in fetched]
+    stored = read_articles(rt.store, result.feed.id, guids) if guids else {}
+    hashes = result.hashes or ()
+    for item, digest in zip(parsed.items, hashes, strict=True):
+        key = match_key(item.guid, digest)
+        kept = stored.get(item.guid)
+        if key in matches and kept is not None and kept[0] != digest:
+            subject = match_input(item, result.feed, kept[1])
+            matches[key] = find_matches(rt.compiled, subject)
 
 
 def report_intent(result: FeedResult, intent: FeedIntent, report: PollReport) -> None:

@@ -140,6 +140,18 @@ def known_links(
 
 
 @store_call
+def read_articles(store: Store, feed_id: int, guids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """guid -> (content hash, article text) of the feed's stored items among ``guids`` that
+    have an article."""
+    rows = store.db.conn.execute(
+        "SELECT guid, content_hash, article_text FROM items WHERE feed_id = ?"
+        " AND article_text IS NOT NULL AND guid IN (SELECT value FROM json_each(?))",
+        [feed_id, _json(guids)],
+    )
+    return {guid: (digest, text) for guid, digest, text in rows}
+
+
+@store_call
 def read_feeds(store: Store, feed_ids: Sequence[int]) -> dict[int, FeedState]:
     """The feeds' rows by id (the 304s of a batch are decided on them together)."""
     rows = store.db.query(
