@@ -33,25 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.hub import Hub  # noqa: E402
+from tests.hub import Hub, hub_feed  # noqa: E402
 from tests.receivers import WebhookReceiver, free_port  # noqa: E402
 from tests.servers import FeedServer  # noqa: E402
 from watcher.decide.schedule import AUTO_SAMPLES, auto_interval_s  # noqa: E402
-
-
-def feed(hub: str, topic: str, titles: list[str]) -> bytes:
-    items = "".join(
-        f"<item><guid isPermaLink='false'>{t}</guid><title>{t}</title>"
-        f"<link>https://news.example/{t.replace(' ', '-')}</link></item>"
-        for t in titles
-    )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
-        "<title>Wire</title><link>https://news.example/</link><description>d</description>"
-        f'<atom:link rel="hub" href="{hub}"/><atom:link rel="self" href="{topic}"/>'
-        f"{items}</channel></rss>"
-    ).encode()
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -71,7 +56,7 @@ def push_latency(pushes: int) -> list[float]:
     arrivals: dict[str, float] = {}
     with Hub(lease_s=86400) as hub, FeedServer() as feeds, WebhookReceiver() as hook:
         topic = feeds.url("/wire.xml")
-        feeds.set("/wire.xml", feed(hub.url, topic, ["Weather"]))
+        feeds.set("/wire.xml", hub_feed(hub.url, topic, ["Weather"]))
         port = free_port()
         tmp = Path(tempfile.mkdtemp(prefix="bench-realtime-"))
         (tmp / "rules").mkdir()
@@ -130,7 +115,7 @@ def push_latency(pushes: int) -> list[float]:
             for n in range(pushes):
                 title = f"Kursk push {n}"
                 started = time.monotonic()
-                statuses = hub.publish(topic, feed(hub.url, topic, [title]))
+                statuses = hub.publish(topic, hub_feed(hub.url, topic, [title]))
                 if statuses != [202]:
                     raise SystemExit(f"push {n} answered {statuses}")
                 wait(lambda t=title: t in arrivals, f"the alert of {title}", timeout=30)

@@ -106,6 +106,22 @@ class Hub(ThreadedServer):
         return statuses
 
 
+def hub_feed(hub: str, topic: str, titles: list[str]) -> bytes:
+    """An RSS feed naming ``hub`` and its own ``topic`` (atom:link), one item per title."""
+    items = "".join(
+        f"<item><guid isPermaLink='false'>{t}</guid><title>{t}</title>"
+        f"<link>https://news.example/{t.replace(' ', '-')}</link></item>"
+        for t in titles
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
+        "<title>Wire</title><link>https://news.example/</link><description>d</description>"
+        f'<atom:link rel="hub" href="{hub}"/><atom:link rel="self" href="{topic}"/>'
+        f"{items}</channel></rss>"
+    ).encode()
+
+
 def _get(url: str) -> tuple[int, bytes]:
     return _open(urllib.request.Request(url))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.hub import Hub
+from tests.hub import Hub, hub_feed
 from tests.receivers import WebhookReceiver, free_port
 from tests.servers import FeedServer
 from tests.test_daemon import Daemon, wait_for
@@ -39,26 +39,11 @@ from watcher.types import Fetched, Mode, Subscription, SubState
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-def feed_xml(hub: str, topic: str, titles: list[str]) -> bytes:
-    items = "".join(
-        f"<item><guid isPermaLink='false'>{t}</guid><title>{t}</title>"
-        f"<link>https://news.example/{abs(hash(t))}</link></item>"
-        for t in titles
-    )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
-        "<title>Wire</title><link>https://news.example/</link><description>d</description>"
-        f'<atom:link rel="hub" href="{hub}"/><atom:link rel="self" href="{topic}"/>'
-        f"{items}</channel></rss>"
-    ).encode()
-
-
 # --- discovery -----------------------------------------------------------------------------
 
 
 def test_the_link_header_comes_before_the_document() -> None:
-    body = feed_xml("https://body-hub.example/", "https://example.org/self.xml", ["a"])
+    body = hub_feed("https://body-hub.example/", "https://example.org/self.xml", ["a"])
     parsed = parse_feed(body, "https://example.org/feed.xml")
     assert parsed.hubs == ("https://body-hub.example/",)
     assert parsed.self_url == "https://example.org/self.xml"
@@ -261,7 +246,7 @@ class World:
         self.write()
 
     def serve(self) -> None:
-        self.feeds.set("/wire.xml", feed_xml(self.hub.url, self.topic, self.titles))
+        self.feeds.set("/wire.xml", hub_feed(self.hub.url, self.topic, self.titles))
 
     def write(self, feeds: bool = True, extra: str = "") -> None:
         (self.tmp / "rules").mkdir(exist_ok=True)
@@ -297,7 +282,7 @@ class World:
         return result.output
 
     def push(self, titles: list[str], **how: str) -> list[int]:
-        return self.hub.publish(self.topic, feed_xml(self.hub.url, self.topic, titles), **how)
+        return self.hub.publish(self.topic, hub_feed(self.hub.url, self.topic, titles), **how)
 
 
 @pytest.fixture
