@@ -214,7 +214,7 @@ def test_a_body_past_the_limit_or_broken_gets_no_handler_work() -> None:
 
 
 def test_past_max_connections_a_client_is_told_busy_at_once() -> None:
-    server = SmallServer(Listen("127.0.0.1", 0), "slots", echo, max_connections=1, timeout_s=5)
+    server = SmallServer(Listen("127.0.0.1", 0), "slots", echo, max_connections=1, timeout_s=120)
     server.start()
     try:
         port = server.address.port
