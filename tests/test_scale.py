@@ -21,10 +21,17 @@ from tests.test_daemon import Daemon, write_project
 from tests.test_parallel_poll import NOW, poll_all, serve_feeds, snapshot
 from watcher.cli import cli
 from watcher.config import load_settings
-from watcher.poll.pipeline import PollReport, feed_options, select_feeds, store_feed_result
+from watcher.poll.pipeline import (
+    PollReport,
+    feed_options,
+    fetch_options,
+    local_poller,
+    select_feeds,
+    store_feed_result,
+)
 from watcher.poll.result import FeedResult, fetch_and_parse
 from watcher.poll.runtime import Runtime, open_runtime
-from watcher.poll.scale import HostLimits, polite_poll
+from watcher.poll.scale import STUCK_S, Dispatcher, HostLimits, WorkerBeat, polite_poll
 from watcher.poll.workers import poll_job
 from watcher.store import Store
 from watcher.types import FeedConfig, FeedState
@@ -176,7 +183,9 @@ def test_a_task_past_its_deadline_is_queued_once_more_then_a_poll_error(
     assert [name for name, _ in report.failed] == ["slow"]
     error = scaled.store.db.execute("SELECT error FROM polls").fetchall()
     assert len(error) == 1 and "polling on a worker failed twice" in error[0][0]
-    assert [r.path for r in feed_server.requests] == ["/slow", "/slow"]  # tried twice
+    # tried twice (the second worker may only be starting its fetch when the coordinator ends)
+    wait_for(lambda: len(feed_server.requests) >= 2, "the second try")
+    assert [r.path for r in feed_server.requests] == ["/slow", "/slow"]
     assert counts(scaled)["items"] == 0
 
 
@@ -203,11 +212,72 @@ def test_an_unreachable_broker_polls_here_with_one_health_alert_until_it_is_back
             wait_for_workers(server, 1)
             feed_server.set("/feed/0", rss_of("Kursk: news after the broker came back"))
             report = poll_all(scaled, NOW + timedelta(minutes=40))
-            assert worker.saw("poll task")  # on the worker again
+            assert worker.saw("poll task"), "".join(worker.lines)  # on the worker again
         finally:
             worker.stop()
     assert report.new_items == 1
     assert health_kinds(scaled) == ["failing", "recovered"]
+
+
+def test_rules_a_restarted_broker_lost_are_put_again_and_the_poll_goes_on(
+    tmp_path: Path, feed_server: FeedServer, redis_server: RedisServer
+) -> None:
+    feed_server.set("/wire", rss_of("Kursk: first"))
+    feeds = [{"url": feed_server.url("/wire"), "name": "wire"}]
+    scaled = runtime(write_config(tmp_path / "scaled", feeds, scale={"broker": redis_server.url}))
+    settings = scaled.settings
+    jobs = [(f, feed_options(settings, f)) for f in select_feeds(scaled, NOW, all_feeds=True)]
+    worker_config = write_config(tmp_path / "worker", [], scale={"broker": redis_server.url})
+    dispatcher = Dispatcher(settings.scale, fetch_options(settings), local_poller(scaled))
+    try:
+        first = Worker(worker_config)
+        try:
+            wait_for_workers(redis_server, 1)
+            assert dispatcher.submit(jobs, scaled.compiled).result(timeout=30)[0].error is None
+            assert first.saw("poll task feeds=wire") == 1
+        finally:
+            first.stop()
+        client = redis_server.client()
+        lost = list(client.scan_iter(match="watcher:rules:*"))
+        assert len(lost) == 1
+        client.delete(*lost)  # what a Redis restarted without its data lost
+
+        second = Worker(worker_config)  # a new worker: it has not seen the rules either
+        try:
+            wait_for(lambda: second.saw("polling for"), "the new worker")
+            (result,) = dispatcher.submit(jobs, scaled.compiled).result(timeout=30)
+        finally:
+            second.stop()
+    finally:
+        dispatcher.close()
+    assert result.error is None and result.parsed is not None
+    assert [i.title for i in result.parsed.items] == ["Kursk: first"]
+    assert result.matches  # matched on the worker with the rules put again
+    assert second.saw("are not in the broker")
+    assert second.saw("poll task feeds=wire") == 1  # the retry; the first try found no rules
+    assert client.exists(*lost)
+
+
+def test_a_worker_restarts_when_tasks_wait_while_it_has_a_free_process_and_takes_none() -> None:
+    busy = [0]
+    beat = WorkerBeat("redis://127.0.0.1:1/0", "w@host", 2, busy=lambda: busy[0])
+    beat.received_at = 0.0
+    assert not beat.stuck(3, 100.0)  # the first look: tasks wait from now on
+    assert not beat.stuck(3, 100.0 + STUCK_S - 1)
+    assert beat.stuck(3, 100.0 + STUCK_S)
+
+    beat.received()  # it took one: waiting starts again
+    now = beat.received_at
+    assert not beat.stuck(3, now + 1) and not beat.stuck(3, now + STUCK_S)
+    assert beat.stuck(3, now + 1 + STUCK_S)
+
+    assert not beat.stuck(0, now + 100)  # nothing waits
+    assert not beat.stuck(3, now + 101) and not beat.stuck(3, now + 101 + STUCK_S - 1)
+    busy[0] = 2  # every process busy: waiting tasks are no sign
+    assert not beat.stuck(3, now + 200)
+    busy[0] = 1
+    assert not beat.stuck(3, now + 201)
+    assert beat.stuck(3, now + 201 + STUCK_S)
 
 
 def test_per_host_slots_and_retry_after_bind_every_worker(redis_server: RedisServer) -> None:
@@ -292,7 +362,8 @@ def test_the_daemon_polls_here_while_the_broker_is_stopped_and_on_workers_after(
 
         tasks_before = worker.saw("poll task")
         redis_server.start()  # the same port: the worker and the daemon find it again
-        # a worker reconnects with Celery's backoff, up to 30 s between tries
+        # a worker reconnects with Celery's backoff, up to 30 s between tries; one whose
+        # consumer lost the broker mid-task without noticing is restarted by its watchdog
         wait_for(lambda: worker.saw("poll task") > tasks_before, "polls on the worker again", 90)
         wait_for(lambda: broker_health(db) == ["failing", "recovered"], "a recovered alert")
         assert daemon.stop() == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -50,6 +51,8 @@ def worker(obj: Context, broker: str | None, concurrency: int | None) -> None:
     _info_unless_asked()
     processes = concurrency or os.cpu_count() or 1
     from celery.exceptions import SecurityError
+    from celery.signals import task_received, worker_ready
+    from celery.worker import state as worker_state
 
     app = make_app(scale)
     node = node_name()
@@ -71,16 +74,36 @@ def worker(obj: Context, broker: str | None, concurrency: int | None) -> None:
             "watcher worker does not run as root: its tasks are pickled, so run it as a user"
             " of its own (contrib/watcher-worker.service does); C_FORCE_ROOT=1 overrides this"
         ) from None
-    beat = WorkerBeat(scale.broker, node, processes)
-    beat.start()
-    click.echo(
-        f"worker {node} polling for {broker_label(scale.broker)} with {processes} processes",
-        err=True,
+    restart = threading.Event()
+
+    def restart_worker() -> None:
+        # the consumer's loop looks at should_stop: a warm shutdown, then exec below
+        restart.set()
+        worker_state.should_stop = 0
+
+    beat = WorkerBeat(
+        scale.broker,
+        node,
+        processes,
+        busy=lambda: len(worker_state.reserved_requests),
+        on_stuck=restart_worker,
     )
+    label = broker_label(scale.broker)
+
+    def ready(**_: object) -> None:
+        # coordinators count this worker from now on: its pool runs and it takes tasks
+        beat.start()
+        click.echo(f"worker {node} polling for {label} with {processes} processes", err=True)
+
+    worker_ready.connect(ready, weak=False)
+    task_received.connect(lambda **_: beat.received(), weak=False)
     try:
         celery_worker.start()
     finally:
         beat.stop()
+    if restart.is_set():
+        click.echo(f"worker {node} restarting: its consumer took no task", err=True)
+        os.execv(sys.executable, [sys.executable, "-m", "watcher", *sys.argv[1:]])
     sys.exit(celery_worker.exitcode or 0)
 
 

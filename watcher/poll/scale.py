@@ -62,8 +62,10 @@ RULES_KEY = PREFIX + "rules:"  # + digest -> pickled CompiledRules
 SLOTS_KEY = PREFIX + "host:"  # + host -> sorted set of fetch leases (poll.per_host)
 HOLD_KEY = PREFIX + "hold:"  # + host -> set while the host's Retry-After lasts
 WORKER_SEEN_S = 60  # a worker is alive while its key lives
-WORKER_BEAT_S = 10
+WORKER_BEAT_S = 5
+STUCK_S = 20  # tasks waiting this long for a worker with a free process: its consumer is stuck
 RULES_TTL_S = 86400
+RULES_MISSING = "are not in the broker"  # a task's error: the coordinator puts them again
 RECHECK_S = 30.0  # while polling locally: how often to look for the broker and workers
 ROUTE_CACHE_S = 5.0  # while on workers: how often to look again
 COLLECT_S = 0.05  # how often the coordinator reads finished results
@@ -150,7 +152,7 @@ class _WorkerState:
             return found
         data = self.redis.get(RULES_KEY + digest)
         if not isinstance(data, bytes):
-            raise RuntimeError(f"the rules {digest} are not in the broker (expired?)")
+            raise RuntimeError(f"the rules {digest} {RULES_MISSING} (expired?)")
         compiled: CompiledRules = pickle.loads(data)  # noqa: S301 - the broker is trusted
         with self.lock:
             self.rules = {digest: compiled}  # a reload makes new rules; keep the last only
@@ -326,26 +328,74 @@ def polite_poll(limits: HostLimits, job: Job, poll: Callable[[], FeedResult]) ->
 
 class WorkerBeat:
     """Tells coordinators and ``status`` that this worker lives: its key, renewed every
-    ``WORKER_BEAT_S``, expires ``WORKER_SEEN_S`` after the last renewal."""
+    ``WORKER_BEAT_S``, expires ``WORKER_SEEN_S`` after the last renewal.
 
-    def __init__(self, broker: str, node: str, concurrency: int) -> None:
+    It also watches the worker's consumer. Celery's consumer can lose the broker in a way
+    it does not notice (an acknowledgement that failed while Redis restarted): it then
+    waits on no connection at all and takes no task again. Tasks waiting in the queue for
+    ``STUCK_S`` while this worker has a free process and receives none mean exactly that;
+    ``on_stuck`` is then called (the worker restarts itself).
+    """
+
+    def __init__(
+        self,
+        broker: str,
+        node: str,
+        concurrency: int,
+        busy: Callable[[], int] = lambda: 0,
+        on_stuck: Callable[[], None] | None = None,
+    ) -> None:
         self.client = redis.Redis.from_url(broker, socket_connect_timeout=3, socket_timeout=5)
         self.key = WORKER_KEY + node
+        self.concurrency = concurrency
         self.value = json.dumps({"concurrency": concurrency, "pid": os.getpid()})
+        self.busy = busy  # tasks this worker holds now
+        self.on_stuck = on_stuck
+        self.received_at = time.monotonic()
+        self.waiting_since: float | None = None
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="worker-beat", daemon=True)
 
     def start(self) -> None:
-        self.thread.start()
+        """Begin beating; again (a consumer that reconnected is ready once more) is a no-op."""
+        if self.thread.ident is None:
+            self.thread.start()
+
+    def received(self) -> None:
+        """A task reached this worker."""
+        self.received_at = time.monotonic()
+
+    def stuck(self, queue_depth: int, now: float) -> bool:
+        """True once tasks have waited ``STUCK_S`` while this worker had a free process on
+        every look and received none."""
+        if queue_depth == 0 or self.busy() >= self.concurrency:
+            self.waiting_since = None
+            return False
+        if self.waiting_since is None or self.received_at >= self.waiting_since:
+            self.waiting_since = now
+            return False
+        return now - self.waiting_since >= STUCK_S
 
     def _run(self) -> None:
         while not self.stopping.is_set():
             try:
                 self.client.set(self.key, self.value, ex=WORKER_SEEN_S)
+                depth = int(self.client.llen(QUEUE))
                 wait = WORKER_BEAT_S
             except redis.RedisError as e:
                 log.warning("worker heartbeat failed: %s", e)
+                self.waiting_since = None  # the broker is away: nobody takes tasks
                 wait = 1  # say it again as soon as the broker is back
+            else:
+                if self.on_stuck is not None and self.stuck(depth, time.monotonic()):
+                    log.warning(
+                        "worker takes no task: %d waited %d s while it had a free process;"
+                        " restarting it",
+                        depth,
+                        STUCK_S,
+                    )
+                    self.on_stuck()
+                    return
             self.stopping.wait(wait)
 
     def stop(self) -> None:
@@ -447,7 +497,8 @@ class Dispatcher:
         self._known = False  # a first answer was given (events start from it)
         self._checked_until = 0.0
         self._capacity = 1
-        self._rules: tuple[CompiledRules, str, float] | None = None  # rules, digest, uploaded
+        # the rules, their digest and pickle, when they were put in Redis
+        self._rules: tuple[CompiledRules, str, bytes, float] | None = None
         self._events: list[HealthEvent] = []
         self._local_pool = ThreadPoolExecutor(max(1, fetch.workers), thread_name_prefix="fetch")
         self._collector = threading.Thread(target=self._collect, name="collect", daemon=True)
@@ -527,6 +578,8 @@ class Dispatcher:
                 detail = f"{reason}; polling on this host until it is back"
                 self._events.append(HealthEvent(SCALE_FEED, HealthKind.FAILING, detail, self.where))
             elif known:
+                if self._rules is not None:  # a restarted Redis may have lost them
+                    self._rules = (*self._rules[:3], -math.inf)
                 detail = "workers reachable again: polling on them"
                 self._events.append(
                     HealthEvent(SCALE_FEED, HealthKind.RECOVERED, detail, self.where)
@@ -585,18 +638,36 @@ class Dispatcher:
         )
 
     def _upload_rules(self, compiled: CompiledRules) -> str:
-        """The rules' digest; they are put in Redis once, and again every hour."""
+        """The rules' digest; they are put in Redis once, again every hour, and again after
+        the broker was away (a restarted Redis may have lost them)."""
         with self._lock:
             known = self._rules
         now = time.monotonic()
-        if known is not None and known[0] is compiled and now - known[2] < 3600:
+        if known is not None and known[0] is compiled and now - known[3] < 3600:
             return known[1]
-        data = pickle.dumps(compiled)
+        data = known[2] if known is not None and known[0] is compiled else pickle.dumps(compiled)
         digest = hashlib.sha256(data).hexdigest()[:32]
         self.client.set(RULES_KEY + digest, data, ex=RULES_TTL_S)
         with self._lock:
-            self._rules = (compiled, digest, now)
+            self._rules = (compiled, digest, data, now)
         return digest
+
+    def _rules_lost(self) -> None:
+        """A worker did not find the rules (Redis restarted without them): put them again
+        before the task is retried."""
+        with self._lock:
+            known = self._rules
+        if known is None:
+            return
+        log.warning("rules missing in the broker: putting them again digest=%s", known[1])
+        try:
+            self.client.set(RULES_KEY + known[1], known[2], ex=RULES_TTL_S)
+        except redis.RedisError as e:
+            log.warning("could not put the rules again: %s", _short(e))
+            return
+        with self._lock:
+            if self._rules is known:
+                self._rules = (*known[:3], time.monotonic())
 
     def _send(self, payload: Payload) -> str:
         result = self.app.send_task(TASK, args=(payload,), queue=QUEUE, retry=False)
@@ -647,6 +718,8 @@ class Dispatcher:
             meta.get("status"),
             _short(meta.get("result")),
         )
+        if RULES_MISSING in str(meta.get("result")):
+            self._rules_lost()
         self._retry_or_fail(
             submission, f"the task failed on its worker: {_short(meta.get('result'))}"
         )
