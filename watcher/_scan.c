@@ -94,6 +94,8 @@ typedef struct {
     Py_ssize_t *pair_entry_start; /* n_pairs + 1 offsets into pair_entries */
     Py_ssize_t *pair_entries;     /* entries with a chain, filed under its first pair */
     PyObject **runs;             /* per entry: " a b c " (str) to find in the text, or NULL */
+    PyObject **groups;           /* per entry: tuple of tuples of runs, or NULL: each tuple
+                                    must have one run in the text */
 } Index;
 
 typedef struct {
@@ -144,6 +146,13 @@ Index_clear_arrays(Index *self)
     }
     PyMem_Free(self->runs);
     self->runs = NULL;
+    if (self->groups != NULL) {
+        for (Py_ssize_t i = 0; i < self->n_entries; i++) {
+            Py_XDECREF(self->groups[i]);
+        }
+    }
+    PyMem_Free(self->groups);
+    self->groups = NULL;
     self->chain_start = self->chain_pairs = NULL;
     self->pair_starts = NULL;
     self->slots = NULL;
@@ -392,13 +401,41 @@ release_kept(PyObject **kept, Py_ssize_t n)
 }
 
 /* entries: a sequence of (anchor word id, companion word ids, prefixes with a space before,
- * chain[, run]) where chain is () or the word ids of two or more tokens that must occur side
- * by side (each adjacent pair within one value), and run is "" or the chain's tokens with a
- * space around each, which must then occur in the text as they are.
+ * chain[, run[, groups]]) where chain is () or the word ids of two or more tokens that must
+ * occur side by side (each adjacent pair within one value), run is "" or the chain's tokens
+ * with a space around each, which must then occur in the text as they are, and groups is a
+ * tuple of tuples of such runs: each tuple must have one run in the text.
  *
  * The entries and each entry's companions and prefixes are copied into tuples once, in the
  * first pass: the arrays are sized from those copies and the second pass fills them from
  * the same copies, so a __len__ that lies or a sequence that changes cannot overrun them. */
+/* 0 if ``groups`` is a tuple of non-empty tuples of str, else -1 with an exception set. */
+static int
+check_groups(PyObject *groups)
+{
+    if (!PyTuple_Check(groups)) {
+        PyErr_SetString(PyExc_TypeError, "groups must be a tuple of tuples of str");
+        return -1;
+    }
+    for (Py_ssize_t g = 0; g < PyTuple_GET_SIZE(groups); g++) {
+        PyObject *group = PyTuple_GET_ITEM(groups, g);
+        if (!PyTuple_Check(group) || PyTuple_GET_SIZE(group) == 0) {
+            PyErr_SetString(PyExc_TypeError, "a group must be a non-empty tuple of str");
+            return -1;
+        }
+        for (Py_ssize_t r = 0; r < PyTuple_GET_SIZE(group); r++) {
+            PyObject *run = PyTuple_GET_ITEM(group, r);
+            if (!PyUnicode_Check(run) || PyUnicode_AsUTF8(run) == NULL) {
+                if (!PyErr_Occurred()) {
+                    PyErr_SetString(PyExc_TypeError, "a run must be str");
+                }
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 static int
 fill_entries(Index *self, PyObject *entries)
 {
@@ -420,7 +457,9 @@ fill_entries(Index *self, PyObject *entries)
     self->chain_start = PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t));
     self->pair_starts = PyMem_Calloc((size_t)n_words + 1, 1);
     self->runs = PyMem_Calloc((size_t)n + 1, sizeof(PyObject *));
-    if (kept == NULL || anchor_of == NULL || self->anchor_start == NULL ||
+    self->groups = PyMem_Calloc((size_t)n + 1, sizeof(PyObject *));
+    if (kept == NULL || self->groups == NULL || anchor_of == NULL ||
+        self->anchor_start == NULL ||
         self->anchor_entries == NULL ||
         self->companion_start == NULL || self->prefix_start == NULL ||
         self->chain_start == NULL || self->pair_starts == NULL ||
@@ -432,14 +471,24 @@ fill_entries(Index *self, PyObject *entries)
     Py_ssize_t n_companions = 0, n_prefixes = 0;
     for (Py_ssize_t e = 0; e < n; e++) {
         PyObject *entry = PyTuple_GET_ITEM(fast, e);
-        PyObject *anchor, *companions, *prefixes, *pair, *run = NULL;
+        PyObject *anchor, *companions, *prefixes, *pair, *run = NULL, *groups = NULL;
         if (!PyTuple_Check(entry) ||
-            !PyArg_ParseTuple(entry, "OOOO|O", &anchor, &companions, &prefixes, &pair, &run)) {
+            !PyArg_ParseTuple(
+                entry, "OOOO|OO", &anchor, &companions, &prefixes, &pair, &run, &groups)) {
             if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_TypeError,
-                                "an entry is (anchor, companions, prefixes, pair[, run])");
+                PyErr_SetString(
+                    PyExc_TypeError,
+                    "an entry is (anchor, companions, prefixes, pair[, run[, groups]])");
             }
             goto fail;
+        }
+        if (groups != NULL) {
+            if (check_groups(groups) < 0) {
+                goto fail;
+            }
+            if (PyTuple_GET_SIZE(groups) > 0) {
+                self->groups[e] = Py_NewRef(groups);
+            }
         }
         if (run != NULL) {
             if (!PyUnicode_Check(run) || PyUnicode_AsUTF8(run) == NULL) {
@@ -643,11 +692,44 @@ typedef struct {
     const uint64_t *starts;         /* bitmap of tokens' first four bytes */
 } Check;
 
+static int companion_passes(Check *check, Py_ssize_t e);
+
+/* Whether each group of ``groups`` (see fill_entries) has a run in the text: 1 or 0. */
+static int
+groups_hold(const Check *check, PyObject *groups)
+{
+    for (Py_ssize_t g = 0; g < PyTuple_GET_SIZE(groups); g++) {
+        PyObject *group = PyTuple_GET_ITEM(groups, g);
+        int held = 0;
+        for (Py_ssize_t r = 0; r < PyTuple_GET_SIZE(group) && !held; r++) {
+            Py_ssize_t len;
+            /* checked when the Index was made: str, with its UTF-8 form cached */
+            const char *needle = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(group, r), &len);
+            held = memmem(check->text, (size_t)check->n, needle, (size_t)len) != NULL;
+        }
+        if (!held) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Whether a text passes entry ``e``: its anchor is held, each pair of its chain is side by
- * side, its run occurs, and a companion word is held or a companion prefix starts a token.
- * 1 or 0; -1 on an error. */
+ * side, its run occurs, a companion word is held or a companion prefix starts a token, and
+ * each of its groups has a run in the text. 1 or 0; -1 on an error. */
 static int
 entry_passes(Check *check, Py_ssize_t e)
+{
+    int pass = companion_passes(check, e);
+    if (pass == 1 && check->index->groups[e] != NULL) {
+        return groups_hold(check, check->index->groups[e]);
+    }
+    return pass;
+}
+
+/* entry_passes without the groups. */
+static int
+companion_passes(Check *check, Py_ssize_t e)
 {
     const Index *self = check->index;
     if (!is_seen(check->seen, self->entry_anchor[e])) {
@@ -1167,6 +1249,157 @@ spaced(PyObject *module, PyObject *text)
     return result;
 }
 
+/* --- fold -------------------------------------------------------------------------------- */
+
+/* text.normalize, character by character, for text whose every character is "simple": one
+ * whose normalised form does not depend on its neighbours (text.py: ``_fold_char`` says
+ * which are, and gives their forms). Each BMP character is asked about once per process,
+ * through the callback, and remembered here. */
+#define FOLD_UNKNOWN 0
+#define FOLD_COMPLEX 1 /* otherwise: 2 + the form's offset in fold_pool */
+
+static PyObject *fold_callback = NULL; /* code point -> str (its form) or None */
+static uint32_t *fold_at = NULL;       /* per BMP code point: FOLD_UNKNOWN, FOLD_COMPLEX, ... */
+static unsigned char *fold_len = NULL; /* per BMP code point: its form's length */
+static Py_UCS4 *fold_pool = NULL;
+static size_t fold_used = 0, fold_size = 0;
+
+static PyObject *
+set_fold(PyObject *module, PyObject *callback)
+{
+    if (!PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "the fold callback must be callable");
+        return NULL;
+    }
+    if (fold_at == NULL) {
+        fold_at = PyMem_Calloc(0x10000, sizeof(uint32_t));
+        fold_len = PyMem_Calloc(0x10000, 1);
+        if (fold_at == NULL || fold_len == NULL) {
+            PyMem_Free(fold_at);
+            PyMem_Free(fold_len);
+            fold_at = NULL;
+            fold_len = NULL;
+            return PyErr_NoMemory();
+        }
+    }
+    else { /* a new callback: forget what the old one said */
+        memset(fold_at, 0, 0x10000 * sizeof(uint32_t));
+        fold_used = 0;
+    }
+    Py_XSETREF(fold_callback, Py_NewRef(callback));
+    Py_RETURN_NONE;
+}
+
+/* Ask the callback about ``c`` and remember the answer; -1 on an error. */
+static int
+fold_learn(Py_UCS4 c)
+{
+    PyObject *form = PyObject_CallFunction(fold_callback, "I", (unsigned int)c);
+    if (form == NULL) {
+        return -1;
+    }
+    if (form == Py_None) {
+        fold_at[c] = FOLD_COMPLEX;
+        Py_DECREF(form);
+        return 0;
+    }
+    if (!PyUnicode_Check(form) || PyUnicode_GET_LENGTH(form) > 255) {
+        Py_DECREF(form);
+        PyErr_SetString(PyExc_TypeError, "the fold callback gives str (at most 255) or None");
+        return -1;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(form);
+    if (fold_used + (size_t)len > fold_size) {
+        size_t size = fold_size ? 2 * fold_size : 4096;
+        while (size < fold_used + (size_t)len) {
+            size *= 2;
+        }
+        Py_UCS4 *bigger = PyMem_Realloc(fold_pool, size * sizeof(Py_UCS4));
+        if (bigger == NULL) {
+            Py_DECREF(form);
+            PyErr_NoMemory();
+            return -1;
+        }
+        fold_pool = bigger;
+        fold_size = size;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        fold_pool[fold_used + (size_t)i] = PyUnicode_READ_CHAR(form, i);
+    }
+    fold_at[c] = (uint32_t)(2 + fold_used);
+    fold_len[c] = (unsigned char)len;
+    fold_used += (size_t)len;
+    Py_DECREF(form);
+    return 0;
+}
+
+/* fold(text) -> text.normalize(text), or None when some character is not simple (or is
+ * beyond the BMP): the caller then normalises the whole text in Python. */
+static PyObject *
+fold(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be str");
+        return NULL;
+    }
+    if (fold_callback == NULL) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    size_t size = (size_t)n + 16, k = 0;
+    Py_UCS4 *out = PyMem_Malloc(size * sizeof(Py_UCS4));
+    if (out == NULL) {
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 0x80) {
+            out[k++] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+        }
+        else if (c > 0xFFFF) {
+            goto complex;
+        }
+        else {
+            if (fold_at[c] == FOLD_UNKNOWN && fold_learn(c) < 0) {
+                PyMem_Free(out);
+                return NULL;
+            }
+            if (fold_at[c] == FOLD_COMPLEX) {
+                goto complex;
+            }
+            size_t len = fold_len[c];
+            if (k + len + 1 > size) {
+                size = 2 * size + len;
+                Py_UCS4 *bigger = PyMem_Realloc(out, size * sizeof(Py_UCS4));
+                if (bigger == NULL) {
+                    PyMem_Free(out);
+                    return PyErr_NoMemory();
+                }
+                out = bigger;
+            }
+            memcpy(out + k, fold_pool + (fold_at[c] - 2), len * sizeof(Py_UCS4));
+            k += len;
+        }
+        if (k + 1 > size) {
+            size *= 2;
+            Py_UCS4 *bigger = PyMem_Realloc(out, size * sizeof(Py_UCS4));
+            if (bigger == NULL) {
+                PyMem_Free(out);
+                return PyErr_NoMemory();
+            }
+            out = bigger;
+        }
+    }
+    PyObject *result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, (Py_ssize_t)k);
+    PyMem_Free(out);
+    return result;
+complex:
+    PyMem_Free(out);
+    Py_RETURN_NONE;
+}
+
 /* --- module ----------------------------------------------------------------------------- */
 
 static PyMethodDef module_functions[] = {
@@ -1176,6 +1409,10 @@ static PyMethodDef module_functions[] = {
      "set_classes(table) -> None: the character classes spaced() reads, a byte each."},
     {"spaced", (PyCFunction)spaced, METH_O,
      "spaced(text) -> normalised text's tokens with a space around each."},
+    {"set_fold", (PyCFunction)set_fold, METH_O,
+     "set_fold(callback) -> None: callback(code point) gives its normal form or None."},
+    {"fold", (PyCFunction)fold, METH_O,
+     "fold(text) -> the normal form of text, or None if some character needs context."},
     {NULL, NULL, 0, NULL},
 };
 

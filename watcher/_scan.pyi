@@ -1,6 +1,6 @@
 """Types of the C module ``_scan.c`` (see there)."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 class Found:
     @property
@@ -15,6 +15,9 @@ class Index:
         entries: Sequence[
             tuple[int, Sequence[int], Sequence[str], Sequence[int]]
             | tuple[int, Sequence[int], Sequence[str], Sequence[int], str]
+            | tuple[
+                int, Sequence[int], Sequence[str], Sequence[int], str, tuple[tuple[str, ...], ...]
+            ]
         ],
     ) -> None: ...
     @property
@@ -24,3 +27,5 @@ class Index:
 def starts(value: str, tokens: Sequence[str], /) -> list[int]: ...
 def set_classes(table: bytes, /) -> None: ...
 def spaced(text: str, /) -> str: ...
+def set_fold(callback: Callable[[int], str | None], /) -> None: ...
+def fold(text: str, /) -> str | None: ...

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from functools import cache
 
 try:
+    from watcher._scan import fold as _c_fold
     from watcher._scan import set_classes as _c_set_classes
+    from watcher._scan import set_fold as _c_set_fold
     from watcher._scan import spaced as _c_spaced
 except ImportError:  # built without a C compiler: the regexes below do the same
-    _c_set_classes = _c_spaced = None  # type: ignore[assignment]
+    _c_set_classes = _c_spaced = _c_fold = _c_set_fold = None  # type: ignore[assignment]
 
 IGNORABLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
 _DELETE_IGNORABLE = dict.fromkeys(map(ord, IGNORABLE))
@@ -192,7 +194,10 @@ def _classes() -> _Classes:
         if kind == MARK:
             if code <= 0xFFFF:
                 hazards.append(code)
-        elif code not in unspaced:  # no Latin letter there, nor one that turns into one
+            continue
+        if code <= 0xFFFF and _gives_leading_mark(chr(code)):
+            hazards.append(code)  # ``ﾟ``: a mark that may land after a Latin letter
+        if code not in unspaced:  # no Latin letter there, nor one that turns into one
             char = chr(code)
             if category[0] == "L" and unicodedata.name(char, "").startswith("LATIN "):
                 latin.append(code)
@@ -204,6 +209,8 @@ def _classes() -> _Classes:
     frozen = bytes(table)
     if _c_set_classes is not None:
         _c_set_classes(frozen)
+    if _c_set_fold is not None:
+        _c_set_fold(_fold_char)
     return _Classes(frozen, by_class, latin, decomposing, hazard)
 
 
@@ -217,6 +224,15 @@ def _cluster() -> re.Pattern[str]:
 def _has_mark(text: str) -> bool:
     """Whether the NFD of ``text`` holds a combining mark."""
     return any(unicodedata.category(c)[0] == "M" for c in unicodedata.normalize("NFD", text))
+
+
+def _gives_leading_mark(char: str) -> bool:
+    """Whether NFKC and case folding turn ``char``, not a mark, into text that starts with
+    a mark after NFD (``ﾟ`` gives U+309A), which then belongs to the character before."""
+    if not unicodedata.decomposition(char):
+        return False
+    parts = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", char).casefold())
+    return bool(parts) and unicodedata.category(parts[0])[0] == "M"
 
 
 def _becomes_accented(char: str) -> bool:
@@ -264,6 +280,56 @@ def normalize(text: str) -> str:
     """
     if text.isascii():
         return text.lower()
+    if _c_fold is not None:
+        _classes()  # hands the callback to the C module on first use
+        folded = _c_fold(text)
+        if folded is not None:
+            return folded
+    return _normalize_whole(text)
+
+
+@cache
+def _backward_combiners() -> frozenset[int]:
+    """BMP code points that NFC composes with the character before them: the second of
+    every canonical decomposition pair, and the vowel and trailing Hangul jamo."""
+    found = set(range(0x1160, 0x1200))
+    for code in range(0x10000):
+        decomposition = unicodedata.decomposition(chr(code))
+        if decomposition and not decomposition.startswith("<"):
+            parts = decomposition.split()
+            if len(parts) == 2:
+                found.add(int(parts[1], 16))
+    return frozenset(found)
+
+
+def _fold_char(code: int) -> str | None:
+    """The normal form of one BMP character when it does not depend on its neighbours, for
+    the C module's ``fold``; None when it may.
+
+    It does not when neither the character nor any of its form is a mark, has a combining
+    class, composes with the character before it, or lies beyond the BMP: then no step of
+    ``_normalize_whole`` (NFKC composes, reorders marks or strips them only around such
+    characters; deleting and case folding go character by character) joins the forms of
+    two characters side by side, and a text of such characters normalises to their forms
+    one after the other.
+    """
+    char = chr(code)
+    form = _normalize_whole(char)
+    backward = _backward_combiners()
+    for c in (char, *form):
+        point = ord(c)
+        if (
+            point > 0xFFFF
+            or point in backward
+            or unicodedata.combining(c)
+            or unicodedata.category(c)[0] == "M"
+        ):
+            return None
+    return form
+
+
+def _normalize_whole(text: str) -> str:
+    """``normalize`` for any text, with ``unicodedata`` on the whole string."""
     if _classes().hazard.search(text) is None:  # nearly all text, in one C-level search
         return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
     if _HAS_IGNORABLE.search(text):

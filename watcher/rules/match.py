@@ -408,8 +408,11 @@ Filed = dict[str | None, dict[str, dict[tuple[Clause, str], tuple[list[int], lis
 
 
 # What the C look-up is built from per entry: anchor id, companion ids, companion prefixes,
-# token ids of the pair or run, and the run as it stands.
-ScanSpec = tuple[int, tuple[int, ...], tuple[str, ...], tuple[int, ...], str]
+# token ids of the pair or run, the run as it stands, and groups of runs each of which must
+# have one in the text.
+ScanSpec = tuple[
+    int, tuple[int, ...], tuple[str, ...], tuple[int, ...], str, tuple[tuple[str, ...], ...]
+]
 
 
 @dataclass
@@ -482,13 +485,19 @@ def _build_index(rules: Sequence[CompiledRule], scan: bool = True) -> _Index:
     }
     index.automaton = _prefix_automaton(index.prefixes)
     if scan and ScanIndex is not None and None in index.tokens:
-        _add_scanner(index, vocabulary.get(None, frozenset()))
+        _add_scanner(index, vocabulary.get(None, frozenset()), rules)
     return index
 
 
-def _add_scanner(index: _Index, vocabulary: frozenset[str]) -> None:
+def _add_scanner(index: _Index, vocabulary: frozenset[str], rules: Sequence[CompiledRule]) -> None:
     """Hand the unstemmed anchors to the C module; it then answers the token-set questions
-    about unstemmed rule words (``vocabulary``) too, so their Python filter is not needed."""
+    about unstemmed rule words (``vocabulary``) too, so their Python filter is not needed.
+
+    An entry's check rules that need runs of unspaced scripts beyond the entry's own (their
+    ``runs`` groups) are split off into entries of their own that carry those groups: the
+    scan tests them on the text, where a companion of single characters passes nearly
+    every item of that script.
+    """
     assert ScanIndex is not None
     table = index.tokens[None]
     words = set(vocabulary).union(table)
@@ -506,8 +515,17 @@ def _add_scanner(index: _Index, vocabulary: frozenset[str]) -> None:
             # each pair side by side, then occur as it is: the values holding it are spaced
             # with single spaces.
             run = pair if len(chain) > 2 else ""
-            specs.append((ids[token], companions, starts, chain, run))
-            scanned.append((sure, check))
+            by_groups: dict[tuple[tuple[str, ...], ...], list[int]] = {}
+            for position in check:
+                groups = tuple(g for g in rules[position].runs if pair not in g)
+                by_groups.setdefault(groups, []).append(position)
+            plain = by_groups.pop((), [])
+            if sure or plain:
+                specs.append((ids[token], companions, starts, chain, run, ()))
+                scanned.append((sure, tuple(plain)))
+            for groups, positions in by_groups.items():
+                specs.append((ids[token], companions, starts, chain, run, groups))
+                scanned.append(((), tuple(positions)))
     index.scanner = ScanIndex(ordered, specs)
     index.scanner_args = (ordered, specs)
     index.scanned = tuple(scanned)
@@ -1256,15 +1274,15 @@ def _passing_anchors(
 
 def _may_match(rule: CompiledRule, text: _ItemText) -> bool:
     """False when the item fails one of the rule's necessary clauses."""
-    tokens = text.token_set(rule.language)
-    for clause in rule.clauses:
-        if tokens.isdisjoint(clause.tokens) and not any(map(text.has_prefix, clause.prefixes)):
-            return False
-    if rule.runs:
+    if rule.runs:  # first: runs of unspaced scripts rule out the most
         spaced_text = text.all_spaced()
         for runs in rule.runs:
             if not any(run in spaced_text for run in runs):
                 return False
+    tokens = text.token_set(rule.language)
+    for clause in rule.clauses:
+        if tokens.isdisjoint(clause.tokens) and not any(map(text.has_prefix, clause.prefixes)):
+            return False
     return all(text.may_hold(name, (group,)) for name, group in rule.scoped)
 
 
