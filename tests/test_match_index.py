@@ -229,7 +229,7 @@ def test_c_and_python_look_ups_agree_on_any_text(
 # Rules in scripts written without spaces, mixed with Latin ones: every character is a
 # token, so anchors are single characters and pairs of them.
 UNSPACED_WORDS = ["库尔斯克", "朝鲜", "军队", "クルスク", "쿠르스크", "북한", "ทหาร", "F-16"]
-UNSPACED_WORDS.append("kursk")
+UNSPACED_WORDS += ["kursk", "州", "क", "ก"]  # one character of three UTF-8 bytes each
 UNSPACED_SHAPES = [
     lambda a, b, c: {"any": (a, f"{b} {c}")},
     lambda a, b, c: {"query": f"{a} AND ({b} OR {c})"},
@@ -270,7 +270,9 @@ def test_c_and_python_agree_on_rules_and_text_in_every_script(
     assert match_item(python, subject) == expected
 
 
-def test_a_rule_in_an_unspaced_script_is_a_candidate_only_where_its_run_stands() -> None:
+def test_a_rule_in_an_unspaced_script_is_a_candidate_only_where_its_run_stands(
+    engine: str,
+) -> None:
     """Single characters are common; the index files such rules under whole runs."""
     rules = [rule("k", any=("库尔斯克",)), rule("q", query="(朝鲜 OR 北韩) 军队 NOT 游戏")]
     compiled = compile_rules(rules)
@@ -286,3 +288,15 @@ def test_a_rule_in_an_unspaced_script_is_a_candidate_only_where_its_run_stands()
     assert candidates_in("库尔斯克州") == [0]
     assert candidates_in("军队在库尔斯 克") == [0]  # 军队 without 朝鲜 or 北韩: not a candidate
     assert candidates_in("朝鲜军队游戏") == [1]  # the NOT is left to the evaluation
+
+    assert candidates_in("军队，朝，韩") == []  # the characters, not the runs
+
+    def scanned(text: str) -> list[int]:
+        subject = MatchItem(fields={"content": (text,)})
+        spaced_text = _ItemText(subject, index.fields, index.vocabulary).all_spaced()
+        assert index.scanner is not None
+        return index.scanner.scan(spaced_text).entries
+
+    if engine == "c":  # the scan itself drops the rule there, not _may_match
+        assert scanned("军队，朝，韩") == []
+        assert scanned("北韩军队") != []

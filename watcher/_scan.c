@@ -67,10 +67,17 @@ typedef struct {
     uint32_t id;  /* word id + 1; 0: empty */
 } Slot;
 
+/* Pairs of word ids hashed into a bitmap that stays in the L1 cache: a pair whose bit is
+ * clear is no chain's, so most side-by-side words skip the pair table. */
+#define PAIR_BITS 65536
+
 typedef struct {
     PyObject_HEAD
     Slot *slots;
     uint64_t mask;
+    uint32_t *direct;        /* per code point U+0800..U+FFFF (3 UTF-8 bytes): word id + 1,
+                                0 when no word is that one character (CJK tokens) */
+    uint64_t *pair_bits;     /* PAIR_BITS bits: see pair_bit */
     Py_ssize_t n_words;
     char *pool;              /* the words' UTF-8 bytes, one after the other */
     Py_ssize_t *word_start;  /* n_words + 1 offsets into pool */
@@ -112,6 +119,10 @@ static void
 Index_clear_arrays(Index *self)
 {
     PyMem_Free(self->slots);
+    PyMem_Free(self->direct);
+    PyMem_Free(self->pair_bits);
+    self->direct = NULL;
+    self->pair_bits = NULL;
     PyMem_Free(self->pool);
     PyMem_Free(self->word_start);
     PyMem_Free(self->anchor_start);
@@ -200,6 +211,21 @@ Index_lookup(const Index *self, const char *bytes, Py_ssize_t len)
     return Index_probe(self, bytes, len, hash_bytes((const unsigned char *)bytes, len));
 }
 
+/* Whether a token is one character of three UTF-8 bytes (U+0800..U+FFFF: CJK, kana,
+ * Hangul, Thai); the text is valid UTF-8, so the lead byte says it. */
+static inline int
+is_three_byte(const char *bytes, Py_ssize_t len)
+{
+    return len == 3 && ((unsigned char)bytes[0] & 0xF0) == 0xE0;
+}
+
+static inline uint32_t
+code_point_of(const char *bytes)
+{
+    const unsigned char *b = (const unsigned char *)bytes;
+    return ((uint32_t)(b[0] & 0x0F) << 12) | ((uint32_t)(b[1] & 0x3F) << 6) | (b[2] & 0x3F);
+}
+
 static int
 fill_words(Index *self, PyObject *words)
 {
@@ -231,7 +257,8 @@ fill_words(Index *self, PyObject *words)
         size <<= 1;
     }
     self->slots = PyMem_Calloc((size_t)size, sizeof(Slot));
-    if (self->pool == NULL || self->slots == NULL) {
+    self->direct = PyMem_Calloc(0x10000, sizeof(uint32_t));
+    if (self->pool == NULL || self->slots == NULL || self->direct == NULL) {
         PyErr_NoMemory();
         return -1;
     }
@@ -251,6 +278,9 @@ fill_words(Index *self, PyObject *words)
         }
         self->slots[j].tag = (uint32_t)(h >> 32);
         self->slots[j].id = (uint32_t)(i + 1);
+        if (is_three_byte(bytes, len)) {
+            self->direct[code_point_of(bytes)] = (uint32_t)(i + 1);
+        }
     }
     return 0;
 }
@@ -297,11 +327,21 @@ pair_slot(uint64_t key, uint64_t mask)
     return ((key * 0x9E3779B97F4A7C15ULL) >> 17) & mask;
 }
 
+static inline uint32_t
+pair_bit(uint64_t key)
+{
+    return (uint32_t)((key * 0xD6E8FEB86659FD93ULL) >> 48); /* 16 bits: < PAIR_BITS */
+}
+
 /* The number of the pair (left, right), or -1 when no entry needs it. */
 static inline Py_ssize_t
 pair_number(const Index *self, Py_ssize_t left, Py_ssize_t right)
 {
     uint64_t key = (((uint64_t)left << 32) | (uint64_t)right) + 1;
+    uint32_t bit = pair_bit(key);
+    if (!((self->pair_bits[bit >> 6] >> (bit & 63)) & 1)) {
+        return -1;
+    }
     uint64_t j = pair_slot(key, self->pair_mask);
     while (self->pair_keys[j] != 0) {
         if (self->pair_keys[j] == key) {
@@ -329,10 +369,11 @@ fill_pairs(Index *self, const Py_ssize_t *ids)
     }
     self->pair_keys = PyMem_Calloc((size_t)size, sizeof(uint64_t));
     self->pair_numbers = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)size);
+    self->pair_bits = PyMem_Calloc(PAIR_BITS / 64, sizeof(uint64_t));
     Py_ssize_t *pairs = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)total + 1));
     Py_ssize_t *starts = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
     if (self->pair_keys == NULL || self->pair_numbers == NULL || pairs == NULL ||
-        starts == NULL) {
+        starts == NULL || self->pair_bits == NULL) {
         PyMem_Free(pairs);
         PyMem_Free(starts);
         PyErr_NoMemory();
@@ -351,6 +392,8 @@ fill_pairs(Index *self, const Py_ssize_t *ids)
             if (self->pair_keys[j] == 0) {
                 self->pair_keys[j] = key;
                 self->pair_numbers[j] = self->n_pairs++;
+                uint32_t bit = pair_bit(key);
+                self->pair_bits[bit >> 6] |= (uint64_t)1 << (bit & 63);
             }
             pairs[at++] = self->pair_numbers[j];
         }
@@ -677,7 +720,8 @@ is_seen(const unsigned char *seen, Py_ssize_t id)
 typedef struct {
     const char *start;
     Py_ssize_t len;
-    uint64_t hash;
+    uint64_t hash;     /* of its bytes; for a three-byte character, its code point */
+    int direct;        /* a three-byte character: looked up in Index.direct */
     int after_newline; /* the token starts a new value: no pair with the one before */
 } Token;
 
@@ -848,10 +892,18 @@ Index_scan(Index *self, PyObject *text)
             Token *token = &batch[count++];
             token->start = start;
             token->len = at - start;
-            token->hash = hash_bytes((const unsigned char *)start, token->len);
             token->after_newline = newline;
             newline = 0;
-            __builtin_prefetch(&self->slots[token->hash & self->mask]);
+            if (is_three_byte(start, token->len)) { /* one character: its own table */
+                token->hash = code_point_of(start);
+                token->direct = 1;
+                __builtin_prefetch(&self->direct[token->hash]);
+            }
+            else {
+                token->hash = hash_bytes((const unsigned char *)start, token->len);
+                token->direct = 0;
+                __builtin_prefetch(&self->slots[token->hash & self->mask]);
+            }
             if (track_starts && token->len >= 4) {
                 uint32_t bit = start_bit(start);
                 starts[bit >> 6] |= (uint64_t)1 << (bit & 63);
@@ -859,7 +911,9 @@ Index_scan(Index *self, PyObject *text)
         }
         for (int t = 0; t < count; t++) {
             Token *token = &batch[t];
-            Py_ssize_t id = Index_probe(self, token->start, token->len, token->hash);
+            Py_ssize_t id = token->direct
+                                ? (Py_ssize_t)self->direct[token->hash] - 1
+                                : Index_probe(self, token->start, token->len, token->hash);
             if (token->after_newline) {
                 previous = -1;
             }
