@@ -70,6 +70,15 @@ typedef struct {
 /* Pairs of word ids hashed into a bitmap that stays in the L1 cache: a pair whose bit is
  * clear is no chain's, so most side-by-side words skip the pair table. */
 #define PAIR_BITS 65536
+/* The same for words: a token whose bit is clear is no rule word (most tokens of an item),
+ * and its slot in the much larger word table is never read. */
+#define WORD_BITS (1 << 18)
+
+static inline uint32_t
+word_bit(uint64_t hash)
+{
+    return (uint32_t)(hash >> 46); /* 18 bits: < WORD_BITS; the slot index uses the low bits */
+}
 
 typedef struct {
     PyObject_HEAD
@@ -78,6 +87,7 @@ typedef struct {
     uint32_t *direct;        /* per code point U+0800..U+FFFF (3 UTF-8 bytes): word id + 1,
                                 0 when no word is that one character (CJK tokens) */
     uint64_t *pair_bits;     /* PAIR_BITS bits: see pair_bit */
+    uint64_t *word_bits;     /* WORD_BITS bits: see word_bit */
     Py_ssize_t n_words;
     char *pool;              /* the words' UTF-8 bytes, one after the other */
     Py_ssize_t *word_start;  /* n_words + 1 offsets into pool */
@@ -121,8 +131,10 @@ Index_clear_arrays(Index *self)
     PyMem_Free(self->slots);
     PyMem_Free(self->direct);
     PyMem_Free(self->pair_bits);
+    PyMem_Free(self->word_bits);
     self->direct = NULL;
     self->pair_bits = NULL;
+    self->word_bits = NULL;
     PyMem_Free(self->pool);
     PyMem_Free(self->word_start);
     PyMem_Free(self->anchor_start);
@@ -258,7 +270,9 @@ fill_words(Index *self, PyObject *words)
     }
     self->slots = PyMem_Calloc((size_t)size, sizeof(Slot));
     self->direct = PyMem_Calloc(0x10000, sizeof(uint32_t));
-    if (self->pool == NULL || self->slots == NULL || self->direct == NULL) {
+    self->word_bits = PyMem_Calloc(WORD_BITS / 64, sizeof(uint64_t));
+    if (self->pool == NULL || self->slots == NULL || self->direct == NULL ||
+        self->word_bits == NULL) {
         PyErr_NoMemory();
         return -1;
     }
@@ -278,6 +292,8 @@ fill_words(Index *self, PyObject *words)
         }
         self->slots[j].tag = (uint32_t)(h >> 32);
         self->slots[j].id = (uint32_t)(i + 1);
+        uint32_t bit = word_bit(h);
+        self->word_bits[bit >> 6] |= (uint64_t)1 << (bit & 63);
         if (is_three_byte(bytes, len)) {
             self->direct[code_point_of(bytes)] = (uint32_t)(i + 1);
         }
@@ -721,7 +737,8 @@ typedef struct {
     const char *start;
     Py_ssize_t len;
     uint64_t hash;     /* of its bytes; for a three-byte character, its code point */
-    int direct;        /* a three-byte character: looked up in Index.direct */
+    int direct; /* 1: a three-byte character, looked up in Index.direct; -1: its bit in
+                   Index.word_bits is clear (no rule word); 0: probe the word table */
     int after_newline; /* the token starts a new value: no pair with the one before */
 } Token;
 
@@ -901,8 +918,11 @@ Index_scan(Index *self, PyObject *text)
             }
             else {
                 token->hash = hash_bytes((const unsigned char *)start, token->len);
-                token->direct = 0;
-                __builtin_prefetch(&self->slots[token->hash & self->mask]);
+                uint32_t bit = word_bit(token->hash);
+                token->direct = (self->word_bits[bit >> 6] >> (bit & 63)) & 1 ? 0 : -1;
+                if (token->direct == 0) {
+                    __builtin_prefetch(&self->slots[token->hash & self->mask]);
+                }
             }
             if (track_starts && token->len >= 4) {
                 uint32_t bit = start_bit(start);
@@ -911,9 +931,10 @@ Index_scan(Index *self, PyObject *text)
         }
         for (int t = 0; t < count; t++) {
             Token *token = &batch[t];
-            Py_ssize_t id = token->direct
-                                ? (Py_ssize_t)self->direct[token->hash] - 1
-                                : Index_probe(self, token->start, token->len, token->hash);
+            Py_ssize_t id = token->direct > 0   ? (Py_ssize_t)self->direct[token->hash] - 1
+                            : token->direct < 0 ? -1 /* its bit is clear: no rule word */
+                                                : Index_probe(
+                                                      self, token->start, token->len, token->hash);
             if (token->after_newline) {
                 previous = -1;
             }
