@@ -1369,7 +1369,9 @@ set_fold(PyObject *module, PyObject *callback)
 static int
 fold_learn(Py_UCS4 c)
 {
-    PyObject *form = PyObject_CallFunction(fold_callback, "I", (unsigned int)c);
+    PyObject *callback = Py_NewRef(fold_callback); /* set_fold may run meanwhile */
+    PyObject *form = PyObject_CallFunction(callback, "I", (unsigned int)c);
+    Py_DECREF(callback);
     if (form == NULL) {
         return -1;
     }
