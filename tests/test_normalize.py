@@ -256,7 +256,7 @@ def test_cjk_text_with_fullwidth_punctuation_is_folded_in_c() -> None:
 
     if module._c_fold is None:  # the module-level failure names the cause; never skipped
         pytest.fail("watcher._scan is not built; reinstall with a C compiler")
-    normalize("xé")  # the callback is handed over on first use
+    module._classes()  # hands the callback to the C module (first use in this process)
     assert module._c_fold("北朝鲜军队在库尔斯克，ＡＢＣ１２３！") == "北朝鲜军队在库尔斯克,abc123!"
     assert module._c_fold("e\u0301") is None  # a mark composes: the whole text goes to Python
     assert module._c_fold("Kursk 🙂") is None  # beyond the BMP
@@ -267,6 +267,7 @@ def test_spaced_uses_the_c_module_when_it_is_built() -> None:
 
     if module._c_spaced is None:  # the module-level failure names the cause; never skipped
         pytest.fail("watcher._scan is not built; reinstall with a C compiler")
+    module._classes()  # hands the class table to the C module (first use in this process)
     assert module._c_spaced(" 乌克兰的f-16 ") == " 乌 克 兰 的 f 16 "
 
 
