@@ -61,11 +61,23 @@ def test_an_alias_inside_its_own_value_is_refused(tmp_path: Path) -> None:
     assert problem.line == 1  # where the anchored value starts
 
 
-def test_nesting_deeper_than_the_limit_is_refused() -> None:
+@pytest.mark.parametrize("aliases", [True, False], ids=["text-with-star", "text-without"])
+def test_nesting_deeper_than_the_limit_is_refused(aliases: bool) -> None:
     deep = "[" * (yamlnodes.MAX_DEPTH + 1) + "]" * (yamlnodes.MAX_DEPTH + 1)
     with pytest.raises(yaml.MarkedYAMLError, match="nested more than 100 deep"):
-        check_expansion(compose(deep))
-    check_expansion(compose("[" * 50 + "]" * 50))
+        check_expansion(compose(deep), aliases)
+    with pytest.raises(yaml.MarkedYAMLError, match="nested more than 100 deep"):
+        # a value 100 deep: the same limit with and without the alias check
+        check_expansion(compose("[" * 100 + "1" + "]" * 100), aliases)
+    check_expansion(compose("[" * 99 + "1" + "]" * 99), aliases)
+    check_expansion(compose("[" * 100 + "]" * 100), aliases)
+
+
+def test_a_config_too_deep_without_any_alias_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "watcher.yaml"
+    config.write_text("feeds: " + "[" * 120 + "]" * 120 + "\n", encoding="utf-8")
+    (problem,) = pytest.raises(ConfigError, load_settings, config, {}).value.problems
+    assert "nested more than 100 deep" in problem.message
 
 
 def test_merging_a_shared_mapping_into_many_entries_is_no_bomb(

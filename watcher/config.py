@@ -755,7 +755,7 @@ def _read_yaml(ctx: _Context, path: Path) -> dict[str, Any]:
         raise ConfigError(Problem(ctx.file, f"cannot read config file: {e}")) from e
     try:
         node = yaml.compose(text, Loader=_COMPOSER)
-        check_expansion(node)
+        check_expansion(node, aliases="*" in text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         reason = getattr(e, "problem", None) or str(e)

@@ -107,7 +107,7 @@ def _compose(
     loader = _LOADER(text)
     try:
         node = loader.get_single_node()
-        check_expansion(node)
+        check_expansion(node, aliases="*" in text)
         return node, loader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
