@@ -1431,6 +1431,15 @@ fold(PyObject *module, PyObject *text)
         return PyErr_NoMemory();
     }
     for (Py_ssize_t i = 0; i < n; i++) {
+        if (k + 256 > size) { /* room for the longest form (255) whatever comes next */
+            size = 2 * size + 256;
+            Py_UCS4 *bigger = PyMem_Realloc(out, size * sizeof(Py_UCS4));
+            if (bigger == NULL) {
+                PyMem_Free(out);
+                return PyErr_NoMemory();
+            }
+            out = bigger;
+        }
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         if (c < 0x80) {
             out[k++] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
@@ -1446,27 +1455,8 @@ fold(PyObject *module, PyObject *text)
             if (fold_at[c] == FOLD_COMPLEX) {
                 goto complex;
             }
-            size_t len = fold_len[c];
-            if (k + len + 1 > size) {
-                size = 2 * size + len;
-                Py_UCS4 *bigger = PyMem_Realloc(out, size * sizeof(Py_UCS4));
-                if (bigger == NULL) {
-                    PyMem_Free(out);
-                    return PyErr_NoMemory();
-                }
-                out = bigger;
-            }
-            memcpy(out + k, fold_pool + (fold_at[c] - 2), len * sizeof(Py_UCS4));
-            k += len;
-        }
-        if (k + 1 > size) {
-            size *= 2;
-            Py_UCS4 *bigger = PyMem_Realloc(out, size * sizeof(Py_UCS4));
-            if (bigger == NULL) {
-                PyMem_Free(out);
-                return PyErr_NoMemory();
-            }
-            out = bigger;
+            memcpy(out + k, fold_pool + (fold_at[c] - 2), fold_len[c] * sizeof(Py_UCS4));
+            k += fold_len[c];
         }
     }
     PyObject *result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, (Py_ssize_t)k);

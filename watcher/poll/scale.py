@@ -578,8 +578,7 @@ class Dispatcher:
                 detail = f"{reason}; polling on this host until it is back"
                 self._events.append(HealthEvent(SCALE_FEED, HealthKind.FAILING, detail, self.where))
             elif known:
-                if self._rules is not None:  # a restarted Redis may have lost them
-                    self._rules = (*self._rules[:3], -math.inf)
+                self._rules_stale()  # a restarted Redis may have lost them
                 detail = "workers reachable again: polling on them"
                 self._events.append(
                     HealthEvent(SCALE_FEED, HealthKind.RECOVERED, detail, self.where)
@@ -657,17 +656,19 @@ class Dispatcher:
         before the task is retried."""
         with self._lock:
             known = self._rules
+            self._rules_stale()
         if known is None:
             return
         log.warning("rules missing in the broker: putting them again digest=%s", known[1])
         try:
-            self.client.set(RULES_KEY + known[1], known[2], ex=RULES_TTL_S)
+            self._upload_rules(known[0])
         except redis.RedisError as e:
             log.warning("could not put the rules again: %s", _short(e))
-            return
-        with self._lock:
-            if self._rules is known:
-                self._rules = (*known[:3], time.monotonic())
+
+    def _rules_stale(self) -> None:
+        """The next ``_upload_rules`` puts the rules in Redis again (hold ``_lock``)."""
+        if self._rules is not None:
+            self._rules = (*self._rules[:3], -math.inf)
 
     def _send(self, payload: Payload) -> str:
         result = self.app.send_task(TASK, args=(payload,), queue=QUEUE, retry=False)
