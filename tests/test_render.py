@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+from email.utils import formataddr
+from typing import cast
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from watcher.deliver.render import (
     MAX_EMAIL_BYTES,
-    build_email,
+    email_bytes,
     header_text,
-    serialise_email,
+    render_html,
+    render_text,
 )
+from watcher.printable import printable
 from watcher.rules.match import compile_rules, match_item
 from watcher.rules.snippets import make_snippets
 from watcher.types import AlertItem, AlertMessage, AlsoReported, Hit, MatchItem, Rule
@@ -116,8 +127,8 @@ def entry(n: int, title: str = "", also: int = 0) -> AlertItem:
 
 
 def sent_size(message: AlertMessage) -> tuple[int, str]:
-    email = build_email(message, sender="w@example.org", to=["d@example.org"], domain="x.watcher")
-    data = serialise_email(email)
+    data = email_bytes(message, sender="w@example.org", to=["d@example.org"], domain="x.watcher")
+    email = cast(EmailMessage, message_from_bytes(data, policy=default))
     body = email.get_body(("plain",))
     assert body is not None
     return len(data), body.get_content()
@@ -141,3 +152,93 @@ def test_a_story_reported_by_thousands_of_feeds_fits_too() -> None:
 def test_a_small_email_is_not_shortened() -> None:
     size, text = sent_size(message_of([entry(n, f"Kursk {n}") for n in range(3)]))
     assert size < 10_000 and "shortened" not in text and "more item" not in text
+
+
+# --- the e-mail as written -------------------------------------------------------------------
+
+HEADERS = {
+    "subject",
+    "from",
+    "to",
+    "date",
+    "message-id",
+    "x-watcher-alert-id",
+    "x-watcher-rule",
+    "mime-version",
+    "content-type",
+}
+
+
+def written(
+    message: AlertMessage, sender: str = "w@example.org", to: tuple[str, ...] = ("d@example.org",)
+) -> tuple[bytes, EmailMessage]:
+    data = email_bytes(message, sender=sender, to=list(to), domain="x.watcher")
+    return data, cast(EmailMessage, message_from_bytes(data, policy=default))
+
+
+def parts(email: EmailMessage) -> tuple[str, str]:
+    text, page = email.get_body(("plain",)), email.get_body(("html",))
+    assert text is not None and page is not None
+    crlf = "\r\n"  # a 7bit part reads back with the line ends it was sent with
+    return text.get_content().replace(crlf, "\n"), page.get_content().replace(crlf, "\n")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    subject=st.text(st.characters(exclude_categories=("Cs",)), max_size=300),
+    title=st.text(st.characters(exclude_categories=("Cs",)), max_size=200),
+    name=st.text(st.characters(categories=("L", "Zs")), max_size=30),  # a desk's name
+)
+def test_an_email_reads_back_as_rendered_whatever_its_text(
+    subject: str, title: str, name: str
+) -> None:
+    message = replace(message_of([entry(1, title or "x")]), subject=subject, rule_id=title or "r")
+    sender = formataddr((name.strip(), "w@example.org"))
+    data, email = written(message, sender=sender, to=("d@example.org", "e@example.org"))
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    assert data.isascii()  # quoted-printable and encoded words: safe for any SMTP server
+    names = [
+        line.split(b":", 1)[0].decode().lower()
+        for line in head.split(b"\r\n")
+        if line[:1] not in (b" ", b"\t")
+    ]
+    assert sorted(names) == sorted(HEADERS)
+    assert str(email["Subject"]) == header_text(subject)
+    assert str(email["X-Watcher-Rule"]) == header_text(title or "r")
+    assert email["From"].addresses[0].addr_spec == "w@example.org"
+    assert email["From"].addresses[0].display_name == " ".join(name.split())
+    assert [a.addr_spec for a in email["To"].addresses] == ["d@example.org", "e@example.org"]
+    assert email["Message-ID"] == "<watcher-alert-7@x.watcher>"
+    assert parts(email) == (
+        printable(render_text(message), newlines=True),
+        printable(render_html(message), newlines=True),
+    )
+    assert written(message, sender=sender, to=("d@example.org", "e@example.org"))[0] == data
+
+
+def test_ascii_words_of_a_subject_stay_readable_in_the_file() -> None:
+    message = replace(
+        message_of([entry(1, "Kursk")]), subject="[watcher] kursk: Войска КНДР в Kursk"
+    )
+    data, email = written(message)
+    subject = data.split(b"\r\n\r\n")[0].split(b"\r\nFrom:")[0]
+    assert (
+        subject.startswith(b"Subject: [watcher] kursk: =?utf-8?b?") and b" in Kursk" not in subject
+    )
+    assert b"?= Kursk" in subject
+    assert str(email["Subject"]) == "[watcher] kursk: Войска КНДР в Kursk"
+
+
+def test_bodies_are_quoted_printable_with_ascii_words_left_readable() -> None:
+    data, email = written(message_of([entry(1, "DPRK troops in Kursk " + "é" * 100)]))
+    assert data.count(b"Content-Transfer-Encoding: quoted-printable") == 2
+    assert b"DPRK troops in Kursk =C3=A9" in data
+    assert "DPRK troops in Kursk " + "é" * 100 in parts(email)[0]
+
+
+def test_text_holding_the_boundary_does_not_end_a_part() -> None:
+    boundary = "--=_watcher-alert-7--"
+    data, email = written(message_of([entry(1, boundary)]))
+    text, page = parts(email)
+    assert boundary in text and boundary in page

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from email.utils import getaddresses
 from typing import Any
 
-from watcher.deliver.render import build_email, mail_domain, serialise_email
+from watcher.deliver.render import email_bytes, mail_domain
 from watcher.exceptions import DeliveryError
 from watcher.redact import scrub
 from watcher.types import AlertMessage, ChannelConfig
@@ -120,9 +120,8 @@ class EmailChannel:
             rest = message.subject[len(DEFAULT_PREFIX) :]
             subject = self.prefix + rest if self.prefix else rest.lstrip()
             message = replace(message, subject=subject)
-        email = build_email(message, sender=self.sender, to=self.to, domain=self.domain)
         try:
-            return serialise_email(email)
+            return email_bytes(message, sender=self.sender, to=self.to, domain=self.domain)
         except ValueError as e:
             text = f"refusing to send a message with unexpected headers: {e}"
             raise DeliveryError(self.name, message.alert_id, text, permanent=True) from e

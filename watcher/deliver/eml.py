@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from watcher.deliver.render import build_email, mail_domain, serialise_email
+from watcher.deliver.render import email_bytes, mail_domain
 from watcher.exceptions import DeliveryError
 from watcher.types import AlertMessage, ChannelConfig
 
@@ -27,16 +27,17 @@ class EmlChannel:
         return f"eml {self.name} dir={self.dir}"
 
     def send(self, message: AlertMessage) -> None:
-        email = build_email(message, sender=self.sender, to=self.to, domain=self.domain)
-        target = self.dir / f"alert-{message.alert_id:06d}.eml"
-        tmp = target.with_suffix(".tmp")
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(serialise_email(email))
-            os.replace(tmp, target)
+            data = email_bytes(message, sender=self.sender, to=self.to, domain=self.domain)
         except ValueError as e:
             raise DeliveryError(
                 self.name, message.alert_id, f"unsafe message: {e}", permanent=True
             ) from e
+        target = self.dir / f"alert-{message.alert_id:06d}.eml"
+        tmp = target.with_suffix(".tmp")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
         except OSError as e:
             raise DeliveryError(self.name, message.alert_id, f"cannot write {target}: {e}") from e
