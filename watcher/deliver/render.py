@@ -330,7 +330,8 @@ def _header(name: str, value: str) -> bytes:
 @functools.lru_cache(maxsize=64)
 def _folded(name: str, value: str) -> bytes:
     header = SMTP.header_factory(name, value)  # cached: a channel's addresses repeat
-    return header.fold(policy=SMTP).encode("ascii")
+    folded: str = header.fold(policy=SMTP)
+    return folded.encode("ascii")
 
 
 def _body_part(subtype: str, text: str) -> bytes:
