@@ -175,7 +175,7 @@ def _poll_with_progress(
         indexer.start()  # once: the items of this batch are queued for the index
         if beside is not None and report.alerts > queued[0]:
             queued[0] = report.alerts
-            beside.wake()
+            beside.queued(report.alerts)
 
     if quiet or not sys.stderr.isatty() or len(feeds) < 2:
         return poll_feeds(rt, feeds, now, stored=stored)

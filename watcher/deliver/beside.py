@@ -5,10 +5,12 @@ A first poll of many feeds queues hundreds of alerts. Delivered after storing, i
 storing process, their messages (read back from the database, then rendered as e-mail,
 eml or webhook bodies under the GIL) added seconds at the end of the pass on one core.
 ``DeliveryProcess`` runs ``deliver_pending`` in a spawned process with its own runtime and
-database connection, started at the first wake-up (a poll that queues nothing starts
-none, and the start-up of one that does is not delayed): the poll wakes it after each
-batch it commits that queued alerts,
-and it builds, renders, sends and records them on the other core meanwhile. When the poll
+database connection. Starting one costs about half a second of CPU, so it starts only
+once the poll has committed ``START_ALERTS`` alerts, or when the first ones committed have
+waited ``START_AFTER_S`` while the poll goes on (a poll that queues a few alerts delivers
+them in its own pass at the end, as a small poll always did; one that queues nothing
+starts none). Once started, the poll wakes it after each batch it commits that queued
+alerts, and it builds, renders, sends and records them on the other core meanwhile. When the poll
 is done, ``finish`` has it make one last pass and hands back what it delivered; the poll
 then runs its own pass as before, which finds what is left (nothing, unless the process
 failed). The console channel stays with the poll: it prints in order with its summary.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.connection
+import threading
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import datetime
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 OpenRuntime = Callable[[Settings], DeliveryContext]
 WAKE_S = 1.0  # a pass at least this often, woken or not
 FINISH_S = 600.0  # the longest a poll waits for the last pass before going on itself
+START_ALERTS = 50  # committed alerts that start the process at once
+START_AFTER_S = 2.0  # or how long the first committed alerts wait for it
 
 
 class DeliveryProcess:
@@ -64,20 +69,39 @@ class DeliveryProcess:
             daemon=True,
         )
         self._sender = sender
+        self._lock = threading.Lock()  # wake() comes from the poll and from the timer
+        self._timer: threading.Timer | None = None
+        self._finishing = False
 
-    def start(self) -> None:
-        self._process.start()
-        self._sender.close()  # the child's end; EOF here once it has gone
+    def queued(self, alerts: int) -> None:
+        """The poll has committed ``alerts`` alerts so far: wake the process, or start it
+        when there are enough of them (else start it once they have waited a while)."""
+        if alerts >= START_ALERTS or self._process.pid is not None:
+            self.wake()
+            return
+        with self._lock:
+            if self._timer is None and not self._finishing:
+                self._timer = threading.Timer(START_AFTER_S, self.wake)
+                self._timer.daemon = True
+                self._timer.start()
 
     def wake(self) -> None:
         """Alerts were committed: deliver them now (the process starts at the first)."""
-        if self._process.pid is None:
-            self.start()
+        with self._lock:
+            if self._finishing:
+                return
+            if self._process.pid is None:
+                self._process.start()
+                self._sender.close()  # the child's end; EOF here once it has gone
         self._wake.set()
 
     def finish(self, timeout_s: float = FINISH_S) -> DeliveryReport:
         """One last pass, then what the process delivered (empty if it failed or never
         started)."""
+        with self._lock:
+            self._finishing = True
+            if self._timer is not None:
+                self._timer.cancel()
         if self._process.pid is None:
             return DeliveryReport()
         self._done.set()
