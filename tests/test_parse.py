@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 
 from watcher.exceptions import ParseError
 from watcher.poll.cpu import CpuBudgetExceeded
-from watcher.poll.html import clean_html, collapse_whitespace, html_to_text
+from watcher.poll.html import clean_html, collapse_whitespace, html_to_text, resolve_link
 from watcher.poll.parse import parse_feed
 from watcher.poll.tame import is_tame, plain_text
 from watcher.types import ParsedFeed
@@ -454,3 +456,41 @@ def test_the_cpu_check_runs_between_items_and_stops_the_parse() -> None:
     with pytest.raises(CpuBudgetExceeded):
         parse_feed(body, "https://x.example/feed", check=check)
     assert len(calls) == 3
+
+
+def _collapsed_by_definition(text: str) -> str:
+    """collapse_whitespace as regular expressions say it: runs of whitespace other than
+    line breaks become one space, then spaces around line breaks and blank lines go."""
+    text = re.sub(r"[^\S\n]+", " ", text.replace("\r", "\n"))
+    return re.sub(r" ?\n[ \n]*", "\n", text).strip()
+
+
+@settings(max_examples=500)
+@given(st.text(st.sampled_from(list(" \t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000ab"))) | st.text())
+def test_collapse_whitespace_keeps_one_space_and_no_blank_line(text: str) -> None:
+    assert collapse_whitespace(text) == _collapsed_by_definition(text)
+
+
+_BASES = ["http://news.example/", "https://Wire.example:8443/world/kursk.html?page=2#top"]
+
+
+@settings(max_examples=2000)
+@given(
+    base=st.sampled_from(_BASES),
+    start=st.sampled_from(["", "/", "//", "http://", "https://", "HTTP://", "ftp://"]),
+    rest=st.text(st.sampled_from(list("/./?#;:@%&=aZ09-_~ \t\n\x00é[]")), max_size=30),
+)
+def test_links_are_resolved_as_urljoin_resolves_them(base: str, start: str, rest: str) -> None:
+    parts = urlsplit(base)
+    link = start + rest
+    try:
+        expected: str | None = urljoin(base, link)
+    except ValueError:  # "//[": the attribute is dropped
+        expected = None
+    assert resolve_link(base, f"{parts.scheme}://{parts.netloc}", link) == expected
+
+
+def test_a_link_urljoin_cannot_read_is_dropped_quietly(capfd: pytest.CaptureFixture[str]) -> None:
+    cleaned = clean_html('<p><a href="//[x">Kursk</a> report</p>', "http://news.example/")
+    assert cleaned.html == '<p><a rel="noopener noreferrer">Kursk</a> report</p>'
+    assert capfd.readouterr().err == ""
