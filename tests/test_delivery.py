@@ -421,3 +421,43 @@ def test_an_alert_for_a_removed_channel_fails_with_a_reason(make_world: Any) -> 
     w.deliver()
     hook = next(a for a in w.alerts() if a["channel"] == "hook")
     assert (hook["status"], hook["last_error"]) == ("failed", "channel hook is not configured")
+
+
+# --- alerts in flight -------------------------------------------------------------------------
+
+
+def test_while_outcomes_cannot_be_recorded_a_channel_sends_only_its_alerts_in_flight(
+    make_world: Any,
+) -> None:
+    """A crash re-sends at most the alerts sent but not yet recorded: 8 per channel, or 50
+    for an eml channel, whose re-send rewrites the same file (docs/channels.md)."""
+    w = make_world(extra="  files: {type: eml, dir: out}\n")
+    w.ingest("a", *[f"Kursk report {n}" for n in range(60)])
+    locked, release = threading.Event(), threading.Event()
+    seen: list[tuple[int, int, int]] = []
+
+    def hold_the_write_lock() -> None:  # no outcome can be recorded meanwhile
+        with Store(w.path / "w.db") as other, other.transaction():
+            locked.set()
+            release.wait(30)
+
+    def sent() -> tuple[int, int, int]:
+        files = len(list((w.path / "out").glob("*.eml")))
+        return files, len(w.hook.requests), len(w.smtp.messages)
+
+    def watch() -> None:
+        _wait_for(lambda: sent() == (50, 8, 8))
+        threading.Event().wait(0.3)  # and no more than that
+        seen.append(sent())
+        release.set()
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    assert locked.wait(5)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    report = w.deliver()
+    watcher.join()
+    holder.join()
+    assert seen == [(50, 8, 8)]
+    assert report.sent == 180 and sent() == (60, 60, 60)

@@ -877,3 +877,43 @@ def test_a_transaction_that_cannot_start_raises_store_error(tmp_path: Path) -> N
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_a_writer_that_asks_for_its_turn_says_so_while_it_waits(tmp_path: Path) -> None:
+    """The delivery process's writes raise ``asking`` while another writer holds the lock
+    (the poll lets them through between its transactions), and lower it once in."""
+    path = tmp_path / "watcher.db"
+    asking = threading.Event()
+    done = threading.Event()
+
+    def write() -> None:
+        with Store(path, busy_timeout_s=5) as store:
+            store.asking = asking
+            with store.transaction():
+                store.db.execute("CREATE TABLE t (x)")
+        done.set()
+
+    with Store(path) as busy:
+        with busy.transaction():
+            writer = threading.Thread(target=write)
+            writer.start()
+            assert asking.wait(2), "the waiting writer did not raise its flag"
+            assert not done.wait(0.2)  # still waiting: the lock is held
+        writer.join(5)
+        assert done.is_set() and not asking.is_set()
+        assert busy.db["t"].exists()
+
+
+def test_a_writer_that_asks_still_times_out_with_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "watcher.db"
+    with Store(path) as busy, Store(path, busy_timeout_s=0.2) as asking_store:
+        asking_store.asking = threading.Event()
+        with (
+            busy.transaction(),
+            pytest.raises(StoreError, match="locked"),
+            asking_store.transaction(),
+        ):
+            pass
+        assert not asking_store.asking.is_set()
+        with asking_store.transaction():  # the busy timeout is back as it was
+            assert asking_store.scalar("PRAGMA busy_timeout") == 200

@@ -173,9 +173,12 @@ def _poll_with_progress(
 
     def stored(report: PollReport) -> None:
         indexer.start()  # once: the items of this batch are queued for the index
-        if beside is not None and report.alerts > queued[0]:
+        if beside is None:
+            return
+        if report.alerts > queued[0]:
             queued[0] = report.alerts
             beside.queued(report.alerts)
+        beside.give_way()
 
     if quiet or not sys.stderr.isatty() or len(feeds) < 2:
         return poll_feeds(rt, feeds, now, stored=stored)

@@ -10,7 +10,10 @@ once the poll has committed ``START_ALERTS`` alerts, or when the first ones comm
 waited ``START_AFTER_S`` while the poll goes on (a poll that queues a few alerts delivers
 them in its own pass at the end, as a small poll always did; one that queues nothing
 starts none). Once started, the poll wakes it after each batch it commits that queued
-alerts, and it builds, renders, sends and records them on the other core meanwhile. When the poll
+alerts, and lets its waiting write go first between two batches (``give_way``: SQLite's
+lock is not fair, and behind a poll that begins a transaction as soon as it commits one
+the process's outcomes waited seconds to be recorded). It builds, renders, sends and
+records them on the other core meanwhile. When the poll
 is done, ``finish`` has it make one last pass and hands back what it delivered; the poll
 then runs its own pass as before, which finds what is left (nothing, unless the process
 failed). The console channel stays with the poll: it prints in order with its summary.
@@ -26,6 +29,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import threading
+import time
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import datetime
@@ -42,6 +46,7 @@ WAKE_S = 1.0  # a pass at least this often, woken or not
 FINISH_S = 600.0  # the longest a poll waits for the last pass before going on itself
 START_ALERTS = 50  # committed alerts that start the process at once
 START_AFTER_S = 2.0  # or how long the first committed alerts wait for it
+GIVE_WAY_S = 0.1  # the longest the poll waits for the process to take the write lock
 
 
 class DeliveryProcess:
@@ -59,12 +64,13 @@ class DeliveryProcess:
         context = multiprocessing.get_context("spawn")  # no inherited connection or thread
         self._wake = context.Event()
         self._done = context.Event()
+        self._asking = context.Event()  # raised while the process waits to write
         self._reports, sender = context.Pipe(duplex=False)
         level = logging.getLogger().level
         args = (open_runtime, settings, now, sorted(channels), level)
         self._process = context.Process(
             target=_deliver_until_done,
-            args=(*args, self._wake, self._done, sender),
+            args=(*args, self._wake, self._done, self._asking, sender),
             name="watcher-deliver",
             daemon=True,
         )
@@ -84,6 +90,15 @@ class DeliveryProcess:
                 self._timer = threading.Timer(START_AFTER_S, self.wake)
                 self._timer.daemon = True
                 self._timer.start()
+
+    def give_way(self) -> None:
+        """Called by the poll between two transactions: when the process waits for the
+        write lock, wait (up to ``GIVE_WAY_S``) until it has it."""
+        if self._process.pid is None:
+            return
+        deadline = time.monotonic() + GIVE_WAY_S
+        while self._asking.is_set() and time.monotonic() < deadline:
+            time.sleep(0.0005)
 
     def wake(self) -> None:
         """Alerts were committed: deliver them now (the process starts at the first)."""
@@ -141,6 +156,7 @@ def _deliver_until_done(
     level: int,
     wake: Any,
     done: Any,
+    asking: Any,
     reports: multiprocessing.connection.Connection,
 ) -> None:
     """The process: a pass whenever woken (or every WAKE_S), a last one once done."""
@@ -148,6 +164,7 @@ def _deliver_until_done(
     logging.getLogger().setLevel(level)
     total = DeliveryReport()
     rt = open_runtime(settings)
+    rt.store.asking = asking
     parent = multiprocessing.parent_process()
     try:
         while True:

@@ -15,6 +15,11 @@ from watcher.types import AlertMessage, ChannelConfig
 
 
 class EmlChannel:
+    # Sending an alert again rewrites its file with the same bytes: no one sees a second
+    # copy, so a crash may re-send more of them (send.py) and recording keeps up with a
+    # first poll's thousands of files.
+    in_flight = 50
+
     def __init__(self, config: ChannelConfig, instance: str = "") -> None:
         self.name = config.name
         self.dir = Path(str(config.options.get("dir", "outbox")))

@@ -6,7 +6,9 @@
                   RECORD_BATCH of them in one transaction; a sender goes on sending
                   while fewer than IN_FLIGHT of its outcomes are unrecorded, so a crash
                   leaves at most IN_FLIGHT alerts per channel sent but not yet
-                  recorded (sent again on restart)
+                  recorded (sent again on restart; a channel whose sending again is
+                  harmless, such as eml rewriting the same file, says how many it
+                  allows in ``in_flight``)
 
 An alert is only ever marked ``sent`` after its channel accepted it; a failure is
 retried with backoff (retry.next_attempt) or marked ``failed``, never dropped. One
@@ -38,10 +40,14 @@ from watcher.types import Alert, AlertMessage
 
 log = logging.getLogger(__name__)
 
-# A sender has at most this many sent alerts not yet recorded: the most a crash re-sends.
+# A sender has at most this many sent alerts not yet recorded: the most a crash re-sends
+# (unless its channel's ``in_flight`` allows more).
 IN_FLIGHT = 8
 # At most this many outcomes are written in one transaction.
 RECORD_BATCH = 50
+# How long the writer waits for more outcomes to share a transaction with the first; it
+# stops waiting sooner once as many are waiting as the senders may have in flight.
+RECORD_LINGER_S = 0.05
 
 
 class DeliveryContext(MessageContext, Protocol):
@@ -108,8 +114,9 @@ def deliver_pending(
     ]
     for thread in threads:
         thread.start()
+    in_flight = sum(in_flight_of(rt.channels[name]) for name in batches)
     try:
-        recorded = _record_outcomes(rt, outcomes, len(threads), now, report)
+        recorded = _record_outcomes(rt, outcomes, len(threads), in_flight, now, report)
     finally:
         stop.set()  # on an error while recording, senders stop after their current send
     for thread in threads:
@@ -152,12 +159,13 @@ def _send_batch(
 ) -> None:
     """Send one channel's alerts in order (in a thread); stop at its first transient failure.
 
-    A send waits while ``IN_FLIGHT`` earlier outcomes are not yet recorded.
+    A send waits while ``in_flight_of(channel)`` earlier outcomes are not yet recorded.
     """
     unrecorded: collections.deque[_Outcome] = collections.deque()
+    room = in_flight_of(channel) - 1
     try:
         for alert, message in batch:
-            if stop.is_set() or not _wait_for_room(unrecorded, IN_FLIGHT - 1, stop):
+            if stop.is_set() or not _wait_for_room(unrecorded, room, stop):
                 break
             outcome = _send_one(channel, alert, message)
             outcomes.put(outcome)
@@ -167,6 +175,12 @@ def _send_batch(
         _wait_for_room(unrecorded, 0, stop)
     finally:
         outcomes.put(_DONE)
+
+
+def in_flight_of(channel: Channel) -> int:
+    """How many sent alerts ``channel`` may have unrecorded: IN_FLIGHT, or more for a
+    channel that says sending an alert again does no harm (at most RECORD_BATCH)."""
+    return max(1, min(int(getattr(channel, "in_flight", IN_FLIGHT)), RECORD_BATCH))
 
 
 def _wait_for_room(
@@ -201,28 +215,32 @@ def _record_outcomes(
     rt: DeliveryContext,
     outcomes: queue.Queue[object],
     senders: int,
+    in_flight: int,
     now: datetime,
     report: DeliveryReport,
 ) -> int:
     """Write outcomes as they arrive, until every sender is done; returns how many.
 
-    The outcomes waiting when the writer gets to them (at most ``RECORD_BATCH``) go in
-    one transaction; a sender is told only after that transaction is committed.
+    The outcomes that arrive within ``RECORD_LINGER_S`` of the first (at most
+    ``RECORD_BATCH``) go in one transaction; a sender is told only after that transaction
+    is committed. Lingering keeps the transactions few: one per outcome made the writer
+    queue for the write lock behind a poll's storing a thousand times in a first poll.
     """
     recorded = 0
     while senders:
         batch: list[_Outcome] = []
         item = outcomes.get()
+        until = time.monotonic() + RECORD_LINGER_S
         while True:
             if item is _DONE:
                 senders -= 1
             else:
                 assert isinstance(item, _Outcome)
                 batch.append(item)
-            if len(batch) >= RECORD_BATCH:
+            if len(batch) >= min(RECORD_BATCH, in_flight):
                 break
             try:
-                item = outcomes.get_nowait()
+                item = outcomes.get(timeout=max(0.0, until - time.monotonic()))
             except queue.Empty:
                 break
         if batch:

@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlite_utils import Database
 
@@ -49,6 +50,16 @@ from watcher.types import StoredItem
 __all__ = ["Store", "StoreError"]
 
 BUSY_TIMEOUT_S = 30.0
+
+
+class WriteTurn(Protocol):
+    """A flag shared between processes (``multiprocessing.Event``)."""
+
+    def set(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def is_set(self) -> bool: ...
 
 
 class Store:
@@ -70,6 +81,10 @@ class Store:
             busy_timeout_s = BUSY_TIMEOUT_S
         self.path = Path(path)
         self.readonly = readonly
+        self.busy_timeout_s = busy_timeout_s
+        # A writer in another process that must not starve behind a busier one sets this
+        # (deliver/beside.py): see ``_begin_asking``.
+        self.asking: WriteTurn | None = None
         conn = self._connect_readonly(busy_timeout_s) if readonly else self._connect(busy_timeout_s)
         try:
             self.db = Database(conn)
@@ -166,7 +181,10 @@ class Store:
             with self.db.atomic():
                 yield
             return
-        self._control("BEGIN IMMEDIATE")
+        if self.asking is None:
+            self._control("BEGIN IMMEDIATE")
+        else:
+            self._begin_asking(self.asking)
         try:
             yield
         except BaseException:
@@ -177,6 +195,27 @@ class Store:
         except BaseException:
             self.db.rollback()
             raise
+
+    def _begin_asking(self, turn: WriteTurn) -> None:
+        """BEGIN IMMEDIATE with ``turn`` raised until the lock is ours, trying every
+        millisecond: SQLite's own busy wait sleeps up to 100 ms between tries and, behind
+        a writer that commits and begins again at once, may wait out its whole timeout
+        (the other writer lets ``turn`` through between its transactions)."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        turn.set()
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    self.db.conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) or time.monotonic() > deadline:
+                        raise store_error(self.path, e) from e
+                time.sleep(0.001)
+        finally:
+            turn.clear()
+            self.db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
 
     def _control(self, statement: str) -> None:
         """Run BEGIN or COMMIT; a lock held past the busy timeout becomes StoreError."""
