@@ -425,3 +425,19 @@ def test_read_only_database_and_folder_read_commands_work_writing_ones_say_why(
     finally:
         folder.chmod(0o755)
         database.chmod(0o644)
+
+
+def test_every_module_that_registers_a_command_is_named_for_it() -> None:
+    """Commands are imported when they run (cli/__init__.py names each one's module): a
+    command missing there would be missing from the command line."""
+    from watcher.cli import cli as group
+
+    folder = Path(__file__).resolve().parent.parent / "watcher" / "cli"
+    registering = {p.stem for p in folder.glob("*.py") if "@cli." in p.read_text()}
+    named = {module for modules in group.lazy.values() for module in modules}
+    assert registering <= named
+    result = CliRunner().invoke(group, ["--help"])
+    listed = {
+        line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()
+    }
+    assert listed == set(group.lazy)

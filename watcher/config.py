@@ -687,6 +687,14 @@ def find_config(path: str | None, env: Mapping[str, str]) -> Path:
 
 def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     """The validated Settings of the config file at ``path``; raises one ConfigError."""
+    return read_settings(path, env)[0]
+
+
+def read_settings(
+    path: Path, env: Mapping[str, str] | None = None
+) -> tuple[Settings, tuple[Path, ...]]:
+    """``load_settings``, and the paths it looked at on disk besides the file (the rule
+    files and folders it names: a folder's rule files are whatever it holds now)."""
     ctx = _Context(
         str(path), os.environ if env is None else env, Path(os.path.abspath(path)).parent
     )
@@ -694,7 +702,7 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     settings = _build_settings(ctx, data, Path(os.path.abspath(path)))
     if ctx.problems:
         raise ConfigError(sorted(ctx.problems, key=lambda p: p.line or 0))
-    return settings
+    return settings, tuple(ctx.looked_at)
 
 
 @dataclass
@@ -710,6 +718,7 @@ class _Context:
     deferred: list[Problem] = field(default_factory=list)  # missing variables not needed yet
     secrets: dict[str, str] = field(default_factory=dict)  # value -> name of each variable used
     used: dict[str, list[str]] = field(default_factory=dict)  # YAML path -> values it used
+    looked_at: list[Path] = field(default_factory=list)  # paths on disk the settings depend on
 
     def has_unexpanded(self, key: str) -> bool:
         """Whether ``key`` or a value inside it already failed to expand (one problem is enough)."""
@@ -1030,6 +1039,7 @@ def _expand_rules(ctx: _Context, paths: tuple[Path, ...], given: bool) -> tuple[
     """Rule files: folders become their sorted ``*.yaml``/``*.yml`` files."""
     files: list[Path] = []
     for path in paths:
+        ctx.looked_at.append(path)
         if path.is_dir():
             files += rule_files_in(path)
         elif path.is_file():

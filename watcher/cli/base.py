@@ -8,10 +8,11 @@ usage errors exit 2; a bug is logged with its traceback and exits 3.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,7 +24,8 @@ import click
 
 from watcher import __version__
 from watcher._logging import setup_logging
-from watcher.config import find_config, load_settings
+from watcher.config import find_config
+from watcher.config_cache import load_settings_cached
 from watcher.exceptions import WatcherError
 from watcher.printable import dumps_json, printable
 from watcher.store import fts_queue
@@ -45,7 +47,7 @@ class Context:
     quiet: int = 0
 
     def settings(self) -> Settings:
-        settings = load_settings(find_config(self.config, os.environ))
+        settings = load_settings_cached(find_config(self.config, os.environ))
         if self.db:
             settings = replace(settings, database=Path(self.db).resolve())
         return settings
@@ -164,14 +166,34 @@ class WatcherCommand(click.Command):
 
 
 class WatcherGroup(click.Group):
-    """A group whose subcommands and subgroups all take the global options."""
+    """A group whose subcommands and subgroups all take the global options.
+
+    ``lazy`` names the modules of ``watcher.cli`` that register each command, imported
+    only when that command runs (or for help): ``watcher poll`` then does not import what
+    ``search``, ``serve`` or ``feeds add`` need before its first request."""
 
     command_class = WatcherCommand
     group_class = type  # subgroups are WatcherGroups too
+    lazy: Mapping[str, tuple[str, ...]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.params.extend(global_options())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for module in self.lazy.get(cmd_name, ()):
+            importlib.import_module(f"watcher.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self.load_all()
+        return super().list_commands(ctx)
+
+    def load_all(self) -> None:
+        """Import every command's module (each registers its commands)."""
+        for modules in self.lazy.values():
+            for module in modules:
+                importlib.import_module(f"watcher.cli.{module}")
 
 
 def all_commands(
@@ -179,6 +201,8 @@ def all_commands(
 ) -> list[tuple[tuple[str, ...], click.Command]]:
     """Every (sub)command under ``group`` (default: ``cli``) with its path, groups included."""
     group = cli if group is None else group
+    if isinstance(group, WatcherGroup):
+        group.load_all()
     found: list[tuple[tuple[str, ...], click.Command]] = []
     for name, command in sorted(group.commands.items()):
         found.append(((*path, name), command))

@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 from watcher.decide.fulltext import items_wanting_articles
 from watcher.exceptions import FetchError
 from watcher.poll import guard
-from watcher.poll.article import extract_article
 from watcher.poll.fetch import FeedSession, HTTPStatusError, fetch_feed
 from watcher.poll.hosts import HostPauses, HostSlots
 from watcher.poll.robots import (
@@ -147,6 +146,10 @@ class ArticleFetcher:
                 if isinstance(e, HTTPStatusError) and e.http_status is not None:
                     self.pauses.pause(link, e.http_status, e.retry_after_s)
                 return self._failed(link, article_error(e), str(e.message))
+        # imported here: readability and lxml.html take ~0.1 s, which a poll without
+        # full_text, or its start, need not pay
+        from watcher.poll.article import extract_article
+
         page = extract_article(fetched.content, fetched.final_url, fetched.content_type)
         if page.error is not None:
             return self._failed(link, page.error.value, page.detail)

@@ -1,0 +1,113 @@
+"""The checked settings of a config file, kept between runs: reading and checking the
+YAML of thousands of feeds takes a third of a second at every start of a command, the
+pickled result a few milliseconds.
+
+An entry is found by the config file's absolute path and bytes, the home folder (``~``
+in paths) and watcher's version, Python's and the sizes and modification times of the
+code that reads configs. It is used only while what the settings read on disk is as it
+was: each rule path the config names, whether it is a file or a folder, and a folder's
+modification time (it changes when a file is added, removed or renamed in it).
+
+A config that names an environment variable (``${SMTP_PASSWORD}``) is never cached: its
+settings hold the variable's value, and a secret kept out of the config file must not
+land in a cache file either. Entries live in ``.watcher-cache`` beside the config file
+(mode 0600); a folder that cannot be written means no cache, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import sys
+from collections.abc import Mapping
+from contextlib import suppress
+from pathlib import Path
+
+from watcher import __version__
+from watcher.config import read_settings
+from watcher.types import Settings
+
+log = logging.getLogger(__name__)
+
+CACHE_FOLDER = ".watcher-cache"
+_CODE = ("config.py", "types.py", "config_cache.py")  # what reads a config, and its types
+Stamp = tuple[str, str, int]  # a path, "file" | "folder" | "missing", a folder's mtime
+
+
+def load_settings_cached(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """``config.load_settings(path)``, from the cache when it holds them; raises the same
+    ConfigError for an invalid config (which is never cached)."""
+    env = os.environ if env is None else env
+    path = Path(os.path.abspath(path))
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return read_settings(path, env)[0]  # says which file, and why
+    if b"${" in data:
+        return read_settings(path, env)[0]
+    entry = path.parent / CACHE_FOLDER / f"settings-{_key(path, data, env)}.pickle"
+    cached = _read(entry)
+    if cached is not None:
+        return cached
+    settings, looked_at = read_settings(path, env)
+    _write(entry, (settings, [_stamp(p) for p in looked_at]))
+    return settings
+
+
+def _key(path: Path, data: bytes, env: Mapping[str, str]) -> str:
+    digest = hashlib.sha256()
+    for part in (__version__, sys.version, str(path), env.get("HOME", "")):
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    package = Path(__file__).resolve().parent
+    for name in _CODE:
+        stat = (package / name).stat()
+        digest.update(f"{name} {stat.st_size} {stat.st_mtime_ns}\0".encode())
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def _stamp(path: Path) -> Stamp:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path), "missing", 0)
+    if path.is_dir():
+        return (str(path), "folder", stat.st_mtime_ns)
+    return (str(path), "file", 0)
+
+
+def _read(entry: Path) -> Settings | None:
+    try:
+        with entry.open("rb") as f:
+            settings, stamps = pickle.load(f)
+    except FileNotFoundError:
+        return None
+    except Exception as e:  # unreadable, or from another version: read the config instead
+        log.debug("settings cache unusable path=%s error=%r", entry, e)
+        return None
+    if not isinstance(settings, Settings) or not isinstance(stamps, list):
+        return None
+    if any(_stamp(Path(stamp[0])) != tuple(stamp) for stamp in stamps):
+        return None  # a rule file or folder changed: the settings may list other files
+    return settings
+
+
+def _write(entry: Path, value: tuple[Settings, list[Stamp]]) -> None:
+    """Write the entry atomically, readable by this user only, and drop older ones."""
+    folder = entry.parent
+    tmp = folder / f".{entry.name}.{os.getpid()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, entry)
+        for old in folder.glob("settings-*.pickle"):
+            if old != entry:
+                old.unlink(missing_ok=True)
+    except OSError as e:  # a read-only folder: no cache, same settings
+        log.debug("settings not cached folder=%s error=%r", folder, e)
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
