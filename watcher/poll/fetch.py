@@ -11,6 +11,7 @@ Every expected failure is a ``FetchError``; anything else escaping is a bug.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import re
 import socket
@@ -153,8 +154,12 @@ def make_session(
     return FeedSession(user_agent, pool_size=pool_size, block_private=block_private)
 
 
+@functools.cache
 def _tls_context() -> ssl.SSLContext:
-    """Certificates verified against certifi's bundle (or the one the environment names)."""
+    """Certificates verified against certifi's bundle (or the one the environment names).
+
+    Made once per process (loading the bundle takes ~20 ms): a poll's worker processes
+    are forked after the poll made its own, and start with it loaded."""
     context = create_urllib3_context()
     bundle = (
         os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
