@@ -154,16 +154,19 @@ def make_session(
     return FeedSession(user_agent, pool_size=pool_size, block_private=block_private)
 
 
-@functools.cache
 def _tls_context() -> ssl.SSLContext:
-    """Certificates verified against certifi's bundle (or the one the environment names).
-
-    Made once per process (loading the bundle takes ~20 ms): a poll's worker processes
-    are forked after the poll made its own, and start with it loaded."""
-    context = create_urllib3_context()
+    """Certificates verified against certifi's bundle (or the one the environment names)."""
     bundle = (
         os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
     )
+    return _context_for(bundle)
+
+
+@functools.cache
+def _context_for(bundle: str) -> ssl.SSLContext:
+    """Made once per bundle and process (loading it takes ~20 ms): a poll's worker
+    processes are forked after the poll made its own, and start with it loaded."""
+    context = create_urllib3_context()
     context.load_verify_locations(bundle)
     return context
 
