@@ -17,19 +17,15 @@ land in a cache file either. Entries live in ``.watcher-cache`` beside the confi
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
-import pickle
 import sys
 from collections.abc import Mapping
-from contextlib import suppress
 from pathlib import Path
 
 from watcher import __version__
 from watcher.config import read_settings
+from watcher.picklefile import read_pickle, write_pickle
 from watcher.types import Settings
-
-log = logging.getLogger(__name__)
 
 CACHE_FOLDER = ".watcher-cache"
 _CODE = ("config.py", "types.py", "config_cache.py")  # what reads a config, and its types
@@ -52,7 +48,7 @@ def load_settings_cached(path: Path, env: Mapping[str, str] | None = None) -> Se
     if cached is not None:
         return cached
     settings, looked_at = read_settings(path, env)
-    _write(entry, (settings, [_stamp(p) for p in looked_at]))
+    write_pickle(entry, (settings, [_stamp(p) for p in looked_at]), others="settings-*.pickle")
     return settings
 
 
@@ -79,35 +75,12 @@ def _stamp(path: Path) -> Stamp:
 
 
 def _read(entry: Path) -> Settings | None:
-    try:
-        with entry.open("rb") as f:
-            settings, stamps = pickle.load(f)
-    except FileNotFoundError:
+    cached = read_pickle(entry)
+    if not isinstance(cached, tuple) or len(cached) != 2:
         return None
-    except Exception as e:  # unreadable, or from another version: read the config instead
-        log.debug("settings cache unusable path=%s error=%r", entry, e)
-        return None
+    settings, stamps = cached
     if not isinstance(settings, Settings) or not isinstance(stamps, list):
         return None
     if any(_stamp(Path(stamp[0])) != tuple(stamp) for stamp in stamps):
         return None  # a rule file or folder changed: the settings may list other files
     return settings
-
-
-def _write(entry: Path, value: tuple[Settings, list[Stamp]]) -> None:
-    """Write the entry atomically, readable by this user only, and drop older ones."""
-    folder = entry.parent
-    tmp = folder / f".{entry.name}.{os.getpid()}.tmp"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, entry)
-        for old in folder.glob("settings-*.pickle"):
-            if old != entry:
-                old.unlink(missing_ok=True)
-    except OSError as e:  # a read-only folder: no cache, same settings
-        log.debug("settings not cached folder=%s error=%r", folder, e)
-        with suppress(OSError):
-            tmp.unlink(missing_ok=True)

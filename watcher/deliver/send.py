@@ -237,7 +237,7 @@ def _record_outcomes(
             else:
                 assert isinstance(item, _Outcome)
                 batch.append(item)
-            if len(batch) >= min(RECORD_BATCH, in_flight):
+            if not senders or len(batch) >= min(RECORD_BATCH, in_flight):
                 break
             try:
                 item = outcomes.get(timeout=max(0.0, until - time.monotonic()))

@@ -17,20 +17,15 @@ pickle is only ever read from there.
 from __future__ import annotations
 
 import hashlib
-import logging
-import os
-import pickle
 import sys
 from collections.abc import Collection, Sequence
-from contextlib import suppress
 from pathlib import Path
 
 from watcher import __version__
+from watcher.picklefile import read_pickle, write_pickle
 from watcher.rules.load import load_rules
 from watcher.rules.match import SCAN_BUILT, CompiledRules, compile_rules
 from watcher.types import Rule
-
-log = logging.getLogger(__name__)
 
 CACHE_FOLDER = ".watcher-cache"
 # The matcher's own code: a change to it (a development install) must not reuse old
@@ -80,7 +75,7 @@ def load_compiled(
     rules = load_rules(list(paths), channels=channels)
     compiled = compile_rules(rules)
     if folder is not None and key:
-        _write(folder, f"rules-{key}.pickle", (rules, compiled))
+        write_pickle(folder / f"rules-{key}.pickle", (rules, compiled), others="rules-*.pickle")
     return rules, compiled
 
 
@@ -89,32 +84,10 @@ def _channel_names(channels: Collection[str] | None) -> list[str] | None:
 
 
 def _read(path: Path) -> tuple[list[Rule], CompiledRules] | None:
-    try:
-        with path.open("rb") as f:
-            rules, compiled = pickle.load(f)
-    except FileNotFoundError:
+    cached = read_pickle(path)
+    if not isinstance(cached, tuple) or len(cached) != 2:
         return None
-    except Exception as e:  # unreadable or from another version: compile instead
-        log.debug("compiled rules cache unusable path=%s error=%r", path, e)
-        return None
+    rules, compiled = cached
     if not isinstance(compiled, CompiledRules) or not isinstance(rules, list):
         return None
     return rules, compiled
-
-
-def _write(folder: Path, name: str, value: object) -> None:
-    """Write the file atomically and drop the folder's other compiled rule sets."""
-    target = folder / name
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as f:
-            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, target)
-        for old in folder.glob("rules-*.pickle"):
-            if old.name != name:
-                old.unlink(missing_ok=True)
-    except OSError as e:  # a read-only folder: no cache, same rules
-        log.debug("compiled rules not cached folder=%s error=%r", folder, e)
-        with suppress(OSError):
-            tmp.unlink(missing_ok=True)
