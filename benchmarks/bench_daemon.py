@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_poll import ENV, WATCHER, _load, write_config  # noqa: E402
+from bench_poll import CHECKOUT, ENV, WATCHER, _load, write_config  # noqa: E402
 from farm import running_farm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +150,10 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--minutes", type=float, default=3)
     parser.add_argument("--changed", type=float, default=0.1, help="share of feeds per minute")
+    parser.add_argument("--root", type=Path, default=ROOT, help="checkout to benchmark")
     args = parser.parse_args()
+    root = args.root.resolve()
+    CHECKOUT[0] = root
     print(f"{args.feeds} feeds at 1m, {args.rules} rules, {args.minutes} min; load {_load()}")
     with running_farm(args.feeds) as farm, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -158,7 +161,7 @@ def main() -> None:
         seeded = time.perf_counter()
         subprocess.run(
             [*WATCHER, "--config", str(config), "--json", "poll", "--all"],
-            cwd=ROOT,
+            cwd=root,
             env=ENV,
             check=True,
             stdout=subprocess.DEVNULL,
@@ -170,7 +173,7 @@ def main() -> None:
         started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # as alerts store it
         child = subprocess.Popen(
             [*WATCHER, "--config", str(config), "run", "--metrics", f"127.0.0.1:{port}"],
-            cwd=ROOT,
+            cwd=root,
             env=ENV,
             stdout=subprocess.DEVNULL,
             stderr=open(folder / "daemon.log", "wb"),  # noqa: SIM115
@@ -180,12 +183,15 @@ def main() -> None:
         began = time.monotonic()
         cpu_before = sampler.cpu()
         minute = 0
+        first_minute = ""  # the metrics at its end: the delays after it are told apart
         try:
             while (elapsed := time.monotonic() - began) < args.minutes * 60:
                 if child.poll() is not None:
                     raise SystemExit(f"watcher run exited {child.returncode}")
                 if elapsed >= 60 * (minute + 1):
                     minute += 1
+                    if minute == 1:
+                        first_minute = scrape(port)
                     farm.bump(args.changed, seed=minute)
                 time.sleep(0.5)
             text = scrape(port)
@@ -217,6 +223,13 @@ def main() -> None:
     print(f"| CPU s per 1,000 polls (process tree) | {cpu / max(polls, 1) * 1000:.2f} |")
     print(f"| due-to-poll delay p50 | {quantile(delays, 0.5):.2f} s |")
     print(f"| due-to-poll delay p95 | {quantile(delays, 0.95):.2f} s |")
+    if first_minute:
+        # A seeding poll --all leaves every feed due within the minute after the part of it
+        # that stored them: the daemon's first minute polls that burst.
+        start = dict(histogram(first_minute, "watcher_poll_delay_seconds"))
+        later = [(le, n - start.get(le, 0.0)) for le, n in delays]
+        print(f"| due-to-poll delay p50, after the first minute | {quantile(later, 0.5):.2f} s |")
+        print(f"| due-to-poll delay p95, after the first minute | {quantile(later, 0.95):.2f} s |")
     print(
         f"| poll-to-alert-delivered p95 ({len(waits)} alerts) | {percentile(waits, 0.95):.0f} s |"
     )
