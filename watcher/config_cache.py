@@ -24,7 +24,7 @@ from pathlib import Path
 
 from watcher import __version__
 from watcher.config import read_settings
-from watcher.picklefile import read_pickle, write_pickle
+from watcher.picklefile import read_pair, write_pickle
 from watcher.types import Settings
 
 CACHE_FOLDER = ".watcher-cache"
@@ -75,12 +75,11 @@ def _stamp(path: Path) -> Stamp:
 
 
 def _read(entry: Path) -> Settings | None:
-    cached = read_pickle(entry)
-    if not isinstance(cached, tuple) or len(cached) != 2:
+    cached = read_pair(entry, Settings, list)
+    if cached is None:
         return None
-    settings, stamps = cached
-    if not isinstance(settings, Settings) or not isinstance(stamps, list):
-        return None
+    settings: Settings = cached[0]
+    stamps: list[Stamp] = cached[1]
     if any(_stamp(Path(stamp[0])) != tuple(stamp) for stamp in stamps):
         return None  # a rule file or folder changed: the settings may list other files
     return settings

@@ -12,6 +12,7 @@ import os
 import pickle
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,16 @@ def read_pickle(path: Path) -> object | None:
         log.debug("cache file unusable path=%s error=%r", path, e)
         return None
     return value
+
+
+def read_pair(path: Path, first: type, second: type) -> tuple[Any, Any] | None:
+    """The two values ``path`` holds when they are a ``first`` and a ``second`` (a cache
+    entry is such a pair), else None."""
+    value = read_pickle(path)
+    if not isinstance(value, tuple) or len(value) != 2:
+        return None
+    a, b = value
+    return (a, b) if isinstance(a, first) and isinstance(b, second) else None
 
 
 def write_pickle(path: Path, value: object, *, others: str) -> None:

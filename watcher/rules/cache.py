@@ -22,7 +22,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from watcher import __version__
-from watcher.picklefile import read_pickle, write_pickle
+from watcher.picklefile import read_pair, write_pickle
 from watcher.rules.load import load_rules
 from watcher.rules.match import SCAN_BUILT, CompiledRules, compile_rules
 from watcher.types import Rule
@@ -84,10 +84,4 @@ def _channel_names(channels: Collection[str] | None) -> list[str] | None:
 
 
 def _read(path: Path) -> tuple[list[Rule], CompiledRules] | None:
-    cached = read_pickle(path)
-    if not isinstance(cached, tuple) or len(cached) != 2:
-        return None
-    rules, compiled = cached
-    if not isinstance(compiled, CompiledRules) or not isinstance(rules, list):
-        return None
-    return rules, compiled
+    return read_pair(path, list, CompiledRules)
