@@ -268,6 +268,28 @@ def test_restart_catches_up_overdue_feeds_but_waits_for_the_others(
     assert d.stop() == 0
 
 
+def test_feeds_a_quick_poll_all_left_due_together_are_spread_by_the_daemon(
+    tmp_path: Path, feed_server: FeedServer, daemons: list[Daemon]
+) -> None:
+    names = [f"f{i}" for i in range(40)]
+    for name in names:
+        feed_server.set(f"/{name}.xml", rss([]))
+    project = write_project(tmp_path, {n: feed_server.url(f"/{n}.xml") for n in names})
+    config = ["--config", str(project / "watcher.yaml")]
+    assert CliRunner().invoke(cli, [*config, "poll", "--all"]).exit_code == 0
+    with Store(project / "w.db") as store:
+        due = {r["name"]: r["next_poll_at"] for r in store.db["feeds"].rows}
+    d = Daemon(project, scale="0.15")  # 1 m = 9 s: all 40 due within a second of each other
+    daemons.append(d)
+    wait_for(lambda: d.logged("spread feeds="), "the daemon to spread the feeds")
+    moved = next(line for line in d.log if "spread feeds=" in line)
+    assert int(moved.split("spread feeds=")[1].split()[0]) >= 20
+    wait_for(lambda: all(hits(feed_server, f"/{n}.xml") >= 2 for n in names), "every poll")
+    with Store(project / "w.db") as store:  # each polled again: due again later than before
+        assert all(r["next_poll_at"] > due[r["name"]] for r in store.db["feeds"].rows)
+    assert d.stop() == 0
+
+
 def test_rule_file_change_reloads_and_an_invalid_one_is_kept_out(
     tmp_path: Path, feed_server: FeedServer, daemons: list[Daemon]
 ) -> None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
@@ -24,6 +27,7 @@ from watcher.decide.schedule import (
     next_poll_after_interval_change,
     next_poll_after_success,
     retry_hold_until,
+    spread_bunched,
 )
 from watcher.store import Store
 from watcher.store.feeds import feed_by_name
@@ -115,6 +119,63 @@ def test_first_run_keeps_future_times_and_spreads_overdue_ones() -> None:
     assert first_run_at(None, NOW, 900) <= NOW + timedelta(seconds=60)
 
 
+def polled(i: int, last: datetime, interval_s: int = 60, **kw: object) -> FeedState:
+    due = last + timedelta(seconds=interval_s)
+    args: dict[str, object] = {"last_polled_at": last, "next_poll_at": due}
+    return FeedState(
+        id=i, url=f"http://x/{i}", name=f"f{i}", interval_s=interval_s, **{**args, **kw}
+    )  # type: ignore[arg-type]
+
+
+def test_feeds_a_fast_poll_all_left_due_together_are_spread_over_their_interval() -> None:
+    # 600 feeds polled within 2 s: all due within 2 s of each other, a minute later
+    feeds = [polled(i, NOW - timedelta(seconds=2 * i / 600)) for i in range(600)]
+    moves = spread_bunched(feeds, NOW)
+    at = {f.id: moves.get(f.id, f.next_poll_at) for f in feeds}
+    per_second = Counter(int((t - NOW).total_seconds()) for t in at.values() if t)
+    assert max(per_second.values()) <= 2 * 600 / 30  # ~20 a second, not 300
+    for f in feeds:
+        assert f.next_poll_at and f.last_polled_at
+        if f.id in moves:
+            assert moves[f.id] < f.next_poll_at  # earlier, never later
+            assert moves[f.id] >= f.last_polled_at + timedelta(seconds=30)  # half an interval
+
+
+def test_feeds_already_spread_and_feeds_waiting_for_more_than_their_interval_stay() -> None:
+    spread = [polled(i, NOW - timedelta(seconds=60 * i / 100)) for i in range(100)]
+    assert spread_bunched(spread, NOW) == {}
+    last = NOW - timedelta(seconds=1)
+    waiting = [
+        polled(1, last, consecutive_failures=1),  # backing off
+        polled(2, last, next_poll_at=last + timedelta(hours=1)),  # Cache-Control: 1 h
+        polled(3, last, next_poll_at=NOW - timedelta(seconds=5)),  # overdue: catch-up spread
+        polled(4, last, last_polled_at=None),  # never polled
+    ] + [polled(10 + i, last) for i in range(10)]
+    assert set(spread_bunched(waiting, NOW)) <= set(range(10, 20))
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 3600), st.sampled_from([60, 300, 900]), st.integers(0, 2)),
+        max_size=60,
+    )
+)
+def test_a_spread_poll_is_never_later_than_due_nor_sooner_than_half_an_interval(
+    rows: list[tuple[float, int, int]],
+) -> None:
+    feeds = [
+        polled(i, NOW - timedelta(seconds=ago), interval_s, consecutive_failures=failures)
+        for i, (ago, interval_s, failures) in enumerate(rows)
+    ]
+    moves = spread_bunched(feeds, NOW)
+    for f in feeds:
+        if f.id in moves:
+            assert f.next_poll_at and f.last_polled_at
+            assert NOW <= moves[f.id] < f.next_poll_at
+            assert moves[f.id] >= f.last_polled_at + timedelta(seconds=f.interval_s / 2)
+            assert f.consecutive_failures == 0
+
+
 # --- through `watcher poll` against a local server -----------------------------------------
 
 
@@ -133,6 +194,28 @@ def project(tmp_path: Path, feed_server: FeedServer) -> Path:
 def poll(project: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, ["--config", str(project / "watcher.yaml"), "poll", *args])
     return result.exit_code, result.output
+
+
+def test_a_feed_polled_late_in_a_long_pass_is_due_an_interval_after_its_own_poll(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    # 25 quick feeds make the first stored batch; the slow one is stored 2 s later
+    names = [f"quick{i}" for i in range(25)] + ["slow"]
+    for name in names:
+        feed_server.set(f"/{name}.xml", rss([]), delay=2.0 if name == "slow" else 0.0)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text("- id: kursk\n  any: [Kursk]\n")
+    feeds = "".join(f"  - url: {feed_server.url(f'/{n}.xml')}\n    name: {n}\n" for n in names)
+    (tmp_path / "watcher.yaml").write_text(
+        f"database: w.db\nrules: rules/\ndefaults: {{interval: 15m}}\nfeeds:\n{feeds}"
+    )
+    code, out = poll(tmp_path, "--all")
+    assert code == 0, out
+    with Store(tmp_path / "w.db") as store:
+        quick, slow = feed_by_name(store, "quick0"), feed_by_name(store, "slow")
+    assert quick and slow and quick.last_polled_at and slow.last_polled_at
+    assert slow.last_polled_at >= quick.last_polled_at + timedelta(seconds=1)
+    assert slow.next_poll_at == slow.last_polled_at + timedelta(minutes=15)
 
 
 def feed_state(project: Path) -> FeedState:

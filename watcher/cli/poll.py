@@ -103,8 +103,8 @@ def _poll_once(
                 report = _poll_with_progress(rt, feeds, now, obj.json, beside, indexer)
             finally:
                 early = beside.finish() if beside is not None else DeliveryReport()
-            delivery = merge(early, deliver_pending(rt, now))
-            pruned = prune_archive(rt.store, settings, now)
+            delivery = merge(early, deliver_pending(rt, max(now, now_utc())))
+            pruned = prune_archive(rt.store, settings, max(now, now_utc()))
             lag = finish_quickly(settings.database, indexer, INDEX_FINISH_S)
         finally:
             indexer.stop()
@@ -181,13 +181,13 @@ def _poll_with_progress(
         beside.give_way()
 
     if quiet or not sys.stderr.isatty() or len(feeds) < 2:
-        return poll_feeds(rt, feeds, now, stored=stored)
+        return poll_feeds(rt, feeds, now, stored=stored, clock=now_utc)
     with click.progressbar(length=len(feeds), label="polling", file=sys.stderr) as bar:
 
         def step(_result: FeedResult) -> None:
             bar.update(1)
 
-        return poll_feeds(rt, feeds, now, progress=step, stored=stored)
+        return poll_feeds(rt, feeds, now, progress=step, stored=stored, clock=now_utc)
 
 
 def _print_lag(lag: IndexLag) -> None:

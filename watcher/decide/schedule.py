@@ -5,7 +5,9 @@
               and never before a 429/503 ``Retry-After``
     410:      the feed is disabled
     start:    a feed not yet due waits for its ``next_poll_at``; an overdue one is spread
-              over a short catch-up window so a restart does not poll everything at once
+              over a short catch-up window so a restart does not poll everything at once;
+              feeds sharing an interval that fall due bunched (after a fast ``poll --all``)
+              are spread over that interval by polling some earlier, never later
     reload:   a new interval moves ``next_poll_at`` to
               min(current, last poll + the wait the new interval gives), never earlier
               than a backoff, a Cache-Control lifetime or a Retry-After hold
@@ -22,11 +24,13 @@ from __future__ import annotations
 
 import random
 import re
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from watcher.decide.policy import next_interval_after_failure
+from watcher.types import FeedState
 
 MAX_CACHE_S = 86400  # a server's max-age/Expires never keeps a feed quiet longer than 1 d
 MAX_RETRY_AFTER_S = 7 * 86400  # a larger Retry-After is taken as 7 d
@@ -180,6 +184,45 @@ def first_run_at(
         return next_poll_at
     window = min(CATCHUP_WINDOW_S, interval_s)
     return now + timedelta(seconds=(rng or random).uniform(0, window))
+
+
+def spread_bunched(feeds: Sequence[FeedState], now: datetime) -> dict[int, datetime]:
+    """Feeds moved earlier so that those sharing an interval fall due evenly over it:
+    feed id -> its new ``next_poll_at``; a feed absent keeps its own.
+
+    A fast ``watcher poll --all`` leaves every feed due within the few seconds it took, one
+    interval later; a daemon started after it would then have all of them to poll at once,
+    and again one interval later. Here the feeds of one interval that wait only for it
+    (polled, no failure, no Cache-Control or WebSub wait beyond it, due within it) are
+    ranked by due time; the k-th of n is then due no later than the (k+1)-th n-th of the
+    window from the earliest moment any of them may be polled to the latest due, and never
+    sooner than half an interval after its last poll. A feed is only ever moved earlier,
+    so none is polled later than it was due, and feeds already spread stay where they are.
+    """
+    groups: dict[int, list[tuple[datetime, datetime, int]]] = defaultdict(list)
+    for feed in feeds:
+        due, last = feed.next_poll_at, feed.last_polled_at
+        if due is None or last is None or feed.consecutive_failures or due <= now:
+            continue
+        interval = timedelta(seconds=feed.interval_s)
+        if due - last > interval + _SLACK or due > now + interval:
+            continue  # a server's or a subscription's wait, or a clock moved back
+        groups[feed.interval_s].append((due, last, feed.id))
+    moved: dict[int, datetime] = {}
+    for interval_s, group in groups.items():
+        group.sort()
+        half = timedelta(seconds=interval_s / 2)
+        start = max(now, min(last for _, last, _ in group) + half)
+        span = group[-1][0] - start
+        n = len(group)
+        for k, (due, last, feed_id) in enumerate(group):
+            slot = max(start + span * (k + 1) / n, last + half)
+            if slot < due - _SLACK:
+                moved[feed_id] = slot
+    return moved
+
+
+_SLACK = timedelta(seconds=1)  # closer than this to its due time, a poll is left where it is
 
 
 def _http_date(value: str | None) -> datetime | None:

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from watcher._logging import setup_logging
@@ -171,7 +171,8 @@ def _deliver_until_done(
             wake.wait(WAKE_S)
             wake.clear()
             finishing = done.is_set() or (parent is not None and not parent.is_alive())
-            total = merge(total, deliver_pending(rt, now, channels=channels))
+            at = max(now, datetime.now(UTC).replace(microsecond=0))  # a pass's own time
+            total = merge(total, deliver_pending(rt, at, channels=channels))
             if finishing:
                 break
     except Exception:  # a bug here: the poll's own pass delivers the rest

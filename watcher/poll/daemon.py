@@ -12,7 +12,8 @@ storing it, the same way.
     BlockingScheduler whose jobs all run through ``run_job`` (a bug is logged, never raised)
       feed:<name>               IntervalTrigger(interval, jitter), max_instances=1, coalesce;
                                 first run at the stored next_poll_at (overdue feeds: spread
-                                over a minute); after each poll, next run = the new next_poll_at
+                                over a minute; feeds of one interval due bunched: spread over
+                                it, earlier); after each poll, next run = the new next_poll_at
       internal:deliver-pending  every 30 s, and at once after a poll that queued alerts
       internal:heartbeat        every 60 s: ``_instance.heartbeat_at`` for ``status --check``
       internal:watch            every 3 s: config/rule file changes -> reload; feeds added or
@@ -63,7 +64,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher.config import require_variables
 from watcher.decide.health import check_problems, health_channels, quiet_event
-from watcher.decide.schedule import first_run_at, jitter_s, next_poll_after_interval_change
+from watcher.decide.schedule import (
+    first_run_at,
+    jitter_s,
+    next_poll_after_interval_change,
+    spread_bunched,
+)
 from watcher.decide.websub import effective_state
 from watcher.deliver.channels import Channel, make_channel
 from watcher.deliver.send import deliver_pending
@@ -91,7 +97,13 @@ from watcher.poll.websub import Callback, Push, Subscriber
 from watcher.rules.cache import cache_folder, feeds_sync_file, load_compiled
 from watcher.rules.match import SCAN_BUILT
 from watcher.store import Store
-from watcher.store.feeds import get_feed, last_new_item_times, list_feeds, sync_config_feeds
+from watcher.store.feeds import (
+    get_feed,
+    last_new_item_times,
+    list_feeds,
+    move_polls_earlier,
+    sync_config_feeds,
+)
 from watcher.store.state import (
     add_health_alert,
     instance_id,
@@ -579,9 +591,19 @@ class Daemon:
                     log.info("unscheduled feed=%s", job_id.removeprefix("feed:"))
                 elif self._feed_jobs[job_id] != _job_key(wanted[job_id]):
                     self._remove_job(job_id)
-            for job_id, feed in wanted.items():
-                if job_id not in self._feed_jobs:
-                    self._add_feed_job(job_id, feed)
+            new = self._spread([f for j, f in wanted.items() if j not in self._feed_jobs])
+            for feed in new:
+                self._add_feed_job(f"feed:{feed.name}", feed)
+
+    def _spread(self, feeds: list[FeedState]) -> list[FeedState]:
+        """The feeds about to be scheduled, those that fall due bunched moved earlier
+        (decide/schedule.py ``spread_bunched``), in the database too."""
+        moves = spread_bunched(feeds, self.clock.now())
+        if not moves:
+            return feeds
+        move_polls_earlier(self.store(), moves)
+        log.info("spread feeds=%d over their interval: polled earlier than due", len(moves))
+        return [replace(f, next_poll_at=moves[f.id]) if f.id in moves else f for f in feeds]
 
     def _sync_feeds(self, settings: Settings) -> list[FeedState]:
         """The config's feeds into the database; the feeds that are not disabled."""

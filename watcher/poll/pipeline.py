@@ -177,25 +177,29 @@ def poll_feeds(
     now: datetime,
     progress: Callable[[FeedResult], None] | None = None,
     stored: Callable[[PollReport], None] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> PollReport:
     """Fetch, parse and match in workers, then store each batch of feeds in one transaction.
 
     Each feed's outcome is written in a savepoint of its batch's transaction: a feed that
     fails to store leaves nothing half-written, and the batch shares one commit.
     ``stored`` is called with the report so far after each batch is committed (the alerts
-    it queued can be delivered from then on).
+    it queued can be delivered from then on). With a ``clock``, each batch is stored at
+    its time (never before ``now``): a feed polled a minute into a long pass was polled
+    then, and falls due one interval after that, not after the pass began.
     """
     report = PollReport(feeds=len(feeds))
     jobs = with_known_links(rt, [(feed, feed_options(rt.settings, feed)) for feed in feeds])
     for batch in _fetch_all(rt, jobs, now):
+        at = max(now, clock()) if clock is not None else now
         with rt.store.transaction():
             quiet = [r for r in batch if _plain_not_modified(r)]
-            done = _store_not_modified(rt, quiet, now, report)
+            done = _store_not_modified(rt, quiet, at, report)
             for result in batch:
                 if id(result) not in done:
-                    store_feed_result(rt, result, now, report)
+                    store_feed_result(rt, result, at, report)
                 else:
-                    _pace_one(rt, result, now, report)
+                    _pace_one(rt, result, at, report)
                 if progress:
                     progress(result)
         if stored:

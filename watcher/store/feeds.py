@@ -583,3 +583,14 @@ def set_pace(store: Store, feed_id: int, interval_s: int, next_poll_at: datetime
         "UPDATE feeds SET interval_s = ?, next_poll_at = ? WHERE id = ?",
         [interval_s, to_text(next_poll_at), feed_id],
     )
+
+
+@store_call
+def move_polls_earlier(store: Store, moves: dict[int, datetime]) -> None:
+    """Feed id -> an earlier ``next_poll_at`` (decide/schedule.py ``spread_bunched``); a
+    feed whose ``next_poll_at`` meanwhile became earlier still (a ``poll --feed``) keeps it."""
+    with store.transaction():
+        store.db.conn.executemany(
+            "UPDATE feeds SET next_poll_at = ?1 WHERE id = ?2 AND next_poll_at > ?1",
+            [(to_text(at), feed_id) for feed_id, at in moves.items()],
+        )
