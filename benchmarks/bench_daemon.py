@@ -16,6 +16,10 @@ two new items every minute. Measured:
 - peak RSS of the whole process tree: the sum over the daemon and every process under it,
   sampled every 0.25 s.
 
+With ``--timeline S`` it also prints, every S seconds, the polls and the delay p50/p95 of
+that window (what shows where in the run delays build up); ``--log FILE`` keeps the
+daemon's log.
+
 Run: ``.venv/bin/python benchmarks/bench_daemon.py [--feeds 5000] [--minutes 3]``.
 """
 
@@ -137,6 +141,25 @@ def counter(text: str, name: str, labels: str = "") -> float:
     return sum(float(m.group(1)) for m in re.finditer(pattern, text, re.M))
 
 
+def timeline(port: int, window: tuple[float, str], began: float) -> tuple[float, str]:
+    """Print the polls and delays of the window that ends now; the next window."""
+    try:
+        text = scrape(port)
+    except OSError:  # the metrics server is not listening yet
+        return window
+    before = dict(histogram(window[1], "watcher_poll_delay_seconds")) if window[1] else {}
+    delays = [
+        (le, n - before.get(le, 0.0)) for le, n in histogram(text, "watcher_poll_delay_seconds")
+    ]
+    polls = delays[-1][1] if delays else 0
+    print(
+        f"  {window[0] - began:5.0f}-{time.monotonic() - began:3.0f} s: {polls:5.0f} polls,"
+        f" delay p50 {quantile(delays, 0.5):5.2f} s, p95 {quantile(delays, 0.95):5.2f} s",
+        flush=True,
+    )
+    return time.monotonic(), text
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return math.nan
@@ -151,6 +174,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=3)
     parser.add_argument("--changed", type=float, default=0.1, help="share of feeds per minute")
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout to benchmark")
+    parser.add_argument("--timeline", type=float, default=0, help="seconds a window")
+    parser.add_argument("--log", type=Path, help="keep the daemon's log in this file")
     args = parser.parse_args()
     root = args.root.resolve()
     CHECKOUT[0] = root
@@ -184,10 +209,13 @@ def main() -> None:
         cpu_before = sampler.cpu()
         minute = 0
         first_minute = ""  # the metrics at its end: the delays after it are told apart
+        window = (began, "")  # the timeline's window: its start and the metrics then
         try:
             while (elapsed := time.monotonic() - began) < args.minutes * 60:
                 if child.poll() is not None:
                     raise SystemExit(f"watcher run exited {child.returncode}")
+                if args.timeline and time.monotonic() - window[0] >= args.timeline:
+                    window = timeline(port, window, began)
                 if elapsed >= 60 * (minute + 1):
                     minute += 1
                     if minute == 1:
@@ -212,6 +240,8 @@ def main() -> None:
         pending = db.execute("SELECT count(*) FROM alerts WHERE status = 'pending'").fetchone()[0]
         db.close()
         missed = (folder / "daemon.log").read_text(errors="replace").count("job missed")
+        if args.log:
+            args.log.write_bytes((folder / "daemon.log").read_bytes())
     polls = counter(text, "watcher_polls_total", 'result="ok"')
     polls += counter(text, "watcher_polls_total", 'result="not_modified"')
     polls += counter(text, "watcher_polls_total", 'result="error"')
