@@ -13,12 +13,11 @@ one write transaction (watcher.intent says why that matters).
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import partial
+from typing import Any
 
 from watcher import envvars
 from watcher.decide.alerts import Outbox, throttle_windows
@@ -81,10 +80,28 @@ def request_for(
     rule_ids: dict[str, None] = {}
     for item, digest in zip(parsed.items, hashes, strict=True):
         found = tuple(m.rule_id for m in matches.get(match_key(item.guid, digest), ()))
-        items.append(ItemRef(item.guid, digest, found, functools.cache(partial(story_keys, item))))
+        items.append(ItemRef(item.guid, digest, found, _Once(story_keys, item)))
         rule_ids.update(dict.fromkeys(found))
     needs = tuple(_needs(rules[r], settings, now) for r in rule_ids if r in rules)
     return SnapshotRequest(feed_id, now, tuple(items), needs)
+
+
+class _Once:
+    """``fn(arg)``, worked out at the first call and kept (a lighter ``functools.cache``
+    for the one argument-less call a snapshot makes)."""
+
+    __slots__ = ("_arg", "_fn", "_value")
+    _value: Any
+
+    def __init__(self, fn: Callable[[Any], Any], arg: Any) -> None:
+        self._fn, self._arg = fn, arg
+
+    def __call__(self) -> Any:
+        try:
+            return self._value
+        except AttributeError:
+            self._value = self._fn(self._arg)
+            return self._value
 
 
 def _needs(rule: Rule, settings: Settings, now: datetime) -> RuleNeeds:

@@ -85,6 +85,7 @@ class Store:
         # A writer in another process that must not starve behind a busier one sets this
         # (deliver/beside.py): see ``_begin_asking``.
         self.asking: WriteTurn | None = None
+        self._depth = 0  # savepoints open inside the current transaction
         conn = self._connect_readonly(busy_timeout_s) if readonly else self._connect(busy_timeout_s)
         try:
             self.db = Database(conn)
@@ -178,7 +179,7 @@ class Store:
         """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on error; a savepoint when nested."""
         conn = self.db.conn
         if conn.in_transaction:
-            with self.db.atomic():
+            with self._savepoint(conn):
                 yield
             return
         if self.asking is None:
@@ -195,6 +196,24 @@ class Store:
         except BaseException:
             self.db.rollback()
             raise
+
+    @contextmanager
+    def _savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """A savepoint inside the open transaction: released, or rolled back to on error.
+        Named by depth (sqlite-utils' ``atomic`` draws a random name for each)."""
+        self._depth += 1
+        name = f"watcher_{self._depth}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        else:
+            conn.execute(f"RELEASE {name}")
+        finally:
+            self._depth -= 1
 
     def _begin_asking(self, turn: WriteTurn) -> None:
         """BEGIN IMMEDIATE with ``turn`` raised until the lock is ours, trying every
