@@ -5,18 +5,21 @@ A first poll of many feeds queues hundreds of alerts. Delivered after storing, i
 storing process, their messages (read back from the database, then rendered as e-mail,
 eml or webhook bodies under the GIL) added seconds at the end of the pass on one core.
 ``DeliveryProcess`` runs ``deliver_pending`` in a spawned process with its own runtime and
-database connection. Starting one costs about half a second of CPU, so it starts only
-once the poll has committed ``START_ALERTS`` alerts, or when the first ones committed have
-waited ``START_AFTER_S`` while the poll goes on (a poll that queues a few alerts delivers
-them in its own pass at the end, as a small poll always did; one that queues nothing
-starts none). Once started, the poll wakes it after each batch it commits that queued
-alerts, and lets its waiting write go first between two batches (``give_way``: SQLite's
-lock is not fair, and behind a poll that begins a transaction as soon as it commits one
-the process's outcomes waited seconds to be recorded). It builds, renders, sends and
-records them on the other core meanwhile. When the poll
-is done, ``finish`` has it make one last pass and hands back what it delivered; the poll
-then runs its own pass as before, which finds what is left (nothing, unless the process
-failed). The console channel stays with the poll: it prints in order with its summary.
+database connection. Starting one costs about half a second of CPU (its imports), so it
+starts only once the poll has committed ``START_ALERTS`` alerts. Alerts fewer than that
+which have waited ``START_AFTER_S`` while the poll goes on are delivered by a thread of
+the poll's own process instead, with its own connection: rendering one costs well under a
+millisecond, and a thread waits for a slow channel as well as a process does. A poll that
+ends before that delivers its few alerts in its own pass at the end, as a small poll
+always did; one that queues nothing starts neither. Once started, the poll wakes it
+after each batch it commits that queued alerts, and lets its waiting write go first
+between two batches (``give_way``: SQLite's lock is not fair, and behind a poll that
+begins a transaction as soon as it commits one the process's outcomes waited seconds to
+be recorded). It builds, renders, sends and records them on the other core meanwhile.
+When the poll is done, ``finish`` has it make one last pass and hands back what it
+delivered; the poll then runs its own pass as before, which finds what is left (nothing,
+unless the process failed). The console channel stays with the poll: it prints in order
+with its summary.
 
 The outbox's guarantees are ``deliver_pending``'s: an alert is marked ``sent`` only after
 its channel took it; the two writers (storing, recording outcomes) take turns through
@@ -44,7 +47,7 @@ log = logging.getLogger(__name__)
 OpenRuntime = Callable[[Settings], DeliveryContext]
 WAKE_S = 1.0  # a pass at least this often, woken or not
 FINISH_S = 600.0  # the longest a poll waits for the last pass before going on itself
-START_ALERTS = 50  # committed alerts that start the process at once
+START_ALERTS = 200  # committed alerts that start the process at once (else a thread may)
 START_AFTER_S = 2.0  # or how long the first committed alerts wait for it
 GIVE_WAY_S = 0.1  # the longest the poll waits for the process to take the write lock
 
@@ -69,7 +72,7 @@ class DeliveryProcess:
         level = logging.getLogger().level
         args = (open_runtime, settings, now, sorted(channels), level)
         self._process = context.Process(
-            target=_deliver_until_done,
+            target=_deliver_in_process,
             args=(*args, self._wake, self._done, self._asking, sender),
             name="watcher-deliver",
             daemon=True,
@@ -78,23 +81,38 @@ class DeliveryProcess:
         self._lock = threading.Lock()  # wake() comes from the poll and from the timer
         self._timer: threading.Timer | None = None
         self._finishing = False
+        # the thread that delivers instead, for a few alerts that waited (its report kept)
+        self._thread = threading.Thread(
+            target=lambda: self._thread_report.append(_deliver_until_done(*args, *self._events)),
+            name="watcher-deliver",
+            daemon=True,
+        )
+        self._thread_report: list[DeliveryReport] = []
+
+    @property
+    def _events(self) -> tuple[Any, Any, Any]:
+        return self._wake, self._done, self._asking
+
+    @property
+    def _started(self) -> bool:
+        return self._process.pid is not None or self._thread.ident is not None
 
     def queued(self, alerts: int) -> None:
         """The poll has committed ``alerts`` alerts so far: wake the process, or start it
-        when there are enough of them (else start it once they have waited a while)."""
-        if alerts >= START_ALERTS or self._process.pid is not None:
+        when there are enough of them (else a thread, once they have waited a while)."""
+        if alerts >= START_ALERTS or self._started:
             self.wake()
             return
         with self._lock:
             if self._timer is None and not self._finishing:
-                self._timer = threading.Timer(START_AFTER_S, self.wake)
+                self._timer = threading.Timer(START_AFTER_S, self._waited)
                 self._timer.daemon = True
                 self._timer.start()
 
     def give_way(self) -> None:
-        """Called by the poll between two transactions: when the process waits for the
-        write lock, wait (up to ``GIVE_WAY_S``) until it has it."""
-        if self._process.pid is None:
+        """Called by the poll between two transactions: when the process (or thread) waits
+        for the write lock, wait (up to ``GIVE_WAY_S``) until it has it."""
+        if not self._started:
             return
         deadline = time.monotonic() + GIVE_WAY_S
         while self._asking.is_set() and time.monotonic() < deadline:
@@ -105,22 +123,35 @@ class DeliveryProcess:
         with self._lock:
             if self._finishing:
                 return
-            if self._process.pid is None:
+            if not self._started:
                 self._process.start()
                 self._sender.close()  # the child's end; EOF here once it has gone
         self._wake.set()
 
+    def _waited(self) -> None:
+        """The first alerts waited ``START_AFTER_S``: deliver them on a thread, unless
+        the process started meanwhile."""
+        with self._lock:
+            if self._finishing:
+                return
+            if not self._started:
+                self._thread.start()
+        self._wake.set()
+
     def finish(self, timeout_s: float = FINISH_S) -> DeliveryReport:
-        """One last pass, then what the process delivered (empty if it failed or never
-        started)."""
+        """One last pass, then what the process (or thread) delivered (empty if it failed
+        or never started)."""
         with self._lock:
             self._finishing = True
             if self._timer is not None:
                 self._timer.cancel()
-        if self._process.pid is None:
+        if not self._started:
             return DeliveryReport()
         self._done.set()
         self._wake.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout_s)
+            return self._thread_report[0] if self._thread_report else DeliveryReport()
         report = DeliveryReport()
         try:
             if self._reports.poll(timeout_s):
@@ -148,7 +179,7 @@ def merge(first: DeliveryReport, then: DeliveryReport) -> DeliveryReport:
     )
 
 
-def _deliver_until_done(
+def _deliver_in_process(
     open_runtime: OpenRuntime,
     settings: Settings,
     now: datetime,
@@ -159,9 +190,32 @@ def _deliver_until_done(
     asking: Any,
     reports: multiprocessing.connection.Connection,
 ) -> None:
-    """The process: a pass whenever woken (or every WAKE_S), a last one once done."""
+    """The process: a pass whenever woken (or every WAKE_S), a last one once done; its
+    report goes back through ``reports``."""
     setup_logging(0, 0)
     logging.getLogger().setLevel(level)
+    total = DeliveryReport()
+    try:
+        total = _deliver_until_done(
+            open_runtime, settings, now, channels, level, wake, done, asking
+        )
+    finally:
+        reports.send(total)
+        reports.close()
+
+
+def _deliver_until_done(
+    open_runtime: OpenRuntime,
+    settings: Settings,
+    now: datetime,
+    channels: list[str],
+    level: int,
+    wake: Any,
+    done: Any,
+    asking: Any,
+) -> DeliveryReport:
+    """A pass whenever woken (or every WAKE_S), a last one once done; what was delivered.
+    Runs in the process, or on the poll's thread for a few alerts."""
     total = DeliveryReport()
     rt = open_runtime(settings)
     rt.store.asking = asking
@@ -180,5 +234,4 @@ def _deliver_until_done(
         total.bugs += 1
     finally:
         rt.store.close()
-        reports.send(total)
-        reports.close()
+    return total
