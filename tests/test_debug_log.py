@@ -54,7 +54,8 @@ def test_debug_log_shows_requests_answers_parsers_changes_and_matches(
     base = feed_server.url("")
     err = poll(project, "-vv")
     assert f"http request feed=wire method=GET url={base}/f.xml conditional=no" in err
-    assert "http answer feed=wire status=200 bytes=" in err
+    size = len(feed_server.routes["/f.xml"].body)
+    assert f"http answer feed=wire status=200 bytes={size} " in err  # the body parsed
     assert "etag='\"v1\"' cache_control='max-age=60'" in err
     assert "parsed feed=wire parser=lxml format=rss20 items=2" in err
     assert "parsed feed=rdf parser=feedparser format=rss10 items=1" in err

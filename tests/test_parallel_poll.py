@@ -8,6 +8,7 @@ from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -15,7 +16,8 @@ from tests.feedgen import Entry, rss
 from tests.servers import FeedServer
 from watcher.config import load_settings
 from watcher.poll import workers
-from watcher.poll.pipeline import PollReport, poll_feeds, select_feeds
+from watcher.poll.pipeline import PollReport, feed_options, poll_feeds, select_feeds
+from watcher.poll.result import fetch_and_parse
 from watcher.poll.runtime import Runtime, open_runtime
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -134,6 +136,21 @@ def test_second_pass_in_processes_is_not_modified(
     assert again.not_modified == 12 and again.new_items == 0 and len(again.failed) == 2
     polls = pooled.store.db.execute("SELECT count(*) FROM polls").fetchone()[0]
     assert polls == 2 * 14
+
+
+def test_a_worker_hands_back_the_parsed_feed_without_its_raw_body_but_its_size(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    rt = open_for(tmp_path / "one", serve_feeds(feed_server, 1))
+    feed = next(f for f in select_feeds(rt, NOW, all_feeds=True) if f.name == "feed-00")
+    body = feed_server.routes[urlsplit(feed.url).path].body
+    result = workers.poll_job(
+        rt.session, (feed, feed_options(rt.settings, feed)), rt.compiled, 10**6, fetch_and_parse
+    )
+    rt.store.close()
+    assert result.parsed is not None and len(result.parsed.items) == 5
+    assert result.fetched is not None and result.fetched.content == b""  # not pickled back
+    assert result.fetched.size == len(body)  # still told in the debug log
 
 
 def test_bounded_keeps_at_most_window_chunks_in_flight() -> None:

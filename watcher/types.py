@@ -236,10 +236,16 @@ class Fetched:
     last_modified: str | None = None
     permanent_redirect: str | None = None  # new URL when every redirect was permanent
     headers: Mapping[str, str] = field(default_factory=dict)
+    dropped: int = 0  # bytes of ``content`` let go once parsed (a worker's result)
 
     @property
     def not_modified(self) -> bool:
         return self.status == 304
+
+    @property
+    def size(self) -> int:
+        """Bytes of the response body, whether or not ``content`` still holds them."""
+        return len(self.content) + self.dropped
 
 
 @dataclass(frozen=True)

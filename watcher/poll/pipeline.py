@@ -582,7 +582,7 @@ def log_exchange(result: FeedResult) -> None:
         "http answer feed=%s status=%d bytes=%d%s%s",
         feed.name,
         fetched.status,
-        len(fetched.content),
+        fetched.size,
         f" {cache}" if cache else "",
         moved,
     )

@@ -67,7 +67,8 @@ def fetch_and_parse(
             if envvars.has_references(feed.url):  # links are never resolved into the secret
                 base = without_credentials(base)
             result.parsed = _parse(result.fetched, base, options)
-            result.fetched = replace(result.fetched, content=b"")  # parsed: the body may go
+            fetched = result.fetched  # parsed: the body may go (its size is kept for the log)
+            result.fetched = replace(fetched, content=b"", dropped=fetched.size)
     except FeedError as e:
         result.error = str(e.message)
         result.http_status = e.http_status or result.http_status
@@ -105,7 +106,7 @@ def parse_pushed(
     try:
         base = feed.url if not envvars.has_references(feed.url) else without_credentials(feed.url)
         result.parsed = _parse(fetched, base, options)
-        result.fetched = replace(fetched, content=b"")
+        result.fetched = replace(fetched, content=b"", dropped=fetched.size)
         result.http_status = 200
     except FeedError as e:
         result.error = str(e.message)
