@@ -285,8 +285,12 @@ def test_feeds_a_quick_poll_all_left_due_together_are_spread_by_the_daemon(
     moved = next(line for line in d.log if "spread feeds=" in line)
     assert int(moved.split("spread feeds=")[1].split()[0]) >= 20
     wait_for(lambda: all(hits(feed_server, f"/{n}.xml") >= 2 for n in names), "every poll")
-    with Store(project / "w.db") as store:  # each polled again: due again later than before
-        assert all(r["next_poll_at"] > due[r["name"]] for r in store.db["feeds"].rows)
+
+    def due_later() -> bool:  # each poll stored: due again later than before
+        with Store(project / "w.db") as store:
+            return all(r["next_poll_at"] > due[r["name"]] for r in store.db["feeds"].rows)
+
+    wait_for(due_later, "every poll to be stored")
     assert d.stop() == 0
 
 
