@@ -236,7 +236,7 @@ class Fetched:
     last_modified: str | None = None
     permanent_redirect: str | None = None  # new URL when every redirect was permanent
     headers: Mapping[str, str] = field(default_factory=dict)
-    dropped: int = 0  # bytes of ``content`` let go once parsed (a worker's result)
+    dropped: int = 0  # bytes of ``content`` let go once it was parsed
 
     @property
     def not_modified(self) -> bool:

@@ -150,7 +150,9 @@ class DeliveryProcess:
         self._done.set()
         self._wake.set()
         if self._thread.ident is not None:
-            self._thread.join(timeout_s)
+            # no timeout: a thread cannot be stopped as the process is, and the poll's own
+            # pass must not send beside it; each pass ends within its channels' timeouts
+            self._thread.join()
             return self._thread_report[0] if self._thread_report else DeliveryReport()
         report = DeliveryReport()
         try:
