@@ -34,7 +34,7 @@ import multiprocessing.connection
 import threading
 import time
 from collections.abc import Callable, Collection
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,11 +69,10 @@ class DeliveryProcess:
         self._done = context.Event()
         self._asking = context.Event()  # raised while the process waits to write
         self._reports, sender = context.Pipe(duplex=False)
-        level = logging.getLogger().level
-        args = (open_runtime, settings, now, sorted(channels), level)
+        work = _Work(open_runtime, settings, now, sorted(channels), logging.getLogger().level)
         self._process = context.Process(
             target=_deliver_in_process,
-            args=(*args, self._wake, self._done, self._asking, sender),
+            args=(work, self._wake, self._done, self._asking, sender),
             name="watcher-deliver",
             daemon=True,
         )
@@ -83,7 +82,7 @@ class DeliveryProcess:
         self._finishing = False
         # the thread that delivers instead, for a few alerts that waited (its report kept)
         self._thread = threading.Thread(
-            target=lambda: self._thread_report.append(_deliver_until_done(*args, *self._events)),
+            target=lambda: self._thread_report.append(_deliver_until_done(work, *self._events)),
             name="watcher-deliver",
             daemon=True,
         )
@@ -181,45 +180,37 @@ def merge(first: DeliveryReport, then: DeliveryReport) -> DeliveryReport:
     )
 
 
+@dataclass(frozen=True)
+class _Work:
+    """What the delivery passes need (picklable: ``open_runtime`` is pickled by name)."""
+
+    open_runtime: OpenRuntime
+    settings: Settings
+    now: datetime
+    channels: list[str]
+    level: int  # the poll's log level
+
+
 def _deliver_in_process(
-    open_runtime: OpenRuntime,
-    settings: Settings,
-    now: datetime,
-    channels: list[str],
-    level: int,
-    wake: Any,
-    done: Any,
-    asking: Any,
-    reports: multiprocessing.connection.Connection,
+    work: _Work, wake: Any, done: Any, asking: Any, reports: multiprocessing.connection.Connection
 ) -> None:
     """The process: a pass whenever woken (or every WAKE_S), a last one once done; its
     report goes back through ``reports``."""
     setup_logging(0, 0)
-    logging.getLogger().setLevel(level)
+    logging.getLogger().setLevel(work.level)
     total = DeliveryReport()
     try:
-        total = _deliver_until_done(
-            open_runtime, settings, now, channels, level, wake, done, asking
-        )
+        total = _deliver_until_done(work, wake, done, asking)
     finally:
         reports.send(total)
         reports.close()
 
 
-def _deliver_until_done(
-    open_runtime: OpenRuntime,
-    settings: Settings,
-    now: datetime,
-    channels: list[str],
-    level: int,
-    wake: Any,
-    done: Any,
-    asking: Any,
-) -> DeliveryReport:
+def _deliver_until_done(work: _Work, wake: Any, done: Any, asking: Any) -> DeliveryReport:
     """A pass whenever woken (or every WAKE_S), a last one once done; what was delivered.
     Runs in the process, or on the poll's thread for a few alerts."""
     total = DeliveryReport()
-    rt = open_runtime(settings)
+    rt = work.open_runtime(work.settings)
     rt.store.asking = asking
     parent = multiprocessing.parent_process()
     try:
@@ -227,8 +218,8 @@ def _deliver_until_done(
             wake.wait(WAKE_S)
             wake.clear()
             finishing = done.is_set() or (parent is not None and not parent.is_alive())
-            at = max(now, datetime.now(UTC).replace(microsecond=0))  # a pass's own time
-            total = merge(total, deliver_pending(rt, at, channels=channels))
+            at = max(work.now, datetime.now(UTC).replace(microsecond=0))  # a pass's own time
+            total = merge(total, deliver_pending(rt, at, channels=work.channels))
             if finishing:
                 break
     except Exception:  # a bug here: the poll's own pass delivers the rest
