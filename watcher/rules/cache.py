@@ -23,7 +23,6 @@ from pathlib import Path
 
 from watcher import __version__
 from watcher.picklefile import read_pair, write_pickle
-from watcher.rules.load import load_rules
 from watcher.rules.match import SCAN_BUILT, CompiledRules, compile_rules
 from watcher.types import Rule
 
@@ -72,6 +71,8 @@ def load_compiled(
     cached = _read(folder / f"rules-{key}.pickle") if folder is not None and key else None
     if cached is not None:
         return cached
+    from watcher.rules.load import load_rules  # on a miss only: YAML and the stemmers
+
     rules = load_rules(list(paths), channels=channels)
     compiled = compile_rules(rules)
     if folder is not None and key:

@@ -18,10 +18,9 @@ import operator
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import ahocorasick
-import snowballstemmer
 
 from watcher.rules.query import (
     And,
@@ -41,6 +40,9 @@ from watcher.rules.query import (
 )
 from watcher.text import is_unspaced, spaced, tokenize_spans
 from watcher.types import FeedState, Hit, Match, MatchItem, ParsedItem, Rule, StoredItem
+
+if TYPE_CHECKING:
+    import snowballstemmer
 
 try:
     from watcher._scan import Found
@@ -89,6 +91,8 @@ class _Stems:
                 cache.clear()
             stemmer = self._stemmers.get(language)
             if stemmer is None:
+                import snowballstemmer  # on use: most rule sets stem nothing
+
                 stemmer = self._stemmers[language] = snowballstemmer.stemmer(language)
             cache.update(zip(missing, stemmer.stemWords(missing), strict=True))
         return [cache[t] for t in tokens]
